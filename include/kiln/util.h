@@ -1,0 +1,168 @@
+/* kiln util: errors, cleanup helpers, buffers, logging, files, digests.
+ *
+ * Every fallible function returns int (0 ok, -1 error) and fills a
+ * struct kiln_err ** exactly once; callers add context with kiln_err_prefix
+ * while the error travels up, and only main prints it. */
+#ifndef KILN_UTIL_H
+#define KILN_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* ---------- errors ---------- */
+
+/* The domain decides the process exit code (see kiln_err_exit_code and
+ * `kiln --help`). */
+enum kiln_err_domain {
+        KILN_ERR_INTERNAL = 1, /* bug or unexpected failure */
+        KILN_ERR_USAGE,        /* bad command line or reference */
+        KILN_ERR_SYSTEM,       /* a system call failed; code is errno */
+        KILN_ERR_NOT_FOUND,    /* image, tag, blob or platform does not exist */
+        KILN_ERR_AUTH,         /* credentials missing or refused */
+        KILN_ERR_NETWORK,      /* connection, TLS, or an unexpected HTTP status */
+        KILN_ERR_DIGEST,       /* content does not match its digest */
+        KILN_ERR_FORMAT,       /* malformed manifest, config, JSON, archive */
+        KILN_ERR_SPEC,         /* invalid ImageSpec */
+        KILN_ERR_BUILD,        /* a build step failed */
+};
+
+struct kiln_err {
+        enum kiln_err_domain domain;
+        int code; /* errno for SYSTEM, HTTP status for NETWORK/AUTH/NOT_FOUND, else 0 */
+        char *msg;
+};
+
+/* All return -1 so callers can write `return kiln_err_set(...)`. Setting an
+ * error when *err is already set keeps the first one (it is the cause). */
+__attribute__((format(printf, 4, 5))) int
+kiln_err_set(struct kiln_err **err, enum kiln_err_domain domain, int code, const char *fmt, ...);
+/* Uses errno as the code and appends strerror(errno). */
+__attribute__((format(printf, 2, 3))) int kiln_err_sys(struct kiln_err **err, const char *fmt, ...);
+/* Prepends "context: " to the message. No-op when err is NULL or unset. */
+__attribute__((format(printf, 2, 3))) int kiln_err_prefix(struct kiln_err **err, const char *fmt,
+                                                          ...);
+void kiln_err_free(struct kiln_err *e);
+void kiln_err_clear(struct kiln_err **err);
+int kiln_err_exit_code(const struct kiln_err *e);
+const char *kiln_err_domain_name(enum kiln_err_domain d);
+
+/* ---------- cleanup helpers ---------- */
+
+#define steal_pointer(pp)                                                                          \
+        ({                                                                                         \
+                __typeof__(*(pp)) _stolen = *(pp);                                                 \
+                *(pp) = NULL;                                                                      \
+                _stolen;                                                                           \
+        })
+#define steal_fd(fdp)                                                                              \
+        ({                                                                                         \
+                int _fd = *(fdp);                                                                  \
+                *(fdp) = -1;                                                                       \
+                _fd;                                                                               \
+        })
+
+void kiln_freep(void *p);
+void kiln_closep(int *fd);
+void kiln_fclosep(FILE **f);
+void kiln_err_freep(struct kiln_err **e);
+void kiln_strv_freep(char ***v);
+
+#define _cleanup_(f)     __attribute__((cleanup(f)))
+#define _cleanup_free_   _cleanup_(kiln_freep)
+#define _cleanup_close_  _cleanup_(kiln_closep)
+#define _cleanup_fclose_ _cleanup_(kiln_fclosep)
+#define _cleanup_err_    _cleanup_(kiln_err_freep)
+#define _cleanup_strv_   _cleanup_(kiln_strv_freep)
+
+/* ---------- memory and strings ---------- */
+
+/* Abort on out-of-memory: kiln cannot do anything useful without memory and
+ * threading ENOMEM through every string operation hides real errors. */
+void *kiln_xmalloc(size_t n);
+void *kiln_xcalloc(size_t n, size_t m);
+void *kiln_xrealloc(void *p, size_t n);
+char *kiln_xstrdup(const char *s);
+char *kiln_xstrndup(const char *s, size_t n);
+__attribute__((format(printf, 1, 2))) char *kiln_xasprintf(const char *fmt, ...);
+char *kiln_xvasprintf(const char *fmt, va_list ap);
+
+bool kiln_str_has_prefix(const char *s, const char *prefix);
+bool kiln_str_has_suffix(const char *s, const char *suffix);
+bool kiln_str_case_prefix(const char *s, const char *prefix);
+size_t kiln_strv_len(char *const *v);
+void kiln_strv_free(char **v);
+
+/* Growable byte buffer; data is always NUL-terminated for convenience. */
+struct kiln_buf {
+        char *data;
+        size_t len;
+        size_t cap;
+};
+void kiln_buf_append(struct kiln_buf *b, const void *p, size_t n);
+void kiln_buf_puts(struct kiln_buf *b, const char *s);
+__attribute__((format(printf, 2, 3))) void kiln_buf_printf(struct kiln_buf *b, const char *fmt,
+                                                           ...);
+void kiln_buf_release(struct kiln_buf *b);
+char *kiln_buf_steal(struct kiln_buf *b);
+void kiln_buf_releasep(struct kiln_buf *b);
+#define _cleanup_buf_ _cleanup_(kiln_buf_releasep)
+
+/* ---------- files ---------- */
+
+/* Reads a whole file, refusing files larger than max bytes. */
+int kiln_read_file(const char *path, size_t max, struct kiln_buf *out, struct kiln_err **err);
+int kiln_read_fd(int fd, const char *what, size_t max, struct kiln_buf *out, struct kiln_err **err);
+/* Writes data to path atomically: temp file in the same directory, fsync,
+ * rename. Readers see the old content or the new, never a torn file. */
+int kiln_write_file_atomic(const char *path, const void *data, size_t len, int mode,
+                           struct kiln_err **err);
+int kiln_write_all(int fd, const void *data, size_t len);
+int kiln_mkdir_p(const char *path, int mode, struct kiln_err **err);
+/* Removes a tree without following symlinks. ENOENT is not an error. */
+int kiln_rm_rf(const char *path, struct kiln_err **err);
+/* Makes a unique temporary sibling path of `path` ("path.tmp-XXXXXX"). */
+char *kiln_tmp_sibling(const char *path);
+
+/* ---------- digests ---------- */
+
+#define KILN_SHA256_HEX_LEN 64
+#define KILN_DIGEST_MAX     (7 + KILN_SHA256_HEX_LEN + 1) /* "sha256:" + hex + NUL */
+
+struct kiln_sha256; /* opaque streaming hasher */
+struct kiln_sha256 *kiln_sha256_new(void);
+void kiln_sha256_update(struct kiln_sha256 *h, const void *p, size_t n);
+/* Writes "sha256:<hex>" into out (KILN_DIGEST_MAX bytes). */
+void kiln_sha256_final(struct kiln_sha256 *h, char out[KILN_DIGEST_MAX]);
+void kiln_sha256_free(struct kiln_sha256 *h);
+void kiln_sha256_freep(struct kiln_sha256 **h);
+#define _cleanup_sha256_ _cleanup_(kiln_sha256_freep)
+void kiln_sha256_digest(const void *p, size_t n, char out[KILN_DIGEST_MAX]);
+int kiln_sha256_file(const char *path, char out[KILN_DIGEST_MAX], struct kiln_err **err);
+
+/* Validates "algorithm:encoded" as the OCI image spec defines digests; only
+ * sha256 (64 lowercase hex) and sha512 (128) are accepted. */
+int kiln_digest_validate(const char *digest, struct kiln_err **err);
+/* Returns the hex part of a valid digest (pointer into digest). */
+const char *kiln_digest_hex(const char *digest);
+
+/* ---------- logging and progress ---------- */
+
+enum kiln_log_level { KILN_LOG_QUIET = 0, KILN_LOG_INFO = 1, KILN_LOG_DEBUG = 2 };
+void kiln_log_set_level(enum kiln_log_level l);
+enum kiln_log_level kiln_log_get_level(void);
+/* Informational lines to stderr (suppressed by -q). */
+__attribute__((format(printf, 1, 2))) void kiln_info(const char *fmt, ...);
+__attribute__((format(printf, 1, 2))) void kiln_warn(const char *fmt, ...);
+__attribute__((format(printf, 1, 2))) void kiln_debug(const char *fmt, ...);
+
+/* Human-readable sizes ("12.3 MiB"); writes into buf of n bytes. */
+const char *kiln_human_size(uint64_t bytes, char *buf, size_t n);
+/* Monotonic clock in nanoseconds. */
+uint64_t kiln_now_ns(void);
+
+#endif

@@ -1,0 +1,250 @@
+#include "kiln/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct kiln_store {
+        char *root;
+        char *blobs; /* ROOT/blobs/sha256 */
+        char *tmp;   /* ROOT/tmp */
+};
+
+static char *default_root(void)
+{
+        const char *v = getenv("KILN_CACHE");
+        if (v && *v)
+                return kiln_xstrdup(v);
+        v = getenv("XDG_CACHE_HOME");
+        if (v && *v)
+                return kiln_xasprintf("%s/kiln", v);
+        v = getenv("HOME");
+        return kiln_xasprintf("%s/.cache/kiln", v && *v ? v : "/tmp");
+}
+
+int kiln_store_open(const char *root, struct kiln_store **out, struct kiln_err **err)
+{
+        struct kiln_store *s = kiln_xcalloc(1, sizeof(*s));
+        s->root = root ? kiln_xstrdup(root) : default_root();
+        s->blobs = kiln_xasprintf("%s/blobs/sha256", s->root);
+        s->tmp = kiln_xasprintf("%s/tmp", s->root);
+        if (kiln_mkdir_p(s->blobs, 0755, err) < 0 || kiln_mkdir_p(s->tmp, 0755, err) < 0) {
+                kiln_err_prefix(err, "open cache %s", s->root);
+                kiln_store_free(s);
+                return -1;
+        }
+        *out = s;
+        return 0;
+}
+
+void kiln_store_free(struct kiln_store *s)
+{
+        if (!s)
+                return;
+        free(s->root);
+        free(s->blobs);
+        free(s->tmp);
+        free(s);
+}
+
+void kiln_store_freep(struct kiln_store **s)
+{
+        kiln_store_free(*s);
+        *s = NULL;
+}
+
+const char *kiln_store_root(const struct kiln_store *s)
+{
+        return s->root;
+}
+
+char *kiln_store_blob_path(const struct kiln_store *s, const char *digest)
+{
+        return kiln_xasprintf("%s/%s", s->blobs, kiln_digest_hex(digest));
+}
+
+/* Only sha256 is stored: it is what every registry and builder produces, and
+ * one algorithm keeps names unique. */
+static int check_digest(const char *digest, struct kiln_err **err)
+{
+        if (kiln_digest_validate(digest, err) < 0)
+                return -1;
+        if (!kiln_str_has_prefix(digest, "sha256:"))
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                                    "%.20s…: only sha256 blobs are supported", digest);
+        return 0;
+}
+
+bool kiln_store_has(const struct kiln_store *s, const char *digest, int64_t size)
+{
+        if (check_digest(digest, NULL) < 0)
+                return false;
+        _cleanup_free_ char *p = kiln_store_blob_path(s, digest);
+        struct stat st;
+        if (stat(p, &st) < 0 || !S_ISREG(st.st_mode))
+                return false;
+        return size < 0 || st.st_size == size;
+}
+
+int kiln_store_open_blob(const struct kiln_store *s, const char *digest, int *fd, uint64_t *size,
+                         struct kiln_err **err)
+{
+        if (check_digest(digest, err) < 0)
+                return -1;
+        _cleanup_free_ char *p = kiln_store_blob_path(s, digest);
+        _cleanup_close_ int f = open(p, O_RDONLY | O_CLOEXEC);
+        if (f < 0) {
+                if (errno == ENOENT)
+                        return kiln_err_set(err, KILN_ERR_NOT_FOUND, 0,
+                                            "blob %s is not in the cache %s", digest, s->root);
+                return kiln_err_sys(err, "open blob %s", p);
+        }
+        struct stat st;
+        if (fstat(f, &st) < 0)
+                return kiln_err_sys(err, "stat blob %s", p);
+        if (size)
+                *size = (uint64_t)st.st_size;
+        *fd = steal_fd(&f);
+        return 0;
+}
+
+int kiln_store_read(const struct kiln_store *s, const char *digest, size_t max,
+                    struct kiln_buf *out, struct kiln_err **err)
+{
+        _cleanup_close_ int fd = -1;
+        if (kiln_store_open_blob(s, digest, &fd, NULL, err) < 0)
+                return -1;
+        if (kiln_read_fd(fd, digest, max, out, err) < 0)
+                return -1;
+        char got[KILN_DIGEST_MAX];
+        kiln_sha256_digest(out->data, out->len, got);
+        if (strcmp(got, digest) != 0)
+                return kiln_err_set(err, KILN_ERR_DIGEST, 0,
+                                    "cached blob %s is corrupt (content hashes to %s)", digest,
+                                    got);
+        return 0;
+}
+
+struct kiln_blob_writer {
+        struct kiln_store *store;
+        char *expected;
+        int64_t expected_size;
+        char *tmp_path;
+        int fd;
+        uint64_t size;
+        struct kiln_sha256 *hash;
+        bool committed;
+};
+
+int kiln_blob_writer_new(struct kiln_store *s, const char *expected, int64_t expected_size,
+                         struct kiln_blob_writer **out, struct kiln_err **err)
+{
+        if (expected && check_digest(expected, err) < 0)
+                return -1;
+        _cleanup_blob_writer_ struct kiln_blob_writer *w = kiln_xcalloc(1, sizeof(*w));
+        w->store = s;
+        w->expected = expected ? kiln_xstrdup(expected) : NULL;
+        w->expected_size = expected_size;
+        w->fd = -1;
+        w->tmp_path = kiln_xasprintf("%s/blob-XXXXXX", s->tmp);
+        w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
+        if (w->fd < 0) {
+                free(w->tmp_path);
+                w->tmp_path = NULL;
+                return kiln_err_sys(err, "create temporary blob in %s", s->tmp);
+        }
+        w->hash = kiln_sha256_new();
+        *out = steal_pointer(&w);
+        return 0;
+}
+
+int kiln_blob_writer_write(struct kiln_blob_writer *w, const void *p, size_t n,
+                           struct kiln_err **err)
+{
+        if (w->expected_size >= 0 && w->size + n > (uint64_t)w->expected_size)
+                return kiln_err_set(
+                    err, KILN_ERR_DIGEST, 0, "blob %s: more data than its declared size %lld",
+                    w->expected ? w->expected : "(new)", (long long)w->expected_size);
+        if (kiln_write_all(w->fd, p, n) < 0)
+                return kiln_err_sys(err, "write %s", w->tmp_path);
+        kiln_sha256_update(w->hash, p, n);
+        w->size += n;
+        return 0;
+}
+
+uint64_t kiln_blob_writer_size(const struct kiln_blob_writer *w)
+{
+        return w->size;
+}
+
+int kiln_blob_writer_reset(struct kiln_blob_writer *w, struct kiln_err **err)
+{
+        if (ftruncate(w->fd, 0) < 0 || lseek(w->fd, 0, SEEK_SET) < 0)
+                return kiln_err_sys(err, "reset %s", w->tmp_path);
+        kiln_sha256_free(w->hash);
+        w->hash = kiln_sha256_new();
+        w->size = 0;
+        return 0;
+}
+
+int kiln_blob_writer_commit(struct kiln_blob_writer *w, char out[KILN_DIGEST_MAX],
+                            struct kiln_err **err)
+{
+        char got[KILN_DIGEST_MAX];
+        kiln_sha256_final(w->hash, got);
+        if (w->expected && strcmp(got, w->expected) != 0)
+                return kiln_err_set(err, KILN_ERR_DIGEST, 0,
+                                    "content does not match its digest: expected %s, got %s",
+                                    w->expected, got);
+        if (w->expected_size >= 0 && w->size != (uint64_t)w->expected_size)
+                return kiln_err_set(err, KILN_ERR_DIGEST, 0,
+                                    "blob %s: got %llu bytes, expected %lld", got,
+                                    (unsigned long long)w->size, (long long)w->expected_size);
+        if (fchmod(w->fd, 0444) < 0 || fsync(w->fd) < 0)
+                return kiln_err_sys(err, "flush %s", w->tmp_path);
+        _cleanup_free_ char *dst = kiln_store_blob_path(w->store, got);
+        if (rename(w->tmp_path, dst) < 0)
+                return kiln_err_sys(err, "publish blob %s", dst);
+        w->committed = true;
+        if (out)
+                memcpy(out, got, KILN_DIGEST_MAX);
+        return 0;
+}
+
+void kiln_blob_writer_free(struct kiln_blob_writer *w)
+{
+        if (!w)
+                return;
+        if (w->fd >= 0)
+                close(w->fd);
+        if (w->tmp_path && !w->committed)
+                unlink(w->tmp_path);
+        kiln_sha256_free(w->hash);
+        free(w->tmp_path);
+        free(w->expected);
+        free(w);
+}
+
+void kiln_blob_writer_freep(struct kiln_blob_writer **w)
+{
+        kiln_blob_writer_free(*w);
+        *w = NULL;
+}
+
+int kiln_store_put(struct kiln_store *s, const void *data, size_t len, char out[KILN_DIGEST_MAX],
+                   struct kiln_err **err)
+{
+        char d[KILN_DIGEST_MAX];
+        kiln_sha256_digest(data, len, d);
+        if (out)
+                memcpy(out, d, KILN_DIGEST_MAX);
+        if (kiln_store_has(s, d, (int64_t)len))
+                return 0;
+        _cleanup_blob_writer_ struct kiln_blob_writer *w = NULL;
+        if (kiln_blob_writer_new(s, d, (int64_t)len, &w, err) < 0 ||
+            kiln_blob_writer_write(w, data, len, err) < 0 ||
+            kiln_blob_writer_commit(w, NULL, err) < 0)
+                return -1;
+        return 0;
+}

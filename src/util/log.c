@@ -1,0 +1,75 @@
+#include "kiln/util.h"
+
+#include <time.h>
+
+static enum kiln_log_level level = KILN_LOG_INFO;
+
+void kiln_log_set_level(enum kiln_log_level l)
+{
+        level = l;
+}
+
+enum kiln_log_level kiln_log_get_level(void)
+{
+        return level;
+}
+
+static void vlog(const char *prefix, const char *fmt, va_list ap)
+{
+        /* One write per line so concurrent workers never interleave mid-line. */
+        _cleanup_free_ char *line = kiln_xvasprintf(fmt, ap);
+        _cleanup_free_ char *full = kiln_xasprintf("%s%s\n", prefix, line);
+        fputs(full, stderr);
+        fflush(stderr);
+}
+
+void kiln_info(const char *fmt, ...)
+{
+        if (level < KILN_LOG_INFO)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vlog("", fmt, ap);
+        va_end(ap);
+}
+
+void kiln_warn(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vlog("kiln: warning: ", fmt, ap);
+        va_end(ap);
+}
+
+void kiln_debug(const char *fmt, ...)
+{
+        if (level < KILN_LOG_DEBUG)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vlog("kiln: debug: ", fmt, ap);
+        va_end(ap);
+}
+
+const char *kiln_human_size(uint64_t bytes, char *buf, size_t n)
+{
+        static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+        double v = (double)bytes;
+        unsigned u = 0;
+        while (v >= 1024 && u < 4) {
+                v /= 1024;
+                u++;
+        }
+        if (u == 0)
+                snprintf(buf, n, "%llu B", (unsigned long long)bytes);
+        else
+                snprintf(buf, n, "%.1f %s", v, units[u]);
+        return buf;
+}
+
+uint64_t kiln_now_ns(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
