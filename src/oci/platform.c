@@ -250,8 +250,8 @@ int kiln_oci_platform_from_json(json_t *obj, struct kiln_platform *out, struct k
                 bool required;
                 size_t off;
         } fields[] = {
-            {"os", true, offsetof(struct kiln_platform, os)},
             {"architecture", true, offsetof(struct kiln_platform, architecture)},
+            {"os", true, offsetof(struct kiln_platform, os)},
             {"variant", false, offsetof(struct kiln_platform, variant)},
             {"os.version", false, offsetof(struct kiln_platform, os_version)},
         };
