@@ -268,6 +268,8 @@ bool kiln_challenge_is(const struct kiln_challenge *c, const char *scheme)
 int kiln_token_parse(const char *body, size_t len, struct kiln_token *out, struct kiln_err **err)
 {
         memset(out, 0, sizeof(*out));
+        if (!body)
+                body = "", len = 0;
         if (len > TOKEN_BODY_MAX)
                 return kiln_err_set(err, KILN_ERR_AUTH, 0,
                                     "token response is larger than the %d-byte limit",
