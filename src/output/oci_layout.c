@@ -120,8 +120,8 @@ static int copy_blob(struct kiln_store *store, const char *digest, const char *d
 }
 
 /* A hardlink shares the store's read-only inode: no copy, no extra space.
- * Readers (skopeo, umoci) only read blobs and replace them by rename, so
- * the 0444 mode is harmless. */
+ * skopeo and umoci read blobs, and write configs and layers to a temp file
+ * renamed into place, so the 0444 mode is harmless for those. */
 static int link_blob(struct kiln_store *store, const char *digest, const char *dst,
                      struct kiln_err **err)
 {
@@ -152,9 +152,15 @@ static int write_blob(struct kiln_store *store, const char *dir, const struct ki
          * the blob (a layout we or skopeo wrote earlier). */
         if (lstat(dst, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == b->size)
                 return 0;
-        int r = link_blob(store, b->digest, dst, err);
-        if (r <= 0)
-                return r;
+        /* Manifests and indexes are copied: skopeo (containers/image) rewrites
+         * an existing manifest in place when it copies an image into a layout
+         * that has it, which fails on a read-only file and, as root, would
+         * write through the link into the store. They are small. */
+        if (!b->document) {
+                int r = link_blob(store, b->digest, dst, err);
+                if (r <= 0)
+                        return r;
+        }
         return copy_blob(store, b->digest, dst, err);
 }
 

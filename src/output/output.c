@@ -145,7 +145,7 @@ void kiln_output_blobs_release(struct kiln_output_blobs *b)
         memset(b, 0, sizeof(*b));
 }
 
-static void blobs_add(struct kiln_output_blobs *b, const char *digest, int64_t size)
+static void blobs_add(struct kiln_output_blobs *b, const char *digest, int64_t size, bool document)
 {
         for (size_t i = 0; i < b->n; i++)
                 if (!strcmp(b->v[i].digest, digest))
@@ -156,6 +156,7 @@ static void blobs_add(struct kiln_output_blobs *b, const char *digest, int64_t s
         }
         b->v[b->n].digest = kiln_xstrdup(digest);
         b->v[b->n].size = size;
+        b->v[b->n].document = document;
         b->n++;
 }
 
@@ -185,7 +186,7 @@ static int need_blob(struct kiln_store *store, const struct kiln_output_desc *d,
                                     "cached blob %s (%s of %s) does not have the size %lld the "
                                     "manifest gives",
                                     d->digest, kind, owner, (long long)d->size);
-        blobs_add(out, d->digest, d->size);
+        blobs_add(out, d->digest, d->size, false);
         return 0;
 }
 
@@ -216,7 +217,7 @@ static int walk(struct kiln_store *store, const char *declared_mt, const char *d
                 out->top_media_type = d.media_type ? kiln_xstrdup(d.media_type) : NULL;
                 out->top_size = (int64_t)doc.len;
         }
-        blobs_add(out, digest, (int64_t)doc.len);
+        blobs_add(out, digest, (int64_t)doc.len, true);
         int rc = 0;
         if (d.is_index) {
                 for (size_t i = 0; rc == 0 && i < d.n_children; i++) {

@@ -50,6 +50,7 @@ bool kiln_output_mt_is_index(const char *mt);
 struct kiln_output_blob {
         char *digest;
         int64_t size;
+        bool document; /* manifest or index (not config or layer) */
 };
 struct kiln_output_blobs {
         struct kiln_output_blob *v;

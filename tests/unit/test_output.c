@@ -379,6 +379,14 @@ static void test_oci_layout(void)
         CHECK(stat(lp, &a) == 0 && stat(sp, &b) == 0 && a.st_ino == b.st_ino,
               "layer blob is a hardlink of the store's");
 
+        /* Manifests are copies (tools rewrite them in place), never links. */
+        _cleanup_free_ char *mp =
+            kiln_xasprintf("%s/blobs/sha256/%s", dir, kiln_digest_hex(img_amd64.manifest));
+        _cleanup_free_ char *smp = kiln_store_blob_path(store, img_amd64.manifest);
+        CHECK(stat(mp, &a) == 0 && stat(smp, &b) == 0 && a.st_ino != b.st_ino &&
+                  (a.st_mode & 0777) == 0644,
+              "manifest blob is a 0644 copy");
+
         /* Second tag: the index, into the same layout. */
         struct kiln_descriptor itop = desc(KILN_MT_OCI_INDEX, index_digest, index_len);
         d.tag = "multi";
@@ -446,6 +454,31 @@ static void test_oci_layout(void)
                 _cleanup_free_ char *c3 =
                     kiln_xasprintf("umoci unpack --rootless --image %s:v1 %s", dir, bundle);
                 CHECK(run(c3) == 0, "umoci unpack");
+                /* skopeo writing into the layout must not touch the store. */
+                _cleanup_free_ char *c4 =
+                    kiln_xasprintf("skopeo copy -q oci:%s:v1 oci:%s:copied", dir, dir);
+                CHECK(run(c4) == 0, "skopeo copy into the same layout");
+                _cleanup_buf_ struct kiln_buf sb = {0};
+                CHECK(kiln_store_read(store, img_arm64.manifest, KILN_MANIFEST_MAX, &sb, NULL) == 0,
+                      "store intact");
+                /* And kiln reads what skopeo wrote: an oci-archive of it. */
+                _cleanup_free_ char *sk = kiln_xasprintf("%s/skopeo.oci.tar", root);
+                _cleanup_free_ char *c5 =
+                    kiln_xasprintf("skopeo copy -q oci:%s:v1 oci-archive:%s:sk", dir, sk);
+                CHECK(run(c5) == 0, "skopeo copy to oci-archive");
+                struct kiln_image_loc ss = loc(KILN_TRANSPORT_OCI_ARCHIVE, sk, "sk");
+                CHECK(kiln_local_image_open(&ss, &li, &err) == 0, "open skopeo's archive: %s",
+                      err ? err->msg : "");
+                if (!err) {
+                        _cleanup_buf_ struct kiln_buf mb = {0};
+                        CHECK(kiln_local_image_read_blob(&li, li.top.digest, KILN_MANIFEST_MAX, &mb,
+                                                         &err) == 0 &&
+                                  strstr(mb.data, img_arm64.layers[0]) != NULL &&
+                                  strstr(mb.data, img_arm64.config) != NULL,
+                              "skopeo's manifest read back (same config)");
+                        kiln_local_image_release(&li);
+                }
+                kiln_err_clear(&err);
                 _cleanup_free_ char *f = kiln_xasprintf("%s/rootfs/arm.txt", bundle);
                 _cleanup_buf_ struct kiln_buf fb = {0};
                 CHECK(kiln_read_file(f, 4096, &fb, NULL) == 0 && fb.data &&
@@ -821,7 +854,7 @@ int main(void)
         test_archive_refuses();
         test_docker_archive();
         kiln_store_free(store);
-        if (!test_failures)
+        if (!test_failures && !getenv("KILN_TEST_KEEP"))
                 kiln_rm_rf(root, NULL);
         else
                 fprintf(stderr, "kept %s for inspection\n", root);
