@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #define OCI_LAYOUT_CONTENT "{\"imageLayoutVersion\":\"1.0.0\"}"
@@ -226,6 +227,11 @@ int kiln_output_write_oci(const struct kiln_image_loc *dest, struct kiln_store *
                 rc = write_blob(store, dir, &blobs.v[i], err);
         _cleanup_json_ json_t *entry = NULL;
         _cleanup_json_ json_t *list = NULL;
+        /* Two kiln processes tagging into one layout must not lose each
+         * other's entry: the read-merge-write of index.json is serialised. */
+        _cleanup_close_ int lock = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (rc == 0 && (lock < 0 || flock(lock, LOCK_EX) < 0))
+                rc = kiln_err_sys(err, "lock %s", dir);
         if (rc == 0) {
                 entry = kiln_output_index_entry(top, blobs.top_media_type, blobs.top_size, tag);
                 rc = merged_manifests(dir, tag, entry, &list, err);

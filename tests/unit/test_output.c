@@ -606,6 +606,20 @@ static void test_oci_archive(void)
         kiln_sha256_file(file2, h2, NULL);
         CHECK_STR(h1, h2);
 
+        /* SOURCE_DATE_EPOCH sets every entry's mtime. */
+        _cleanup_free_ char *file3 = kiln_xasprintf("%s/image3.oci.tar", root);
+        d.path = file3;
+        setenv("SOURCE_DATE_EPOCH", "1700000000", 1);
+        CHECK(kiln_output_write(&d, store, &top, NULL, &err) == 0, "write with epoch");
+        unsetenv("SOURCE_DATE_EPOCH");
+        struct tar_list t3 = {0};
+        read_tar(file3, &t3);
+        bool epoch_ok = t3.n > 0;
+        for (size_t i = 0; i < t3.n; i++)
+                epoch_ok = epoch_ok && t3.v[i].mtime == 1700000000;
+        CHECK(epoch_ok, "mtime is SOURCE_DATE_EPOCH");
+        tar_list_release(&t3);
+
         struct kiln_local_image li;
         struct kiln_image_loc s = loc(KILN_TRANSPORT_OCI_ARCHIVE, file, "2.0");
         CHECK(kiln_local_image_open(&s, &li, &err) == 0, "open archive: %s", err ? err->msg : "");
