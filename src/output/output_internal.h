@@ -12,6 +12,8 @@
 #include <jansson.h>
 #include <time.h>
 
+/* oci.h may grow its own json cleanup helper; use it when it does. */
+#ifndef _cleanup_json_
 static inline void output_json_decrefp(json_t **j)
 {
         if (*j)
@@ -19,6 +21,7 @@ static inline void output_json_decrefp(json_t **j)
         *j = NULL;
 }
 #define _cleanup_json_ _cleanup_(output_json_decrefp)
+#endif
 
 /* A descriptor as the writers see it. */
 struct kiln_output_desc {
