@@ -66,4 +66,76 @@ char *kiln_base64_encode(const void *p, size_t n);
 /* Decodes standard or URL-safe base64, padding optional. */
 int kiln_base64_decode(const char *s, struct kiln_buf *out);
 
+/* ---------- progress of blob transfers ---------- */
+
+/* Shared by transfer threads; renders per-blob bytes and rate on a terminal,
+ * one line per finished blob otherwise, nothing when quiet. */
+struct kiln_progress;
+struct kiln_progress *kiln_progress_new(const char *verb, bool quiet);
+void kiln_progress_free(struct kiln_progress *p);
+/* Registers a blob; returns its slot. total < 0: unknown. */
+int kiln_progress_add(struct kiln_progress *p, const char *label, int64_t total);
+void kiln_progress_update(struct kiln_progress *p, int slot, uint64_t done);
+/* state: "done", "cached", "failed" … */
+void kiln_progress_finish(struct kiln_progress *p, int slot, const char *state);
+
+/* ---------- the registry client ---------- */
+
+struct kiln_registry_opts {
+        char **insecure_hosts; /* NULL-terminated: plain HTTP / unverified TLS allowed */
+        const char *cert_dir;  /* --cert-dir: *.crt CAs, *.cert + *.key client pair */
+        const char *creds;     /* --creds user:password (overrides auth files) */
+        int parallel;          /* concurrent blob transfers; 0: default 4 */
+        int max_attempts;      /* per request; 0: default 5 */
+        bool quiet;            /* no progress output */
+};
+
+/* A session with one registry host: scheme, TLS settings and auth state
+ * (credentials and bearer tokens per scope, with their expiry). Safe to use
+ * from several threads. */
+struct kiln_registry;
+/* domain as written in a reference ("docker.io", "127.0.0.1:5000"). Nothing
+ * is sent until the first request. */
+int kiln_registry_new(const char *domain, const struct kiln_registry_opts *opts,
+                      struct kiln_registry **out, struct kiln_err **err);
+void kiln_registry_free(struct kiln_registry *r);
+void kiln_registry_freep(struct kiln_registry **r);
+#define _cleanup_registry_ _cleanup_(kiln_registry_freep)
+/* "https://host:port" chosen after the first contact (NULL before). */
+const char *kiln_registry_base_url(const struct kiln_registry *r);
+
+/* GET /v2/<repo>/manifests/<reference> with every known media type in
+ * Accept. body is bounded by KILN_MANIFEST_MAX; media_type is the response's
+ * Content-Type (parameters stripped); digest is the sha256 of the body, and
+ * when reference is a digest or the registry sent Docker-Content-Digest the
+ * body must match it. A missing manifest is KILN_ERR_NOT_FOUND. */
+int kiln_registry_get_manifest(struct kiln_registry *r, const char *repo, const char *reference,
+                               struct kiln_buf *body, char **media_type,
+                               char digest[KILN_DIGEST_MAX], struct kiln_err **err);
+/* HEAD of a manifest: *exists and, when it exists, its digest (may be empty
+ * when the registry does not say). Unreachable registry is an error. */
+int kiln_registry_head_manifest(struct kiln_registry *r, const char *repo, const char *reference,
+                                bool *exists, char digest[KILN_DIGEST_MAX], struct kiln_err **err);
+/* Downloads blobs into the store, several at once, skipping those already
+ * present. Each is verified against its digest and size before it becomes
+ * visible; the first failure cancels the rest and is returned. */
+int kiln_registry_fetch_blobs(struct kiln_registry *r, const char *repo,
+                              const struct kiln_descriptor *blobs, size_t n,
+                              struct kiln_store *store, struct kiln_progress *progress,
+                              struct kiln_err **err);
+
+/* ---------- pull ---------- */
+
+struct kiln_pull_opts {
+        struct kiln_platform platform; /* unset os: host platform */
+        bool all_platforms;            /* keep the whole index */
+};
+
+/* Pulls ref into the store: the manifest (and index), config and layers.
+ * top receives the descriptor to hand to an output: the platform's image
+ * manifest, or with all_platforms the index as published. */
+int kiln_pull(struct kiln_registry *r, const struct kiln_ref *ref,
+              const struct kiln_pull_opts *opts, struct kiln_store *store,
+              struct kiln_progress *progress, struct kiln_descriptor *top, struct kiln_err **err);
+
 #endif

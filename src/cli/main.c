@@ -1,8 +1,78 @@
-#include "kiln/util.h"
+#include "cli.h"
+
+#include <string.h>
+
+static const char usage[] =
+    "kiln " KILN_VERSION " — build and move OCI images without a daemon\n"
+    "\n"
+    "Usage: kiln COMMAND [OPTIONS] ...\n"
+    "\n"
+    "Commands:\n"
+    "  pull SOURCE -o DEST   copy an image from a registry to a layout or archive\n"
+    "  inspect IMAGE         show an image's digest, platform, layers and config\n"
+    "  version               print the version\n"
+    "  help [COMMAND]        this text, or a command's options\n"
+    "\n"
+    "Images are named as skopeo names them:\n"
+    "  docker://REF               a registry image (docker:// may be left out where a\n"
+    "                             registry image is expected); REF as Docker parses it:\n"
+    "                             debian -> docker.io/library/debian:latest\n"
+    "  oci:DIR[:TAG]              an OCI image layout directory\n"
+    "  oci-archive:FILE[:TAG]     a tar of an OCI layout\n"
+    "  docker-archive:FILE[:REF]  a docker save tarball\n"
+    "\n"
+    "Credentials come from $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json,\n"
+    "$DOCKER_CONFIG/config.json or ~/.docker/config.json (credHelpers and credsStore\n"
+    "run docker-credential-NAME). Plain HTTP is allowed for loopback registries and\n"
+    "hosts named with --insecure-registry.\n"
+    "\n"
+    "Exit codes:\n"
+    "  0  success\n"
+    "  1  system or internal error\n"
+    "  2  usage: bad option, argument or reference\n"
+    "  3  not found: image, tag, blob or platform\n"
+    "  4  authentication failed or access denied\n"
+    "  5  network or registry error\n"
+    "  6  content does not match its digest\n"
+    "  7  malformed manifest, config, index or archive\n"
+    "  8  invalid ImageSpec\n"
+    "  9  a build step failed\n";
 
 int main(int argc, char **argv)
 {
-        (void)argc;
-        (void)argv;
-        return 0;
+        if (argc < 2) {
+                fputs(usage, stderr);
+                return 2;
+        }
+        const char *cmd = argv[1];
+        struct kiln_err *err = NULL;
+        int rc;
+        if (!strcmp(cmd, "pull")) {
+                rc = cmd_pull(argc - 1, argv + 1, &err);
+        } else if (!strcmp(cmd, "inspect")) {
+                rc = cmd_inspect(argc - 1, argv + 1, &err);
+        } else if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+                printf("kiln %s\n", KILN_VERSION);
+                return 0;
+        } else if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+                if (argc > 2 && !strcmp(argv[2], "pull")) {
+                        char *a[] = {"pull", "--help", NULL};
+                        return cmd_pull(2, a, &err) < 0 ? 1 : 0;
+                }
+                if (argc > 2 && !strcmp(argv[2], "inspect")) {
+                        char *a[] = {"inspect", "--help", NULL};
+                        return cmd_inspect(2, a, &err) < 0 ? 1 : 0;
+                }
+                fputs(usage, stdout);
+                return 0;
+        } else {
+                fprintf(stderr, "kiln: unknown command \"%s\" (see kiln --help)\n", cmd);
+                return 2;
+        }
+        if (rc == 0)
+                return 0;
+        fprintf(stderr, "kiln: error: %s\n", err ? err->msg : "unknown failure");
+        int code = err ? kiln_err_exit_code(err) : 1;
+        kiln_err_free(err);
+        return code;
 }

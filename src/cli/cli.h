@@ -1,0 +1,68 @@
+/* Shared by the subcommands: option parsing helpers for the options every
+ * registry-facing command takes. */
+#ifndef KILN_CLI_H
+#define KILN_CLI_H
+
+#include "kiln/output.h"
+#include "kiln/registry.h"
+
+#include <getopt.h>
+
+struct cli_common {
+        struct kiln_registry_opts reg;
+        char **insecure; /* owned, NULL-terminated */
+        size_t n_insecure;
+        struct kiln_platform platform; /* os NULL: host */
+        bool json;
+        const char *cache_dir; /* --cache-dir, else $KILN_CACHE... */
+};
+
+/* Long options shared by pull and inspect; values >= 1000 identify them. */
+enum {
+        OPT_INSECURE = 1000,
+        OPT_CERT_DIR,
+        OPT_CREDS,
+        OPT_PLATFORM,
+        OPT_PARALLEL,
+        OPT_CACHE_DIR,
+        OPT_JSON,
+        OPT_DEBUG,
+        OPT_COMMON_END,
+};
+#define CLI_COMMON_LONGOPTS                                                                        \
+        {"insecure-registry", required_argument, NULL, OPT_INSECURE},                              \
+            {"cert-dir", required_argument, NULL, OPT_CERT_DIR},                                   \
+            {"creds", required_argument, NULL, OPT_CREDS},                                         \
+            {"platform", required_argument, NULL, OPT_PLATFORM},                                   \
+            {"parallel", required_argument, NULL, OPT_PARALLEL},                                   \
+            {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},                                 \
+            {"json", no_argument, NULL, OPT_JSON}, {"debug", no_argument, NULL, OPT_DEBUG},        \
+        {                                                                                          \
+                "quiet", no_argument, NULL, 'q'                                                    \
+        }
+
+#define CLI_COMMON_HELP                                                                            \
+        "  --platform OS/ARCH[/VARIANT]  platform to select from an index (default: this host)\n"  \
+        "  --creds USER:PASSWORD     credentials (default: auth files and credential helpers)\n"   \
+        "  --cert-dir DIR            CA certificates (*.crt) and client pair (*.cert, *.key)\n"    \
+        "  --insecure-registry HOST  allow plain HTTP and unverified TLS for HOST (repeatable)\n"  \
+        "  --parallel N              concurrent blob transfers (default 4)\n"                      \
+        "  --cache-dir DIR           blob cache (default $KILN_CACHE, $XDG_CACHE_HOME/kiln)\n"     \
+        "  --json                    machine-readable output on stdout\n"                          \
+        "  -q, --quiet               no progress output\n"                                         \
+        "  --debug                   log HTTP decisions (never credentials)\n"
+
+/* Handles a shared option; returns 1 if opt was one, 0 if not, -1 on error. */
+int cli_common_option(struct cli_common *c, int opt, const char *arg, struct kiln_err **err);
+void cli_common_release(struct cli_common *c);
+/* Opens a registry session for ref's domain with the common options. */
+int cli_registry_open(const struct cli_common *c, const struct kiln_ref *ref,
+                      struct kiln_registry **out, struct kiln_err **err);
+
+int cmd_pull(int argc, char **argv, struct kiln_err **err);
+int cmd_inspect(int argc, char **argv, struct kiln_err **err);
+
+/* Prints a JSON value to stdout, indented, with a final newline. */
+void cli_print_json(json_t *v);
+
+#endif

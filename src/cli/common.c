@@ -1,0 +1,74 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <string.h>
+
+int cli_common_option(struct cli_common *c, int opt, const char *arg, struct kiln_err **err)
+{
+        switch (opt) {
+        case OPT_INSECURE:
+                c->insecure = kiln_xrealloc(c->insecure, (c->n_insecure + 2) * sizeof(char *));
+                c->insecure[c->n_insecure++] = kiln_xstrdup(arg);
+                c->insecure[c->n_insecure] = NULL;
+                c->reg.insecure_hosts = c->insecure;
+                return 1;
+        case OPT_CERT_DIR:
+                c->reg.cert_dir = arg;
+                return 1;
+        case OPT_CREDS:
+                c->reg.creds = arg;
+                return 1;
+        case OPT_PLATFORM:
+                kiln_platform_release(&c->platform);
+                if (kiln_platform_parse(arg, &c->platform, err) < 0)
+                        return kiln_err_prefix(err, "--platform");
+                return 1;
+        case OPT_PARALLEL: {
+                char *end = NULL;
+                errno = 0;
+                long n = strtol(arg, &end, 10);
+                if (errno || *end || n < 1 || n > 64)
+                        return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                            "--parallel: \"%s\" is not a number from 1 to 64", arg);
+                c->reg.parallel = (int)n;
+                return 1;
+        }
+        case OPT_CACHE_DIR:
+                c->cache_dir = arg;
+                return 1;
+        case OPT_JSON:
+                c->json = true;
+                return 1;
+        case OPT_DEBUG:
+                kiln_log_set_level(KILN_LOG_DEBUG);
+                return 1;
+        case 'q':
+                c->reg.quiet = true;
+                kiln_log_set_level(KILN_LOG_QUIET);
+                return 1;
+        default:
+                return 0;
+        }
+}
+
+void cli_common_release(struct cli_common *c)
+{
+        kiln_strv_free(c->insecure);
+        c->insecure = NULL;
+        kiln_platform_release(&c->platform);
+}
+
+int cli_registry_open(const struct cli_common *c, const struct kiln_ref *ref,
+                      struct kiln_registry **out, struct kiln_err **err)
+{
+        return kiln_registry_new(ref->domain, &c->reg, out, err);
+}
+
+void cli_print_json(json_t *v)
+{
+        char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s) {
+                puts(s);
+                free(s);
+        }
+}

@@ -1,0 +1,507 @@
+/* A session with one registry: picks the scheme on first contact, answers
+ * Basic and Bearer challenges, caches tokens per scope until they expire. */
+#include "client.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define TOKEN_BODY_MAX   ((size_t)1 << 20)
+#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+#define CA_BUNDLE_MAX    ((size_t)8 << 20)
+
+static void token_cache_clear(struct kiln_registry *r)
+{
+        for (size_t i = 0; i < r->n_tokens; i++) {
+                free(r->tokens[i].scope);
+                free(r->tokens[i].token);
+        }
+        free(r->tokens);
+        r->tokens = NULL;
+        r->n_tokens = 0;
+}
+
+void kiln_registry_free(struct kiln_registry *r)
+{
+        if (!r)
+                return;
+        token_cache_clear(r);
+        kiln_creds_release(&r->creds);
+        free(r->domain);
+        free(r->base_url);
+        free(r->origin);
+        free(r->realm);
+        free(r->service);
+        free(r->tls.ca_blob);
+        free(r->tls.client_cert);
+        free(r->tls.client_key);
+        if (r->handle)
+                curl_easy_cleanup(r->handle);
+        if (r->token_handle)
+                curl_easy_cleanup(r->token_handle);
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+}
+
+void kiln_registry_freep(struct kiln_registry **r)
+{
+        kiln_registry_free(*r);
+        *r = NULL;
+}
+
+const char *kiln_registry_base_url(const struct kiln_registry *r)
+{
+        return r->base_url;
+}
+
+static bool host_listed(char **list, const char *host)
+{
+        for (size_t i = 0; list && list[i]; i++)
+                if (!strcmp(list[i], host))
+                        return true;
+        return false;
+}
+
+/* Reads the .crt files of dir into the CA bundle and picks up a .cert/.key
+ * client pair, as containers/image does for its certs.d directories. */
+static int load_cert_dir(struct kiln_registry *r, const char *dir, struct kiln_buf *bundle,
+                         bool required, struct kiln_err **err)
+{
+        DIR *d = opendir(dir);
+        if (!d) {
+                if (!required && errno == ENOENT)
+                        return 0;
+                return kiln_err_sys(err, "open certificate directory %s", dir);
+        }
+        struct dirent *de;
+        int rc = 0;
+        while (rc == 0 && (de = readdir(d))) {
+                _cleanup_free_ char *path = kiln_xasprintf("%s/%s", dir, de->d_name);
+                if (kiln_str_has_suffix(de->d_name, ".crt")) {
+                        rc = kiln_read_file(path, CA_BUNDLE_MAX, bundle, err);
+                        kiln_buf_puts(bundle, "\n");
+                } else if (kiln_str_has_suffix(de->d_name, ".cert")) {
+                        _cleanup_free_ char *key = kiln_xstrndup(path, strlen(path) - 5);
+                        char *k = kiln_xasprintf("%s.key", key);
+                        if (access(k, R_OK) != 0) {
+                                kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                             "client certificate %s has no matching key %s", path,
+                                             k);
+                                free(k);
+                                rc = -1;
+                                continue;
+                        }
+                        free(r->tls.client_cert);
+                        free(r->tls.client_key);
+                        r->tls.client_cert = kiln_xstrdup(path);
+                        r->tls.client_key = k;
+                }
+        }
+        closedir(d);
+        return rc;
+}
+
+static int setup_tls(struct kiln_registry *r, const struct kiln_registry_opts *o,
+                     struct kiln_err **err)
+{
+        _cleanup_buf_ struct kiln_buf bundle = {0};
+        bool extra = false;
+        const char *env_file = getenv("SSL_CERT_FILE");
+        const char *base = env_file && *env_file ? env_file : SYSTEM_CA_BUNDLE;
+        if (o->cert_dir) {
+                if (load_cert_dir(r, o->cert_dir, &bundle, true, err) < 0)
+                        return kiln_err_prefix(err, "--cert-dir");
+                extra = true;
+        } else {
+                /* The per-registry directories docker and podman consult. */
+                const char *roots[] = {"/etc/containers/certs.d", "/etc/docker/certs.d"};
+                for (size_t i = 0; i < 2; i++) {
+                        _cleanup_free_ char *dir = kiln_xasprintf("%s/%s", roots[i], r->domain);
+                        size_t before = bundle.len;
+                        if (load_cert_dir(r, dir, &bundle, false, err) < 0)
+                                return -1;
+                        extra = extra || bundle.len > before;
+                }
+        }
+        if (!extra && !(env_file && *env_file))
+                return 0; /* curl's built-in default is the system bundle */
+        _cleanup_buf_ struct kiln_buf all = {0};
+        if (access(base, R_OK) == 0 && kiln_read_file(base, CA_BUNDLE_MAX, &all, err) < 0)
+                return -1;
+        kiln_buf_puts(&all, "\n");
+        kiln_buf_append(&all, bundle.data ? bundle.data : "", bundle.len);
+        r->tls.ca_len = all.len;
+        r->tls.ca_blob = kiln_buf_steal(&all);
+        return 0;
+}
+
+int kiln_registry_new(const char *domain, const struct kiln_registry_opts *opts,
+                      struct kiln_registry **out, struct kiln_err **err)
+{
+        static const struct kiln_registry_opts defaults = {0};
+        const struct kiln_registry_opts *o = opts ? opts : &defaults;
+        http_global_init();
+        _cleanup_registry_ struct kiln_registry *r = kiln_xcalloc(1, sizeof(*r));
+        pthread_mutex_init(&r->lock, NULL);
+        r->domain = kiln_xstrdup(domain);
+        r->api_host =
+            !strcmp(domain, KILN_DOCKER_HUB_DOMAIN) ? KILN_DOCKER_HUB_API_HOST : r->domain;
+        r->insecure = host_listed(o->insecure_hosts, domain);
+        r->allow_http = r->insecure || kiln_host_is_loopback(domain);
+        r->tls.insecure = r->insecure;
+        r->parallel = o->parallel > 0 ? o->parallel : 4;
+        r->max_attempts = o->max_attempts > 0 ? o->max_attempts : 5;
+        r->quiet = o->quiet;
+        if (o->creds) {
+                const char *colon = strchr(o->creds, ':');
+                if (!colon || colon == o->creds)
+                        return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                            "--creds must be USERNAME:PASSWORD");
+                r->creds.username = kiln_xstrndup(o->creds, (size_t)(colon - o->creds));
+                r->creds.password = kiln_xstrdup(colon + 1);
+                r->creds.source = kiln_xstrdup("--creds");
+                r->creds_loaded = r->have_creds = true;
+        }
+        if (setup_tls(r, o, err) < 0)
+                return kiln_err_prefix(err, "registry %s", domain);
+        r->handle = curl_easy_init();
+        r->token_handle = curl_easy_init();
+        if (!r->handle || !r->token_handle)
+                return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "curl_easy_init failed");
+        *out = steal_pointer(&r);
+        return 0;
+}
+
+static int load_creds(struct kiln_registry *r, struct kiln_err **err)
+{
+        if (r->creds_loaded)
+                return 0;
+        bool found = false;
+        if (kiln_creds_lookup(r->domain, &r->creds, &found, err) < 0)
+                return kiln_err_prefix(err, "credentials for %s", r->domain);
+        r->creds_loaded = true;
+        r->have_creds = found;
+        if (found)
+                kiln_debug("using credentials for %s from %s", r->domain,
+                           r->creds.source ? r->creds.source : "?");
+        return 0;
+}
+
+static char *basic_header(const struct kiln_creds *c)
+{
+        _cleanup_free_ char *pair =
+            kiln_xasprintf("%s:%s", c->username ? c->username : "", c->password ? c->password : "");
+        _cleanup_free_ char *b64 = kiln_base64_encode(pair, strlen(pair));
+        explicit_bzero(pair, strlen(pair));
+        return kiln_xasprintf("Basic %s", b64);
+}
+
+/* Adopts the challenge of a 401 answer: Bearer wins over Basic, since a
+ * registry that offers a token service expects it to be used. */
+static int adopt_challenge(struct kiln_registry *r, const char *header, struct kiln_err **err)
+{
+        struct kiln_challenge *ch = NULL;
+        size_t n = 0;
+        if (!header)
+                return kiln_err_set(err, KILN_ERR_AUTH, 401,
+                                    "%s answered 401 without a WWW-Authenticate challenge",
+                                    r->domain);
+        if (kiln_challenges_parse(header, &ch, &n, err) < 0)
+                return kiln_err_prefix(err, "%s: WWW-Authenticate", r->domain);
+        const struct kiln_challenge *bearer = NULL, *basic = NULL;
+        for (size_t i = 0; i < n; i++) {
+                if (!bearer && kiln_challenge_is(&ch[i], "Bearer"))
+                        bearer = &ch[i];
+                if (!basic && kiln_challenge_is(&ch[i], "Basic"))
+                        basic = &ch[i];
+        }
+        int rc = 0;
+        if (bearer) {
+                if (!bearer->realm) {
+                        rc = kiln_err_set(err, KILN_ERR_AUTH, 401,
+                                          "%s: Bearer challenge without a realm", r->domain);
+                } else {
+                        r->auth = AUTH_BEARER;
+                        free(r->realm);
+                        free(r->service);
+                        r->realm = kiln_xstrdup(bearer->realm);
+                        r->service = bearer->service ? kiln_xstrdup(bearer->service) : NULL;
+                }
+        } else if (basic) {
+                r->auth = AUTH_BASIC;
+        } else {
+                rc = kiln_err_set(err, KILN_ERR_AUTH, 401,
+                                  "%s: no supported authentication scheme in \"%s\"", r->domain,
+                                  ch && n ? ch[0].scheme : "");
+        }
+        kiln_challenges_free(ch, n);
+        return rc;
+}
+
+/* First contact: GET /v2/ over HTTPS, falling back to plain HTTP where that
+ * is allowed and the server does not speak TLS. */
+static int ping_locked(struct kiln_registry *r, struct kiln_err **err)
+{
+        if (r->base_url)
+                return 0;
+        const char *schemes[] = {"https", "http"};
+        for (size_t i = 0; i < 2; i++) {
+                if (i == 1 && !r->allow_http)
+                        break;
+                _cleanup_free_ char *base = kiln_xasprintf("%s://%s", schemes[i], r->api_host);
+                _cleanup_free_ char *url = kiln_xasprintf("%s/v2/", base);
+                struct http_resp resp = {0};
+                struct http_req q = {.method = "GET",
+                                     .url = url,
+                                     .tls = &r->tls,
+                                     .upload_fd = -1,
+                                     /* A TLS probe against a plain-HTTP
+                                      * registry fails at once; don't retry it. */
+                                     .max_attempts =
+                                         (i == 0 && r->allow_http) ? 1 : r->max_attempts};
+                struct kiln_err *e = NULL;
+                int rc = http_do(r->token_handle, &q, &resp, &e);
+                if (rc < 0) {
+                        bool tls_problem = e->code == CURLE_SSL_CONNECT_ERROR ||
+                                           e->code == CURLE_RECV_ERROR ||
+                                           e->code == CURLE_GOT_NOTHING;
+                        if (i == 0 && r->allow_http && tls_problem) {
+                                kiln_debug("%s: HTTPS failed (%s); trying plain HTTP", r->domain,
+                                           e->msg);
+                                kiln_err_free(e);
+                                http_resp_release(&resp);
+                                continue;
+                        }
+                        if (e->code == CURLE_PEER_FAILED_VERIFICATION)
+                                kiln_err_prefix(&e,
+                                                "%s: certificate not trusted (add its CA with "
+                                                "--cert-dir or SSL_CERT_FILE, or name the host "
+                                                "with --insecure-registry)",
+                                                r->domain);
+                        *err = e;
+                        http_resp_release(&resp);
+                        return kiln_err_prefix(err, "registry %s", r->domain);
+                }
+                if (resp.status == 401) {
+                        rc = adopt_challenge(r, resp.www_authenticate, err);
+                } else if (resp.status == 200) {
+                        r->auth = AUTH_NONE;
+                } else if (resp.status == 404) {
+                        rc = kiln_err_set(err, KILN_ERR_NETWORK, 404,
+                                          "%s does not serve the registry API (GET /v2/: 404)",
+                                          base);
+                } else {
+                        _cleanup_free_ char *t = http_error_text(&resp);
+                        rc = kiln_err_set(err, KILN_ERR_NETWORK, (int)resp.status, "GET %s: %s",
+                                          url, t);
+                }
+                http_resp_release(&resp);
+                if (rc < 0)
+                        return -1;
+                r->base_url = steal_pointer(&base);
+                r->origin = http_origin(r->base_url);
+                kiln_debug("registry %s at %s, auth %s", r->domain, r->base_url,
+                           r->auth == AUTH_BEARER  ? "bearer"
+                           : r->auth == AUTH_BASIC ? "basic"
+                                                   : "none");
+                return 0;
+        }
+        return kiln_err_set(err, KILN_ERR_NETWORK, 0, "registry %s: no usable scheme", r->domain);
+}
+
+static const char *cached_token(struct kiln_registry *r, const char *scope)
+{
+        uint64_t now = kiln_now_ns();
+        for (size_t i = 0; i < r->n_tokens; i++)
+                if (!strcmp(r->tokens[i].scope, scope) && r->tokens[i].expires_ns > now)
+                        return r->tokens[i].token;
+        return NULL;
+}
+
+static void drop_token(struct kiln_registry *r, const char *scope)
+{
+        for (size_t i = 0; i < r->n_tokens; i++)
+                if (!strcmp(r->tokens[i].scope, scope))
+                        r->tokens[i].expires_ns = 0;
+}
+
+static char *url_escape(const char *s)
+{
+        char *e = curl_easy_escape(NULL, s, 0);
+        char *out = kiln_xstrdup(e);
+        curl_free(e);
+        return out;
+}
+
+static int fetch_token_locked(struct kiln_registry *r, const char *scope, struct kiln_err **err)
+{
+        if (load_creds(r, err) < 0)
+                return -1;
+        _cleanup_free_ char *sc = url_escape(scope);
+        _cleanup_free_ char *sv = r->service ? url_escape(r->service) : NULL;
+        _cleanup_buf_ struct kiln_buf body = {0};
+        _cleanup_buf_ struct kiln_buf form = {0};
+        _cleanup_free_ char *url = NULL;
+        _cleanup_free_ char *authz = NULL;
+        _cleanup_free_ char *realm_origin = http_origin(r->realm);
+        struct http_req q = {.tls = &r->tls,
+                             .body = &body,
+                             .body_max = TOKEN_BODY_MAX,
+                             .max_attempts = r->max_attempts,
+                             .upload_fd = -1};
+        struct curl_slist *hdrs = NULL;
+        if (r->have_creds && r->creds.identity_token) {
+                /* OAuth2 refresh-token grant, as docker login stores it. */
+                _cleanup_free_ char *rt = url_escape(r->creds.identity_token);
+                kiln_buf_printf(&form,
+                                "grant_type=refresh_token&client_id=kiln&scope=%s&refresh_token=%s",
+                                sc, rt);
+                if (sv)
+                        kiln_buf_printf(&form, "&service=%s", sv);
+                url = kiln_xstrdup(r->realm);
+                q.method = "POST";
+                q.upload = form.data;
+                q.upload_len = form.len;
+                hdrs = curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded");
+        } else {
+                url =
+                    kiln_xasprintf("%s%sscope=%s%s%s", r->realm, strchr(r->realm, '?') ? "&" : "?",
+                                   sc, sv ? "&service=" : "", sv ? sv : "");
+                q.method = "GET";
+                if (r->have_creds) {
+                        authz = basic_header(&r->creds);
+                        q.authorization = authz;
+                        q.auth_origin = realm_origin;
+                }
+        }
+        q.url = url;
+        q.headers = hdrs;
+        struct http_resp resp = {0};
+        int rc = http_do(r->token_handle, &q, &resp, err);
+        curl_slist_free_all(hdrs);
+        if (rc < 0) {
+                http_resp_release(&resp);
+                return kiln_err_prefix(err, "token for %s", r->domain);
+        }
+        if (resp.status == 401 || resp.status == 403) {
+                http_resp_release(&resp);
+                if (r->have_creds)
+                        return kiln_err_set(err, KILN_ERR_AUTH, 401,
+                                            "%s: authentication failed: the token service refused "
+                                            "the credentials from %s",
+                                            r->domain, r->creds.source ? r->creds.source : "?");
+                return kiln_err_set(err, KILN_ERR_AUTH, 401,
+                                    "%s: authentication required and no credentials found "
+                                    "(log in with an auth file or pass --creds)",
+                                    r->domain);
+        }
+        if (resp.status != 200) {
+                _cleanup_free_ char *t = http_error_text(&resp);
+                http_resp_release(&resp);
+                return kiln_err_set(err, KILN_ERR_AUTH, 0, "%s: token service: %s", r->domain, t);
+        }
+        http_resp_release(&resp);
+        struct kiln_token tok = {0};
+        if (kiln_token_parse(body.data, body.len, &tok, err) < 0)
+                return kiln_err_prefix(err, "%s: token service answer", r->domain);
+        /* Renew a little early so a token never expires in flight. */
+        long life = tok.expires_in > 20 ? tok.expires_in - 10 : tok.expires_in;
+        r->tokens = kiln_xrealloc(r->tokens, (r->n_tokens + 1) * sizeof(*r->tokens));
+        r->tokens[r->n_tokens].scope = kiln_xstrdup(scope);
+        r->tokens[r->n_tokens].token = steal_pointer(&tok.token);
+        r->tokens[r->n_tokens].expires_ns = kiln_now_ns() + (uint64_t)life * 1000000000ull;
+        r->n_tokens++;
+        kiln_token_release(&tok);
+        return 0;
+}
+
+/* The Authorization value for scope, fetching a token when needed. */
+static int authorization_locked(struct kiln_registry *r, const char *scope, char **out,
+                                struct kiln_err **err)
+{
+        *out = NULL;
+        if (r->auth == AUTH_BASIC) {
+                if (load_creds(r, err) < 0)
+                        return -1;
+                if (r->have_creds)
+                        *out = basic_header(&r->creds);
+                return 0;
+        }
+        if (r->auth != AUTH_BEARER)
+                return 0;
+        const char *t = cached_token(r, scope);
+        if (!t) {
+                if (fetch_token_locked(r, scope, err) < 0)
+                        return -1;
+                t = cached_token(r, scope);
+        }
+        *out = t ? kiln_xasprintf("Bearer %s", t) : NULL;
+        return 0;
+}
+
+int registry_request(struct kiln_registry *r, CURL *h, const char *scope, struct http_req *q,
+                     struct http_resp *resp, struct kiln_err **err)
+{
+        pthread_mutex_lock(&r->lock);
+        int rc = ping_locked(r, err);
+        pthread_mutex_unlock(&r->lock);
+        if (rc < 0)
+                return -1;
+        for (int round = 0;; round++) {
+                _cleanup_free_ char *authz = NULL;
+                _cleanup_free_ char *url = kiln_xasprintf("%s%s", r->base_url, q->url);
+                const char *path = q->url;
+                pthread_mutex_lock(&r->lock);
+                rc = authorization_locked(r, scope, &authz, err);
+                pthread_mutex_unlock(&r->lock);
+                if (rc < 0)
+                        return -1;
+                q->url = url;
+                q->tls = &r->tls;
+                q->authorization = authz;
+                q->auth_origin = r->origin;
+                if (!q->max_attempts)
+                        q->max_attempts = r->max_attempts;
+                rc = http_do(h, q, resp, err);
+                q->url = path;
+                q->authorization = NULL;
+                if (rc < 0)
+                        return -1;
+                if (resp->status != 401)
+                        return 0;
+                if (round > 0 || (authz && r->auth == AUTH_BASIC)) {
+                        if (r->auth == AUTH_BASIC && r->have_creds)
+                                return kiln_err_set(err, KILN_ERR_AUTH, 401,
+                                                    "%s: authentication failed: the registry "
+                                                    "refused the credentials from %s",
+                                                    r->domain,
+                                                    r->creds.source ? r->creds.source : "?");
+                        if (!r->have_creds)
+                                return kiln_err_set(err, KILN_ERR_AUTH, 401,
+                                                    "%s: authentication required and no "
+                                                    "credentials found (log in with an auth file "
+                                                    "or pass --creds)",
+                                                    r->domain);
+                        _cleanup_free_ char *t = http_error_text(resp);
+                        return kiln_err_set(err, KILN_ERR_AUTH, 401, "%s: access denied to %s: %s",
+                                            r->domain, scope, t);
+                }
+                /* The token expired, lacked the scope, or the registry wants
+                 * auth although /v2/ did not: take the fresh challenge and
+                 * try once more. */
+                pthread_mutex_lock(&r->lock);
+                drop_token(r, scope);
+                rc = adopt_challenge(r, resp->www_authenticate, err);
+                if (rc == 0 && r->auth == AUTH_BASIC)
+                        rc = load_creds(r, err);
+                pthread_mutex_unlock(&r->lock);
+                if (rc < 0)
+                        return -1;
+        }
+}
+
+char *registry_scope(const char *repo, const char *actions)
+{
+        return kiln_xasprintf("repository:%s:%s", repo, actions);
+}

@@ -1,0 +1,234 @@
+/* Reading from a registry: manifests into memory, blobs into the store. */
+#include "client.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+static bool is_digest_ref(const char *reference)
+{
+        return strchr(reference, ':') != NULL;
+}
+
+static char *object_name(const struct kiln_registry *r, const char *repo, const char *reference)
+{
+        return kiln_xasprintf("%s/%s%s%s", r->domain, repo, is_digest_ref(reference) ? "@" : ":",
+                              reference);
+}
+
+static int status_error(const struct kiln_registry *r, const char *what, const char *name,
+                        const struct http_resp *resp, struct kiln_err **err)
+{
+        _cleanup_free_ char *t = http_error_text(resp);
+        if (resp->status == 404)
+                return kiln_err_set(err, KILN_ERR_NOT_FOUND, 404, "%s %s not found: %s", what, name,
+                                    t);
+        if (resp->status == 403)
+                return kiln_err_set(err, KILN_ERR_AUTH, 403, "%s %s: access denied: %s", what, name,
+                                    t);
+        (void)r;
+        return kiln_err_set(err, KILN_ERR_NETWORK, (int)resp->status, "%s %s: %s", what, name, t);
+}
+
+static int manifest_request(struct kiln_registry *r, const char *method, const char *repo,
+                            const char *reference, struct kiln_buf *body, struct http_resp *resp,
+                            struct kiln_err **err)
+{
+        _cleanup_free_ char *path = kiln_xasprintf("/v2/%s/manifests/%s", repo, reference);
+        _cleanup_free_ char *scope = registry_scope(repo, "pull");
+        _cleanup_free_ char *accept = kiln_xasprintf("Accept: %s", KILN_MANIFEST_ACCEPT);
+        struct curl_slist *hdrs = curl_slist_append(NULL, accept);
+        struct http_req q = {.method = method,
+                             .url = path,
+                             .headers = hdrs,
+                             .body = body,
+                             .body_max = KILN_MANIFEST_MAX,
+                             .upload_fd = -1};
+        int rc = registry_request(r, r->handle, scope, &q, resp, err);
+        curl_slist_free_all(hdrs);
+        return rc;
+}
+
+int kiln_registry_get_manifest(struct kiln_registry *r, const char *repo, const char *reference,
+                               struct kiln_buf *body, char **media_type,
+                               char digest[KILN_DIGEST_MAX], struct kiln_err **err)
+{
+        _cleanup_free_ char *name = object_name(r, repo, reference);
+        struct http_resp resp = {0};
+        if (manifest_request(r, "GET", repo, reference, body, &resp, err) < 0) {
+                http_resp_release(&resp);
+                return kiln_err_prefix(err, "manifest %s", name);
+        }
+        if (resp.status != 200) {
+                status_error(r, "manifest", name, &resp, err);
+                http_resp_release(&resp);
+                return -1;
+        }
+        kiln_sha256_digest(body->data ? body->data : "", body->len, digest);
+        const char *want = is_digest_ref(reference) ? reference : NULL;
+        if (!want && resp.docker_digest && kiln_str_has_prefix(resp.docker_digest, "sha256:"))
+                want = resp.docker_digest;
+        int rc = 0;
+        if (want && strcmp(want, digest) != 0)
+                rc = kiln_err_set(err, KILN_ERR_DIGEST, 0,
+                                  "manifest %s: content hashes to %s, expected %s", name, digest,
+                                  want);
+        if (rc == 0 && media_type)
+                *media_type = resp.content_type ? kiln_xstrdup(resp.content_type) : NULL;
+        http_resp_release(&resp);
+        return rc;
+}
+
+int kiln_registry_head_manifest(struct kiln_registry *r, const char *repo, const char *reference,
+                                bool *exists, char digest[KILN_DIGEST_MAX], struct kiln_err **err)
+{
+        _cleanup_free_ char *name = object_name(r, repo, reference);
+        struct http_resp resp = {0};
+        digest[0] = '\0';
+        if (manifest_request(r, "HEAD", repo, reference, NULL, &resp, err) < 0) {
+                http_resp_release(&resp);
+                return kiln_err_prefix(err, "manifest %s", name);
+        }
+        int rc = 0;
+        *exists = resp.status == 200;
+        if (resp.status == 200 && resp.docker_digest &&
+            kiln_digest_validate(resp.docker_digest, NULL) == 0)
+                snprintf(digest, KILN_DIGEST_MAX, "%s", resp.docker_digest);
+        else if (resp.status != 200 && resp.status != 404)
+                rc = status_error(r, "manifest", name, &resp, err);
+        http_resp_release(&resp);
+        return rc;
+}
+
+/* ---------- blobs, several at once ---------- */
+
+struct fetch_job {
+        struct kiln_registry *r;
+        const char *repo;
+        const struct kiln_descriptor *blobs;
+        const size_t *todo; /* indexes into blobs */
+        size_t n_todo;
+        int *slots;
+        atomic_size_t next;
+        struct kiln_store *store;
+        struct kiln_progress *progress;
+        volatile int cancel;
+        pthread_mutex_t err_lock;
+        struct kiln_err *err;
+};
+
+static int fetch_one(struct fetch_job *j, CURL *h, const struct kiln_descriptor *d, int slot,
+                     struct kiln_err **err)
+{
+        _cleanup_blob_writer_ struct kiln_blob_writer *w = NULL;
+        if (kiln_blob_writer_new(j->store, d->digest, d->size, &w, err) < 0)
+                return -1;
+        _cleanup_free_ char *path = kiln_xasprintf("/v2/%s/blobs/%s", j->repo, d->digest);
+        _cleanup_free_ char *scope = registry_scope(j->repo, "pull");
+        struct http_req q = {.method = "GET",
+                             .url = path,
+                             .writer = w,
+                             .progress = j->progress,
+                             .progress_slot = slot,
+                             .cancel = &j->cancel,
+                             .upload_fd = -1};
+        struct http_resp resp = {0};
+        int rc = registry_request(j->r, h, scope, &q, &resp, err);
+        if (rc == 0 && resp.status != 200) {
+                _cleanup_free_ char *name =
+                    kiln_xasprintf("%s/%s@%s", j->r->domain, j->repo, d->digest);
+                rc = status_error(j->r, "blob", name, &resp, err);
+        }
+        http_resp_release(&resp);
+        if (rc == 0)
+                rc = kiln_blob_writer_commit(w, NULL, err);
+        if (rc < 0)
+                return kiln_err_prefix(err, "blob %s", d->digest);
+        return 0;
+}
+
+static void *fetch_worker(void *arg)
+{
+        struct fetch_job *j = arg;
+        CURL *h = curl_easy_init();
+        for (;;) {
+                size_t k = atomic_fetch_add(&j->next, 1);
+                if (k >= j->n_todo || j->cancel)
+                        break;
+                const struct kiln_descriptor *d = &j->blobs[j->todo[k]];
+                struct kiln_err *e = NULL;
+                if (!h) {
+                        kiln_err_set(&e, KILN_ERR_INTERNAL, 0, "curl_easy_init failed");
+                } else if (fetch_one(j, h, d, j->slots[k], &e) == 0) {
+                        kiln_progress_finish(j->progress, j->slots[k], "done");
+                        continue;
+                }
+                kiln_progress_finish(j->progress, j->slots[k], "failed");
+                pthread_mutex_lock(&j->err_lock);
+                /* Keep the first real failure, not the cancellations it caused. */
+                if (!j->err)
+                        j->err = e;
+                else
+                        kiln_err_free(e);
+                j->cancel = 1;
+                pthread_mutex_unlock(&j->err_lock);
+                break;
+        }
+        if (h)
+                curl_easy_cleanup(h);
+        return NULL;
+}
+
+int kiln_registry_fetch_blobs(struct kiln_registry *r, const char *repo,
+                              const struct kiln_descriptor *blobs, size_t n,
+                              struct kiln_store *store, struct kiln_progress *progress,
+                              struct kiln_err **err)
+{
+        _cleanup_free_ size_t *todo = kiln_xcalloc(n, sizeof(*todo));
+        _cleanup_free_ int *slots = kiln_xcalloc(n, sizeof(*slots));
+        size_t n_todo = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (kiln_digest_validate(blobs[i].digest, err) < 0)
+                        return -1;
+                bool dup = false;
+                for (size_t k = 0; k < n_todo && !dup; k++)
+                        dup = !strcmp(blobs[todo[k]].digest, blobs[i].digest);
+                if (dup)
+                        continue;
+                int slot = kiln_progress_add(progress, blobs[i].digest, blobs[i].size);
+                if (kiln_store_has(store, blobs[i].digest, blobs[i].size)) {
+                        kiln_progress_finish(progress, slot, "cached");
+                        continue;
+                }
+                slots[n_todo] = slot;
+                todo[n_todo++] = i;
+        }
+        if (!n_todo)
+                return 0;
+        struct fetch_job j = {.r = r,
+                              .repo = repo,
+                              .blobs = blobs,
+                              .todo = todo,
+                              .n_todo = n_todo,
+                              .slots = slots,
+                              .store = store,
+                              .progress = progress};
+        pthread_mutex_init(&j.err_lock, NULL);
+        size_t workers = (size_t)r->parallel < n_todo ? (size_t)r->parallel : n_todo;
+        pthread_t tids[64];
+        if (workers > 64)
+                workers = 64;
+        size_t started = 0;
+        for (; started < workers; started++)
+                if (pthread_create(&tids[started], NULL, fetch_worker, &j) != 0)
+                        break;
+        if (started == 0)
+                fetch_worker(&j);
+        for (size_t i = 0; i < started; i++)
+                pthread_join(tids[i], NULL);
+        pthread_mutex_destroy(&j.err_lock);
+        if (j.err) {
+                *err = j.err;
+                return kiln_err_prefix(err, "pull from %s/%s", r->domain, repo);
+        }
+        return 0;
+}

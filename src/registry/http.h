@@ -1,0 +1,71 @@
+/* Private to the registry module: one HTTP exchange over libcurl, with
+ * manual redirects (credentials never follow to another host), bounded
+ * in-memory bodies, streaming bodies into the blob store, and retries with
+ * backoff for 429/5xx and dropped connections. */
+#ifndef KILN_REGISTRY_HTTP_H
+#define KILN_REGISTRY_HTTP_H
+
+#include "kiln/registry.h"
+
+#include <curl/curl.h>
+
+struct http_tls {
+        bool insecure; /* skip certificate verification */
+        char *ca_blob; /* PEM: system bundle + extra CAs, NULL for curl's default */
+        size_t ca_len;
+        char *client_cert; /* paths, NULL if none */
+        char *client_key;
+};
+
+struct http_req {
+        const char *method; /* GET, HEAD, POST, PUT, PATCH */
+        const char *url;
+        struct curl_slist *headers; /* extra headers, not Authorization */
+        const char *authorization;  /* full header value, sent only to auth_origin */
+        const char *auth_origin;    /* "scheme://host:port" allowed to see it */
+        /* request body (POST/PUT/PATCH) */
+        const void *upload;
+        size_t upload_len;
+        int upload_fd; /* or stream from an fd: upload_len bytes from its current offset */
+        /* response body sinks; at most one is set */
+        struct kiln_buf *body;
+        size_t body_max;
+        struct kiln_blob_writer *writer;
+        /* progress */
+        struct kiln_progress *progress;
+        int progress_slot;
+        const struct http_tls *tls;
+        int max_attempts;
+        bool no_redirect;           /* return 3xx to the caller */
+        const volatile int *cancel; /* non-zero aborts the transfer */
+};
+
+struct http_resp {
+        long status;
+        char *content_type;
+        char *docker_digest;
+        char *www_authenticate;
+        char *location;
+        char *range;
+        long retry_after; /* seconds, -1 if absent */
+        int64_t content_length;
+        struct kiln_buf error_body; /* first bytes of a non-2xx body, for messages */
+};
+void http_resp_release(struct http_resp *r);
+
+/* Performs the request on handle h (reused across calls so the connection
+ * stays open). Returns 0 when an HTTP response was received, whatever its
+ * status; -1 for transport failures that persisted through the retries,
+ * a body over its bound, or a blob writer error. */
+int http_do(CURL *h, const struct http_req *req, struct http_resp *resp, struct kiln_err **err);
+
+/* "scheme://host:port" of an absolute URL. Caller frees. NULL if unparsable. */
+char *http_origin(const char *url);
+/* Resolves a Location value against the URL it came from. Caller frees. */
+char *http_resolve(const char *base, const char *location);
+/* Explains a registry error body ({"errors":[{"code","message"}]}) in one
+ * line, or the status text. Caller frees. */
+char *http_error_text(const struct http_resp *resp);
+void http_global_init(void);
+
+#endif
