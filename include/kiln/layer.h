@@ -53,11 +53,11 @@ struct kiln_layer_opts {
 int kiln_layer_opts_init(struct kiln_layer_opts *o, struct kiln_err **err);
 
 struct kiln_layer_result {
-        bool empty;                     /* nothing changed: no blob was written */
-        char digest[KILN_DIGEST_MAX];   /* of the compressed blob, now in the store */
-        char diff_id[KILN_DIGEST_MAX];  /* of the uncompressed tar */
-        int64_t size;                   /* compressed size */
-        const char *media_type;         /* static string: KILN_MT_OCI_LAYER_GZIP ... */
+        bool empty;                    /* nothing changed: no blob was written */
+        char digest[KILN_DIGEST_MAX];  /* of the compressed blob, now in the store */
+        char diff_id[KILN_DIGEST_MAX]; /* of the uncompressed tar */
+        int64_t size;                  /* compressed size */
+        const char *media_type;        /* static string: KILN_MT_OCI_LAYER_GZIP ... */
         uint64_t entries;
 };
 

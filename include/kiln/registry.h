@@ -124,6 +124,27 @@ int kiln_registry_fetch_blobs(struct kiln_registry *r, const char *repo,
                               struct kiln_store *store, struct kiln_progress *progress,
                               struct kiln_err **err);
 
+/* ---------- push ---------- */
+
+/* Uploads blobs from the store, several at once. Each is skipped when the
+ * registry has it (HEAD), mounted from mount_from (a repository on the same
+ * registry, e.g. the base image's) when possible, else uploaded in one PUT
+ * or, when large, in chunks whose acknowledgements are checked. */
+int kiln_registry_push_blobs(struct kiln_registry *r, const char *repo,
+                             const struct kiln_descriptor *blobs, size_t n, const char *mount_from,
+                             struct kiln_store *store, struct kiln_progress *progress,
+                             struct kiln_err **err);
+/* PUTs manifest bytes under reference (tag or digest) with their exact media
+ * type; the registry's Docker-Content-Digest must agree. */
+int kiln_registry_put_manifest(struct kiln_registry *r, const char *repo, const char *reference,
+                               const char *media_type, const void *data, size_t len,
+                               struct kiln_err **err);
+/* Pushes an image or index whose blobs are all in the store: blobs first,
+ * then child manifests by digest, then top under dest's tag (or digest). */
+int kiln_push(struct kiln_registry *r, const struct kiln_ref *dest,
+              const struct kiln_descriptor *top, struct kiln_store *store, const char *mount_from,
+              struct kiln_progress *progress, struct kiln_err **err);
+
 /* ---------- pull ---------- */
 
 struct kiln_pull_opts {

@@ -334,6 +334,21 @@ static char *url_escape(const char *s)
         return out;
 }
 
+/* "scope=a&scope=b" for a space-separated scope list: the token protocol
+ * takes one parameter per scope (a push that mounts from another repository
+ * needs two). */
+static char *scope_params(const char *scope)
+{
+        struct kiln_buf b = {0};
+        _cleanup_free_ char *copy = kiln_xstrdup(scope);
+        char *save = NULL;
+        for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+                _cleanup_free_ char *e = url_escape(t);
+                kiln_buf_printf(&b, "%sscope=%s", b.len ? "&" : "", e);
+        }
+        return kiln_buf_steal(&b);
+}
+
 static int fetch_token_locked(struct kiln_registry *r, const char *scope, struct kiln_err **err)
 {
         if (load_creds(r, err) < 0)
@@ -365,9 +380,9 @@ static int fetch_token_locked(struct kiln_registry *r, const char *scope, struct
                 q.upload_len = form.len;
                 hdrs = curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded");
         } else {
-                url =
-                    kiln_xasprintf("%s%sscope=%s%s%s", r->realm, strchr(r->realm, '?') ? "&" : "?",
-                                   sc, sv ? "&service=" : "", sv ? sv : "");
+                _cleanup_free_ char *params = scope_params(scope);
+                url = kiln_xasprintf("%s%s%s%s%s", r->realm, strchr(r->realm, '?') ? "&" : "?",
+                                     params, sv ? "&service=" : "", sv ? sv : "");
                 q.method = "GET";
                 if (r->have_creds) {
                         authz = basic_header(&r->creds);
@@ -450,7 +465,11 @@ int registry_request(struct kiln_registry *r, CURL *h, const char *scope, struct
                 return -1;
         for (int round = 0;; round++) {
                 _cleanup_free_ char *authz = NULL;
-                _cleanup_free_ char *url = kiln_xasprintf("%s%s", r->base_url, q->url);
+                /* Upload locations come back as absolute URLs. */
+                bool absolute = kiln_str_has_prefix(q->url, "http://") ||
+                                kiln_str_has_prefix(q->url, "https://");
+                _cleanup_free_ char *url =
+                    absolute ? kiln_xstrdup(q->url) : kiln_xasprintf("%s%s", r->base_url, q->url);
                 const char *path = q->url;
                 pthread_mutex_lock(&r->lock);
                 rc = authorization_locked(r, scope, &authz, err);

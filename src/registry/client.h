@@ -45,6 +45,11 @@ struct kiln_registry {
  * A final 401 becomes a KILN_ERR_AUTH error; other statuses are returned. */
 int registry_request(struct kiln_registry *r, CURL *h, const char *scope, struct http_req *q,
                      struct http_resp *resp, struct kiln_err **err);
+/* Calls fn(ctx, handle, k) for k in [0, n) on up to r->parallel threads.
+ * fn reports its own progress; a failure sets *cancel and stops the rest. */
+typedef int (*registry_item_fn)(void *ctx, CURL *h, size_t k, struct kiln_err **err);
+int registry_parallel(struct kiln_registry *r, size_t n, registry_item_fn fn, void *ctx,
+                      volatile int *cancel, struct kiln_err **err);
 /* "repository:<repo>:<actions>". Caller frees. */
 char *registry_scope(const char *repo, const char *actions);
 

@@ -1,7 +1,6 @@
 /* Reading from a registry: manifests into memory, blobs into the store. */
 #include "client.h"
 
-#include <stdatomic.h>
 #include <string.h>
 
 static bool is_digest_ref(const char *reference)
@@ -106,19 +105,16 @@ struct fetch_job {
         const char *repo;
         const struct kiln_descriptor *blobs;
         const size_t *todo; /* indexes into blobs */
-        size_t n_todo;
         int *slots;
-        atomic_size_t next;
         struct kiln_store *store;
         struct kiln_progress *progress;
-        volatile int cancel;
-        pthread_mutex_t err_lock;
-        struct kiln_err *err;
+        const volatile int *cancel;
 };
 
-static int fetch_one(struct fetch_job *j, CURL *h, const struct kiln_descriptor *d, int slot,
-                     struct kiln_err **err)
+static int fetch_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
 {
+        struct fetch_job *j = ctx;
+        const struct kiln_descriptor *d = &j->blobs[j->todo[k]];
         _cleanup_blob_writer_ struct kiln_blob_writer *w = NULL;
         if (kiln_blob_writer_new(j->store, d->digest, d->size, &w, err) < 0)
                 return -1;
@@ -128,8 +124,8 @@ static int fetch_one(struct fetch_job *j, CURL *h, const struct kiln_descriptor 
                              .url = path,
                              .writer = w,
                              .progress = j->progress,
-                             .progress_slot = slot,
-                             .cancel = &j->cancel,
+                             .progress_slot = j->slots[k],
+                             .cancel = j->cancel,
                              .upload_fd = -1};
         struct http_resp resp = {0};
         int rc = registry_request(j->r, h, scope, &q, &resp, err);
@@ -141,41 +137,10 @@ static int fetch_one(struct fetch_job *j, CURL *h, const struct kiln_descriptor 
         http_resp_release(&resp);
         if (rc == 0)
                 rc = kiln_blob_writer_commit(w, NULL, err);
+        kiln_progress_finish(j->progress, j->slots[k], rc == 0 ? "done" : "failed");
         if (rc < 0)
                 return kiln_err_prefix(err, "blob %s", d->digest);
         return 0;
-}
-
-static void *fetch_worker(void *arg)
-{
-        struct fetch_job *j = arg;
-        CURL *h = curl_easy_init();
-        for (;;) {
-                size_t k = atomic_fetch_add(&j->next, 1);
-                if (k >= j->n_todo || j->cancel)
-                        break;
-                const struct kiln_descriptor *d = &j->blobs[j->todo[k]];
-                struct kiln_err *e = NULL;
-                if (!h) {
-                        kiln_err_set(&e, KILN_ERR_INTERNAL, 0, "curl_easy_init failed");
-                } else if (fetch_one(j, h, d, j->slots[k], &e) == 0) {
-                        kiln_progress_finish(j->progress, j->slots[k], "done");
-                        continue;
-                }
-                kiln_progress_finish(j->progress, j->slots[k], "failed");
-                pthread_mutex_lock(&j->err_lock);
-                /* Keep the first real failure, not the cancellations it caused. */
-                if (!j->err)
-                        j->err = e;
-                else
-                        kiln_err_free(e);
-                j->cancel = 1;
-                pthread_mutex_unlock(&j->err_lock);
-                break;
-        }
-        if (h)
-                curl_easy_cleanup(h);
-        return NULL;
 }
 
 int kiln_registry_fetch_blobs(struct kiln_registry *r, const char *repo,
@@ -202,33 +167,16 @@ int kiln_registry_fetch_blobs(struct kiln_registry *r, const char *repo,
                 slots[n_todo] = slot;
                 todo[n_todo++] = i;
         }
-        if (!n_todo)
-                return 0;
+        volatile int cancel = 0;
         struct fetch_job j = {.r = r,
                               .repo = repo,
                               .blobs = blobs,
                               .todo = todo,
-                              .n_todo = n_todo,
                               .slots = slots,
                               .store = store,
-                              .progress = progress};
-        pthread_mutex_init(&j.err_lock, NULL);
-        size_t workers = (size_t)r->parallel < n_todo ? (size_t)r->parallel : n_todo;
-        pthread_t tids[64];
-        if (workers > 64)
-                workers = 64;
-        size_t started = 0;
-        for (; started < workers; started++)
-                if (pthread_create(&tids[started], NULL, fetch_worker, &j) != 0)
-                        break;
-        if (started == 0)
-                fetch_worker(&j);
-        for (size_t i = 0; i < started; i++)
-                pthread_join(tids[i], NULL);
-        pthread_mutex_destroy(&j.err_lock);
-        if (j.err) {
-                *err = j.err;
+                              .progress = progress,
+                              .cancel = &cancel};
+        if (registry_parallel(r, n_todo, fetch_one, &j, &cancel, err) < 0)
                 return kiln_err_prefix(err, "pull from %s/%s", r->domain, repo);
-        }
         return 0;
 }

@@ -1,0 +1,281 @@
+/* Writing to a registry: blobs (HEAD first, cross-repository mount, then a
+ * monolithic or chunked upload), then manifests with their exact bytes. */
+#include "client.h"
+
+#include <fcntl.h>
+#include <string.h>
+
+/* Blobs up to this size go up in one PUT; larger ones in chunks of this
+ * size, so a dropped connection costs one chunk, not the whole layer. */
+#define MONOLITHIC_MAX ((uint64_t)32 << 20)
+#define CHUNK_SIZE     ((uint64_t)32 << 20)
+
+struct push_job {
+        struct kiln_registry *r;
+        const char *repo;
+        const char *mount_from;
+        const struct kiln_descriptor *blobs;
+        int *slots;
+        struct kiln_store *store;
+        struct kiln_progress *progress;
+        const volatile int *cancel;
+        char *scope;
+};
+
+static char *with_digest(const char *location, const char *digest)
+{
+        return kiln_xasprintf("%s%sdigest=%s", location, strchr(location, '?') ? "&" : "?", digest);
+}
+
+static int unexpected(const struct kiln_registry *r, const char *what, const char *digest,
+                      const struct http_resp *resp, struct kiln_err **err)
+{
+        _cleanup_free_ char *t = http_error_text(resp);
+        enum kiln_err_domain d = resp->status == 401 || resp->status == 403 ? KILN_ERR_AUTH
+                                 : resp->status == 404                      ? KILN_ERR_NOT_FOUND
+                                                                            : KILN_ERR_NETWORK;
+        return kiln_err_set(err, d, (int)resp->status, "%s %s to %s: %s", what, digest, r->domain,
+                            t);
+}
+
+/* Sends a request and, on a 202 that carries the next upload location, hands
+ * the location back. */
+static int upload_step(struct push_job *j, CURL *h, struct http_req *q, long want, const char *what,
+                       const char *digest, char **location, struct kiln_err **err)
+{
+        struct http_resp resp = {0};
+        int rc = registry_request(j->r, h, j->scope, q, &resp, err);
+        if (rc == 0 && resp.status != want)
+                rc = unexpected(j->r, what, digest, &resp, err);
+        if (rc == 0 && location) {
+                if (!resp.location) {
+                        rc = kiln_err_set(err, KILN_ERR_NETWORK, (int)resp.status,
+                                          "%s %s: the registry gave no upload location", what,
+                                          digest);
+                } else {
+                        /* Relative locations are relative to the registry. */
+                        char *abs = http_resolve(j->r->base_url, resp.location);
+                        free(*location);
+                        *location = abs ? abs : kiln_xstrdup(resp.location);
+                }
+        }
+        http_resp_release(&resp);
+        return rc;
+}
+
+static int push_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
+{
+        struct push_job *j = ctx;
+        const struct kiln_descriptor *d = &j->blobs[k];
+        int slot = j->slots[k];
+        _cleanup_free_ char *path = kiln_xasprintf("/v2/%s/blobs/%s", j->repo, d->digest);
+        struct http_resp resp = {0};
+
+        /* HEAD: the registry may have it already. */
+        struct http_req head = {
+            .method = "HEAD", .url = path, .upload_fd = -1, .cancel = j->cancel};
+        int rc = registry_request(j->r, h, j->scope, &head, &resp, err);
+        long status = resp.status;
+        http_resp_release(&resp);
+        if (rc < 0)
+                return kiln_err_prefix(err, "blob %s", d->digest);
+        if (status == 200) {
+                kiln_progress_finish(j->progress, slot, "exists");
+                return 0;
+        }
+
+        _cleanup_close_ int fd = -1;
+        uint64_t size = 0;
+        if (kiln_store_open_blob(j->store, d->digest, &fd, &size, err) < 0)
+                return -1;
+
+        /* Start an upload, asking for a mount from the base's repository
+         * first: on the same registry it costs no bytes. */
+        _cleanup_free_ char *location = NULL;
+        _cleanup_free_ char *start = NULL;
+        if (j->mount_from && strcmp(j->mount_from, j->repo) != 0)
+                start = kiln_xasprintf("/v2/%s/blobs/uploads/?mount=%s&from=%s", j->repo, d->digest,
+                                       j->mount_from);
+        else
+                start = kiln_xasprintf("/v2/%s/blobs/uploads/", j->repo);
+        struct http_req post = {
+            .method = "POST", .url = start, .upload_fd = -1, .cancel = j->cancel};
+        rc = registry_request(j->r, h, j->scope, &post, &resp, err);
+        status = resp.status;
+        if (rc == 0 && resp.location) {
+                char *abs = http_resolve(j->r->base_url, resp.location);
+                location = abs ? abs : kiln_xstrdup(resp.location);
+        }
+        if (rc == 0 && status != 201 && status != 202)
+                rc = unexpected(j->r, "start upload of", d->digest, &resp, err);
+        http_resp_release(&resp);
+        if (rc < 0)
+                return kiln_err_prefix(err, "push blob %s", d->digest);
+        if (status == 201) {
+                kiln_progress_finish(j->progress, slot, "mounted");
+                return 0;
+        }
+        if (!location)
+                return kiln_err_set(err, KILN_ERR_NETWORK, 202,
+                                    "push blob %s: the registry gave no upload location",
+                                    d->digest);
+
+        if (size > MONOLITHIC_MAX) {
+                for (uint64_t off = 0; off < size; off += CHUNK_SIZE) {
+                        uint64_t len = size - off < CHUNK_SIZE ? size - off : CHUNK_SIZE;
+                        char range[80];
+                        snprintf(range, sizeof(range), "Content-Range: %llu-%llu",
+                                 (unsigned long long)off, (unsigned long long)(off + len - 1));
+                        struct curl_slist *hdrs = curl_slist_append(NULL, range);
+                        hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
+                        lseek(fd, (off_t)off, SEEK_SET);
+                        struct http_req patch = {.method = "PATCH",
+                                                 .url = location,
+                                                 .headers = hdrs,
+                                                 .upload_fd = fd,
+                                                 .upload_len = len,
+                                                 .progress = j->progress,
+                                                 .progress_slot = slot,
+                                                 .cancel = j->cancel,
+                                                 /* a chunk cannot be resent blindly: the
+                                                  * session may have taken part of it */
+                                                 .max_attempts = 1};
+                        rc = upload_step(j, h, &patch, 202, "upload chunk of", d->digest, &location,
+                                         err);
+                        curl_slist_free_all(hdrs);
+                        if (rc < 0)
+                                return kiln_err_prefix(err, "push blob %s", d->digest);
+                }
+                _cleanup_free_ char *fin = with_digest(location, d->digest);
+                struct http_req put = {
+                    .method = "PUT", .url = fin, .upload_fd = -1, .cancel = j->cancel};
+                rc = upload_step(j, h, &put, 201, "finish upload of", d->digest, NULL, err);
+        } else {
+                _cleanup_free_ char *fin = with_digest(location, d->digest);
+                struct curl_slist *hdrs =
+                    curl_slist_append(NULL, "Content-Type: application/octet-stream");
+                struct http_req put = {.method = "PUT",
+                                       .url = fin,
+                                       .headers = hdrs,
+                                       .upload_fd = fd,
+                                       .upload_len = size,
+                                       .progress = j->progress,
+                                       .progress_slot = slot,
+                                       .cancel = j->cancel,
+                                       .max_attempts = 1};
+                rc = upload_step(j, h, &put, 201, "upload", d->digest, NULL, err);
+                curl_slist_free_all(hdrs);
+        }
+        if (rc < 0)
+                return kiln_err_prefix(err, "push blob %s", d->digest);
+        kiln_progress_update(j->progress, slot, size);
+        kiln_progress_finish(j->progress, slot, "pushed");
+        return 0;
+}
+
+static char *push_scope(const char *repo, const char *mount_from)
+{
+        if (mount_from && strcmp(mount_from, repo) != 0)
+                return kiln_xasprintf("repository:%s:pull,push repository:%s:pull", repo,
+                                      mount_from);
+        return registry_scope(repo, "pull,push");
+}
+
+int kiln_registry_push_blobs(struct kiln_registry *r, const char *repo,
+                             const struct kiln_descriptor *blobs, size_t n, const char *mount_from,
+                             struct kiln_store *store, struct kiln_progress *progress,
+                             struct kiln_err **err)
+{
+        _cleanup_free_ int *slots = kiln_xcalloc(n ? n : 1, sizeof(*slots));
+        for (size_t i = 0; i < n; i++)
+                slots[i] = kiln_progress_add(progress, blobs[i].digest, blobs[i].size);
+        volatile int cancel = 0;
+        _cleanup_free_ char *scope = push_scope(repo, mount_from);
+        struct push_job j = {.r = r,
+                             .repo = repo,
+                             .mount_from = mount_from,
+                             .blobs = blobs,
+                             .slots = slots,
+                             .store = store,
+                             .progress = progress,
+                             .cancel = &cancel,
+                             .scope = scope};
+        if (registry_parallel(r, n, push_one, &j, &cancel, err) < 0)
+                return kiln_err_prefix(err, "push to %s/%s", r->domain, repo);
+        return 0;
+}
+
+int kiln_registry_put_manifest(struct kiln_registry *r, const char *repo, const char *reference,
+                               const char *media_type, const void *data, size_t len,
+                               struct kiln_err **err)
+{
+        char digest[KILN_DIGEST_MAX];
+        kiln_sha256_digest(data, len, digest);
+        _cleanup_free_ char *path = kiln_xasprintf("/v2/%s/manifests/%s", repo, reference);
+        _cleanup_free_ char *scope = registry_scope(repo, "pull,push");
+        _cleanup_free_ char *ct = kiln_xasprintf("Content-Type: %s", media_type);
+        struct curl_slist *hdrs = curl_slist_append(NULL, ct);
+        struct http_req q = {.method = "PUT",
+                             .url = path,
+                             .headers = hdrs,
+                             .upload = data,
+                             .upload_len = len,
+                             .upload_fd = -1};
+        struct http_resp resp = {0};
+        int rc = registry_request(r, r->handle, scope, &q, &resp, err);
+        curl_slist_free_all(hdrs);
+        if (rc == 0 && resp.status != 201)
+                rc = unexpected(r, "put manifest", digest, &resp, err);
+        if (rc == 0 && resp.docker_digest && kiln_str_has_prefix(resp.docker_digest, "sha256:") &&
+            strcmp(resp.docker_digest, digest) != 0)
+                rc = kiln_err_set(err, KILN_ERR_DIGEST, 0, "the registry stored manifest %s as %s",
+                                  digest, resp.docker_digest);
+        http_resp_release(&resp);
+        if (rc < 0)
+                return kiln_err_prefix(err, "push %s/%s:%s", r->domain, repo, reference);
+        return 0;
+}
+
+/* Pushes one image manifest's blobs and then the manifest itself. */
+static int push_image(struct kiln_registry *r, const char *repo, const struct kiln_descriptor *d,
+                      const char *reference, struct kiln_store *store, const char *mount_from,
+                      struct kiln_progress *progress, struct kiln_err **err)
+{
+        _cleanup_buf_ struct kiln_buf body = {0};
+        if (kiln_store_read(store, d->digest, KILN_MANIFEST_MAX, &body, err) < 0)
+                return -1;
+        struct kiln_manifest m = {0};
+        if (kiln_manifest_parse(body.data, body.len, d->media_type, &m, err) < 0)
+                return -1;
+        int rc = 0;
+        if (m.is_index) {
+                for (size_t i = 0; rc == 0 && i < m.n_manifests; i++)
+                        rc = push_image(r, repo, &m.manifests[i], m.manifests[i].digest, store,
+                                        mount_from, progress, err);
+        } else {
+                size_t n = m.n_layers + 1;
+                struct kiln_descriptor *all = kiln_xcalloc(n, sizeof(*all));
+                all[0] = m.config;
+                for (size_t i = 0; i < m.n_layers; i++)
+                        all[i + 1] = m.layers[i];
+                rc = kiln_registry_push_blobs(r, repo, all, n, mount_from, store, progress, err);
+                free(all); /* shallow copies: m owns the strings */
+        }
+        if (rc == 0)
+                rc = kiln_registry_put_manifest(r, repo, reference, d->media_type, body.data,
+                                                body.len, err);
+        kiln_manifest_release(&m);
+        return rc;
+}
+
+int kiln_push(struct kiln_registry *r, const struct kiln_ref *dest,
+              const struct kiln_descriptor *top, struct kiln_store *store, const char *mount_from,
+              struct kiln_progress *progress, struct kiln_err **err)
+{
+        const char *reference = dest->tag ? dest->tag : top->digest;
+        if (dest->digest && strcmp(dest->digest, top->digest) != 0)
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "push: destination names digest %s but the image is %s",
+                                    dest->digest, top->digest);
+        return push_image(r, dest->path, top, reference, store, mount_from, progress, err);
+}
