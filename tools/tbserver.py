@@ -128,11 +128,17 @@ class TokenHandler(BaseHandler):
                 access.append({"type": typ, "name": name, "actions": granted})
         now = int(time.time())
         ttl = self._ttl()
+        exp = now + ttl
+        if os.path.exists(os.path.join(self.cfg.state, "token-strict")):
+            # distribution 2.8 accepts tokens up to 60 s past "exp" (clock
+            # skew leeway); in strict mode the registry really rejects the
+            # token once expires_in has passed
+            exp -= 60
         claims = {
             "iss": self.cfg.issuer,
             "sub": user if ok else "",
             "aud": service,
-            "exp": now + ttl,
+            "exp": exp,
             "nbf": now - 1,
             "iat": now,
             "jti": uuid.uuid4().hex,
@@ -355,17 +361,15 @@ class ProxyHandler(BaseHandler):
         host, port = self.cfg.upstream.rsplit(":", 1)
         conn = http.client.HTTPConnection(host, int(port), timeout=120)
         body, chunked = self._request_body() if method is None else (None, False)
-        headers = {}
-        for k, v in self.headers.items():
-            if k.lower() in HOP_BY_HOP:
-                continue
-            headers[k] = v
-        headers["Host"] = self.cfg.upstream
+        # a list, not a dict: clients send several Accept headers
+        headers = [(k, v) for k, v in self.headers.items()
+                   if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"]
+        headers.append(("Host", self.cfg.upstream))
         if body is not None and not chunked:
-            headers["Content-Length"] = self.headers["Content-Length"]
+            headers.append(("Content-Length", self.headers["Content-Length"]))
         conn.putrequest(method or self.command, self.path, skip_host=True,
                         skip_accept_encoding=True)
-        for k, v in headers.items():
+        for k, v in headers:
             conn.putheader(k, v)
         if chunked:
             conn.putheader("Transfer-Encoding", "chunked")
