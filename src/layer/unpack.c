@@ -421,8 +421,10 @@ static int get_parent(struct unpack *u, const char *parent, struct kiln_err **er
 static int remove_at(struct unpack *u, int dirfd, const char *name, const char *shown,
                      struct kiln_err **err)
 {
+        /* the cached parent may be inside what goes away; callers re-open */
+        int rc = kiln_layer_rm_rf_at(dirfd, name);
         cache_drop(u);
-        if (kiln_layer_rm_rf_at(dirfd, name) < 0)
+        if (rc < 0)
                 return kiln_err_sys(err, "remove \"%s\"", shown);
         return 0;
 }

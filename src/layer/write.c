@@ -158,6 +158,9 @@ static int tw_open(struct tw *w, struct kiln_store *store, const struct kiln_lay
         w->a = archive_write_new();
         if (archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
             archive_write_add_filter_none(w->a) != ARCHIVE_OK ||
+            /* SCHILY.xattr only (what Go's archive/tar and so docker and
+             * containerd read), not the LIBARCHIVE.xattr duplicate */
+            archive_write_set_format_option(w->a, "pax", "xattrheader", "SCHILY") < ARCHIVE_WARN ||
             archive_write_set_bytes_in_last_block(w->a, 1) != ARCHIVE_OK ||
             archive_write_open2(w->a, s, NULL, sink_write_cb, NULL, NULL) != ARCHIVE_OK)
                 return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "libarchive: %s",
