@@ -567,7 +567,8 @@ static int upper_walk(struct upper *u, int dirfd, const char *prefix, struct kil
         }
         closedir(d);
         if (rc == 0) {
-                qsort(items, n, sizeof(*items), item_cmp);
+                if (n > 1)
+                        qsort(items, n, sizeof(*items), item_cmp);
                 for (size_t i = 0; i < n && rc == 0; i++)
                         rc = upper_item(u, dirfd, prefix, &items[i], err);
         }
@@ -803,7 +804,8 @@ static void host_add_parents(struct hlist *l, const char *dest)
  * a conflict. */
 static int host_sort(struct hlist *l, struct kiln_err **err)
 {
-        qsort(l->v, l->n, sizeof(*l->v), hent_cmp);
+        if (l->n > 1)
+                qsort(l->v, l->n, sizeof(*l->v), hent_cmp);
         size_t o = 0;
         for (size_t i = 0; i < l->n; i++) {
                 if (o > 0 && !strcmp(l->v[o - 1].path, l->v[i].path)) {
