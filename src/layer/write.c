@@ -359,13 +359,17 @@ static int read_xattrs(int dirfd, const char *name, const char *shown, struct xa
                        struct kiln_err **err)
 {
         _cleanup_free_ char *p = kiln_xasprintf("/proc/self/fd/%d/%s", dirfd, name);
-        _cleanup_free_ char *list = kiln_xmalloc(XATTR_LIST_MAX);
-        ssize_t n = llistxattr(p, list, XATTR_LIST_MAX);
-        if (n < 0) {
-                if (errno == ENOTSUP || errno == EOPNOTSUPP)
+        /* most files have none: ask for the size before allocating */
+        ssize_t n = llistxattr(p, NULL, 0);
+        if (n <= 0) {
+                if (n == 0 || errno == ENOTSUP || errno == EOPNOTSUPP)
                         return 0;
                 return kiln_err_sys(err, "list xattrs of %s", shown);
         }
+        _cleanup_free_ char *list = kiln_xmalloc(XATTR_LIST_MAX);
+        n = llistxattr(p, list, XATTR_LIST_MAX);
+        if (n < 0)
+                return kiln_err_sys(err, "list xattrs of %s", shown);
         _cleanup_free_ char *val = kiln_xmalloc(XATTR_SIZE_MAX);
         for (char *k = list; k < list + n; k += strlen(k) + 1) {
                 const char *suffix;
