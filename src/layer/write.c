@@ -1,0 +1,903 @@
+#include "layer-internal.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#define OUT_SIZE  ((size_t)256 << 10)
+#define COPY_SIZE ((size_t)256 << 10)
+
+int kiln_layer_opts_init(struct kiln_layer_opts *o, struct kiln_err **err)
+{
+        *o = (struct kiln_layer_opts){
+            .compression = KILN_COMP_GZIP, .level = -1, .source_date_epoch = -1};
+        const char *v = getenv("SOURCE_DATE_EPOCH");
+        if (!v || !*v)
+                return 0;
+        int64_t t = 0;
+        for (const char *p = v; *p; p++) {
+                if (*p < '0' || *p > '9' || t > (INT64_MAX - 9) / 10)
+                        return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                            "SOURCE_DATE_EPOCH=\"%.40s\" is not a number of "
+                                            "seconds since 1970 (a decimal integer >= 0)",
+                                            v);
+                t = t * 10 + (*p - '0');
+        }
+        o->source_date_epoch = t;
+        return 0;
+}
+
+/* ---------- the output stream: tar -> diff_id hash -> compressor -> blob ---------- */
+
+struct sink {
+        struct kiln_blob_writer *bw;
+        struct kiln_sha256 *diff;
+        enum kiln_compression comp;
+        z_stream z;
+        bool z_init;
+        ZSTD_CStream *zc;
+        unsigned char *out;
+        struct kiln_err *err;
+};
+
+static int sink_put(struct sink *s, const void *p, size_t n)
+{
+        return kiln_blob_writer_write(s->bw, p, n, &s->err);
+}
+
+static int sink_feed(struct sink *s, const void *p, size_t n, bool finish)
+{
+        if (s->comp == KILN_COMP_NONE)
+                return n ? sink_put(s, p, n) : 0;
+        if (s->comp == KILN_COMP_GZIP) {
+                s->z.next_in = (Bytef *)p;
+                s->z.avail_in = (uInt)n;
+                for (;;) {
+                        s->z.next_out = s->out;
+                        s->z.avail_out = (uInt)OUT_SIZE;
+                        int zr = deflate(&s->z, finish ? Z_FINISH : Z_NO_FLUSH);
+                        if (zr == Z_STREAM_ERROR)
+                                return kiln_err_set(&s->err, KILN_ERR_INTERNAL, 0,
+                                                    "deflate failed");
+                        size_t got = OUT_SIZE - s->z.avail_out;
+                        if (got && sink_put(s, s->out, got) < 0)
+                                return -1;
+                        if (finish ? zr == Z_STREAM_END : s->z.avail_out != 0)
+                                return 0;
+                }
+        }
+        ZSTD_inBuffer ib = {p, n, 0};
+        for (;;) {
+                ZSTD_outBuffer ob = {s->out, OUT_SIZE, 0};
+                size_t zr =
+                    ZSTD_compressStream2(s->zc, &ob, &ib, finish ? ZSTD_e_end : ZSTD_e_continue);
+                if (ZSTD_isError(zr))
+                        return kiln_err_set(&s->err, KILN_ERR_INTERNAL, 0, "zstd: %s",
+                                            ZSTD_getErrorName(zr));
+                if (ob.pos && sink_put(s, s->out, ob.pos) < 0)
+                        return -1;
+                if (finish ? zr == 0 : ib.pos == ib.size)
+                        return 0;
+        }
+}
+
+static la_ssize_t sink_write_cb(struct archive *a, void *ud, const void *buf, size_t n)
+{
+        struct sink *s = ud;
+        kiln_sha256_update(s->diff, buf, n);
+        if (sink_feed(s, buf, n, false) < 0) {
+                archive_set_error(a, EIO, "%s", s->err ? s->err->msg : "write failed");
+                return -1;
+        }
+        return (la_ssize_t)n;
+}
+
+struct tw {
+        struct archive *a;
+        struct sink sink;
+        uint64_t entries;
+        char *buf;
+};
+
+static void tw_release(struct tw *w)
+{
+        if (w->a)
+                archive_write_free(w->a);
+        if (w->sink.z_init)
+                deflateEnd(&w->sink.z);
+        ZSTD_freeCStream(w->sink.zc);
+        kiln_blob_writer_free(w->sink.bw);
+        kiln_sha256_free(w->sink.diff);
+        kiln_err_free(w->sink.err);
+        free(w->sink.out);
+        free(w->buf);
+        *w = (struct tw){0};
+}
+
+static int tw_open(struct tw *w, struct kiln_store *store, const struct kiln_layer_opts *o,
+                   struct kiln_err **err)
+{
+        *w = (struct tw){0};
+        struct sink *s = &w->sink;
+        s->comp = o->compression;
+        if (kiln_blob_writer_new(store, NULL, -1, &s->bw, err) < 0)
+                return -1;
+        s->diff = kiln_sha256_new();
+        s->out = kiln_xmalloc(OUT_SIZE);
+        w->buf = kiln_xmalloc(COPY_SIZE);
+        if (s->comp == KILN_COMP_GZIP) {
+                int level = o->level < 0 ? Z_DEFAULT_COMPRESSION : o->level > 9 ? 9 : o->level;
+                /* windowBits 16+15: a gzip wrapper with mtime 0 and no name,
+                 * so the bytes depend on the content only */
+                if (deflateInit2(&s->z, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) !=
+                    Z_OK)
+                        return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "deflateInit failed");
+                s->z_init = true;
+        } else if (s->comp == KILN_COMP_ZSTD) {
+                s->zc = ZSTD_createCStream();
+                if (!s->zc)
+                        return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "ZSTD_createCStream");
+                int level = o->level < 0 ? ZSTD_CLEVEL_DEFAULT : o->level;
+                if (level > ZSTD_maxCLevel())
+                        level = ZSTD_maxCLevel();
+                ZSTD_CCtx_setParameter(s->zc, ZSTD_c_compressionLevel, level);
+                ZSTD_CCtx_setParameter(s->zc, ZSTD_c_checksumFlag, 1);
+        } else if (s->comp != KILN_COMP_NONE) {
+                return kiln_err_set(err, KILN_ERR_USAGE, 0, "unsupported layer compression");
+        }
+        w->a = archive_write_new();
+        if (archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK ||
+            archive_write_add_filter_none(w->a) != ARCHIVE_OK ||
+            /* SCHILY.xattr only (what Go's archive/tar and so docker and
+             * containerd read), not the LIBARCHIVE.xattr duplicate */
+            archive_write_set_format_option(w->a, "pax", "xattrheader", "SCHILY") < ARCHIVE_WARN ||
+            archive_write_set_bytes_in_last_block(w->a, 1) != ARCHIVE_OK ||
+            archive_write_open2(w->a, s, NULL, sink_write_cb, NULL, NULL) != ARCHIVE_OK)
+                return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "libarchive: %s",
+                                    archive_error_string(w->a));
+        return 0;
+}
+
+static int tw_fail(struct tw *w, struct kiln_err **err, const char *path)
+{
+        if (w->sink.err)
+                return kiln_err_set(err, w->sink.err->domain, w->sink.err->code, "%s",
+                                    w->sink.err->msg);
+        return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "write tar entry \"%s\": %s", path,
+                            archive_error_string(w->a));
+}
+
+/* A fresh entry with only what kiln puts in a layer: no atime/ctime, no
+ * user/group names (numeric ids only), whole-second mtimes. */
+static struct archive_entry *tw_new_entry(const char *path, mode_t type, mode_t perm, uid_t uid,
+                                          gid_t gid, int64_t mtime)
+{
+        struct archive_entry *e = archive_entry_new();
+        if (type == S_IFDIR) {
+                _cleanup_free_ char *p = kiln_xasprintf("%s/", path);
+                archive_entry_copy_pathname(e, p);
+        } else {
+                archive_entry_copy_pathname(e, path);
+        }
+        archive_entry_set_filetype(e, type);
+        archive_entry_set_perm(e, perm & 07777);
+        archive_entry_set_uid(e, uid);
+        archive_entry_set_gid(e, gid);
+        archive_entry_set_mtime(e, mtime, 0);
+        archive_entry_set_size(e, 0);
+        return e;
+}
+
+/* Writes e and, for regular files, size bytes from fd. */
+static int tw_write(struct tw *w, struct archive_entry *e, int fd, uint64_t size, const char *shown,
+                    struct kiln_err **err)
+{
+        const char *path = archive_entry_pathname(e);
+        if (fd >= 0)
+                archive_entry_set_size(e, (la_int64_t)size);
+        if (archive_write_header(w->a, e) < ARCHIVE_WARN)
+                return tw_fail(w, err, path);
+        w->entries++;
+        uint64_t left = fd >= 0 ? size : 0;
+        while (left > 0) {
+                size_t want = left < COPY_SIZE ? (size_t)left : COPY_SIZE;
+                ssize_t n = read(fd, w->buf, want);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return kiln_err_sys(err, "read %s", shown);
+                if (n == 0)
+                        return kiln_err_set(err, KILN_ERR_BUILD, 0,
+                                            "%s: file shrank while being archived", shown);
+                if (archive_write_data(w->a, w->buf, (size_t)n) < 0)
+                        return tw_fail(w, err, path);
+                left -= (uint64_t)n;
+        }
+        if (archive_write_finish_entry(w->a) < ARCHIVE_WARN)
+                return tw_fail(w, err, path);
+        return 0;
+}
+
+static const char *comp_media_type(enum kiln_compression c)
+{
+        switch (c) {
+        case KILN_COMP_GZIP:
+                return KILN_MT_OCI_LAYER_GZIP;
+        case KILN_COMP_ZSTD:
+                return KILN_MT_OCI_LAYER_ZSTD;
+        default:
+                return KILN_MT_OCI_LAYER;
+        }
+}
+
+static int tw_finish(struct tw *w, struct kiln_layer_result *out, struct kiln_err **err)
+{
+        if (archive_write_close(w->a) != ARCHIVE_OK)
+                return tw_fail(w, err, "(end of archive)");
+        if (sink_feed(&w->sink, NULL, 0, true) < 0)
+                return tw_fail(w, err, "(end of archive)");
+        kiln_sha256_final(w->sink.diff, out->diff_id);
+        out->size = (int64_t)kiln_blob_writer_size(w->sink.bw);
+        if (kiln_blob_writer_commit(w->sink.bw, out->digest, err) < 0)
+                return -1;
+        out->empty = false;
+        out->entries = w->entries;
+        out->media_type = comp_media_type(w->sink.comp);
+        return 0;
+}
+
+/* ---------- from an overlay upper directory ---------- */
+
+struct ino_map {
+        struct ino_slot {
+                dev_t dev;
+                ino_t ino;
+                char *path;
+        } * slot;
+        size_t cap, n;
+};
+
+static size_t ino_hash(dev_t dev, ino_t ino, size_t cap)
+{
+        uint64_t h = ((uint64_t)ino * 0x9E3779B97F4A7C15ULL) ^ (uint64_t)dev;
+        return (size_t)(h ^ (h >> 29)) & (cap - 1);
+}
+
+static const char *ino_map_get(struct ino_map *m, dev_t dev, ino_t ino)
+{
+        if (!m->cap)
+                return NULL;
+        for (size_t i = ino_hash(dev, ino, m->cap);; i = (i + 1) & (m->cap - 1)) {
+                if (!m->slot[i].path)
+                        return NULL;
+                if (m->slot[i].dev == dev && m->slot[i].ino == ino)
+                        return m->slot[i].path;
+        }
+}
+
+static void ino_map_put(struct ino_map *m, dev_t dev, ino_t ino, const char *path)
+{
+        if ((m->n + 1) * 2 > m->cap) {
+                size_t ncap = m->cap ? m->cap * 2 : 64;
+                struct ino_slot *ns = kiln_xcalloc(ncap, sizeof(*ns));
+                for (size_t j = 0; j < m->cap; j++) {
+                        if (!m->slot[j].path)
+                                continue;
+                        size_t i = ino_hash(m->slot[j].dev, m->slot[j].ino, ncap);
+                        while (ns[i].path)
+                                i = (i + 1) & (ncap - 1);
+                        ns[i] = m->slot[j];
+                }
+                free(m->slot);
+                m->slot = ns;
+                m->cap = ncap;
+        }
+        size_t i = ino_hash(dev, ino, m->cap);
+        while (m->slot[i].path)
+                i = (i + 1) & (m->cap - 1);
+        m->slot[i] = (struct ino_slot){dev, ino, kiln_xstrdup(path)};
+        m->n++;
+}
+
+static void ino_map_release(struct ino_map *m)
+{
+        for (size_t i = 0; i < m->cap; i++)
+                free(m->slot[i].path);
+        free(m->slot);
+}
+
+struct upper {
+        struct tw *w;
+        const struct kiln_layer_opts *o;
+        const char *what;
+        struct ino_map links;
+};
+
+struct xattrs {
+        bool opaque;        /* overlay.opaque = "y" */
+        bool whiteout;      /* overlay.whiteout present */
+        bool metacopy;      /* overlay.metacopy present: the upper holds no data */
+        bool redirect;      /* overlay.redirect present: a renamed directory */
+        struct kiln_buf kv; /* kept xattrs: name\0 u32 len, value ... */
+        size_t nkept;
+};
+
+static void xattrs_release(struct xattrs *x)
+{
+        kiln_buf_release(&x->kv);
+}
+
+static bool overlay_xattr(const char *name, const char **suffix)
+{
+        if (kiln_str_has_prefix(name, "trusted.overlay."))
+                *suffix = name + strlen("trusted.overlay.");
+        else if (kiln_str_has_prefix(name, "user.overlay."))
+                *suffix = name + strlen("user.overlay.");
+        else
+                return false;
+        return true;
+}
+
+static bool xattr_kept(const char *name)
+{
+        return !strcmp(name, "security.capability") || kiln_str_has_prefix(name, "user.");
+}
+
+/* Reads the xattrs of name in dirfd (through /proc/self/fd so that
+ * symlinks and device nodes work without being opened). */
+static int read_xattrs(int dirfd, const char *name, const char *shown, struct xattrs *x,
+                       struct kiln_err **err)
+{
+        _cleanup_free_ char *p = kiln_xasprintf("/proc/self/fd/%d/%s", dirfd, name);
+        /* most files have none: ask for the size before allocating */
+        ssize_t n = llistxattr(p, NULL, 0);
+        if (n <= 0) {
+                if (n == 0 || errno == ENOTSUP || errno == EOPNOTSUPP)
+                        return 0;
+                return kiln_err_sys(err, "list xattrs of %s", shown);
+        }
+        _cleanup_free_ char *list = kiln_xmalloc(XATTR_LIST_MAX);
+        n = llistxattr(p, list, XATTR_LIST_MAX);
+        if (n < 0)
+                return kiln_err_sys(err, "list xattrs of %s", shown);
+        _cleanup_free_ char *val = kiln_xmalloc(XATTR_SIZE_MAX);
+        for (char *k = list; k < list + n; k += strlen(k) + 1) {
+                const char *suffix;
+                bool ovl = overlay_xattr(k, &suffix);
+                if (!ovl && !xattr_kept(k))
+                        continue;
+                ssize_t vn = lgetxattr(p, k, val, XATTR_SIZE_MAX);
+                if (vn < 0) {
+                        if (errno == ENODATA)
+                                continue;
+                        return kiln_err_sys(err, "read xattr %s of %s", k, shown);
+                }
+                if (ovl) {
+                        if (!strcmp(suffix, "opaque") && vn == 1 && val[0] == 'y')
+                                x->opaque = true;
+                        else if (!strcmp(suffix, "whiteout"))
+                                x->whiteout = true;
+                        else if (!strcmp(suffix, "metacopy"))
+                                x->metacopy = true;
+                        else if (!strcmp(suffix, "redirect"))
+                                x->redirect = true;
+                        continue;
+                }
+                uint32_t len = (uint32_t)vn;
+                kiln_buf_append(&x->kv, k, strlen(k) + 1);
+                kiln_buf_append(&x->kv, &len, sizeof(len));
+                kiln_buf_append(&x->kv, val, (size_t)vn);
+                x->nkept++;
+        }
+        return 0;
+}
+
+static void entry_add_xattrs(struct archive_entry *e, const struct xattrs *x)
+{
+        const char *p = x->kv.data;
+        for (size_t i = 0; i < x->nkept; i++) {
+                const char *k = p;
+                p += strlen(k) + 1;
+                uint32_t len;
+                memcpy(&len, p, sizeof(len));
+                p += sizeof(len);
+                archive_entry_xattr_add_entry(e, k, p, len);
+                p += len;
+        }
+}
+
+struct upper_item {
+        char *name; /* in the upper */
+        char *emit; /* in the layer: ".wh.NAME" for whiteouts */
+        struct stat st;
+        bool whiteout;
+};
+
+static int item_cmp(const void *a, const void *b)
+{
+        const struct upper_item *x = a, *y = b;
+        return strcmp(x->emit, y->emit);
+}
+
+static int64_t clamp(const struct upper *u, int64_t t)
+{
+        int64_t sde = u->o->source_date_epoch;
+        return sde >= 0 && t > sde ? sde : t;
+}
+
+static void entry_freep(struct archive_entry **e)
+{
+        if (*e)
+                archive_entry_free(*e);
+}
+#define _cleanup_entry_ _cleanup_(entry_freep)
+
+static int upper_walk(struct upper *u, int dirfd, const char *prefix, struct kiln_err **err);
+
+static int upper_item(struct upper *u, int dirfd, const char *prefix, struct upper_item *it,
+                      struct kiln_err **err)
+{
+        _cleanup_free_ char *path = kiln_xasprintf("%s%s", prefix, it->emit);
+        const struct stat *st = &it->st;
+        int64_t mtime = clamp(u, st->st_mtim.tv_sec);
+        if (it->whiteout) {
+                _cleanup_entry_ struct archive_entry *e =
+                    tw_new_entry(path, S_IFREG, 0600, st->st_uid, st->st_gid, mtime);
+                return tw_write(u->w, e, -1, 0, path, err);
+        }
+        _cleanup_(xattrs_release) struct xattrs x = {0};
+        if (read_xattrs(dirfd, it->name, path, &x, err) < 0)
+                return -1;
+        if (x.metacopy || x.redirect)
+                return kiln_err_set(err, KILN_ERR_BUILD, 0,
+                                    "%s: overlay %s xattr found; the overlay must be mounted "
+                                    "with metacopy=off,redirect_dir=off",
+                                    path, x.metacopy ? "metacopy" : "redirect");
+        mode_t type = st->st_mode & S_IFMT;
+        _cleanup_entry_ struct archive_entry *e =
+            tw_new_entry(path, type, st->st_mode, st->st_uid, st->st_gid, mtime);
+        entry_add_xattrs(e, &x);
+        switch (type) {
+        case S_IFDIR: {
+                if (tw_write(u->w, e, -1, 0, path, err) < 0)
+                        return -1;
+                _cleanup_free_ char *sub = kiln_xasprintf("%s/", path);
+                if (x.opaque) {
+                        _cleanup_free_ char *opq = kiln_xasprintf("%s.wh..wh..opq", sub);
+                        _cleanup_entry_ struct archive_entry *oe = tw_new_entry(
+                            opq, S_IFREG, st->st_mode & 0777, st->st_uid, st->st_gid, mtime);
+                        if (tw_write(u->w, oe, -1, 0, opq, err) < 0)
+                                return -1;
+                }
+                _cleanup_close_ int fd =
+                    openat(dirfd, it->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return kiln_err_sys(err, "open %s", path);
+                return upper_walk(u, fd, sub, err);
+        }
+        case S_IFREG: {
+                if (st->st_nlink > 1) {
+                        const char *first = ino_map_get(&u->links, st->st_dev, st->st_ino);
+                        if (first) {
+                                archive_entry_copy_hardlink(e, first);
+                                return tw_write(u->w, e, -1, 0, path, err);
+                        }
+                        ino_map_put(&u->links, st->st_dev, st->st_ino, path);
+                }
+                _cleanup_close_ int fd = openat(dirfd, it->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return kiln_err_sys(err, "open %s", path);
+                return tw_write(u->w, e, fd, (uint64_t)st->st_size, path, err);
+        }
+        case S_IFLNK: {
+                char target[PATH_MAX];
+                ssize_t n = readlinkat(dirfd, it->name, target, sizeof(target) - 1);
+                if (n < 0)
+                        return kiln_err_sys(err, "read symlink %s", path);
+                target[n] = '\0';
+                archive_entry_copy_symlink(e, target);
+                return tw_write(u->w, e, -1, 0, path, err);
+        }
+        case S_IFCHR:
+        case S_IFBLK:
+                archive_entry_set_rdevmajor(e, major(st->st_rdev));
+                archive_entry_set_rdevminor(e, minor(st->st_rdev));
+                return tw_write(u->w, e, -1, 0, path, err);
+        case S_IFIFO:
+                return tw_write(u->w, e, -1, 0, path, err);
+        default:
+                kiln_warn("%s: %s: sockets cannot be stored in a layer; skipped", u->what, path);
+                return 0;
+        }
+}
+
+static void items_free(struct upper_item *items, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(items[i].name);
+                free(items[i].emit);
+        }
+        free(items);
+}
+
+static int upper_walk(struct upper *u, int dirfd, const char *prefix, struct kiln_err **err)
+{
+        int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return kiln_err_sys(err, "open %s", *prefix ? prefix : "upper directory");
+        DIR *d = fdopendir(dfd);
+        if (!d) {
+                close(dfd);
+                return kiln_err_sys(err, "open %s", prefix);
+        }
+        struct upper_item *items = NULL;
+        size_t n = 0, cap = 0;
+        struct dirent *de;
+        int rc = 0;
+        while ((de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                if (n == cap) {
+                        cap = cap ? cap * 2 : 32;
+                        items = kiln_xrealloc(items, cap * sizeof(*items));
+                }
+                struct upper_item *it = &items[n++];
+                *it = (struct upper_item){.name = kiln_xstrdup(de->d_name)};
+                if (fstatat(dirfd, it->name, &it->st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        rc = kiln_err_sys(err, "stat %s%s", prefix, it->name);
+                        break;
+                }
+                it->whiteout = S_ISCHR(it->st.st_mode) && it->st.st_rdev == 0;
+                if (!it->whiteout && S_ISREG(it->st.st_mode) && it->st.st_size == 0) {
+                        struct xattrs x = {0};
+                        rc = read_xattrs(dirfd, it->name, it->name, &x, err);
+                        kiln_buf_release(&x.kv);
+                        if (rc < 0)
+                                break;
+                        it->whiteout = x.whiteout;
+                }
+                it->emit =
+                    it->whiteout ? kiln_xasprintf(".wh.%s", it->name) : kiln_xstrdup(it->name);
+        }
+        closedir(d);
+        if (rc == 0) {
+                if (n > 1)
+                        qsort(items, n, sizeof(*items), item_cmp);
+                for (size_t i = 0; i < n && rc == 0; i++)
+                        rc = upper_item(u, dirfd, prefix, &items[i], err);
+        }
+        items_free(items, n);
+        return rc;
+}
+
+static bool dir_is_empty(int fd, struct kiln_err **err, int *rc)
+{
+        int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (!d) {
+                if (dfd >= 0)
+                        close(dfd);
+                *rc = kiln_err_sys(err, "open upper directory");
+                return false;
+        }
+        struct dirent *de;
+        bool empty = true;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+                        empty = false;
+                        break;
+                }
+        closedir(d);
+        *rc = 0;
+        return empty;
+}
+
+int kiln_layer_from_upper(int upperfd, const char *what, struct kiln_store *store,
+                          const struct kiln_layer_opts *opts, struct kiln_layer_result *out,
+                          struct kiln_err **err)
+{
+        *out = (struct kiln_layer_result){.media_type = comp_media_type(opts->compression)};
+        int rc;
+        if (dir_is_empty(upperfd, err, &rc)) {
+                out->empty = true;
+                return 0;
+        }
+        if (rc < 0)
+                return kiln_err_prefix(err, "%s", what);
+        struct tw w;
+        struct upper u = {.w = &w, .o = opts, .what = what};
+        rc = tw_open(&w, store, opts, err);
+        if (rc == 0)
+                rc = upper_walk(&u, upperfd, "", err);
+        if (rc == 0)
+                rc = tw_finish(&w, out, err);
+        tw_release(&w);
+        ino_map_release(&u.links);
+        if (rc < 0)
+                return kiln_err_prefix(err, "%s", what);
+        return 0;
+}
+
+/* ---------- from host files ---------- */
+
+struct hent {
+        char *path; /* in the layer, no trailing slash */
+        char *src;  /* host path (NULL for implied parents) */
+        mode_t type;
+        mode_t perm;
+        uint64_t size;
+        char *link;
+        bool implied;
+        size_t seq;
+};
+
+struct hlist {
+        struct hent *v;
+        size_t n, cap;
+};
+
+static struct hent *hlist_add(struct hlist *l)
+{
+        if (l->n == l->cap) {
+                l->cap = l->cap ? l->cap * 2 : 64;
+                l->v = kiln_xrealloc(l->v, l->cap * sizeof(*l->v));
+        }
+        struct hent *h = &l->v[l->n];
+        *h = (struct hent){.seq = l->n};
+        l->n++;
+        return h;
+}
+
+static void hlist_release(struct hlist *l)
+{
+        for (size_t i = 0; i < l->n; i++) {
+                free(l->v[i].path);
+                free(l->v[i].src);
+                free(l->v[i].link);
+        }
+        free(l->v);
+}
+
+static int hent_cmp(const void *a, const void *b)
+{
+        const struct hent *x = a, *y = b;
+        int c = kiln_layer_path_cmp(x->path, y->path);
+        if (c)
+                return c;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* dest must be a plain relative path; "" or "." (the root) only for a
+ * directory, whose contents then land in /. */
+static int check_dest(const char *dest, char **out, struct kiln_err **err)
+{
+        if (dest[0] == '/')
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "copy destination \"%s\" must be relative to /", dest);
+        struct kiln_buf b = {0};
+        for (const char *p = dest; *p;) {
+                const char *e = strchrnul(p, '/');
+                size_t len = (size_t)(e - p);
+                if ((len == 2 && p[0] == '.' && p[1] == '.') || (len == 0 && *e == '/')) {
+                        kiln_buf_release(&b);
+                        return kiln_err_set(err, KILN_ERR_USAGE, 0, "copy destination \"%s\": %s",
+                                            dest,
+                                            len ? "\"..\" is not allowed" : "empty component");
+                }
+                if (!(len == 1 && p[0] == '.')) {
+                        if (b.len)
+                                kiln_buf_append(&b, "/", 1);
+                        kiln_buf_append(&b, p, len);
+                }
+                p = *e ? e + 1 : e;
+        }
+        *out = b.data ? kiln_buf_steal(&b) : kiln_xstrdup("");
+        return 0;
+}
+
+static int host_add(struct hlist *l, const char *src, const char *dest, struct kiln_err **err);
+
+static int host_add_dir_children(struct hlist *l, const char *src, const char *dest,
+                                 struct kiln_err **err)
+{
+        DIR *d = opendir(src);
+        if (!d)
+                return kiln_err_sys(err, "open %s", src);
+        _cleanup_strv_ char **names = NULL;
+        size_t n = 0, cap = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                if (n + 2 > cap) {
+                        cap = cap ? cap * 2 : 16;
+                        names = kiln_xrealloc(names, cap * sizeof(char *));
+                }
+                names[n++] = kiln_xstrdup(de->d_name);
+                names[n] = NULL;
+        }
+        closedir(d);
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *s = kiln_xasprintf("%s/%s", src, names[i]);
+                _cleanup_free_ char *t =
+                    *dest ? kiln_xasprintf("%s/%s", dest, names[i]) : kiln_xstrdup(names[i]);
+                if (host_add(l, s, t, err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static int host_add(struct hlist *l, const char *src, const char *dest, struct kiln_err **err)
+{
+        struct stat st;
+        if (lstat(src, &st) < 0)
+                return kiln_err_sys(err, "%s", src);
+        if (!*dest) {
+                if (!S_ISDIR(st.st_mode))
+                        return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                            "%s: only a directory can be copied to /", src);
+                return host_add_dir_children(l, src, dest, err);
+        }
+        struct hent *h;
+        switch (st.st_mode & S_IFMT) {
+        case S_IFREG:
+                h = hlist_add(l);
+                h->type = S_IFREG;
+                h->perm = (st.st_mode & S_IXUSR) ? 0755 : 0644;
+                h->size = (uint64_t)st.st_size;
+                break;
+        case S_IFDIR:
+                h = hlist_add(l);
+                h->type = S_IFDIR;
+                h->perm = 0755;
+                break;
+        case S_IFLNK: {
+                char target[PATH_MAX];
+                ssize_t n = readlink(src, target, sizeof(target) - 1);
+                if (n < 0)
+                        return kiln_err_sys(err, "read symlink %s", src);
+                target[n] = '\0';
+                h = hlist_add(l);
+                h->type = S_IFLNK;
+                h->perm = 0777;
+                h->link = kiln_xstrdup(target);
+                break;
+        }
+        default:
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "%s: only regular files, directories and symlinks can be "
+                                    "copied (this is a %s)",
+                                    src,
+                                    S_ISFIFO(st.st_mode)   ? "fifo"
+                                    : S_ISSOCK(st.st_mode) ? "socket"
+                                                           : "device node");
+        }
+        h->path = kiln_xstrdup(dest);
+        h->src = kiln_xstrdup(src);
+        if (S_ISDIR(st.st_mode))
+                return host_add_dir_children(l, src, dest, err);
+        return 0;
+}
+
+static void host_add_parents(struct hlist *l, const char *dest)
+{
+        _cleanup_free_ char *p = kiln_xstrdup(dest);
+        for (char *s = strchr(p, '/'); s; s = strchr(s + 1, '/')) {
+                *s = '\0';
+                struct hent *h = hlist_add(l);
+                h->type = S_IFDIR;
+                h->perm = 0755;
+                h->implied = true;
+                h->path = kiln_xstrdup(p);
+                *s = '/';
+        }
+}
+
+/* Sorts and drops duplicates: a directory named twice is one entry; a file
+ * copied twice keeps the later copy; a file where a directory is implied is
+ * a conflict. */
+static int host_sort(struct hlist *l, struct kiln_err **err)
+{
+        if (l->n > 1)
+                qsort(l->v, l->n, sizeof(*l->v), hent_cmp);
+        size_t o = 0;
+        for (size_t i = 0; i < l->n; i++) {
+                if (o > 0 && !strcmp(l->v[o - 1].path, l->v[i].path)) {
+                        struct hent *prev = &l->v[o - 1], *cur = &l->v[i];
+                        bool both_dirs = prev->type == S_IFDIR && cur->type == S_IFDIR;
+                        if (!both_dirs && (prev->implied || cur->implied))
+                                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                                    "copy destination \"%s\" is both a file "
+                                                    "and a parent directory",
+                                                    cur->path);
+                        if (both_dirs && cur->implied)
+                                continue;
+                        free(prev->path);
+                        free(prev->src);
+                        free(prev->link);
+                        *prev = *cur;
+                        *cur = (struct hent){0};
+                        continue;
+                }
+                if (o != i) {
+                        l->v[o] = l->v[i];
+                        l->v[i] = (struct hent){0};
+                }
+                o++;
+        }
+        for (size_t i = o; i < l->n; i++) {
+                free(l->v[i].path);
+                free(l->v[i].src);
+                free(l->v[i].link);
+        }
+        l->n = o;
+        return 0;
+}
+
+static int host_write(struct tw *w, const struct hent *h, uid_t uid, gid_t gid, int64_t mtime,
+                      struct kiln_err **err)
+{
+        _cleanup_entry_ struct archive_entry *e =
+            tw_new_entry(h->path, h->type, h->perm, uid, gid, mtime);
+        if (h->type == S_IFLNK) {
+                archive_entry_copy_symlink(e, h->link);
+                return tw_write(w, e, -1, 0, h->src, err);
+        }
+        if (h->type != S_IFREG)
+                return tw_write(w, e, -1, 0, h->path, err);
+        _cleanup_close_ int fd = open(h->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return kiln_err_sys(err, "open %s", h->src);
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return kiln_err_sys(err, "stat %s", h->src);
+        if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != h->size)
+                return kiln_err_set(err, KILN_ERR_BUILD, 0, "%s changed while being copied",
+                                    h->src);
+        return tw_write(w, e, fd, h->size, h->src, err);
+}
+
+int kiln_layer_from_host(const struct kiln_copy_entry *entries, size_t n, uid_t uid, gid_t gid,
+                         struct kiln_store *store, const struct kiln_layer_opts *opts,
+                         struct kiln_layer_result *out, struct kiln_err **err)
+{
+        *out = (struct kiln_layer_result){.media_type = comp_media_type(opts->compression)};
+        struct hlist l = {0};
+        struct tw w = {0};
+        int rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+                _cleanup_free_ char *dest = NULL;
+                rc = check_dest(entries[i].dest, &dest, err);
+                if (rc == 0) {
+                        host_add_parents(&l, dest);
+                        rc = host_add(&l, entries[i].src, dest, err);
+                }
+        }
+        if (rc == 0)
+                rc = host_sort(&l, err);
+        if (rc == 0 && l.n == 0) {
+                out->empty = true;
+                goto done;
+        }
+        int64_t mtime = opts->source_date_epoch >= 0 ? opts->source_date_epoch : 0;
+        if (rc == 0)
+                rc = tw_open(&w, store, opts, err);
+        for (size_t i = 0; i < l.n && rc == 0; i++)
+                rc = host_write(&w, &l.v[i], uid, gid, mtime, err);
+        if (rc == 0)
+                rc = tw_finish(&w, out, err);
+done:
+        tw_release(&w);
+        hlist_release(&l);
+        return rc;
+}
