@@ -43,17 +43,26 @@ static void write_text(const char *path, const char *text)
         }
 }
 
-static char *read_text(const char *path)
+/* Whole file (up to 64 MiB), NULL when unreadable; *len gets its size. */
+static char *read_bytes(const char *path, size_t *len)
 {
         struct kiln_buf b = {0};
         struct kiln_err *e = NULL;
-        if (kiln_read_file(path, 1 << 20, &b, &e) < 0) {
+        if (kiln_read_file(path, 64 << 20, &b, &e) < 0) {
                 kiln_err_free(e);
+                kiln_buf_release(&b);
                 return NULL;
         }
+        *len = b.len;
         if (!b.data)
                 return kiln_xstrdup("");
         return kiln_buf_steal(&b);
+}
+
+static char *read_text(const char *path)
+{
+        size_t len = 0;
+        return read_bytes(path, &len);
 }
 
 static void mkdirs(const char *path)
@@ -128,9 +137,11 @@ static void hash_tree(struct kiln_sha256 *h, const char *path)
                          (long long)st.st_size);
         kiln_sha256_update(h, meta, (size_t)n);
         if (S_ISREG(st.st_mode)) {
-                char *t = read_text(path);
-                if (t)
-                        kiln_sha256_update(h, t, strlen(t));
+                size_t len = 0;
+                char *t = read_bytes(path, &len);
+                if (!t)
+                        die(path);
+                kiln_sha256_update(h, t, len);
                 free(t);
         } else if (S_ISLNK(st.st_mode)) {
                 char l[4096];
