@@ -243,6 +243,14 @@ static void run_opts(struct run *r, struct kiln_sandbox_opts *o)
         dup2(saved, 2);
         close(saved);
         r->out = read_text(outpath);
+        /* the scratch directory is gone and nothing stays mounted here */
+        char casedir[4096];
+        snprintf(casedir, sizeof(casedir), "%s/case%d", base, case_no);
+        CHECK(count_entries(casedir) - count_entries(r->upper) - count_entries(r->work) == 3,
+              "case %d: leftovers next to upper/work", case_no);
+        char *mi = read_text("/proc/self/mountinfo");
+        CHECK(mi && !strstr(mi, casedir), "case %d: a mount remains under %s", case_no, casedir);
+        free(mi);
         if (r->rc < 0)
                 fprintf(stderr, "  (case %d: %s)\n", case_no, r->err->msg);
 }
@@ -486,6 +494,53 @@ static void test_binds(void)
         run_release(&r);
 }
 
+static bool wait_for(const char *path, int ms)
+{
+        for (int i = 0; i < ms / 20; i++) {
+                if (access(path, F_OK) == 0)
+                        return true;
+                usleep(20000);
+        }
+        return access(path, F_OK) == 0;
+}
+
+/* Daemons left behind die with the command; killing kiln kills the build. */
+static void test_lifetime(void)
+{
+        char dir[4096], p[8192];
+        snprintf(dir, sizeof(dir), "%s/life", base);
+        mkdirs(dir);
+        struct kiln_bind b = {.source = dir, .target = "/life"};
+        char *argv[] = {"/bin/sh", "-c", "(sleep 1; touch /life/daemon-survived) & exit 0", NULL};
+        struct kiln_sandbox_opts o = {.argv = argv, .binds = &b, .n_binds = 1};
+        struct run r;
+        uint64_t t0 = kiln_now_ns();
+        run_opts(&r, &o);
+        CHECK(r.rc == 0 && r.status == 0, "daemon: rc %d status %d", r.rc, r.status);
+        CHECK(kiln_now_ns() - t0 < 900000000ULL, "the run waited for the background process");
+        run_release(&r);
+
+        pid_t kiln = fork();
+        if (kiln == 0) {
+                char *largv[] = {"/bin/sh", "-c",
+                                 "touch /life/started; sleep 1; touch /life/build-survived", NULL};
+                struct kiln_sandbox_opts lo = {.argv = largv, .binds = &b, .n_binds = 1};
+                struct run lr;
+                run_opts(&lr, &lo);
+                _exit(0);
+        }
+        snprintf(p, sizeof(p), "%s/started", dir);
+        CHECK(wait_for(p, 5000), "the build did not start");
+        kill(kiln, SIGTERM);
+        waitpid(kiln, NULL, 0);
+        case_no++; /* the child used one */
+        usleep(1500000);
+        snprintf(p, sizeof(p), "%s/daemon-survived", dir);
+        CHECK(access(p, F_OK) < 0, "a daemon outlived its command");
+        snprintf(p, sizeof(p), "%s/build-survived", dir);
+        CHECK(access(p, F_OK) < 0, "the build outlived a killed kiln");
+}
+
 static void test_many_lowers(void)
 {
         enum { N = 30 };
@@ -576,6 +631,7 @@ static int suite(void)
         test_binds();
         test_many_lowers();
         test_ownership();
+        test_lifetime();
         tree_digest(lower, after);
         tree_digest(lower2, after2);
         CHECK_STR(after, before);
