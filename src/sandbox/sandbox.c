@@ -527,8 +527,10 @@ static int setup_root(const struct sb_ctx *c, struct kiln_err **err)
         return 0;
 }
 
-/* Docker's default capability set: what package installers need, without
- * the ability to mount, load modules, or reach the host's devices. */
+/* Docker's default capability set without MKNOD: what package installers
+ * need, without the ability to mount, load modules, or reach the host's
+ * devices (there is no device cgroup here, so a device node made in the
+ * build would open the host's real disk). */
 static const int host_caps_kept[] = {0,  /* CHOWN */
                                      1,  /* DAC_OVERRIDE */
                                      3,  /* FOWNER */
@@ -540,7 +542,6 @@ static const int host_caps_kept[] = {0,  /* CHOWN */
                                      10, /* NET_BIND_SERVICE */
                                      13, /* NET_RAW */
                                      18, /* SYS_CHROOT */
-                                     27, /* MKNOD */
                                      29, /* AUDIT_WRITE */
                                      31 /* SETFCAP */};
 
@@ -768,9 +769,10 @@ int kiln_sandbox_run(const struct kiln_sandbox_opts *o, int *status, struct kiln
 
         /* private scratch: the mount point and the skeleton lower layer */
         _cleanup_free_ char *work_copy = kiln_xstrdup(o->work);
-        _cleanup_free_ char *tmpl = kiln_xasprintf("%s/.kiln-sandbox-XXXXXX", dirname(work_copy));
+        const char *work_parent = dirname(work_copy);
+        _cleanup_free_ char *tmpl = kiln_xasprintf("%s/.kiln-sandbox-XXXXXX", work_parent);
         if (!mkdtemp(tmpl))
-                return kiln_err_sys(err, "create sandbox directory in %s", dirname(work_copy));
+                return kiln_err_sys(err, "create sandbox directory in %s", work_parent);
         _cleanup_free_ char *tmp = realpath(tmpl, NULL);
         if (!tmp) {
                 kiln_err_sys(err, "resolve %s", tmpl);

@@ -4,7 +4,6 @@
  * helper forked before the unshare (still in the host namespace, where the
  * setuid newuidmap/newgidmap work) maps the parent once it has unshared. */
 #include "kiln/sandbox.h"
-#include "sandbox-private.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -314,6 +313,8 @@ int kiln_userns_enter(enum kiln_idmap *mode, struct kiln_err **err)
         rep[0] = -1;
         while (waitpid(helper, NULL, 0) < 0 && errno == EINTR)
                 ;
+        /* after a failed mapping the process sits in an unusable namespace
+         * (ids shown as overflow ids); the caller can only report and exit */
         if (rc < 0)
                 return rc;
 

@@ -602,11 +602,11 @@ static void test_ownership(void)
                 CHECK(out_is(&r, "[t] ok\n"), "mknod in single mode: \"%s\"", r.out);
                 run_release(&r);
         } else if (mode == KILN_IDMAP_HOST) {
-                run_sh(&r, "mknod /cdev c 1 3 && echo ok");
-                CHECK(out_is(&r, "[t] ok\n"), "mknod as root: \"%s\"", r.out);
-                snprintf(p, sizeof(p), "%s/cdev", r.upper);
-                CHECK(lstat(p, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3),
-                      "upper/cdev not a device");
+                /* no device nodes as real root (no device cgroup guards the
+                 * host's disks); FIFOs are fine */
+                run_sh(&r, "mknod /cdev c 1 3 2>/dev/null || echo refused; mknod /fifo p && "
+                           "test -p /fifo && echo fifo");
+                CHECK(out_is(&r, "[t] refused\n[t] fifo\n"), "mknod as root: \"%s\"", r.out);
                 run_release(&r);
                 /* capabilities beyond Docker's default set are gone, kernel
                  * knobs are read-only (this one is per UTS namespace anyway) */
