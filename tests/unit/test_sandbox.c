@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -722,11 +723,35 @@ static void unprivileged_suites(void)
         run_as_user("kilnsb-range", "KILN_USERNS=single", "single");
 }
 
+static void *idle_thread(void *arg)
+{
+        pause();
+        return arg;
+}
+
+/* In a throwaway child: with a second thread, entering must fail. */
+static bool threaded_enter_refused(void)
+{
+        pid_t pid = fork();
+        if (pid == 0) {
+                pthread_t t;
+                pthread_create(&t, NULL, idle_thread, NULL);
+                enum kiln_idmap m;
+                struct kiln_err *e = NULL;
+                int rc = kiln_userns_enter(&m, &e);
+                _exit(rc < 0 && strstr(e->msg, "2 threads") ? 0 : 1);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 int main(int argc, char **argv)
 {
         setvbuf(stdout, NULL, _IOLBF, 0);
         if (argc == 4 && !strcmp(argv[1], "--as-user")) {
                 struct kiln_err *e = NULL;
+                CHECK(threaded_enter_refused(), "kiln_userns_enter accepted a threaded process");
                 if (kiln_userns_enter(&mode, &e) < 0) {
                         fprintf(stderr, "kiln_userns_enter: %s\n", e->msg);
                         return 1;
