@@ -250,30 +250,40 @@ static void ascii_lower(char *s)
                 *s = (char)tolower((unsigned char)*s);
 }
 
-/* str.format with only {spec_hash}: "{{" and "}}" are literal braces. */
-static int tag_format_check(const char *fmt, const char **bad)
+/* tag_format is str.format with only {spec_hash}; the result must be an
+ * OCI tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}), so literal braces ("{{")
+ * are refused along with every other character a tag cannot hold. */
+static int tag_format_check(const char *fmt, const char **bad, const char **why)
 {
+        size_t len = 0;
+
         for (const char *p = fmt; *p; p++) {
-                if (*p == '{') {
-                        if (p[1] == '{') {
-                                p++;
-                                continue;
-                        }
-                        if (!strncmp(p, "{spec_hash}", 11)) {
-                                p += 10;
-                                continue;
-                        }
+                if (!strncmp(p, "{spec_hash}", 11)) {
+                        p += 10;
+                        len += 22;
+                        continue;
+                }
+                if (*p == '{' || *p == '}') {
                         *bad = p;
+                        *why = "only the {spec_hash} placeholder is allowed";
                         return -1;
                 }
-                if (*p == '}') {
-                        if (p[1] == '}') {
-                                p++;
-                                continue;
-                        }
+                if (!isalnum((unsigned char)*p) && !strchr("_.-", *p)) {
                         *bad = p;
+                        *why = "a tag holds only letters, digits, '_', '.' and '-'";
                         return -1;
                 }
+                if (p == fmt && (*p == '.' || *p == '-')) {
+                        *bad = p;
+                        *why = "a tag cannot start with '.' or '-'";
+                        return -1;
+                }
+                len++;
+        }
+        if (len > 128) {
+                *bad = fmt;
+                *why = "the tag would be longer than 128 characters";
+                return -1;
         }
         return 0;
 }
@@ -454,13 +464,10 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
         } else if (!strcmp(fn, "python_exec")) {
                 s->python_exec = kiln_xstrdup(v->text);
         } else if (!strcmp(fn, "tag_format")) {
-                const char *bad = NULL;
-                if (tag_format_check(v->text, &bad) < 0)
-                        return field_error(s, v, fn,
-                                           "'%s': only the {spec_hash} placeholder is allowed "
-                                           "(unexpected '%c' at offset %zu; write {{ or }} "
-                                           "for a literal brace)",
-                                           v->text, *bad, (size_t)(bad - v->text));
+                const char *bad = NULL, *why = NULL;
+                if (tag_format_check(v->text, &bad, &why) < 0)
+                        return field_error(s, v, fn, "'%s': %s (at offset %zu)", v->text, why,
+                                           (size_t)(bad - v->text));
                 s->tag_format = kiln_xstrdup(v->text);
         } else if (!strcmp(fn, "env")) {
                 if (v->type != KILN_SPEC_MAP)

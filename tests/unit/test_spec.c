@@ -2,6 +2,7 @@
  * (tools/spec-vectors.py -> testdata/spec/vectors.tsv), PyYAML typing,
  * Python repr, validation errors and the builder API. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,12 @@ static const struct {
      "tag_format: '{spec_hash}-{user}': only the {spec_hash}"},
     {"tag_format: 'x}'\n", "only the {spec_hash} placeholder"},
     {"tag_format: '{0}'\n", "only the {spec_hash} placeholder"},
+    {"tag_format: '{{x}}-{spec_hash}'\n",
+     "only the {spec_hash} placeholder is allowed (at offset 0)"},
+    {"tag_format: '{spec_hash} dev'\n", "a tag holds only letters, digits"},
+    {"tag_format: '-{spec_hash}'\n", "a tag cannot start with '.' or '-'"},
+    {"tag_format: '{spec_hash}{spec_hash}{spec_hash}{spec_hash}{spec_hash}{spec_hash}'\n",
+     "longer than 128"},
     {"requirements: uv.lock\npackages: [x]\n",
      "t.yaml:2:11: packages: cannot be combined with the lock file 'uv.lock'"},
     {"requirements: sub/poetry.lock\npackages: []\n", "cannot be combined with the lock file"},
@@ -623,6 +630,46 @@ static void test_hash_errors(void)
         }
 }
 
+/* "-" reads stdin; relative paths then resolve against the cwd. */
+static void test_stdin(void)
+{
+        char tmpl[] = "/tmp/kiln-spec-stdin-XXXXXX";
+        int fd = mkstemp(tmpl), saved = dup(0);
+        static const char y[] = "name: fromstdin\nregistry: ghcr.io/flyteorg\n";
+        _cleanup_err_ struct kiln_err *err = NULL;
+        _cleanup_spec_ struct kiln_spec *s = NULL;
+        char cwd[4096];
+
+        CHECK(fd >= 0 && saved >= 0, "mkstemp");
+        if (fd < 0 || saved < 0)
+                return;
+        CHECK(kiln_write_all(fd, y, sizeof(y) - 1) == 0, "write");
+        lseek(fd, 0, SEEK_SET);
+        dup2(fd, 0);
+        CHECK(kiln_spec_load_file("-", &s, &err) == 0, "stdin: %s", err ? err->msg : "");
+        dup2(saved, 0);
+        close(saved);
+        close(fd);
+        unlink(tmpl);
+        if (!s)
+                return;
+        CHECK_STR(s->name, "fromstdin");
+        CHECK(s->path == NULL, "stdin has no path");
+        CHECK(getcwd(cwd, sizeof(cwd)) != NULL, "getcwd");
+        CHECK_STR(s->dir, cwd);
+}
+
+static void test_missing_file(void)
+{
+        _cleanup_err_ struct kiln_err *err = NULL;
+        struct kiln_spec *s = NULL;
+
+        CHECK(kiln_spec_load_file("/nonexistent/spec.yaml", &s, &err) < 0, "missing file");
+        CHECK(err && strstr(err->msg, "/nonexistent/spec.yaml"), "names the file: %s",
+              err ? err->msg : "");
+        CHECK(s == NULL, "no spec on error");
+}
+
 int main(void)
 {
         int rows, nbad;
@@ -640,5 +687,7 @@ int main(void)
         test_typed();
         test_builder();
         test_hash_errors();
+        test_stdin();
+        test_missing_file();
         TEST_DONE();
 }
