@@ -19,7 +19,6 @@
 
 #define KILN_SPEC_MAX_BYTES        (1024 * 1024) /* a spec file */
 #define KILN_SPEC_MAX_DEPTH        64            /* nested lists/mappings */
-#define KILN_SPEC_MAX_NODES        100000        /* values, aliases counted per use */
 #define KILN_SPEC_DEFAULT_NAME     "flytekit"
 #define KILN_SPEC_DEFAULT_PLATFORM "linux/amd64"
 
