@@ -1,0 +1,192 @@
+/* kiln spec: flytekit ImageSpec files.
+ *
+ * A spec is YAML read the way flytekit reads it (PyYAML safe_load, YAML 1.1
+ * typing: `3.10` is the float 3.1, `yes` is True, `010` is 8), checked
+ * strictly, and kept twice: as the raw typed tree (the image tag hashes the
+ * values exactly as given, types included) and as typed fields for the build
+ * planner.
+ *
+ * Relative paths (copy, requirements, source_root) resolve against the spec
+ * file's directory, not the working directory as in flytekit, so a spec
+ * hashes and builds the same wherever kiln runs. Specs read from stdin or
+ * made from command-line flags use the working directory.
+ *
+ * Errors are KILN_ERR_SPEC and read "FILE:LINE:COL: field: reason". */
+#ifndef KILN_SPEC_H
+#define KILN_SPEC_H
+
+#include "kiln/util.h"
+
+#define KILN_SPEC_MAX_BYTES        (1024 * 1024) /* a spec file */
+#define KILN_SPEC_MAX_DEPTH        64            /* nested lists/mappings */
+#define KILN_SPEC_DEFAULT_NAME     "flytekit"
+#define KILN_SPEC_DEFAULT_PLATFORM "linux/amd64"
+
+/* ---------- typed YAML values ---------- */
+
+enum kiln_spec_vtype {
+        KILN_SPEC_NULL,
+        KILN_SPEC_BOOL,
+        KILN_SPEC_INT,
+        KILN_SPEC_FLOAT,
+        KILN_SPEC_STR,
+        KILN_SPEC_LIST,
+        KILN_SPEC_MAP,
+};
+
+/* One value as PyYAML's safe_load types it. Values are owned by the spec
+ * that holds them; a YAML alias shares the anchored value (the tree is a
+ * DAG, never a cycle). */
+struct kiln_spec_value {
+        enum kiln_spec_vtype type;
+        int line, col; /* 1-based position in the file; 0 for values set by API */
+        /* Python's str() of a scalar: STR the text itself (never contains
+         * NUL), INT canonical decimal ("31" for 0x1F, "8" for 010, "0" for
+         * -0), FLOAT Python's repr ("3.1", "1e-05", "inf"), BOOL
+         * "True"/"False", NULL "None". NULL for LIST and MAP. */
+        char *text;
+        bool boolean;                   /* BOOL */
+        double number;                  /* FLOAT */
+        size_t n;                       /* LIST items, MAP pairs */
+        struct kiln_spec_value **items; /* LIST items, MAP values */
+        struct kiln_spec_value **keys;  /* MAP keys (scalars, no duplicates) */
+};
+
+/* Looks up a string key in a MAP value; NULL when absent or not a map. */
+const struct kiln_spec_value *kiln_spec_value_get(const struct kiln_spec_value *map,
+                                                  const char *key);
+
+/* Appends Python's repr() of v to b: what str(dict) prints for a value
+ * nested in a dict ('text' quoted, [a, b], {'k': v}, True, None, 3.1). */
+void kiln_spec_value_repr(struct kiln_buf *b, const struct kiln_spec_value *v);
+/* Python's repr() of a str given as UTF-8 (quotes, escapes, isprintable). */
+void kiln_spec_str_repr(struct kiln_buf *b, const char *s, size_t len);
+/* Python's repr() of a float: shortest round-trip digits, exponent when
+ * the decimal exponent is < -4 or >= 16, ".0" on integral values. */
+void kiln_spec_float_repr(double d, char out[32]);
+
+/* ---------- the spec ---------- */
+
+struct kiln_spec_env {
+        char *key;
+        char *value; /* str() of the YAML value: `DEBUG: 1` gives "1" */
+};
+
+struct kiln_spec_mount {
+        char *src;
+        char *dst;
+};
+
+/* Typed fields. Strings are owned; string lists are NULL-terminated and NULL
+ * when unset (an empty list is a non-NULL list whose first element is NULL:
+ * `entrypoint: []` clears the base image's entrypoint, unset keeps it).
+ * Fields that flytekit types as str but that YAML may give as a number
+ * (python_version, cuda, cudnn) hold Python's str() of the value. */
+struct kiln_spec {
+        char *path;                  /* spec file as given; NULL for stdin and flags */
+        char *dir;                   /* absolute directory that relative paths resolve against */
+        struct kiln_spec_value *raw; /* the top-level mapping as parsed (or built) */
+
+        char *name;           /* lowercased; default "flytekit" */
+        char *python_version; /* NULL: the base image's python */
+        char *builder;
+        char *source_root;      /* as given */
+        char *source_copy_mode; /* "loaded_modules", "all" or "no_copy" */
+        struct kiln_spec_env *env;
+        size_t n_env;   /* in YAML order */
+        char *registry; /* lowercased; NULL: no registry part, never pushed */
+        char **packages;
+        char **conda_packages;
+        char **conda_channels;
+        char *requirements;      /* as given */
+        char *requirements_path; /* resolved against dir */
+        bool requirements_lock;  /* uv.lock or poetry.lock */
+        char **apt_packages;
+        char *cuda;
+        char *cudnn;
+        char *base_image;            /* a reference; NULL when unset or base_spec */
+        struct kiln_spec *base_spec; /* base_image given as a nested spec mapping */
+        char *platform;              /* as given; default "linux/amd64" */
+        char **platforms;            /* platform split at ',' (each os/arch[/variant]) */
+        char *pip_index;
+        char **pip_extra_index_url;
+        struct kiln_spec_mount *pip_secret_mounts;
+        size_t n_pip_secret_mounts;
+        char *pip_extra_args;
+        char *registry_config;
+        char **entrypoint;
+        char **commands;
+        char *tag_format;
+        char **copy;       /* as given (relative paths) */
+        char **copy_paths; /* resolved against dir; NULL when copy is unset */
+        char *python_exec;
+        char **runtime_packages;
+        const struct kiln_spec_value *builder_options; /* MAP inside raw, or NULL */
+        const struct kiln_spec_value *builder_config;  /* MAP inside raw, or NULL */
+
+        /* Things flytekit accepts but that probably are not what the author
+         * meant (python_version: 3.10 reads as 3.1). The CLI prints them. */
+        char **warnings;
+
+        /* private */
+        char *errname; /* file name in error messages ("<stdin>", "<command line>") */
+        struct kiln_spec_value **pool;
+        size_t n_pool, cap_pool;
+};
+
+/* Loads a spec file; path "-" reads stdin (relative paths then resolve
+ * against the working directory). */
+int kiln_spec_load_file(const char *path, struct kiln_spec **out, struct kiln_err **err);
+/* Parses YAML text. name_for_errors prefixes error positions ("<stdin>");
+ * base_dir NULL means the working directory. */
+int kiln_spec_load_string(const char *yaml, size_t len, const char *name_for_errors,
+                          const char *base_dir, struct kiln_spec **out, struct kiln_err **err);
+void kiln_spec_free(struct kiln_spec *s);
+void kiln_spec_freep(struct kiln_spec **s);
+#define _cleanup_spec_ _cleanup_(kiln_spec_freep)
+
+/* ---------- building a spec from command-line flags ----------
+ *
+ * Each call edits the raw tree and re-validates, so a spec loaded from a file
+ * can be amended by flags and hashes as if the file had said so. Field
+ * names are the YAML keys. Errors are KILN_ERR_SPEC and leave the spec as it
+ * was before the call. */
+
+/* An empty spec ({}); base_dir NULL means the working directory. */
+struct kiln_spec *kiln_spec_new(const char *base_dir);
+/* Sets a string field (name, base_image, python_version, registry,
+ * platform, ...); value NULL removes the key. */
+int kiln_spec_set_str(struct kiln_spec *s, const char *field, const char *value,
+                      struct kiln_err **err);
+/* Appends to a list-of-strings field (packages, apt_packages, copy,
+ * commands, entrypoint, ...), creating the list when unset. */
+int kiln_spec_append(struct kiln_spec *s, const char *field, const char *value,
+                     struct kiln_err **err);
+/* Sets a list field to [] (entrypoint: [] clears the base entrypoint). */
+int kiln_spec_set_empty_list(struct kiln_spec *s, const char *field, struct kiln_err **err);
+/* Sets env[key] = value: an existing key keeps its place, a new one goes
+ * last. */
+int kiln_spec_set_env(struct kiln_spec *s, const char *key, const char *value,
+                      struct kiln_err **err);
+/* Appends a (src, dst) pair to pip_secret_mounts. */
+int kiln_spec_add_secret_mount(struct kiln_spec *s, const char *src, const char *dst,
+                               struct kiln_err **err);
+
+/* ---------- image name, tag and id (bit-for-bit flytekit) ---------- */
+
+struct kiln_image_name {
+        char *full;       /* "registry/name:tag", or "name:tag" without registry */
+        char *repository; /* "registry/name" or "name" */
+        char *tag;        /* hash with '-' -> '_', through tag_format */
+        char *id;         /* _F_IMG_ID: hash of the spec as declared */
+        char *tag_dict;   /* the Python str(dict) text hashed for the tag */
+        char *id_dict;    /* ... and for the id */
+};
+
+/* Reads the copy entries and the requirements file (relative to s->dir)
+ * to hash them, as flytekit does. */
+int kiln_spec_image_name(const struct kiln_spec *s, struct kiln_image_name *out,
+                         struct kiln_err **err);
+void kiln_image_name_release(struct kiln_image_name *n);
+
+#endif
