@@ -53,7 +53,6 @@ pass "anonymous bearer token"
 
 # A malformed auth file is an error that names it.
 echo '{"auths": ' >"$T/broken.json"
-REGISTRY_AUTH_FILE="$T/broken.json" expect_exit 2 pull "docker://$KILN_TB_BASIC/$img" -o "oci:$T/g:x" ||
-        true
+REGISTRY_AUTH_FILE="$T/broken.json" expect_exit 7 pull "docker://$KILN_TB_BASIC/$img" -o "oci:$T/g:x"
 assert_contains "$(cat "$T/err")" "$T/broken.json" "malformed auth file named"
 pass "malformed auth file"

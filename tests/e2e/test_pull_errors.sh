@@ -104,6 +104,6 @@ if [ "$(id -u)" != 0 ]; then
 fi
 # A file where the layout directory should be.
 echo data >"$T/notadir"
-expect_exit 1 pull "docker://$KILN_TB_PLAIN/testbed/busybox:latest" -o "oci:$T/notadir"
+expect_exit 2 pull "docker://$KILN_TB_PLAIN/testbed/busybox:latest" -o "oci:$T/notadir"
 assert_eq "$(cat "$T/notadir")" "data" "file in the way is untouched"
 pass "unwritable destination"
