@@ -7,6 +7,10 @@
 
 #include "kiln/layer.h"
 #include "kiln/oci.h"
+#include "kiln/output.h"
+#include "kiln/registry.h"
+#include "kiln/sandbox.h"
+#include "kiln/spec.h"
 #include "kiln/store.h"
 
 struct kiln_image {
@@ -48,5 +52,70 @@ const char *kiln_image_config_string(const struct kiln_image *img, const char *f
  * with the manifest's descriptor (platform from the config). */
 int kiln_image_commit(struct kiln_image *img, struct kiln_store *store, struct kiln_descriptor *out,
                       struct kiln_err **err);
+
+/* ---------- building an ImageSpec ---------- */
+
+struct kiln_build_opts {
+        struct kiln_registry_opts reg;        /* pulls and pushes */
+        const char *cache_dir;                /* NULL: the default cache */
+        bool push;                            /* push to the spec's registry */
+        const struct kiln_image_loc *outputs; /* -o destinations */
+        size_t n_outputs;
+        bool dry_run;                      /* print the plan and the name, build nothing */
+        enum kiln_compression compression; /* of new layers */
+};
+
+struct kiln_build_result {
+        struct kiln_image_name name;
+        struct kiln_descriptor manifest; /* the built image (unset on dry run) */
+        size_t n_new_layers;
+};
+void kiln_build_result_release(struct kiln_build_result *r);
+
+/* Builds spec: pulls the base, runs the steps (installers in the sandbox,
+ * copies straight from the host), assembles the image and writes it to
+ * every output and, with push, to the registry under the flytekit name.
+ * Nothing is tagged unless every step succeeded. Call before any thread
+ * is started (it may enter a user namespace). */
+int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
+               struct kiln_build_result *res, struct kiln_err **err);
+
+/* ---------- step kinds (layers/) ----------
+ *
+ * A step kind sees a narrow context: the spec, the image being assembled,
+ * and three ways to change it — run a command in the sandbox over the
+ * rootfs so far, write host files as a layer, or edit the config. Adding a
+ * kind is one file in layers/ and one entry in the planner's table. */
+
+struct kiln_step_ctx;
+
+struct kiln_step_kind {
+        const char *name;
+        /* Does the spec ask for this step? */
+        bool (*wanted)(const struct kiln_spec *s);
+        /* One line for --dry-run. Caller frees. */
+        char *(*describe)(const struct kiln_spec *s);
+        int (*run)(struct kiln_step_ctx *ctx, struct kiln_err **err);
+};
+
+const struct kiln_spec *kiln_step_spec(const struct kiln_step_ctx *ctx);
+struct kiln_image *kiln_step_image(struct kiln_step_ctx *ctx);
+/* Runs argv as uid 0 in the sandbox over the rootfs so far, with the
+ * image's Env (plus extra_env, not recorded), cwd the image's WorkingDir.
+ * What changed becomes a layer recorded with created_by; a command that
+ * fails is a KILN_ERR_BUILD error naming the step and its exit status. */
+int kiln_step_sandbox(struct kiln_step_ctx *ctx, char *const *argv, char *const *extra_env,
+                      const struct kiln_bind *binds, size_t n_binds, const char *created_by,
+                      struct kiln_err **err);
+/* Writes host files as a layer (see kiln_layer_from_host). */
+int kiln_step_host_layer(struct kiln_step_ctx *ctx, const struct kiln_copy_entry *entries, size_t n,
+                         uid_t uid, gid_t gid, const char *created_by, struct kiln_err **err);
+/* Looks a user up in the rootfs so far (/etc/passwd). */
+int kiln_step_lookup_user(struct kiln_step_ctx *ctx, const char *name, uid_t *uid, gid_t *gid,
+                          bool *found, struct kiln_err **err);
+
+extern const struct kiln_step_kind kiln_step_env;
+extern const struct kiln_step_kind kiln_step_copy;
+extern const struct kiln_step_kind kiln_step_commands;
 
 #endif

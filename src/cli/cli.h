@@ -61,6 +61,8 @@ int cli_registry_open(const struct cli_common *c, const struct kiln_ref *ref,
 
 int cmd_pull(int argc, char **argv, struct kiln_err **err);
 int cmd_inspect(int argc, char **argv, struct kiln_err **err);
+int cmd_build(int argc, char **argv, struct kiln_err **err);
+int cmd_name(int argc, char **argv, struct kiln_err **err);
 
 /* Prints a JSON value to stdout, indented, with a final newline. */
 void cli_print_json(json_t *v);

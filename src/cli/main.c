@@ -38,6 +38,24 @@ static const char usage[] =
     "  8  invalid ImageSpec\n"
     "  9  a build step failed\n";
 
+static const struct {
+        const char *name;
+        int (*fn)(int argc, char **argv, struct kiln_err **err);
+} commands[] = {
+    {"build", cmd_build},
+    {"name", cmd_name},
+    {"pull", cmd_pull},
+    {"inspect", cmd_inspect},
+};
+
+static int find_command(const char *name)
+{
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+                if (!strcmp(commands[i].name, name))
+                        return (int)i;
+        return -1;
+}
+
 int main(int argc, char **argv)
 {
         if (argc < 2) {
@@ -46,30 +64,27 @@ int main(int argc, char **argv)
         }
         const char *cmd = argv[1];
         struct kiln_err *err = NULL;
-        int rc;
-        if (!strcmp(cmd, "pull")) {
-                rc = cmd_pull(argc - 1, argv + 1, &err);
-        } else if (!strcmp(cmd, "inspect")) {
-                rc = cmd_inspect(argc - 1, argv + 1, &err);
-        } else if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
                 printf("kiln %s\n", KILN_VERSION);
                 return 0;
-        } else if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-                if (argc > 2 && !strcmp(argv[2], "pull")) {
-                        char *a[] = {"pull", "--help", NULL};
-                        return cmd_pull(2, a, &err) < 0 ? 1 : 0;
+        }
+        if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+                int k = argc > 2 ? find_command(argv[2]) : -1;
+                if (k < 0) {
+                        fputs(usage, stdout);
+                        return 0;
                 }
-                if (argc > 2 && !strcmp(argv[2], "inspect")) {
-                        char *a[] = {"inspect", "--help", NULL};
-                        return cmd_inspect(2, a, &err) < 0 ? 1 : 0;
-                }
-                fputs(usage, stdout);
-                return 0;
-        } else {
+                char *a[] = {argv[2], "--help", NULL};
+                return commands[k].fn(2, a, &err) < 0 ? 1 : 0;
+        }
+        int k = find_command(cmd);
+        if (k < 0) {
                 fprintf(stderr, "kiln: unknown command \"%s\" (see kiln --help)\n", cmd);
                 return 2;
         }
-        if (rc == 0)
+        /* Errors carry their whole context; main is the only place that
+         * prints them. */
+        if (commands[k].fn(argc - 1, argv + 1, &err) == 0)
                 return 0;
         fprintf(stderr, "kiln: error: %s\n", err ? err->msg : "unknown failure");
         int code = err ? kiln_err_exit_code(err) : 1;

@@ -1,0 +1,69 @@
+/* copy: host files into /root/<relative path>, written as a layer straight
+ * from the host (no sandbox), owned by the image's flytekit user when it
+ * has one, as flytekit's builder does with COPY --chown. */
+#include "kiln/build.h"
+
+#include <string.h>
+
+#define COPY_OWNER "flytekit"
+
+static bool wanted(const struct kiln_spec *s)
+{
+        return s->copy && s->copy[0];
+}
+
+static char *describe(const struct kiln_spec *s)
+{
+        struct kiln_buf b = {0};
+        for (size_t i = 0; s->copy[i]; i++)
+                kiln_buf_printf(&b, "%s%s", i ? ", " : "", s->copy[i]);
+        kiln_buf_puts(&b, " -> /root/");
+        return kiln_buf_steal(&b);
+}
+
+/* "./a/b/" -> "root/a/b": the spec validated there is no ".." and no
+ * absolute path. */
+static char *dest_of(const char *rel)
+{
+        while (rel[0] == '.' && rel[1] == '/')
+                rel += 2;
+        char *d = kiln_xasprintf("root/%s", rel);
+        size_t n = strlen(d);
+        while (n > 5 && d[n - 1] == '/')
+                d[--n] = '\0';
+        return d;
+}
+
+static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
+{
+        const struct kiln_spec *s = kiln_step_spec(ctx);
+        uid_t uid = 0;
+        gid_t gid = 0;
+        bool found = false;
+        if (kiln_step_lookup_user(ctx, COPY_OWNER, &uid, &gid, &found, err) < 0)
+                return -1;
+        size_t n = kiln_strv_len(s->copy);
+        struct kiln_copy_entry *e = kiln_xcalloc(n, sizeof(*e));
+        char **dests = kiln_xcalloc(n + 1, sizeof(char *));
+        struct kiln_buf h = {0};
+        kiln_buf_printf(&h, "COPY --chown=%u:%u", (unsigned)uid, (unsigned)gid);
+        for (size_t i = 0; i < n; i++) {
+                dests[i] = dest_of(s->copy[i]);
+                e[i].src = s->copy_paths[i];
+                e[i].dest = dests[i];
+                kiln_buf_printf(&h, " %s", s->copy[i]);
+        }
+        kiln_buf_puts(&h, " /root/");
+        int rc = kiln_step_host_layer(ctx, e, n, uid, gid, h.data, err);
+        kiln_buf_release(&h);
+        kiln_strv_free(dests);
+        free(e);
+        return rc;
+}
+
+const struct kiln_step_kind kiln_step_copy = {
+    .name = "copy",
+    .wanted = wanted,
+    .describe = describe,
+    .run = run,
+};

@@ -1,0 +1,68 @@
+/* env and entrypoint: config-only changes, made before copy and commands so
+ * that commands see the spec's environment (as flytekit's builder orders
+ * them). */
+#include "kiln/build.h"
+
+#include <string.h>
+
+static bool wanted(const struct kiln_spec *s)
+{
+        return s->n_env > 0 || s->entrypoint;
+}
+
+static char *argv_json(char *const *argv)
+{
+        json_t *a = json_array();
+        for (size_t i = 0; argv[i]; i++)
+                json_array_append_new(a, json_string(argv[i]));
+        char *s = json_dumps(a, JSON_COMPACT);
+        json_decref(a);
+        return s ? s : kiln_xstrdup("[]");
+}
+
+static char *describe(const struct kiln_spec *s)
+{
+        struct kiln_buf b = {0};
+        for (size_t i = 0; i < s->n_env; i++)
+                kiln_buf_printf(&b, "%s%s=%s", i ? " " : "ENV ", s->env[i].key, s->env[i].value);
+        if (s->entrypoint) {
+                _cleanup_free_ char *e = argv_json(s->entrypoint);
+                kiln_buf_printf(&b, "%sENTRYPOINT %s", b.len ? "; " : "", e);
+        }
+        return kiln_buf_steal(&b);
+}
+
+static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
+{
+        (void)err;
+        const struct kiln_spec *s = kiln_step_spec(ctx);
+        struct kiln_image *img = kiln_step_image(ctx);
+        if (s->n_env) {
+                struct kiln_buf h = {0};
+                for (size_t i = 0; i < s->n_env; i++) {
+                        kiln_image_set_env(img, s->env[i].key, s->env[i].value);
+                        kiln_buf_printf(&h, "%s%s=%s", i ? " " : "ENV ", s->env[i].key,
+                                        s->env[i].value);
+                }
+                kiln_image_add_history(img, h.data);
+                kiln_buf_release(&h);
+        }
+        if (s->entrypoint) {
+                kiln_image_set_entrypoint(img, s->entrypoint);
+                /* As in a Dockerfile, a new ENTRYPOINT drops the base's CMD:
+                 * its arguments were meant for the old entrypoint. */
+                char *none[] = {NULL};
+                kiln_image_set_cmd(img, none);
+                _cleanup_free_ char *e = argv_json(s->entrypoint);
+                _cleanup_free_ char *h = kiln_xasprintf("ENTRYPOINT %s", e);
+                kiln_image_add_history(img, h);
+        }
+        return 0;
+}
+
+const struct kiln_step_kind kiln_step_env = {
+    .name = "env",
+    .wanted = wanted,
+    .describe = describe,
+    .run = run,
+};

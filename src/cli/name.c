@@ -1,0 +1,59 @@
+#include "cli.h"
+
+#include "kiln/spec.h"
+
+static const char name_usage[] =
+    "Usage: kiln name [--json] [--explain] SPEC.yaml\n"
+    "\n"
+    "Prints the image name flytekit gives the spec (registry/name:tag); --json adds\n"
+    "the tag and the id baked in as _F_IMG_ID; --explain prints the text hashed.\n";
+
+int cmd_name(int argc, char **argv, struct kiln_err **err)
+{
+        enum { OPT_EXPLAIN = OPT_COMMON_END };
+        static const struct option longopts[] = {
+            {"json", no_argument, NULL, OPT_JSON},
+            {"explain", no_argument, NULL, OPT_EXPLAIN},
+            {"help", no_argument, NULL, 'h'},
+            {NULL, 0, NULL, 0},
+        };
+        bool json = false, explain = false;
+        int opt;
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+                if (opt == OPT_JSON)
+                        json = true;
+                else if (opt == OPT_EXPLAIN)
+                        explain = true;
+                else if (opt == 'h')
+                        return fputs(name_usage, stdout), 0;
+                else
+                        return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                            "name: bad option (see kiln help name)");
+        }
+        if (optind != argc - 1)
+                return kiln_err_set(err, KILN_ERR_USAGE, 0, "name: expected one spec file");
+        _cleanup_spec_ struct kiln_spec *spec = NULL;
+        if (kiln_spec_load_file(argv[optind], &spec, err) < 0)
+                return -1;
+        struct kiln_image_name n = {0};
+        if (kiln_spec_image_name(spec, &n, err) < 0)
+                return -1;
+        if (json) {
+                json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "name", n.full, "repository",
+                                      n.repository, "tag", n.tag, "id", n.id);
+                if (explain) {
+                        json_object_set_new(o, "tagDict", json_string(n.tag_dict));
+                        json_object_set_new(o, "idDict", json_string(n.id_dict));
+                }
+                cli_print_json(o);
+                json_decref(o);
+        } else {
+                printf("%s\n", n.full);
+                if (explain)
+                        printf("tag hashes: %s\nid hashes:  %s\nid: %s\n", n.tag_dict, n.id_dict,
+                               n.id);
+        }
+        kiln_image_name_release(&n);
+        return 0;
+}
