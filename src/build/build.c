@@ -224,6 +224,25 @@ int kiln_step_sandbox(struct kiln_step_ctx *c, char *const *argv, char *const *e
         if (kiln_mkdir_p(upper, 0755, err) < 0 || kiln_mkdir_p(work, 0755, err) < 0)
                 return kiln_err_prefix(err, "%s", label);
 
+        /* apt drops to its _apt user and then checks that it really did;
+         * with one mapped id the ownership filter only pretends, so apt is
+         * told to stay root (its documented switch). The file is bound in
+         * for the run and leaves no trace in the layer. */
+        struct kiln_bind *all = kiln_xcalloc(n_binds + 1, sizeof(*all));
+        for (size_t i = 0; i < n_binds; i++)
+                all[i] = binds[i];
+        _cleanup_free_ char *aptconf = kiln_xasprintf("%s/apt-single-id.conf", c->build_dir);
+        if (c->idmap == KILN_IDMAP_SINGLE) {
+                static const char conf[] = "APT::Sandbox::User \"root\";\n";
+                if (kiln_write_file_atomic(aptconf, conf, sizeof(conf) - 1, 0644, err) < 0) {
+                        free(all);
+                        return kiln_err_prefix(err, "%s", label);
+                }
+                all[n_binds++] =
+                    (struct kiln_bind){.source = aptconf,
+                                       .target = "/etc/apt/apt.conf.d/00kiln-single-id",
+                                       .readonly = true};
+        }
         _cleanup_strv_ char **env = kiln_image_env(&c->img);
         size_t n = kiln_strv_len(env), extra = kiln_strv_len((char **)extra_env);
         env = kiln_xrealloc(env, (n + extra + 1) * sizeof(char *));
@@ -242,13 +261,15 @@ int kiln_step_sandbox(struct kiln_step_ctx *c, char *const *argv, char *const *e
             .cwd = wd && *wd ? wd : "/",
             .uid = 0,
             .gid = 0,
-            .binds = binds,
+            .binds = all,
             .n_binds = n_binds,
             .label = prefix,
             .idmap = c->idmap,
         };
         int status = 0;
-        if (kiln_sandbox_run(&so, &status, err) < 0)
+        int rc = kiln_sandbox_run(&so, &status, err);
+        free(all);
+        if (rc < 0)
                 return kiln_err_prefix(err, "%s", label);
         if (status != 0)
                 return kiln_err_set(err, KILN_ERR_BUILD, status,

@@ -43,7 +43,8 @@ static int unpack_all(struct kiln_store *store, const struct kiln_descriptor *la
                 total.ownership_lost += st.ownership_lost;
         }
         if (total.skipped_devices)
-                kiln_warn("%" PRIu64 " device nodes could not be created in the base image",
+                kiln_warn("%" PRIu64 " device nodes of the base image were skipped (not "
+                          "permitted here; the sandbox provides /dev)",
                           total.skipped_devices);
         /* the rename below publishes the snapshot as complete */
         if (syncfs(rootfd) < 0)

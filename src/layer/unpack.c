@@ -675,7 +675,9 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
                         if (errno != EPERM)
                                 return kiln_err_sys(err, "create device \"%s\"", path);
                         u->stats->skipped_devices++;
-                        kiln_warn("%s: skipping device node \"%s\": not permitted", u->what, path);
+                        /* Counted and summarised by the caller: base images
+                         * commonly ship /dev nodes the sandbox provides anyway. */
+                        kiln_debug("%s: skipping device node \"%s\": not permitted", u->what, path);
                         return 0;
                 }
                 break;

@@ -308,9 +308,12 @@ static int mount_overlay(const struct sb_ctx *c, bool writable, struct kiln_err 
         /* A layer is written from the upper dir alone: renamed directories
          * (redirect) and metadata-only copy-ups (metacopy) would leave
          * content behind in the lowers. Both default off, but a host may
-         * have turned them on; failures mean the kernel lacks the feature. */
-        (void)fsconfig(fs, FSCONFIG_SET_STRING, "redirect_dir", "off", 0);
-        (void)fsconfig(fs, FSCONFIG_SET_STRING, "metacopy", "off", 0);
+         * have turned them on. With userxattr the kernel keeps them off and
+         * refuses the options. */
+        if (!c->userxattr) {
+                (void)fsconfig(fs, FSCONFIG_SET_STRING, "redirect_dir", "off", 0);
+                (void)fsconfig(fs, FSCONFIG_SET_STRING, "metacopy", "off", 0);
+        }
         _cleanup_close_ int m =
             fs_create_mount(fs, writable ? 0 : MOUNT_ATTR_RDONLY, "overlay: mount", err);
         if (m < 0)

@@ -64,3 +64,20 @@ write_auth_file() { # file host user pass
         b64=$(printf '%s:%s' "$3" "$4" | base64 -w0)
         printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$2" "$b64" >"$1"
 }
+
+# Unprivileged users for rootless runs: one with /etc/subuid ranges (the
+# widest mapping), one without (a single mapped id).
+ensure_user() { # name range|single
+        id "$1" >/dev/null 2>&1 || useradd -m "$1"
+        if [ "$2" = single ]; then
+                sed -i "/^$1:/d" /etc/subuid /etc/subgid
+        elif ! grep -q "^$1:" /etc/subuid; then
+                fail "user $1 has no /etc/subuid range"
+        fi
+}
+# Runs a command as user $1 (or as root when $1 is root).
+as_user() {
+        local u=$1
+        shift
+        if [ "$u" = root ]; then "$@"; else runuser -u "$u" -- "$@"; fi
+}
