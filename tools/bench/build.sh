@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# kiln build versus buildah bud of the equivalent Containerfile, both pushing
+# to the local registry, base image already local for both: the engine's
+# reference spec (apt-get install jq, file changes, a copy, env,
+# entrypoint). Then peak memory while building a spec whose commands write
+# a 1 GiB file of mixed data.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+w=$BENCH_OUT/build
+mkdir -p "$w/ctx/tree/sub"
+echo "copied" >"$w/ctx/tree/a.txt"
+printf '#!/bin/sh\necho run\n' >"$w/ctx/tree/sub/run.sh"
+base="$KILN_TB_PLAIN/testbed/debian:bookworm"
+run='apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends jq >/dev/null && rm -rf /var/lib/apt/lists/* && rm /etc/issue.net && echo data > /srv/file && ln -s file /srv/soft'
+cat >"$w/ctx/spec.yaml" <<SPEC
+name: bench
+registry: $KILN_TB_PLAIN/bench
+base_image: $base
+env:
+  GREETING: hello
+copy:
+  - tree
+commands:
+  - $run
+entrypoint: ["/usr/bin/jq"]
+SPEC
+cat >"$w/ctx/Containerfile" <<CF
+FROM $base
+ENV GREETING=hello
+ENTRYPOINT ["/usr/bin/jq"]
+COPY tree /root/tree
+RUN $run
+CF
+export KILN_CACHE=$w/kiln-cache
+# Warm both: the base pulled, kiln's snapshot unpacked, buildah's base in storage.
+(cd "$w/ctx" && "$KILN" build -q --push spec.yaml >/dev/null)
+buildah pull -q --tls-verify=false "docker://$base" >/dev/null
+cat >"$w/buildah.sh" <<SH
+set -e
+cd "$w/ctx"
+buildah bud -q --layers --no-cache --tls-verify=false -t $KILN_TB_PLAIN/bench/buildah:latest -f Containerfile . >/dev/null
+buildah push -q --tls-verify=false $KILN_TB_PLAIN/bench/buildah:latest >/dev/null
+SH
+compare "build + push, engine spec (apt, copy, cmds)" "buildah bud" \
+        "true" "bash -c 'cd $w/ctx && KILN_CACHE=$KILN_CACHE $KILN build -q --push spec.yaml'" \
+        "true" "bash $w/buildah.sh"
+
+# Peak RSS: commands writing 1 GiB (half random, half zeros) into one layer.
+big='head -c 536870912 /dev/urandom > /big && head -c 536870912 /dev/zero >> /big'
+mkdir -p "$w/big"
+cat >"$w/big/spec.yaml" <<SPEC
+name: big
+base_image: $base
+commands:
+  - $big
+SPEC
+printf 'FROM %s\nRUN %s\n' "$base" "$big" >"$w/big/Containerfile"
+rm -rf "$w/big/out"
+/usr/bin/time -f '%M %e' -o "$w/big/kiln.time" \
+        env KILN_CACHE="$KILN_CACHE" "$KILN" build -q "$w/big/spec.yaml" -o "oci:$w/big/out:x" >/dev/null
+/usr/bin/time -f '%M %e' -o "$w/big/buildah.time" \
+        buildah bud -q --layers --no-cache --tls-verify=false -t localhost/bench-big -f "$w/big/Containerfile" "$w/big" >/dev/null
+read -r krss ksec <"$w/big/kiln.time"
+read -r brss bsec <"$w/big/buildah.time"
+printf '%-44s %12s %12s %8.2f   (buildah bud, peak RSS MiB)\n' "1 GiB layer: peak RSS (MiB)" \
+        "$((krss / 1024))" "$((brss / 1024))" "$(awk -v a="$krss" -v b="$brss" 'BEGIN{print a/b}')"
+printf '%-44s %12.2f %12.2f %8.2f   (buildah bud, one run, s)\n' "1 GiB layer: build time (s)" \
+        "$ksec" "$bsec" "$(awk -v a="$ksec" -v b="$bsec" 'BEGIN{print a/b}')"
+buildah rmi -f localhost/bench-big >/dev/null 2>&1 || true
