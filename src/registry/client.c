@@ -252,21 +252,45 @@ static int ping_locked(struct kiln_registry *r, struct kiln_err **err)
                 _cleanup_free_ char *base = kiln_xasprintf("%s://%s", schemes[i], r->api_host);
                 _cleanup_free_ char *url = kiln_xasprintf("%s/v2/", base);
                 struct http_resp resp = {0};
+                /* Is there TLS at all? Ask without verifying first: loading
+                 * the system CA store costs ~20 ms of CPU, wasted on the
+                 * plain-HTTP registries that loopback hosts usually are.
+                 * Where TLS answers, the verified request below decides. */
+                if (i == 0 && r->allow_http && !r->insecure) {
+                        struct http_tls probe_tls = r->tls;
+                        probe_tls.insecure = true;
+                        probe_tls.ca_blob = NULL;
+                        struct http_resp pr = {0};
+                        struct http_req probe = {.method = "GET",
+                                                 .url = url,
+                                                 .tls = &probe_tls,
+                                                 .upload_fd = -1,
+                                                 .max_attempts = 1};
+                        struct kiln_err *pe = NULL;
+                        int prc = http_do(r->token_handle, &probe, &pr, &pe);
+                        bool no_tls = prc < 0 && (pe->code == CURLE_SSL_CONNECT_ERROR ||
+                                                  pe->code == CURLE_RECV_ERROR ||
+                                                  pe->code == CURLE_GOT_NOTHING);
+                        http_resp_release(&pr);
+                        if (no_tls) {
+                                kiln_debug("%s: no TLS (%s); trying plain HTTP", r->domain,
+                                           pe->msg);
+                                kiln_err_free(pe);
+                                continue;
+                        }
+                        kiln_err_free(pe);
+                }
                 struct http_req q = {.method = "GET",
                                      .url = url,
                                      .tls = &r->tls,
                                      .upload_fd = -1,
-                                     /* A TLS probe against a plain-HTTP
-                                      * registry fails at once; don't retry it. */
-                                     .max_attempts =
-                                         (i == 0 && r->allow_http) ? 1 : r->max_attempts};
+                                     .max_attempts = r->max_attempts};
                 struct kiln_err *e = NULL;
                 int rc = http_do(r->token_handle, &q, &resp, &e);
                 if (rc < 0) {
-                        bool tls_problem = e->code == CURLE_SSL_CONNECT_ERROR ||
-                                           e->code == CURLE_RECV_ERROR ||
-                                           e->code == CURLE_GOT_NOTHING;
-                        if (i == 0 && r->allow_http && tls_problem) {
+                        bool no_tls = e->code == CURLE_SSL_CONNECT_ERROR ||
+                                      e->code == CURLE_RECV_ERROR || e->code == CURLE_GOT_NOTHING;
+                        if (i == 0 && r->allow_http && no_tls) {
                                 kiln_debug("%s: HTTPS failed (%s); trying plain HTTP", r->domain,
                                            e->msg);
                                 kiln_err_free(e);

@@ -90,6 +90,10 @@ pass "unreachable registry"
 expect_exit 5 pull "docker://$KILN_TB_TLS/testbed/busybox:latest" -o "oci:$T/out11"
 assert_contains "$(cat "$T/err")" "certificate" "untrusted certificate message"
 pass "untrusted certificate"
+# ... unless the host is named insecure.
+"$KILN" pull -q --insecure-registry "$KILN_TB_TLS" "docker://$KILN_TB_TLS/testbed/busybox:latest" \
+        -o "oci:$T/out11b:x" || fail "--insecure-registry for an untrusted HTTPS registry"
+pass "--insecure-registry"
 
 # Bad references and destinations are usage errors.
 expect_exit 2 pull "docker://$KILN_TB_PLAIN/Testbed/BusyBox" -o "oci:$T/out12"
