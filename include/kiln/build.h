@@ -63,14 +63,24 @@ struct kiln_build_opts {
         size_t n_outputs;
         bool dry_run;                      /* print the plan and the name, build nothing */
         enum kiln_compression compression; /* of new layers */
+        /* With push: build even when the registry already has the image
+         * name (also FLYTE_FORCE_PUSH_IMAGE_SPEC=true, as in flytekit). */
+        bool force;
 };
 
 struct kiln_build_result {
         struct kiln_image_name name;
         struct kiln_descriptor manifest; /* the built image (unset on dry run) */
         size_t n_new_layers;
+        bool skipped; /* the image existed: nothing was built */
 };
 void kiln_build_result_release(struct kiln_build_result *r);
+
+/* Does the registry already have the spec's image name? An unreachable
+ * registry is an error, never "assume it exists". */
+int kiln_build_exists(const struct kiln_spec *spec, const struct kiln_image_name *name,
+                      const struct kiln_registry_opts *reg, bool *exists,
+                      char digest[KILN_DIGEST_MAX], struct kiln_err **err);
 
 /* Builds spec: pulls the base, runs the steps (installers in the sandbox,
  * copies straight from the host), assembles the image and writes it to

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -407,6 +408,33 @@ static int capture_base(struct kiln_step_ctx *c, struct kiln_err **err)
 
 /* ---------- plan, run, output ---------- */
 
+int kiln_build_exists(const struct kiln_spec *spec, const struct kiln_image_name *name,
+                      const struct kiln_registry_opts *reg, bool *exists,
+                      char digest[KILN_DIGEST_MAX], struct kiln_err **err)
+{
+        *exists = false;
+        digest[0] = '\0';
+        if (!spec->registry)
+                return 0;
+        struct kiln_ref ref = {0};
+        if (kiln_ref_parse(name->full, &ref, err) < 0)
+                return kiln_err_prefix(err, "image name");
+        _cleanup_registry_ struct kiln_registry *r = NULL;
+        int rc = kiln_registry_new(ref.domain, reg, &r, err);
+        if (rc == 0)
+                rc = kiln_registry_head_manifest(r, ref.path, ref.tag, exists, digest, err);
+        kiln_ref_release(&ref);
+        if (rc < 0)
+                return kiln_err_prefix(err, "check whether %s exists", name->full);
+        return 0;
+}
+
+static bool force_from_env(void)
+{
+        const char *v = getenv("FLYTE_FORCE_PUSH_IMAGE_SPEC");
+        return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
+}
+
 static void print_plan(const struct kiln_spec *spec, const char *base,
                        const struct kiln_image_name *name)
 {
@@ -473,6 +501,17 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
         if (!o->push && o->n_outputs == 0)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0,
                                     "nowhere to put the image: give --push or -o DEST");
+        if (o->push && !o->force && !force_from_env()) {
+                char digest[KILN_DIGEST_MAX];
+                bool exists = false;
+                if (kiln_build_exists(spec, &res->name, &o->reg, &exists, digest, err) < 0)
+                        return -1;
+                if (exists) {
+                        res->skipped = true;
+                        res->manifest.digest = digest[0] ? kiln_xstrdup(digest) : NULL;
+                        return 0;
+                }
+        }
         if (kiln_strv_len(spec->platforms) > 1)
                 return kiln_err_set(err, KILN_ERR_SPEC, 0,
                                     "platform: building several platforms at once (%s) is not "

@@ -14,7 +14,10 @@ static const char build_usage[] =
     "\n"
     "Options:\n"
     "  -f, --file SPEC           the spec file (- for stdin)\n"
-    "  --push                    push to the spec's registry\n"
+    "  --push                    push to the spec's registry; skipped when the registry\n"
+    "                            already has the image name (flytekit's check)\n"
+    "  --force                   build and push even if it exists (also\n"
+    "                            FLYTE_FORCE_PUSH_IMAGE_SPEC=true)\n"
     "  -o, --output DEST         also write to oci:DIR[:TAG], oci-archive:FILE[:TAG] or\n"
     "                            docker-archive:FILE[:REF] (repeatable)\n"
     "  --dry-run                 print the steps and the image name; build nothing\n"
@@ -33,6 +36,7 @@ enum {
         OPT_DRY_RUN,
         OPT_DIGEST_FILE,
         OPT_COMPRESSION,
+        OPT_FORCE,
         OPT_S_NAME,
         OPT_S_REGISTRY,
         OPT_S_BASE,
@@ -95,12 +99,19 @@ static int print_result(const struct cli_common *c, const struct kiln_build_resu
 {
         if (dry_run && !c->json)
                 return 0;
+        if (r->skipped && !c->json) {
+                printf("%s\n  exists in the registry: nothing to build (--force rebuilds)\n",
+                       r->name.full);
+                return 0;
+        }
         if (c->json) {
-                json_t *o = json_pack("{s:s, s:s, s:s}", "image", r->name.full, "tag", r->name.tag,
-                                      "id", r->name.id);
-                if (!dry_run) {
+                json_t *o = json_pack("{s:s, s:s, s:s, s:b}", "image", r->name.full, "tag",
+                                      r->name.tag, "id", r->name.id, "skipped", r->skipped);
+                if (!dry_run && r->manifest.digest) {
                         json_object_set_new(o, "digest", json_string(r->manifest.digest));
-                        json_object_set_new(o, "mediaType", json_string(r->manifest.media_type));
+                        if (r->manifest.media_type)
+                                json_object_set_new(o, "mediaType",
+                                                    json_string(r->manifest.media_type));
                         json_object_set_new(o, "newLayers",
                                             json_integer((json_int_t)r->n_new_layers));
                 }
@@ -109,7 +120,7 @@ static int print_result(const struct cli_common *c, const struct kiln_build_resu
         } else {
                 printf("%s\n  digest: %s\n", r->name.full, r->manifest.digest);
         }
-        if (digest_file && !dry_run) {
+        if (digest_file && !dry_run && r->manifest.digest) {
                 _cleanup_free_ char *line = kiln_xasprintf("%s\n", r->manifest.digest);
                 if (kiln_write_file_atomic(digest_file, line, strlen(line), 0644, err) < 0)
                         return kiln_err_prefix(err, "--digest-file");
@@ -123,6 +134,7 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
             {"file", required_argument, NULL, 'f'},
             {"output", required_argument, NULL, 'o'},
             {"push", no_argument, NULL, OPT_PUSH},
+            {"force", no_argument, NULL, OPT_FORCE},
             {"dry-run", no_argument, NULL, OPT_DRY_RUN},
             {"digest-file", required_argument, NULL, OPT_DIGEST_FILE},
             {"compression", required_argument, NULL, OPT_COMPRESSION},
@@ -182,6 +194,9 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                         break;
                 case OPT_PUSH:
                         bo.push = true;
+                        break;
+                case OPT_FORCE:
+                        bo.force = true;
                         break;
                 case OPT_DRY_RUN:
                         bo.dry_run = true;

@@ -31,7 +31,7 @@ pass "token auth push with mount and chunked upload"
 
 # A second build of the same spec gives the same image; pushing it uploads
 # nothing.
-"$KILN" build --push spec.yaml >/dev/null 2>"$T/log2" || fail "second push"
+"$KILN" build --force --push spec.yaml >/dev/null 2>"$T/log2" || fail "second push"
 grep "^push sha256" "$T/log2" >"$T/pushlines" || true
 [ -s "$T/pushlines" ] || fail "second push reported no blobs"
 grep -v ": exists" "$T/pushlines" && fail "second push uploaded blobs again"
