@@ -38,11 +38,11 @@ buildah pull -q --tls-verify=false "docker://$base" >/dev/null
 cat >"$w/buildah.sh" <<SH
 set -e
 cd "$w/ctx"
-buildah bud -q --layers --no-cache --tls-verify=false -t $KILN_TB_PLAIN/bench/buildah:latest -f Containerfile . >/dev/null
+buildah bud -q --layers --no-cache --tls-verify=false -t $KILN_TB_PLAIN/bench/buildah:latest -f Containerfile . >/dev/null 2>&1
 buildah push -q --tls-verify=false $KILN_TB_PLAIN/bench/buildah:latest >/dev/null
 SH
 compare "build + push, engine spec (apt, copy, cmds)" "buildah bud" \
-        "true" "bash -c 'cd $w/ctx && KILN_CACHE=$KILN_CACHE $KILN build -q --push spec.yaml'" \
+        "true" "bash -c 'cd $w/ctx && KILN_CACHE=$KILN_CACHE $KILN build -q --force --push spec.yaml 2>/dev/null'" \
         "true" "bash $w/buildah.sh"
 
 # Peak RSS: commands writing 1 GiB (half random, half zeros) into one layer.
