@@ -120,10 +120,19 @@ int kiln_step_sandbox(struct kiln_step_ctx *ctx, char *const *argv, char *const 
 /* Writes host files as a layer (see kiln_layer_from_host). */
 int kiln_step_host_layer(struct kiln_step_ctx *ctx, const struct kiln_copy_entry *entries, size_t n,
                          uid_t uid, gid_t gid, const char *created_by, struct kiln_err **err);
+/* A cache directory that outlives builds (apt's .debs, pip's wheels),
+ * STORE_ROOT/cache/NAME, or with per_base one per base image (package lists
+ * belong to the base's sources). Created if missing; caller frees. Mount it
+ * into a step with a kiln_bind: nothing of it reaches the layer. */
+char *kiln_step_cache_dir(struct kiln_step_ctx *ctx, const char *name, bool per_base,
+                          struct kiln_err **err);
+/* The spec's platform (what the image runs on). */
+const struct kiln_platform *kiln_step_platform(const struct kiln_step_ctx *ctx);
 /* Looks a user up in the rootfs so far (/etc/passwd). */
 int kiln_step_lookup_user(struct kiln_step_ctx *ctx, const char *name, uid_t *uid, gid_t *gid,
                           bool *found, struct kiln_err **err);
 
+extern const struct kiln_step_kind kiln_step_apt;
 extern const struct kiln_step_kind kiln_step_env;
 extern const struct kiln_step_kind kiln_step_copy;
 extern const struct kiln_step_kind kiln_step_commands;

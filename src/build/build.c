@@ -22,6 +22,7 @@
 /* The planner's table: the order in which flytekit's default builder lays
  * an image out (see imagespec-reference.md). */
 static const struct kiln_step_kind *const step_kinds[] = {
+    &kiln_step_apt,
     &kiln_step_env,
     &kiln_step_copy,
     &kiln_step_commands,
@@ -314,6 +315,27 @@ int kiln_step_host_layer(struct kiln_step_ctx *c, const struct kiln_copy_entry *
             .diff_id = kiln_xstrdup(res.diff_id),
         };
         return 0;
+}
+
+char *kiln_step_cache_dir(struct kiln_step_ctx *c, const char *name, bool per_base,
+                          struct kiln_err **err)
+{
+        char chain[KILN_DIGEST_MAX] = "";
+        if (per_base)
+                kiln_chain_id(c->base_diff_ids, c->n_base, chain);
+        char *dir = per_base ? kiln_xasprintf("%s/cache/%s/%.16s", kiln_store_root(c->store), name,
+                                              chain[0] ? kiln_digest_hex(chain) : "scratch")
+                             : kiln_xasprintf("%s/cache/%s", kiln_store_root(c->store), name);
+        if (kiln_mkdir_p(dir, 0755, err) < 0) {
+                free(dir);
+                return NULL;
+        }
+        return dir;
+}
+
+const struct kiln_platform *kiln_step_platform(const struct kiln_step_ctx *c)
+{
+        return &c->platform;
 }
 
 static int parse_passwd(const char *text, const char *name, uid_t *uid, gid_t *gid, bool *found)
