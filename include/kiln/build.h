@@ -133,6 +133,8 @@ int kiln_step_lookup_user(struct kiln_step_ctx *ctx, const char *name, uid_t *ui
                           bool *found, struct kiln_err **err);
 
 extern const struct kiln_step_kind kiln_step_apt;
+extern const struct kiln_step_kind kiln_step_python;
+extern const struct kiln_step_kind kiln_step_pip;
 extern const struct kiln_step_kind kiln_step_env;
 extern const struct kiln_step_kind kiln_step_copy;
 extern const struct kiln_step_kind kiln_step_commands;

@@ -22,10 +22,8 @@
 /* The planner's table: the order in which flytekit's default builder lays
  * an image out (see imagespec-reference.md). */
 static const struct kiln_step_kind *const step_kinds[] = {
-    &kiln_step_apt,
-    &kiln_step_env,
-    &kiln_step_copy,
-    &kiln_step_commands,
+    &kiln_step_apt, &kiln_step_python, &kiln_step_pip,
+    &kiln_step_env, &kiln_step_copy,   &kiln_step_commands,
 };
 
 struct pending_layer {

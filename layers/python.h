@@ -1,0 +1,13 @@
+/* Shared by the python steps of layers/. */
+#ifndef KILN_LAYERS_PYTHON_H
+#define KILN_LAYERS_PYTHON_H
+
+#include "kiln/spec.h"
+
+#define KILN_VENV "/root/.venv"
+
+/* The interpreter the venv is made from: python_exec, python<version>, or
+ * the base's python3. Caller frees. */
+char *kiln_python_interpreter(const struct kiln_spec *s);
+
+#endif
