@@ -38,6 +38,8 @@ tok = {
  'empty': {},
 }
 for k, v in tok.items(): put('fuzz_token', k, json.dumps(v))
+# found by fuzz_token: a double outside long's range (undefined conversion)
+put('fuzz_token', 'negative-real-expiry', '{"token":"c","expires_in":-1e82}')
 auth = {
  'auth': {'auths': {'example.com': {'auth': 'dXNlcjpwYXNz'}}},
  'userpass': {'auths': {'https://example.com': {'username': 'u', 'password': 'p'}}},
