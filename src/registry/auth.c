@@ -294,7 +294,10 @@ int kiln_token_parse(const char *body, size_t len, struct kiln_token *out, struc
         if (json_is_integer(exp))
                 expires =
                     json_integer_value(exp) > LONG_MAX ? LONG_MAX : (long)json_integer_value(exp);
-        else if (json_is_real(exp) && json_real_value(exp) < (double)LONG_MAX)
+        else if (json_is_real(exp) && json_real_value(exp) > TOKEN_MIN_EXPIRES &&
+                 json_real_value(exp) < (double)LONG_MAX)
+                /* Bounded both ways: converting a double outside long's range is
+                 * undefined (-1e82 from a hostile token server). */
                 expires = (long)json_real_value(exp);
         if (expires < TOKEN_MIN_EXPIRES)
                 expires = TOKEN_MIN_EXPIRES;
