@@ -24,7 +24,17 @@ int cmd_pull(int argc, char **argv, struct kiln_err **err)
             CLI_COMMON_LONGOPTS,
             {NULL, 0, NULL, 0},
         };
+        /* Everything the exits below release is declared before the first
+         * goto, so no cleanup ever sees an uninitialised pointer. */
         struct cli_common c = {0};
+        struct kiln_image_loc src = {0}, dest = {0};
+        struct kiln_store *store = NULL;
+        struct kiln_registry *reg = NULL;
+        struct kiln_progress *progress = NULL;
+        struct kiln_descriptor top = {0};
+        _cleanup_free_ char *name = NULL;
+        _cleanup_free_ char *plat = NULL;
+        _cleanup_free_ char *where = NULL;
         const char *dest_s = NULL;
         bool all = false;
         int opt, rc = -1;
@@ -57,46 +67,40 @@ int cmd_pull(int argc, char **argv, struct kiln_err **err)
                              "pull: expected one image (see kiln help pull)");
                 goto out;
         }
-        struct kiln_image_loc src = {0}, dest = {0};
-        struct kiln_store *store = NULL;
-        struct kiln_registry *reg = NULL;
-        struct kiln_progress *progress = NULL;
-        struct kiln_descriptor top = {0};
-        _cleanup_free_ char *name = NULL;
         if (kiln_image_loc_parse(argv[optind], true, &src, err) < 0)
-                goto done;
+                goto out;
         if (src.transport != KILN_TRANSPORT_DOCKER) {
                 kiln_err_set(err, KILN_ERR_USAGE, 0,
                              "pull: %s is not a registry image (pull reads docker://REF)",
                              argv[optind]);
-                goto done;
+                goto out;
         }
         if (dest_s && kiln_image_loc_parse(dest_s, false, &dest, err) < 0)
-                goto done;
+                goto out;
         if (dest_s && dest.transport == KILN_TRANSPORT_DOCKER) {
                 kiln_err_set(err, KILN_ERR_USAGE, 0,
                              "pull: -o %s: pushing to a registry is not what pull does", dest_s);
-                goto done;
+                goto out;
         }
         if (all && dest_s && dest.transport == KILN_TRANSPORT_DOCKER_ARCHIVE) {
                 kiln_err_set(err, KILN_ERR_USAGE, 0,
                              "pull: a docker-archive holds one image; --all-platforms needs oci: "
                              "or oci-archive:");
-                goto done;
+                goto out;
         }
         name = kiln_ref_string(&src.ref);
         if (kiln_store_open(c.cache_dir, &store, err) < 0 ||
             cli_registry_open(&c, &src.ref, &reg, err) < 0)
-                goto done;
+                goto out;
         progress = kiln_progress_new("pull", c.reg.quiet);
         struct kiln_pull_opts po = {.all_platforms = all};
         po.platform = c.platform;
         if (kiln_pull(reg, &src.ref, &po, store, progress, &top, err) < 0)
-                goto done;
+                goto out;
         if (dest_s && kiln_output_write(&dest, store, &top, name, err) < 0)
-                goto done;
-        _cleanup_free_ char *plat = top.platform ? kiln_platform_string(top.platform) : NULL;
-        _cleanup_free_ char *where = dest_s ? kiln_image_loc_string(&dest) : NULL;
+                goto out;
+        plat = top.platform ? kiln_platform_string(top.platform) : NULL;
+        where = dest_s ? kiln_image_loc_string(&dest) : NULL;
         if (c.json) {
                 json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "source", name, "digest", top.digest,
                                       "mediaType", top.media_type, "size", (json_int_t)top.size);
@@ -114,14 +118,13 @@ int cmd_pull(int argc, char **argv, struct kiln_err **err)
                 printf("  written to: %s\n", where ? where : kiln_store_root(store));
         }
         rc = 0;
-done:
+out:
         kiln_descriptor_release(&top);
         kiln_progress_free(progress);
         kiln_registry_free(reg);
         kiln_store_free(store);
         kiln_image_loc_release(&src);
         kiln_image_loc_release(&dest);
-out:
         cli_common_release(&c);
         return rc;
 }

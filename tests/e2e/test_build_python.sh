@@ -1,0 +1,68 @@
+# Python packages from the test bed's index: packages, a requirements file,
+# an index that needs credentials (in the URL) and a secret mount used only
+# while pip runs. The image runs what was installed; neither the password
+# nor the secret appears in any byte of the image or in kiln's output; a
+# rebuild takes the wheels from kiln's pip cache.
+. "$(dirname "$0")/lib.sh"
+: "${KILN_TB_PYINDEX_AUTH_URL:?the test bed has no python index}"
+
+mkdir -p "$T/s"
+cd "$T/s"
+secret="constraint-secret-$(date +%s%N)"
+printf 'kiln-dep==0.1.0  # %s\n' "$secret" >constraints.txt
+printf '\nkiln-data==2.0.0\n\n' >requirements.txt
+authed=$(echo "$KILN_TB_PYINDEX_AUTH_URL" | sed "s|://|://$KILN_TB_PYINDEX_USER:$KILN_TB_PYINDEX_PASS@|")
+cat >spec.yaml <<SPEC
+name: py
+base_image: $KILN_TB_PLAIN/testbed/python:bookworm
+packages: [kiln-hello==1.1.0, kiln-private]
+requirements: requirements.txt
+pip_index: $authed
+pip_secret_mounts: [[constraints.txt, /run/secrets/constraints.txt]]
+pip_extra_args: -c /run/secrets/constraints.txt
+env:
+  APP_MODE: test
+SPEC
+"$KILN" build spec.yaml -o "oci:$T/out:x" >"$T/build.out" 2>"$T/build.err" ||
+        { cat "$T/build.err"; fail "python build"; }
+grep -q "Downloading.*kiln_hello" "$T/build.err" || fail "kiln-hello was not downloaded from the index"
+
+umoci unpack --image "$T/out:x" "$T/b" >/dev/null
+r="$T/b/rootfs"
+assert_eq "$(chroot "$r" /root/.venv/bin/kiln-hello)" "hello from kiln-hello 1.1.0" "console script runs"
+chroot "$r" /root/.venv/bin/python -c 'import kiln_data, kiln_private, kiln_dep; assert kiln_data.rows() == [[1, 2], [3, 4]]' ||
+        fail "installed modules do not import"
+jq -e '.process.env | index("APP_MODE=test")' "$T/b/config.json" >/dev/null || fail "env missing"
+jq -e '.process.env[] | select(startswith("PATH=/root/.venv/bin:"))' "$T/b/config.json" >/dev/null ||
+        fail "the venv is not first on PATH"
+[ ! -e "$r/run/secrets/constraints.txt" ] || fail "the secret mount is in the image"
+pass "packages, requirements, authenticated index, secret mount"
+
+# Every byte: config, manifest, and each layer decompressed.
+leak=0
+for blob in "$T"/out/blobs/sha256/*; do
+        if gzip -t "$blob" 2>/dev/null; then zcat "$blob"; else cat "$blob"; fi >"$T/bytes"
+        for needle in "$KILN_TB_PYINDEX_PASS" "$secret"; do
+                if grep -aq -- "$needle" "$T/bytes"; then
+                        echo "secret found in blob $(basename "$blob")" >&2
+                        leak=1
+                fi
+        done
+done
+for needle in "$KILN_TB_PYINDEX_PASS" "$secret"; do
+        grep -aq -- "$needle" "$T/build.out" "$T/build.err" && { echo "secret in kiln's output" >&2; leak=1; }
+done
+[ "$leak" = 0 ] || fail "credentials or secrets leaked"
+pass "no credential or secret in any byte of the image or the output"
+
+# A rebuild downloads no wheel again.
+echo "  REBUILD: '1'" >>spec.yaml
+"$KILN" build spec.yaml -o "oci:$T/out2:x" >/dev/null 2>"$T/build2.err" || { cat "$T/build2.err"; fail "rebuild"; }
+grep -q "Downloading" "$T/build2.err" && fail "the rebuild downloaded wheels again"
+pass "pip cache"
+
+# Without credentials the private index refuses, and the build fails.
+sed -i "s|^pip_index: .*|pip_index: $KILN_TB_PYINDEX_AUTH_URL|" spec.yaml
+expect_exit 9 build spec.yaml -o "oci:$T/out3:x"
+assert_contains "$(cat "$T/err")" "step" "failing pip step named"
+pass "index refusing without credentials fails the build"
