@@ -4,6 +4,8 @@
   tbserver.py token     --state DIR --port P --service S --issuer I
   tbserver.py faulty    --state DIR --port P --upstream HOST:PORT --blobstore-port P
   tbserver.py blobstore --state DIR --port P --storage DIR
+  tbserver.py pyindex      --state DIR --port P --wheels DIR [--exclude NAME]...
+  tbserver.py pyindex-auth --state DIR --port P --wheels DIR --pass-file F
 
 All bind to 127.0.0.1. Uses only Debian's python3 and python3-jwt /
 python3-cryptography.
@@ -12,6 +14,9 @@ python3-cryptography.
 import argparse
 import base64
 import datetime
+import hashlib
+import hmac
+import html
 import http.client
 import http.server
 import json
@@ -534,6 +539,163 @@ def run_faulty(args):
     args.log.write("faulty proxy on 127.0.0.1:%d -> %s", args.port, args.upstream)
     srv.serve_forever()
 
+# -------------------------------------------------------------- pyindex
+
+WHEEL_RE = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?)-[^-/]+"
+                      r"(?:-[^-/]+)?-[^-/]+-[^-/]+-[^-/]+\.whl$")
+
+
+def pep503_normalize(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+class WheelDir:
+    """The wheels in a directory, re-read when it changes (the test bed
+    points a symlink at a new cache entry when the sources change)."""
+
+    def __init__(self, path, exclude):
+        self.path = path
+        self.exclude = {pep503_normalize(x) for x in exclude}
+        self.lock = threading.Lock()
+        self.stamp = None
+        self.projects = {}  # normalized name -> [(file, sha256 hex)]
+        self.files = {}     # file -> (path, sha256 hex)
+
+    def _scan(self):
+        real = os.path.realpath(self.path)
+        try:
+            st = os.stat(real)
+        except OSError:
+            return {}, {}, None
+        stamp = (real, st.st_mtime_ns, st.st_ino)
+        if stamp == self.stamp:
+            return self.projects, self.files, stamp
+        projects, files = {}, {}
+        for f in sorted(os.listdir(real)):
+            m = WHEEL_RE.match(f)
+            if not m:
+                continue
+            name = pep503_normalize(m.group(1))
+            if name in self.exclude:
+                continue
+            p = os.path.join(real, f)
+            h = hashlib.sha256()
+            with open(p, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 16), b""):
+                    h.update(chunk)
+            projects.setdefault(name, []).append((f, h.hexdigest()))
+            files[f] = (p, h.hexdigest())
+        return projects, files, stamp
+
+    def snapshot(self):
+        with self.lock:
+            self.projects, self.files, self.stamp = self._scan()
+            return self.projects, self.files
+
+
+class PyIndexHandler(BaseHandler):
+    cfg = None
+
+    def _auth(self):
+        """Return (given, ok). Never logs or echoes the password."""
+        h = self.headers.get("Authorization")
+        if not h:
+            return False, self.cfg.pass_file is None
+        if self.cfg.pass_file is None:
+            return True, True
+        if not h.lower().startswith("basic "):
+            return True, False
+        try:
+            raw = base64.b64decode(h[6:].strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return True, False
+        user, _, pw = raw.partition(":")
+        try:
+            with open(self.cfg.pass_file) as f:
+                want = f.read().strip()
+        except OSError:
+            return True, False
+        return True, user == self.cfg.user and hmac.compare_digest(pw, want)
+
+    def _html(self, title, links):
+        body = ["<!DOCTYPE html>", "<html>", "<head>",
+                '<meta name="pypi:repository-version" content="1.0">',
+                "<title>%s</title>" % html.escape(title), "</head>", "<body>",
+                "<h1>%s</h1>" % html.escape(title)]
+        for href, text in links:
+            body.append('<a href="%s">%s</a><br>' % (html.escape(href), html.escape(text)))
+        body += ["</body>", "</html>", ""]
+        return "\n".join(body)
+
+    def _serve(self):
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        given, ok = self._auth()
+        authlog = ("basic-ok" if ok else "basic-bad") if given else "none"
+        status, size = self._route(path, ok)
+        self.cfg.log.write("%s %s auth=%s -> %d%s", self.command, path, authlog,
+                           status, " (%d bytes)" % size if size is not None else "")
+
+    def _route(self, path, ok):
+        if not ok:
+            self.send_body(401, "authentication required\n",
+                           extra={"WWW-Authenticate": 'Basic realm="kiln-pyindex"'})
+            return 401, None
+        projects, files = self.cfg.wheels.snapshot()
+        if path in ("/", "/simple"):
+            self.send_body(301, "", extra={"Location": "/simple/"})
+            return 301, None
+        if path == "/simple/":
+            links = [(n + "/", n) for n in sorted(projects)]
+            self.send_body(200, self._html("Simple index", links),
+                           "text/html; charset=utf-8")
+            return 200, None
+        if path.startswith("/simple/"):
+            name = path[len("/simple/"):]
+            if name.endswith("/"):
+                name = name[:-1]
+            if not name or "/" in name:
+                self.send_body(404, "not found\n")
+                return 404, None
+            norm = pep503_normalize(name)
+            if norm != name or not path.endswith("/"):
+                self.send_body(301, "", extra={"Location": "/simple/%s/" % norm})
+                return 301, None
+            if norm not in projects:
+                self.send_body(404, "no such project\n")
+                return 404, None
+            links = [("../../files/%s#sha256=%s" % (f, h), f)
+                     for f, h in projects[norm]]
+            self.send_body(200, self._html("Links for " + norm, links),
+                           "text/html; charset=utf-8")
+            return 200, None
+        if path.startswith("/files/"):
+            f = path[len("/files/"):]
+            if f not in files:
+                self.send_body(404, "no such file\n")
+                return 404, None
+            p, h = files[f]
+            with open(p, "rb") as fh:
+                data = fh.read()
+            self.send_body(200, data, "application/octet-stream",
+                           extra={"ETag": '"%s"' % h})
+            return 200, len(data)
+        self.send_body(404, "not found\n")
+        return 404, None
+
+    do_GET = _serve
+    do_HEAD = _serve
+
+
+def run_pyindex(args):
+    name = args.command
+    args.log = Log(os.path.join(args.state, name + ".log"))
+    args.wheels = WheelDir(args.wheels, args.exclude)
+    PyIndexHandler.cfg = args
+    srv = Server(("127.0.0.1", args.port), PyIndexHandler)
+    args.log.write("%s listening on 127.0.0.1:%d (wheels %s, auth %s)", name,
+                   args.port, args.wheels.path, "basic" if args.pass_file else "none")
+    srv.serve_forever()
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -559,6 +721,16 @@ def main():
     b.add_argument("--port", type=int, required=True)
     b.add_argument("--storage", required=True)
     b.set_defaults(func=run_blobstore)
+    for cmd in ("pyindex", "pyindex-auth"):
+        p = sub.add_parser(cmd)
+        p.add_argument("--state", required=True)
+        p.add_argument("--port", type=int, required=True)
+        p.add_argument("--wheels", required=True)
+        p.add_argument("--exclude", action="append", default=[])
+        p.add_argument("--user", default="kiln")
+        p.add_argument("--pass-file", required=(cmd == "pyindex-auth"),
+                       default=None)
+        p.set_defaults(func=run_pyindex)
     args = ap.parse_args()
     try:
         args.func(args)
