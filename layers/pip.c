@@ -8,6 +8,8 @@
 #include "kiln/build.h"
 #include "python.h"
 
+#include "kiln/ref.h"
+
 #include <string.h>
 
 #define REQS_IN_SANDBOX  "/run/kiln/requirements.txt"
@@ -28,6 +30,21 @@ static char *without_credentials(const char *url)
         if (!at || (slash && at > slash))
                 return kiln_xstrdup(url);
         return kiln_xasprintf("%.*s%s", (int)(host - url), url, at + 1);
+}
+
+/* pip keeps nothing it fetched over plain HTTP in its cache unless the host
+ * is "trusted". kiln's rule for registries holds here too: plain HTTP to a
+ * loopback host is fine, so such index hosts are trusted and cached. */
+static void add_trusted_loopback(struct kiln_buf *b, const char *url)
+{
+        if (!kiln_str_has_prefix(url, "http://"))
+                return;
+        _cleanup_free_ char *clean = without_credentials(url);
+        const char *host = clean + 7;
+        size_t len = strcspn(host, "/?#");
+        _cleanup_free_ char *hp = kiln_xstrndup(host, len);
+        if (kiln_host_is_loopback(hp))
+                kiln_buf_printf(b, "%s%s", b->len ? " " : "PIP_TRUSTED_HOST=", hp);
 }
 
 static void shell_quote(struct kiln_buf *b, const char *s)
@@ -105,7 +122,12 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         for (size_t i = 0; s->pip_extra_index_url && s->pip_extra_index_url[i]; i++)
                 kiln_buf_printf(&extra, "%s%s", extra.len ? " " : "PIP_EXTRA_INDEX_URL=",
                                 s->pip_extra_index_url[i]);
-        char *env[6];
+        struct kiln_buf trusted = {0};
+        if (s->pip_index)
+                add_trusted_loopback(&trusted, s->pip_index);
+        for (size_t i = 0; s->pip_extra_index_url && s->pip_extra_index_url[i]; i++)
+                add_trusted_loopback(&trusted, s->pip_extra_index_url[i]);
+        char *env[7];
         size_t ne = 0;
         env[ne++] = pyenv;
         env[ne++] = "PIP_CACHE_DIR=" CACHE_IN_SANDBOX;
@@ -114,6 +136,8 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                 env[ne++] = index;
         if (extra.len)
                 env[ne++] = extra.data;
+        if (trusted.len)
+                env[ne++] = trusted.data;
         env[ne] = NULL;
         char *argv[] = {"/bin/sh", "-c", cmd.data, NULL};
         _cleanup_free_ char *desc = describe(s);
@@ -124,6 +148,7 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         if (index)
                 explicit_bzero(index, strlen(index));
         kiln_buf_release(&extra);
+        kiln_buf_release(&trusted);
         kiln_buf_release(&cmd);
         free(binds);
         return rc;

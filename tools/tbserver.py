@@ -676,8 +676,11 @@ class PyIndexHandler(BaseHandler):
             p, h = files[f]
             with open(p, "rb") as fh:
                 data = fh.read()
+            # As PyPI serves files: immutable, so clients (pip's HTTP
+            # cache) may keep them.
             self.send_body(200, data, "application/octet-stream",
-                           extra={"ETag": '"%s"' % h})
+                           extra={"ETag": '"%s"' % h,
+                                  "Cache-Control": "max-age=365000000, immutable, public"})
             return 200, len(data)
         self.send_body(404, "not found\n")
         return 404, None

@@ -23,11 +23,11 @@ pip_extra_args: -c /run/secrets/constraints.txt
 env:
   APP_MODE: test
 SPEC
-"$KILN" build spec.yaml -o "oci:$T/out:x" >"$T/build.out" 2>"$T/build.err" ||
+"$KILN" build spec.yaml -o "oci:$T/img:x" >"$T/build.out" 2>"$T/build.err" ||
         { cat "$T/build.err"; fail "python build"; }
 grep -q "Downloading.*kiln_hello" "$T/build.err" || fail "kiln-hello was not downloaded from the index"
 
-umoci unpack --image "$T/out:x" "$T/b" >/dev/null
+umoci unpack --image "$T/img:x" "$T/b" >/dev/null
 r="$T/b/rootfs"
 assert_eq "$(chroot "$r" /root/.venv/bin/kiln-hello)" "hello from kiln-hello 1.1.0" "console script runs"
 chroot "$r" /root/.venv/bin/python -c 'import kiln_data, kiln_private, kiln_dep; assert kiln_data.rows() == [[1, 2], [3, 4]]' ||
@@ -40,7 +40,7 @@ pass "packages, requirements, authenticated index, secret mount"
 
 # Every byte: config, manifest, and each layer decompressed.
 leak=0
-for blob in "$T"/out/blobs/sha256/*; do
+for blob in "$T"/img/blobs/sha256/*; do
         if gzip -t "$blob" 2>/dev/null; then zcat "$blob"; else cat "$blob"; fi >"$T/bytes"
         for needle in "$KILN_TB_PYINDEX_PASS" "$secret"; do
                 if grep -aq -- "$needle" "$T/bytes"; then
@@ -57,12 +57,12 @@ pass "no credential or secret in any byte of the image or the output"
 
 # A rebuild downloads no wheel again.
 echo "  REBUILD: '1'" >>spec.yaml
-"$KILN" build spec.yaml -o "oci:$T/out2:x" >/dev/null 2>"$T/build2.err" || { cat "$T/build2.err"; fail "rebuild"; }
+"$KILN" build spec.yaml -o "oci:$T/img2:x" >/dev/null 2>"$T/build2.err" || { cat "$T/build2.err"; fail "rebuild"; }
 grep -q "Downloading" "$T/build2.err" && fail "the rebuild downloaded wheels again"
 pass "pip cache"
 
 # Without credentials the private index refuses, and the build fails.
 sed -i "s|^pip_index: .*|pip_index: $KILN_TB_PYINDEX_AUTH_URL|" spec.yaml
-expect_exit 9 build spec.yaml -o "oci:$T/out3:x"
+expect_exit 9 build spec.yaml -o "oci:$T/img3:x"
 assert_contains "$(cat "$T/err")" "step" "failing pip step named"
 pass "index refusing without credentials fails the build"
