@@ -33,19 +33,6 @@ static char *describe(const struct kiln_spec *s)
         return kiln_buf_steal(&b);
 }
 
-/* Package names go to the shell: quote each one. */
-static void shell_quote(struct kiln_buf *b, const char *s)
-{
-        kiln_buf_puts(b, "'");
-        for (; *s; s++) {
-                if (*s == '\'')
-                        kiln_buf_puts(b, "'\\''");
-                else
-                        kiln_buf_append(b, s, 1);
-        }
-        kiln_buf_puts(b, "'");
-}
-
 static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         const struct kiln_spec *s = kiln_step_spec(ctx);
@@ -78,7 +65,7 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         kiln_buf_puts(&script, "apt-get update && apt-get install -y --no-install-recommends");
         for (size_t i = 0; s->apt_packages[i]; i++) {
                 kiln_buf_puts(&script, " ");
-                shell_quote(&script, s->apt_packages[i]);
+                kiln_buf_shell_quote(&script, s->apt_packages[i]);
         }
         char *argv[] = {"/bin/sh", "-c", script.data, NULL};
         char *env[] = {"DEBIAN_FRONTEND=noninteractive", NULL};

@@ -47,18 +47,6 @@ static void add_trusted_loopback(struct kiln_buf *b, const char *url)
                 kiln_buf_printf(b, "%s%s", b->len ? " " : "PIP_TRUSTED_HOST=", hp);
 }
 
-static void shell_quote(struct kiln_buf *b, const char *s)
-{
-        kiln_buf_puts(b, " '");
-        for (; *s; s++) {
-                if (*s == '\'')
-                        kiln_buf_puts(b, "'\\''");
-                else
-                        kiln_buf_append(b, s, 1);
-        }
-        kiln_buf_puts(b, "'");
-}
-
 static char *describe(const struct kiln_spec *s)
 {
         struct kiln_buf b = {0};
@@ -96,8 +84,10 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                             "  set -- \"$KILN_PY\" -m pip --python /root/.venv/bin/python install\n"
                             "fi\n"
                             "exec \"$@\" --no-input --disable-pip-version-check");
-        for (size_t i = 0; s->packages && s->packages[i]; i++)
-                shell_quote(&cmd, s->packages[i]);
+        for (size_t i = 0; s->packages && s->packages[i]; i++) {
+                kiln_buf_puts(&cmd, " ");
+                kiln_buf_shell_quote(&cmd, s->packages[i]);
+        }
         size_t n_binds = 0;
         struct kiln_bind *binds = kiln_xcalloc(s->n_pip_secret_mounts + 2, sizeof(*binds));
         binds[n_binds++] = (struct kiln_bind){.source = cache, .target = CACHE_IN_SANDBOX};

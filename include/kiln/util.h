@@ -107,6 +107,8 @@ void kiln_buf_append(struct kiln_buf *b, const void *p, size_t n);
 void kiln_buf_puts(struct kiln_buf *b, const char *s);
 __attribute__((format(printf, 2, 3))) void kiln_buf_printf(struct kiln_buf *b, const char *fmt,
                                                            ...);
+/* Appends s single-quoted for /bin/sh ('it'\''s'). */
+void kiln_buf_shell_quote(struct kiln_buf *b, const char *s);
 void kiln_buf_release(struct kiln_buf *b);
 char *kiln_buf_steal(struct kiln_buf *b);
 void kiln_buf_releasep(struct kiln_buf *b);

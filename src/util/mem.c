@@ -159,6 +159,18 @@ void kiln_buf_printf(struct kiln_buf *b, const char *fmt, ...)
         kiln_buf_puts(b, s);
 }
 
+void kiln_buf_shell_quote(struct kiln_buf *b, const char *s)
+{
+        kiln_buf_puts(b, "'");
+        for (; *s; s++) {
+                if (*s == '\'')
+                        kiln_buf_puts(b, "'\\''");
+                else
+                        kiln_buf_append(b, s, 1);
+        }
+        kiln_buf_puts(b, "'");
+}
+
 void kiln_buf_release(struct kiln_buf *b)
 {
         free(b->data);

@@ -35,7 +35,7 @@ commands:
 entrypoint: ["/usr/bin/jq"]
 SPEC
         chown -R "$user" "$dir" 2>/dev/null || true
-        (cd "$dir" && as_user "$user" env KILN_CACHE="$dir/cache" "$KILN" build --json --push \
+        (cd "$dir" && as_user "$user" env KILN_CACHE="$dir/cache" "$KILN" build --json --force --push \
                 spec.yaml >"$dir/result.json" 2>"$dir/build.log") ||
                 { cat "$dir/build.log" >&2; fail "build as $user"; }
         grep -q '^\[commands\] ' "$dir/build.log" || fail "$user: command output is not prefixed by its step"

@@ -48,6 +48,22 @@ static void test_buf(void)
         CHECK(kiln_str_has_suffix(b.data, "998,999,"), "suffix");
 }
 
+static void test_shell_quote(void)
+{
+        static const struct {
+                const char *in, *want;
+        } rows[] = {
+            {"jq", "'jq'"},         {"", "''"},
+            {"it's", "'it'\\''s'"}, {"$(rm -rf /); `x`", "'$(rm -rf /); `x`'"},
+            {"a b\nc", "'a b\nc'"},
+        };
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+                _cleanup_buf_ struct kiln_buf b = {0};
+                kiln_buf_shell_quote(&b, rows[i].in);
+                CHECK_STR(b.data, rows[i].want);
+        }
+}
+
 static void test_read_bound(void)
 {
         char path[] = "/tmp/kiln-test-XXXXXX";
@@ -71,5 +87,6 @@ int main(void)
         test_err_chain();
         test_buf();
         test_read_bound();
+        test_shell_quote();
         TEST_DONE();
 }
