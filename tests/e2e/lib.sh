@@ -75,6 +75,14 @@ ensure_user() { # name range|single
                 fail "user $1 has no /etc/subuid range"
         fi
 }
+# The checkout may sit below a directory ordinary users cannot enter (a
+# clone in /root): they run a copy of kiln from the test's own directory.
+kiln_for_users() {
+        chmod 755 "$T"
+        cp "$KILN" "$T/kiln"
+        chmod 755 "$T/kiln"
+        echo "$T/kiln"
+}
 # Runs a command as user $1 (or as root when $1 is root).
 as_user() {
         local u=$1

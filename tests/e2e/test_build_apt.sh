@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 ensure_user kilne2e-range range
-chmod 755 "$T"
+KILN=$(kiln_for_users)
 for user in root kilne2e-range; do
         dir="$T/$user"
         mkdir -p "$dir/cache"

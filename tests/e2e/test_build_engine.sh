@@ -7,7 +7,7 @@
 
 ensure_user kilne2e-range range
 ensure_user kilne2e-single single
-chmod 755 "$T"
+KILN=$(kiln_for_users)
 
 build_as() { # user
         local user=$1 dir="$T/$1"
