@@ -1,13 +1,29 @@
 /* env and entrypoint: config-only changes, made before copy and commands so
  * that commands see the spec's environment (as flytekit's builder orders
- * them). */
+ * them). flytekit's builder always sets PYTHONPATH=/root (copied code is
+ * importable) and SSL_CERT_DIR; the spec's env comes after and wins. */
 #include "kiln/build.h"
 
 #include <string.h>
 
+static const struct kiln_spec_env defaults[] = {
+    {"PYTHONPATH", "/root"},
+    {"SSL_CERT_DIR", "/etc/ssl/certs"},
+};
+
 static bool wanted(const struct kiln_spec *s)
 {
-        return s->n_env > 0 || s->entrypoint;
+        (void)s;
+        return true;
+}
+
+/* The value the image gets for a default: the spec's when it sets one. */
+static bool spec_sets(const struct kiln_spec *s, const char *key)
+{
+        for (size_t i = 0; i < s->n_env; i++)
+                if (!strcmp(s->env[i].key, key))
+                        return true;
+        return false;
 }
 
 static char *argv_json(char *const *argv)
@@ -23,8 +39,13 @@ static char *argv_json(char *const *argv)
 static char *describe(const struct kiln_spec *s)
 {
         struct kiln_buf b = {0};
+        for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+                if (!spec_sets(s, defaults[i].key))
+                        kiln_buf_printf(&b, "%s%s=%s", b.len ? " " : "ENV ", defaults[i].key,
+                                        defaults[i].value);
         for (size_t i = 0; i < s->n_env; i++)
-                kiln_buf_printf(&b, "%s%s=%s", i ? " " : "ENV ", s->env[i].key, s->env[i].value);
+                kiln_buf_printf(&b, "%s%s=%s", b.len ? " " : "ENV ", s->env[i].key,
+                                s->env[i].value);
         if (s->entrypoint) {
                 _cleanup_free_ char *e = argv_json(s->entrypoint);
                 kiln_buf_printf(&b, "%sENTRYPOINT %s", b.len ? "; " : "", e);
@@ -37,16 +58,21 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         (void)err;
         const struct kiln_spec *s = kiln_step_spec(ctx);
         struct kiln_image *img = kiln_step_image(ctx);
-        if (s->n_env) {
-                struct kiln_buf h = {0};
-                for (size_t i = 0; i < s->n_env; i++) {
-                        kiln_image_set_env(img, s->env[i].key, s->env[i].value);
-                        kiln_buf_printf(&h, "%s%s=%s", i ? " " : "ENV ", s->env[i].key,
-                                        s->env[i].value);
-                }
-                kiln_image_add_history(img, h.data);
-                kiln_buf_release(&h);
+        struct kiln_buf h = {0};
+        for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+                if (spec_sets(s, defaults[i].key))
+                        continue;
+                kiln_image_set_env(img, defaults[i].key, defaults[i].value);
+                kiln_buf_printf(&h, "%s%s=%s", h.len ? " " : "ENV ", defaults[i].key,
+                                defaults[i].value);
         }
+        for (size_t i = 0; i < s->n_env; i++) {
+                kiln_image_set_env(img, s->env[i].key, s->env[i].value);
+                kiln_buf_printf(&h, "%s%s=%s", h.len ? " " : "ENV ", s->env[i].key,
+                                s->env[i].value);
+        }
+        kiln_image_add_history(img, h.data);
+        kiln_buf_release(&h);
         if (s->entrypoint) {
                 kiln_image_set_entrypoint(img, s->entrypoint);
                 /* As in a Dockerfile, a new ENTRYPOINT drops the base's CMD:
@@ -54,8 +80,8 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                 char *none[] = {NULL};
                 kiln_image_set_cmd(img, none);
                 _cleanup_free_ char *e = argv_json(s->entrypoint);
-                _cleanup_free_ char *h = kiln_xasprintf("ENTRYPOINT %s", e);
-                kiln_image_add_history(img, h);
+                _cleanup_free_ char *eh = kiln_xasprintf("ENTRYPOINT %s", e);
+                kiln_image_add_history(img, eh);
         }
         return 0;
 }

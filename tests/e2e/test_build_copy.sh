@@ -14,6 +14,8 @@ mk_tree() { # dir
 name: copyimg
 registry: $KILN_TB_PLAIN/e2e
 base_image: $KILN_TB_PLAIN/testbed/busybox:latest
+env:
+  PYTHONPATH: /root/src
 copy:
   - data
   - src/pkg/main.py
@@ -53,7 +55,10 @@ assert_eq "$(cat "$r/root/data/table.csv")" "$(printf 'a,b\n1,2')" "copied csv"
 assert_eq "$(cat "$r/root/src/pkg/main.py")" 'print("hello")' "copied single file keeps its relative path"
 assert_eq "$(readlink "$r/root/data/link.csv")" "table.csv" "symlink kept"
 assert_eq "$(stat -c %a "$r/root/data/nested/x.txt")" "644" "mode normalised"
-pass "copy layout"
+cfg=$("${SKOPEO[@]}" inspect --config "oci:$T/o3:x")
+echo "$cfg" | jq -e '.config.Env | index("PYTHONPATH=/root/src")' >/dev/null || fail "spec PYTHONPATH lost"
+echo "$cfg" | jq -e '.config.Env | index("PYTHONPATH=/root") | not' >/dev/null || fail "default PYTHONPATH beside the spec's"
+pass "copy layout; the spec's PYTHONPATH wins over the default"
 
 # A change in a copied file changes the layer and the name.
 n1=$("$KILN" name "$T/one/spec.yaml")

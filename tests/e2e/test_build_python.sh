@@ -32,7 +32,9 @@ r="$T/b/rootfs"
 assert_eq "$(chroot "$r" /root/.venv/bin/kiln-hello)" "hello from kiln-hello 1.1.0" "console script runs"
 chroot "$r" /root/.venv/bin/python -c 'import kiln_data, kiln_private, kiln_dep; assert kiln_data.rows() == [[1, 2], [3, 4]]' ||
         fail "installed modules do not import"
-jq -e '.process.env | index("APP_MODE=test")' "$T/b/config.json" >/dev/null || fail "env missing"
+for e in APP_MODE=test PYTHONPATH=/root SSL_CERT_DIR=/etc/ssl/certs; do
+        jq -e --arg e "$e" '.process.env | index($e)' "$T/b/config.json" >/dev/null || fail "$e missing from env"
+done
 jq -e '.process.env[] | select(startswith("PATH=/root/.venv/bin:"))' "$T/b/config.json" >/dev/null ||
         fail "the venv is not first on PATH"
 [ ! -e "$r/run/secrets/constraints.txt" ] || fail "the secret mount is in the image"
