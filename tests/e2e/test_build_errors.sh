@@ -27,7 +27,7 @@ spec 'commands:
   - exit 7'
 name=$("$KILN" name spec.yaml)
 expect_exit 9 build spec.yaml --push -o "oci:$T/out1:x"
-assert_contains "$(cat "$T/err")" "step 1 (commands) failed" "failing step named"
+assert_contains "$(cat "$T/err")" "(commands) failed" "failing step named"
 assert_contains "$(cat "$T/err")" "status 7" "exit status named"
 assert_contains "$(cat "$T/err")" "[commands] before-failure" "command output streamed with its step"
 tag_exists "$name" && fail "a failed build tagged $name"

@@ -15,7 +15,7 @@ commands:
 SPEC
 "$KILN" build --json --push spec.yaml >"$T/r1.json" 2>"$T/log1" || fail "first build"
 assert_eq "$(jq -r .skipped "$T/r1.json")" "false" "first build is not skipped"
-grep -q "^step 1: commands" "$T/log1" || fail "first build ran no step"
+grep -q "^step [0-9]*: commands" "$T/log1" || fail "first build ran no step"
 
 "$KILN" build --json --push spec.yaml >"$T/r2.json" 2>"$T/log2" || fail "second build"
 assert_eq "$(jq -r .skipped "$T/r2.json")" "true" "second build skipped"
@@ -27,7 +27,7 @@ pass "existing image: no build work"
 
 "$KILN" build --json --push --force spec.yaml >"$T/r4.json" 2>"$T/log4" || fail "--force build"
 assert_eq "$(jq -r .skipped "$T/r4.json")" "false" "--force builds"
-grep -q "^step 1: commands" "$T/log4" || fail "--force ran no step"
+grep -q "^step [0-9]*: commands" "$T/log4" || fail "--force ran no step"
 FLYTE_FORCE_PUSH_IMAGE_SPEC=true "$KILN" build --json --push spec.yaml >"$T/r5.json" 2>/dev/null ||
         fail "FLYTE_FORCE_PUSH_IMAGE_SPEC build"
 assert_eq "$(jq -r .skipped "$T/r5.json")" "false" "FLYTE_FORCE_PUSH_IMAGE_SPEC=true builds"
