@@ -26,7 +26,7 @@ static const char build_usage[] =
     "Spec fields as flags (they change the name as the same YAML would):\n"
     "  --name NAME  --registry REG  --base-image REF  --platform OS/ARCH\n"
     "  --env K=V  --command CMD  --copy PATH  --entrypoint ARG  --tag-format FMT\n"
-    "  --package PKG  --apt-package PKG  --python-version V\n"
+    "  --package PKG  --apt-package PKG  --python-version V  --pip-index URL\n"
     "Registry options:\n"
     "  --creds USER:PASSWORD  --cert-dir DIR  --insecure-registry HOST  --parallel N\n"
     "  --cache-dir DIR  --json  -q, --quiet  --debug\n";
@@ -47,7 +47,8 @@ enum {
         OPT_S_TAG_FORMAT,
         OPT_S_PACKAGE,
         OPT_S_APT,
-        OPT_S_PYTHON,
+        OPT_S_PIP_INDEX,
+        OPT_S_PYTHON, /* last: the spec flags are OPT_S_NAME..OPT_S_PYTHON */
 };
 
 struct flag_edit {
@@ -71,6 +72,8 @@ static int apply_flag(struct kiln_spec *s, const struct flag_edit *f, struct kil
                 return kiln_spec_set_str(s, "tag_format", f->arg, err);
         case OPT_S_PYTHON:
                 return kiln_spec_set_str(s, "python_version", f->arg, err);
+        case OPT_S_PIP_INDEX:
+                return kiln_spec_set_str(s, "pip_index", f->arg, err);
         case OPT_S_COMMAND:
                 return kiln_spec_append(s, "commands", f->arg, err);
         case OPT_S_COPY:
@@ -149,6 +152,7 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
             {"package", required_argument, NULL, OPT_S_PACKAGE},
             {"apt-package", required_argument, NULL, OPT_S_APT},
             {"python-version", required_argument, NULL, OPT_S_PYTHON},
+            {"pip-index", required_argument, NULL, OPT_S_PIP_INDEX},
             {"help", no_argument, NULL, 'h'},
             CLI_COMMON_LONGOPTS,
             {NULL, 0, NULL, 0},
