@@ -127,6 +127,10 @@ int kiln_write_all(int fd, const void *data, size_t len);
 int kiln_mkdir_p(const char *path, int mode, struct kiln_err **err);
 /* Removes a tree without following symlinks. ENOENT is not an error. */
 int kiln_rm_rf(const char *path, struct kiln_err **err);
+/* The names in directory dirfd (without "." and ".."), in readdir order,
+ * NULL-terminated; dirfd stays open and unchanged. `what` names the
+ * directory in errors. */
+int kiln_dir_names(int dirfd, const char *what, char ***names, size_t *n, struct kiln_err **err);
 /* Makes a unique temporary sibling path of `path` ("path.tmp-XXXXXX"). */
 char *kiln_tmp_sibling(const char *path);
 

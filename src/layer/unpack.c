@@ -434,33 +434,16 @@ static int apply_opaque(struct unpack *u, const char *dir, struct kiln_err **err
         _cleanup_close_ int pfd = kiln_layer_open_in_root(u->rootfd, dir);
         if (pfd < 0)
                 return errno == ENOENT ? 0 : open_err(err, dir);
-        int dfd = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return kiln_err_sys(err, "open \"%s\"", dir);
-        DIR *d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return kiln_err_sys(err, "open \"%s\"", dir);
-        }
         _cleanup_strv_ char **names = NULL;
-        size_t n = 0, cap = 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                _cleanup_free_ char *path = join(dir, de->d_name);
-                if (strset_has(&u->created, path))
-                        continue;
-                if (n + 2 > cap) {
-                        cap = cap ? cap * 2 : 16;
-                        names = kiln_xrealloc(names, cap * sizeof(char *));
-                }
-                names[n++] = kiln_xstrdup(de->d_name);
-                names[n] = NULL;
-        }
-        closedir(d);
+        size_t n = 0;
+        _cleanup_free_ char *what = kiln_xasprintf("\"%s\"", dir);
+        if (kiln_dir_names(pfd, what, &names, &n, err) < 0)
+                return -1;
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *path = join(dir, names[i]);
+                /* What this layer itself put here stays. */
+                if (strset_has(&u->created, path))
+                        continue;
                 if (remove_at(u, pfd, names[i], path, err) < 0)
                         return -1;
         }

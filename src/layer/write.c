@@ -710,23 +710,17 @@ static int host_add(struct hlist *l, const char *src, const char *dest, struct k
 static int host_add_dir_children(struct hlist *l, const char *src, const char *dest,
                                  struct kiln_err **err)
 {
-        DIR *d = opendir(src);
-        if (!d)
+        int fd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
                 return kiln_err_sys(err, "open %s", src);
         _cleanup_strv_ char **names = NULL;
-        size_t n = 0, cap = 0;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                if (n + 2 > cap) {
-                        cap = cap ? cap * 2 : 16;
-                        names = kiln_xrealloc(names, cap * sizeof(char *));
-                }
-                names[n++] = kiln_xstrdup(de->d_name);
-                names[n] = NULL;
-        }
-        closedir(d);
+        size_t n = 0;
+        /* Closed before descending: deep trees must not hold a descriptor
+         * per level. */
+        int rc = kiln_dir_names(fd, src, &names, &n, err);
+        close(fd);
+        if (rc < 0)
+                return -1;
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *s = kiln_xasprintf("%s/%s", src, names[i]);
                 _cleanup_free_ char *t =

@@ -344,15 +344,27 @@ static bool oci_name_valid(const char *n)
 }
 
 /* skopeo splits "PATH:IMAGE" at the first ':' (containers/image
- * SplitPathAndImage), so directories containing ':' cannot be named. */
+ * SplitPathAndImage), so directories containing ':' cannot be named.
+ * *colon points at the ':' in rest, or is NULL. */
+static int split_path(const char *s, const char *rest, char **path, const char **colon,
+                      struct kiln_err **err)
+{
+        *colon = strchr(rest, ':');
+        *path = *colon ? kiln_xstrndup(rest, (size_t)(*colon - rest)) : kiln_xstrdup(rest);
+        if (**path)
+                return 0;
+        free(*path);
+        *path = NULL;
+        return loc_fail(err, s, "empty path");
+}
+
 static int parse_oci(const char *s, const char *rest, struct kiln_image_loc *out,
                      struct kiln_err **err)
 {
-        const char *colon = strchr(rest, ':');
-        _cleanup_free_ char *path =
-            colon ? kiln_xstrndup(rest, (size_t)(colon - rest)) : kiln_xstrdup(rest);
-        if (!*path)
-                return loc_fail(err, s, "empty path");
+        const char *colon = NULL;
+        _cleanup_free_ char *path = NULL;
+        if (split_path(s, rest, &path, &colon, err) < 0)
+                return -1;
         if (colon && colon[1]) {
                 if (colon[1] == '@')
                         return loc_fail(err, s, "source index \"%s\" is not supported", colon + 1);
@@ -367,11 +379,10 @@ static int parse_oci(const char *s, const char *rest, struct kiln_image_loc *out
 static int parse_docker_archive(const char *s, const char *rest, struct kiln_image_loc *out,
                                 struct kiln_err **err)
 {
-        const char *colon = strchr(rest, ':');
-        _cleanup_free_ char *path =
-            colon ? kiln_xstrndup(rest, (size_t)(colon - rest)) : kiln_xstrdup(rest);
-        if (!*path)
-                return loc_fail(err, s, "empty path");
+        const char *colon = NULL;
+        _cleanup_free_ char *path = NULL;
+        if (split_path(s, rest, &path, &colon, err) < 0)
+                return -1;
         if (colon) {
                 if (colon[1] == '@')
                         return loc_fail(err, s, "source index \"%s\" is not supported", colon + 1);

@@ -119,6 +119,45 @@ int kiln_mkdir_p(const char *path, int mode, struct kiln_err **err)
         return 0;
 }
 
+int kiln_dir_names(int dirfd, const char *what, char ***names, size_t *n, struct kiln_err **err)
+{
+        *names = NULL;
+        *n = 0;
+        /* fdopendir takes the descriptor: give it a fresh one for "." so the
+         * caller's stays usable and keeps its position. */
+        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return kiln_err_sys(err, "open %s", what);
+        }
+        char **v = kiln_xcalloc(1, sizeof(char *));
+        size_t k = 0, cap = 1;
+        struct dirent *de;
+        errno = 0;
+        while ((de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                if (k + 2 > cap) {
+                        cap *= 2;
+                        v = kiln_xrealloc(v, cap * sizeof(char *));
+                }
+                v[k++] = kiln_xstrdup(de->d_name);
+                v[k] = NULL;
+        }
+        int saved = errno;
+        closedir(d);
+        if (saved) {
+                kiln_strv_free(v);
+                errno = saved;
+                return kiln_err_sys(err, "read %s", what);
+        }
+        *names = v;
+        *n = k;
+        return 0;
+}
+
 static int rm_rf_at(int parent, const char *name, const char *shown, struct kiln_err **err)
 {
         if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
