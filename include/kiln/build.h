@@ -66,6 +66,9 @@ struct kiln_build_opts {
         /* With push: build even when the registry already has the image
          * name (also FLYTE_FORCE_PUSH_IMAGE_SPEC=true, as in flytekit). */
         bool force;
+        /* Keep the image in the store only, with no push or output (a base
+         * built for another spec). */
+        bool local_only;
 };
 
 struct kiln_build_result {
@@ -117,6 +120,11 @@ struct kiln_image *kiln_step_image(struct kiln_step_ctx *ctx);
 int kiln_step_sandbox(struct kiln_step_ctx *ctx, char *const *argv, char *const *extra_env,
                       const struct kiln_bind *binds, size_t n_binds, const char *created_by,
                       struct kiln_err **err);
+/* Like kiln_step_sandbox, but runs fn (kiln's own code, in the sandbox's
+ * child, root of the image as /) instead of a program: no emulation is
+ * needed for a foreign platform. */
+int kiln_step_sandbox_fn(struct kiln_step_ctx *ctx, int (*fn)(void *arg, struct kiln_err **err),
+                         void *arg, const char *created_by, struct kiln_err **err);
 /* Writes host files as a layer (see kiln_layer_from_host). */
 int kiln_step_host_layer(struct kiln_step_ctx *ctx, const struct kiln_copy_entry *entries, size_t n,
                          uid_t uid, gid_t gid, const char *created_by, struct kiln_err **err);
@@ -133,10 +141,12 @@ int kiln_step_lookup_user(struct kiln_step_ctx *ctx, const char *name, uid_t *ui
                           bool *found, struct kiln_err **err);
 
 extern const struct kiln_step_kind kiln_step_apt;
+extern const struct kiln_step_kind kiln_step_user;
 extern const struct kiln_step_kind kiln_step_python;
 extern const struct kiln_step_kind kiln_step_pip;
 extern const struct kiln_step_kind kiln_step_env;
 extern const struct kiln_step_kind kiln_step_copy;
 extern const struct kiln_step_kind kiln_step_commands;
+extern const struct kiln_step_kind kiln_step_user_config;
 
 #endif

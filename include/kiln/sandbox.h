@@ -37,10 +37,16 @@ struct kiln_sandbox_opts {
         const char *upper; /* empty directory that receives the changes */
         const char *work;  /* overlay workdir, same filesystem as upper */
         char *const *argv; /* e.g. {"/bin/sh", "-c", "apt-get ...", NULL} */
-        char *const *env;  /* complete environment, NULL-terminated */
-        const char *cwd;   /* inside the sandbox; created if missing (and kept: it is
-                              part of the image config) */
-        uid_t uid;         /* inside the sandbox */
+        /* Instead of argv: a function of kiln's own run in the sandbox's
+         * child, after the root is set up and ids and cwd are applied. It
+         * runs no program of the image, so a foreign architecture needs no
+         * emulation. An error it sets is the sandbox run's error. */
+        int (*fn)(void *arg, struct kiln_err **err);
+        void *fn_arg;
+        char *const *env; /* complete environment, NULL-terminated */
+        const char *cwd;  /* inside the sandbox; created if missing (and kept: it is
+                             part of the image config) */
+        uid_t uid;        /* inside the sandbox */
         gid_t gid;
         const struct kiln_bind *binds;
         size_t n_binds;

@@ -17,13 +17,17 @@
 #include <sys/utsname.h>
 
 #define DEFAULT_BASE_IMAGE "debian:bookworm-slim"
-#define PASSWD_MAX         ((size_t)4 << 20)
+/* NVIDIA's CUDA images: runtime flavour, the Ubuntu LTS every CUDA 11.7+
+ * and 12.x release is published for. */
+#define CUDA_REPO   "docker.io/nvidia/cuda"
+#define CUDA_FLAVOR "runtime-ubuntu22.04"
+#define PASSWD_MAX  ((size_t)4 << 20)
 
 /* The planner's table: the order in which flytekit's default builder lays
  * an image out (see imagespec-reference.md). */
 static const struct kiln_step_kind *const step_kinds[] = {
-    &kiln_step_apt, &kiln_step_python, &kiln_step_pip,
-    &kiln_step_env, &kiln_step_copy,   &kiln_step_commands,
+    &kiln_step_apt, &kiln_step_user, &kiln_step_python,   &kiln_step_pip,
+    &kiln_step_env, &kiln_step_copy, &kiln_step_commands, &kiln_step_user_config,
 };
 
 struct pending_layer {
@@ -209,12 +213,20 @@ static int check_can_run(const struct kiln_step_ctx *c, struct kiln_err **err)
                             want, have, path);
 }
 
-int kiln_step_sandbox(struct kiln_step_ctx *c, char *const *argv, char *const *extra_env,
-                      const struct kiln_bind *binds, size_t n_binds, const char *created_by,
-                      struct kiln_err **err)
+/* What runs in a sandboxed step: a program of the image, or a function of
+ * kiln's own. */
+struct sandbox_job {
+        char *const *argv;
+        int (*fn)(void *arg, struct kiln_err **err);
+        void *fn_arg;
+};
+
+static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
+                        char *const *extra_env, const struct kiln_bind *binds, size_t n_binds,
+                        const char *created_by, struct kiln_err **err)
 {
         _cleanup_free_ char *label = step_label(c);
-        if (check_can_run(c, err) < 0 || ensure_rootfs(c, err) < 0)
+        if ((!job->fn && check_can_run(c, err) < 0) || ensure_rootfs(c, err) < 0)
                 return kiln_err_prefix(err, "%s", label);
         _cleanup_free_ char *dir = step_dir(c, c->kind->name, err);
         if (!dir)
@@ -256,7 +268,9 @@ int kiln_step_sandbox(struct kiln_step_ctx *c, char *const *argv, char *const *e
             .n_lowers = c->n_lowers,
             .upper = upper,
             .work = work,
-            .argv = argv,
+            .argv = job->argv,
+            .fn = job->fn,
+            .fn_arg = job->fn_arg,
             .env = env,
             .cwd = wd && *wd ? wd : "/",
             .uid = 0,
@@ -290,6 +304,21 @@ int kiln_step_sandbox(struct kiln_step_ctx *c, char *const *argv, char *const *e
         c->n_new_layers++;
         push_lower(c, steal_pointer(&upper));
         return 0;
+}
+
+int kiln_step_sandbox(struct kiln_step_ctx *c, char *const *argv, char *const *extra_env,
+                      const struct kiln_bind *binds, size_t n_binds, const char *created_by,
+                      struct kiln_err **err)
+{
+        struct sandbox_job job = {.argv = argv};
+        return sandbox_step(c, &job, extra_env, binds, n_binds, created_by, err);
+}
+
+int kiln_step_sandbox_fn(struct kiln_step_ctx *c, int (*fn)(void *arg, struct kiln_err **err),
+                         void *arg, const char *created_by, struct kiln_err **err)
+{
+        struct sandbox_job job = {.fn = fn, .fn_arg = arg};
+        return sandbox_step(c, &job, NULL, NULL, 0, created_by, err);
 }
 
 int kiln_step_host_layer(struct kiln_step_ctx *c, const struct kiln_copy_entry *entries, size_t n,
@@ -497,6 +526,83 @@ static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *
         return rc;
 }
 
+static bool is_full_version(const char *v)
+{
+        int dots = 0;
+        if (!*v || *v == '.')
+                return false;
+        for (const char *p = v; *p; p++) {
+                if (*p == '.' && (p[1] == '.' || !p[1]))
+                        return false;
+                if (*p == '.')
+                        dots++;
+                else if (*p < '0' || *p > '9')
+                        return false;
+        }
+        return dots == 2;
+}
+
+/* No base_image: debian:bookworm-slim as flytekit's default builder uses,
+ * or with cuda an NVIDIA CUDA image (cudnn adds cuDNN: up to 8 the tag
+ * names the major version, from 9 on it is just "cudnn"). Caller frees. */
+static int default_base(const struct kiln_spec *s, char **out, struct kiln_err **err)
+{
+        if (!s->cuda && s->cudnn)
+                return kiln_err_set(err, KILN_ERR_SPEC, 0,
+                                    "cudnn: %s given without cuda (a cuDNN base needs the CUDA "
+                                    "version too)",
+                                    s->cudnn);
+        if (!s->cuda) {
+                *out = kiln_xstrdup(DEFAULT_BASE_IMAGE);
+                return 0;
+        }
+        if (!is_full_version(s->cuda))
+                return kiln_err_set(err, KILN_ERR_SPEC, 0,
+                                    "cuda: '%s': NVIDIA's CUDA images are tagged by the full "
+                                    "version (e.g. 12.4.1); give that, or a base_image",
+                                    s->cuda);
+        if (!s->cudnn) {
+                *out = kiln_xasprintf(CUDA_REPO ":%s-" CUDA_FLAVOR, s->cuda);
+                return 0;
+        }
+        char *end = NULL;
+        long major = strtol(s->cudnn, &end, 10);
+        if (end == s->cudnn || major < 7 || (*end && *end != '.'))
+                return kiln_err_set(err, KILN_ERR_SPEC, 0,
+                                    "cudnn: '%s' is not a cuDNN major version (7, 8, 9 ...)",
+                                    s->cudnn);
+        *out = major >= 9 ? kiln_xasprintf(CUDA_REPO ":%s-cudnn-" CUDA_FLAVOR, s->cuda)
+                          : kiln_xasprintf(CUDA_REPO ":%s-cudnn%ld-" CUDA_FLAVOR, s->cuda, major);
+        return 0;
+}
+
+/* base_image names another spec: it is built first (and pushed with the
+ * spec when it has a registry, as flytekit does) and used from the store
+ * without a pull. When the registry already has it, it is pulled instead. */
+static int build_base_spec(const struct kiln_spec *spec, const struct kiln_build_opts *o,
+                           struct kiln_descriptor *top, bool *built, struct kiln_err **err)
+{
+        struct kiln_build_opts bo = *o;
+        bo.outputs = NULL;
+        bo.n_outputs = 0;
+        bo.push = o->push && spec->base_spec->registry;
+        bo.local_only = !bo.push;
+        struct kiln_build_result r = {0};
+        kiln_info("base_image is a spec: building it first");
+        if (kiln_build(spec->base_spec, &bo, &r, err) < 0) {
+                kiln_build_result_release(&r);
+                return -1;
+        }
+        if (r.skipped) {
+                kiln_info("%s exists in the registry: using it", r.name.full);
+        } else {
+                kiln_descriptor_copy(top, &r.manifest);
+                *built = true;
+        }
+        kiln_build_result_release(&r);
+        return 0;
+}
+
 int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                struct kiln_build_result *res, struct kiln_err **err)
 {
@@ -505,11 +611,26 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                 return -1;
         for (size_t i = 0; spec->warnings && spec->warnings[i]; i++)
                 kiln_warn("%s", spec->warnings[i]);
-        if (spec->base_spec)
-                return kiln_err_set(err, KILN_ERR_SPEC, 0,
-                                    "base_image given as a nested spec is not supported yet");
-        const char *base = spec->base_image ? spec->base_image : DEFAULT_BASE_IMAGE;
+        _cleanup_free_ char *base_name = NULL;
+        if (spec->base_spec) {
+                struct kiln_image_name bn = {0};
+                if (kiln_spec_image_name(spec->base_spec, &bn, err) < 0)
+                        return kiln_err_prefix(err, "base_image");
+                base_name = steal_pointer(&bn.full);
+                kiln_image_name_release(&bn);
+        }
+        if (!base_name && !spec->base_image && default_base(spec, &base_name, err) < 0)
+                return -1;
+        const char *base = base_name ? base_name : spec->base_image;
         if (o->dry_run) {
+                if (spec->base_spec) {
+                        struct kiln_build_result br = {0};
+                        int r = kiln_build(spec->base_spec, o, &br, err);
+                        kiln_build_result_release(&br);
+                        if (r < 0)
+                                return kiln_err_prefix(err, "base_image");
+                        printf("\n");
+                }
                 print_plan(spec, base, &res->name);
                 return 0;
         }
@@ -518,7 +639,7 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                                     "--push needs a registry in the spec (the image name %s has "
                                     "none)",
                                     res->name.full);
-        if (!o->push && o->n_outputs == 0)
+        if (!o->push && o->n_outputs == 0 && !o->local_only)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0,
                                     "nowhere to put the image: give --push or -o DEST");
         if (o->push && !o->force && !force_from_env()) {
@@ -541,6 +662,9 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
         struct kiln_step_ctx c = {.spec = spec};
         struct kiln_ref base_ref = {0};
         struct kiln_descriptor top = {0};
+        bool base_built = false;
+        if (spec->base_spec && build_base_spec(spec, o, &top, &base_built, err) < 0)
+                return kiln_err_prefix(err, "base_image %s", base);
         int rc = kiln_platform_parse(
             spec->platforms ? spec->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM, &c.platform, err);
         /* The user namespace first: it cannot be entered once threads exist. */
@@ -552,7 +676,10 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                 rc = kiln_layer_opts_init(&c.lopts, err);
         if (rc == 0) {
                 c.lopts.compression = o->compression;
-                rc = pull_base(&c, o, base, &base_ref, &top, err);
+                if (base_built)
+                        rc = kiln_ref_parse(base, &base_ref, err);
+                else
+                        rc = pull_base(&c, o, base, &base_ref, &top, err);
         }
         if (rc == 0)
                 rc = kiln_image_from_base(&c.img, c.store, &top, err);
@@ -589,7 +716,7 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                 rc = kiln_image_commit(&c.img, c.store, &res->manifest, err);
         }
         res->n_new_layers = c.n_new_layers;
-        if (rc == 0)
+        if (rc == 0 && !o->local_only)
                 rc = write_outputs(&c, o, &base_ref, res, err);
         kiln_descriptor_release(&top);
         kiln_ref_release(&base_ref);

@@ -22,11 +22,7 @@ static const char build_usage[] =
     "                            docker-archive:FILE[:REF] (repeatable)\n"
     "  --dry-run                 print the steps and the image name; build nothing\n"
     "  --digest-file FILE        write the manifest digest to FILE\n"
-    "  --compression gzip|zstd   for new layers (default gzip)\n"
-    "Spec fields as flags (they change the name as the same YAML would):\n"
-    "  --name NAME  --registry REG  --base-image REF  --platform OS/ARCH\n"
-    "  --env K=V  --command CMD  --copy PATH  --entrypoint ARG  --tag-format FMT\n"
-    "  --package PKG  --apt-package PKG  --python-version V  --pip-index URL\n"
+    "  --compression gzip|zstd   for new layers (default gzip)\n" CLI_SPEC_HELP
     "Registry options:\n"
     "  --creds USER:PASSWORD  --cert-dir DIR  --insecure-registry HOST  --parallel N\n"
     "  --cache-dir DIR  --json  -q, --quiet  --debug\n";
@@ -37,65 +33,7 @@ enum {
         OPT_DIGEST_FILE,
         OPT_COMPRESSION,
         OPT_FORCE,
-        OPT_S_NAME,
-        OPT_S_REGISTRY,
-        OPT_S_BASE,
-        OPT_S_ENV,
-        OPT_S_COMMAND,
-        OPT_S_COPY,
-        OPT_S_ENTRYPOINT,
-        OPT_S_TAG_FORMAT,
-        OPT_S_PACKAGE,
-        OPT_S_APT,
-        OPT_S_PIP_INDEX,
-        OPT_S_PYTHON, /* last: the spec flags are OPT_S_NAME..OPT_S_PYTHON */
 };
-
-struct flag_edit {
-        int opt;
-        const char *arg;
-};
-
-/* Spec flags are applied after the file is read, in command-line order. */
-static int apply_flag(struct kiln_spec *s, const struct flag_edit *f, struct kiln_err **err)
-{
-        switch (f->opt) {
-        case OPT_S_NAME:
-                return kiln_spec_set_str(s, "name", f->arg, err);
-        case OPT_S_REGISTRY:
-                return kiln_spec_set_str(s, "registry", f->arg, err);
-        case OPT_S_BASE:
-                return kiln_spec_set_str(s, "base_image", f->arg, err);
-        case OPT_PLATFORM:
-                return kiln_spec_set_str(s, "platform", f->arg, err);
-        case OPT_S_TAG_FORMAT:
-                return kiln_spec_set_str(s, "tag_format", f->arg, err);
-        case OPT_S_PYTHON:
-                return kiln_spec_set_str(s, "python_version", f->arg, err);
-        case OPT_S_PIP_INDEX:
-                return kiln_spec_set_str(s, "pip_index", f->arg, err);
-        case OPT_S_COMMAND:
-                return kiln_spec_append(s, "commands", f->arg, err);
-        case OPT_S_COPY:
-                return kiln_spec_append(s, "copy", f->arg, err);
-        case OPT_S_ENTRYPOINT:
-                return kiln_spec_append(s, "entrypoint", f->arg, err);
-        case OPT_S_PACKAGE:
-                return kiln_spec_append(s, "packages", f->arg, err);
-        case OPT_S_APT:
-                return kiln_spec_append(s, "apt_packages", f->arg, err);
-        case OPT_S_ENV: {
-                const char *eq = strchr(f->arg, '=');
-                if (!eq || eq == f->arg)
-                        return kiln_err_set(err, KILN_ERR_USAGE, 0, "--env %s: want KEY=VALUE",
-                                            f->arg);
-                _cleanup_free_ char *k = kiln_xstrndup(f->arg, (size_t)(eq - f->arg));
-                return kiln_spec_set_env(s, k, eq + 1, err);
-        }
-        default:
-                return 0;
-        }
-}
 
 static int print_result(const struct cli_common *c, const struct kiln_build_result *r, bool dry_run,
                         const char *digest_file, struct kiln_err **err)
@@ -141,18 +79,6 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
             {"dry-run", no_argument, NULL, OPT_DRY_RUN},
             {"digest-file", required_argument, NULL, OPT_DIGEST_FILE},
             {"compression", required_argument, NULL, OPT_COMPRESSION},
-            {"name", required_argument, NULL, OPT_S_NAME},
-            {"registry", required_argument, NULL, OPT_S_REGISTRY},
-            {"base-image", required_argument, NULL, OPT_S_BASE},
-            {"env", required_argument, NULL, OPT_S_ENV},
-            {"command", required_argument, NULL, OPT_S_COMMAND},
-            {"copy", required_argument, NULL, OPT_S_COPY},
-            {"entrypoint", required_argument, NULL, OPT_S_ENTRYPOINT},
-            {"tag-format", required_argument, NULL, OPT_S_TAG_FORMAT},
-            {"package", required_argument, NULL, OPT_S_PACKAGE},
-            {"apt-package", required_argument, NULL, OPT_S_APT},
-            {"python-version", required_argument, NULL, OPT_S_PYTHON},
-            {"pip-index", required_argument, NULL, OPT_S_PIP_INDEX},
             {"help", no_argument, NULL, 'h'},
             CLI_COMMON_LONGOPTS,
             {NULL, 0, NULL, 0},
@@ -161,19 +87,16 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
         struct kiln_build_opts bo = {.compression = KILN_COMP_GZIP};
         struct kiln_image_loc *outs = NULL;
         size_t n_outs = 0;
-        struct flag_edit *edits = kiln_xcalloc((size_t)argc + 1, sizeof(*edits));
-        size_t n_edits = 0;
+        struct cli_spec_flags flags = {0};
+        _cleanup_free_ struct option *all = cli_spec_longopts(longopts);
         const char *file = NULL, *digest_file = NULL;
         struct kiln_spec *spec = NULL;
         struct kiln_build_result res = {0};
         int opt, rc = -1;
         optind = 1;
-        while ((opt = getopt_long(argc, argv, "f:o:qh", longopts, NULL)) != -1) {
-                if (opt == OPT_PLATFORM) {
-                        /* For build, --platform is the spec's platform field. */
-                        edits[n_edits++] = (struct flag_edit){opt, optarg};
+        while ((opt = getopt_long(argc, argv, "f:o:qh", all, NULL)) != -1) {
+                if (cli_spec_flag(&flags, opt, optarg))
                         continue;
-                }
                 int r = cli_common_option(&c, opt, optarg, err);
                 if (r < 0)
                         goto out;
@@ -224,10 +147,6 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                         rc = 0;
                         goto out;
                 default:
-                        if (opt >= OPT_S_NAME && opt <= OPT_S_PYTHON) {
-                                edits[n_edits++] = (struct flag_edit){opt, optarg};
-                                break;
-                        }
                         kiln_err_set(err, KILN_ERR_USAGE, 0,
                                      "build: bad option (see kiln help build)");
                         goto out;
@@ -240,19 +159,10 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                              argv[optind]);
                 goto out;
         }
-        if (file) {
-                if (kiln_spec_load_file(file, &spec, err) < 0)
-                        goto out;
-        } else if (n_edits) {
-                spec = kiln_spec_new(NULL);
-        } else {
-                kiln_err_set(err, KILN_ERR_USAGE, 0,
-                             "build: no spec (give SPEC.yaml, -f -, or spec flags)");
+        if (cli_spec_load(file, &flags, &spec, err) < 0) {
+                kiln_err_prefix(err, "build");
                 goto out;
         }
-        for (size_t i = 0; i < n_edits; i++)
-                if (apply_flag(spec, &edits[i], err) < 0)
-                        goto out;
         bo.reg = c.reg;
         bo.cache_dir = c.cache_dir;
         bo.outputs = outs;
@@ -266,7 +176,7 @@ out:
         for (size_t i = 0; i < n_outs; i++)
                 kiln_image_loc_release(&outs[i]);
         free(outs);
-        free(edits);
+        cli_spec_flags_release(&flags);
         cli_common_release(&c);
         return rc;
 }

@@ -59,6 +59,39 @@ void cli_common_release(struct cli_common *c);
 int cli_registry_open(const struct cli_common *c, const struct kiln_ref *ref,
                       struct kiln_registry **out, struct kiln_err **err);
 
+/* ---------- spec fields as flags (spec_flags.c) ---------- */
+
+#include "kiln/spec.h"
+
+enum { OPT_SPEC_FIRST = 1100 }; /* spec flags are OPT_SPEC_FIRST + table index */
+
+#define CLI_SPEC_HELP                                                                              \
+        "Spec fields as flags (applied after SPEC.yaml; the name changes as the same YAML\n"       \
+        "would change it):\n"                                                                      \
+        "  --name NAME  --registry REG  --base-image REF  --platform OS/ARCH  --tag-format F\n"    \
+        "  --python-version V  --python-exec PATH  --requirements FILE  --package PKG\n"           \
+        "  --apt-package PKG  --pip-index URL  --pip-extra-index-url URL  --pip-extra-args A\n"    \
+        "  --pip-secret-mount SRC:DST  --conda-package PKG  --conda-channel CH  --cuda V\n"        \
+        "  --cudnn V  --env K=V  --command CMD  --copy PATH  --source-root DIR\n"                  \
+        "  --source-copy-mode MODE  --entrypoint ARG (repeat for each)  --no-entrypoint\n"
+
+struct cli_spec_flags {
+        struct {
+                int opt;
+                const char *arg;
+        } * v;
+        size_t n;
+};
+/* The spec flags followed by own (NULL-terminated); caller frees. */
+struct option *cli_spec_longopts(const struct option *own);
+/* Records opt if it is a spec flag. */
+bool cli_spec_flag(struct cli_spec_flags *f, int opt, const char *arg);
+/* Loads file (NULL: an empty spec, when flags were given) and applies the
+ * flags in command-line order. */
+int cli_spec_load(const char *file, const struct cli_spec_flags *f, struct kiln_spec **out,
+                  struct kiln_err **err);
+void cli_spec_flags_release(struct cli_spec_flags *f);
+
 int cmd_pull(int argc, char **argv, struct kiln_err **err);
 int cmd_inspect(int argc, char **argv, struct kiln_err **err);
 int cmd_build(int argc, char **argv, struct kiln_err **err);

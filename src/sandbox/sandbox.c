@@ -628,6 +628,11 @@ static _Noreturn void run_command(const struct sb_ctx *c)
         _cleanup_err_ struct kiln_err *e = NULL;
         if (prepare_command(c, &e) < 0)
                 child_fail(c, e);
+        if (c->o->fn) {
+                if (c->o->fn(c->o->fn_arg, &e) < 0)
+                        child_fail(c, e);
+                _exit(0);
+        }
         /* execvpe searches the PATH of the current environment */
         environ = (char **)c->o->env;
         execvpe(c->o->argv[0], c->o->argv, c->o->env);
@@ -747,10 +752,11 @@ static bool in_initial_userns(void)
 
 static int check_opts(const struct kiln_sandbox_opts *o, struct kiln_err **err)
 {
-        if (!o->n_lowers || !o->lowers || !o->upper || !o->work || !o->argv || !o->argv[0] ||
-            !o->env)
+        if (!o->n_lowers || !o->lowers || !o->upper || !o->work ||
+            (!o->fn && (!o->argv || !o->argv[0])) || !o->env)
                 return kiln_err_set(err, KILN_ERR_INTERNAL, 0,
-                                    "sandbox: lowers, upper, work, argv and env are required");
+                                    "sandbox: lowers, upper, work, argv or fn, and env are "
+                                    "required");
         if (o->cwd && *o->cwd && o->cwd[0] != '/')
                 return kiln_err_set(err, KILN_ERR_SPEC, 0, "working directory %s: must be absolute",
                                     o->cwd);

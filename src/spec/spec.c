@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <regex.h>
+#include <sys/stat.h>
 #include <string.h>
 
 #include "kiln/oci.h"
@@ -309,6 +310,49 @@ char *kiln_spec_apply_tag_format(const char *fmt, const char *hash)
 
 static int typed_build(struct kiln_spec *s, int depth);
 
+/* base_image: other.yaml names another spec, built first and used as the
+ * base; it hashes as flytekit hashes a nested ImageSpec (by its name). */
+static bool is_spec_file_name(const char *t)
+{
+        return kiln_str_has_suffix(t, ".yaml") || kiln_str_has_suffix(t, ".yml");
+}
+
+#define BASE_FILES_MAX 8
+
+/* The spec files being loaded as bases, outermost first: a file that names
+ * one of them again is a cycle. */
+static __thread char *base_files[BASE_FILES_MAX];
+static __thread int n_base_files;
+
+static int load_base_file(struct kiln_spec *s, const struct kiln_spec_value *v)
+{
+        _cleanup_free_ char *path = join_path(s->dir, v->text);
+        _cleanup_free_ char *real = realpath(path, NULL);
+        if (!real)
+                return field_error(s, v, "base_image", "spec file %s: %s", path, strerror(errno));
+        bool cycle = false;
+        for (int i = 0; i < n_base_files && !cycle; i++)
+                cycle = !strcmp(base_files[i], real);
+        if (cycle)
+                return field_error(s, v, "base_image",
+                                   "%s is already being read as a base of this spec (a cycle)",
+                                   path);
+        if (n_base_files >= BASE_FILES_MAX)
+                return field_error(s, v, "base_image",
+                                   "spec files name each other as base deeper than %d",
+                                   BASE_FILES_MAX);
+        struct kiln_err **saved = cur_err;
+        int r = kiln_spec_load_file(path, &s->base_spec, saved);
+        cur_err = saved;
+        if (r < 0) {
+                if (v->line > 0)
+                        return kiln_err_prefix(saved, "%s:%d:%d: base_image", s->errname, v->line,
+                                               v->col);
+                return kiln_err_prefix(saved, "%s: base_image", s->errname);
+        }
+        return 0;
+}
+
 static int get_strlist(struct kiln_spec *s, const char *field, const struct kiln_spec_value *v,
                        char ***out)
 {
@@ -519,7 +563,10 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
                         s->n_pip_secret_mounts++;
                 }
         } else if (!strcmp(fn, "base_image")) {
-                if (v->type == KILN_SPEC_STR) {
+                if (v->type == KILN_SPEC_STR && is_spec_file_name(v->text)) {
+                        if (load_base_file(s, v) < 0)
+                                return -1;
+                } else if (v->type == KILN_SPEC_STR) {
                         if (!v->text[0])
                                 return field_error(s, v, fn, "is empty");
                         s->base_image = kiln_xstrdup(v->text);
@@ -746,7 +793,14 @@ int kiln_spec_load_file(const char *path, struct kiln_spec **out, struct kiln_er
                                              : kiln_xstrndup(path, (size_t)(slash - path)))
                             : kiln_xstrdup(".");
         }
-        if (kiln_spec_load_string(b.data ? b.data : "", b.len, path, dir, &s, err) < 0)
+        /* while it loads, a base_image naming this file again is a cycle */
+        char *real = n_base_files < BASE_FILES_MAX ? realpath(path, NULL) : NULL;
+        if (real)
+                base_files[n_base_files++] = real;
+        int r = kiln_spec_load_string(b.data ? b.data : "", b.len, path, dir, &s, err);
+        if (real)
+                free(base_files[--n_base_files]);
+        if (r < 0)
                 return -1;
         s->path = kiln_xstrdup(path);
         *out = s;

@@ -89,3 +89,12 @@ as_user() {
         shift
         if [ "$u" = root ]; then "$@"; else runuser -u "$u" -- "$@"; fi
 }
+# Runs a shell command in an image unpacked by `umoci unpack` with runc,
+# which applies the image's user, working directory and environment itself
+# (umoci resolved them from the config): what a container runtime would do.
+run_image() { # bundle command
+        local b=$1
+        jq --arg c "$2" '.process.terminal = false | .process.args = ["/bin/sh", "-c", $c]' \
+                "$b/config.json" >"$b/config.json.run" && mv "$b/config.json.run" "$b/config.json"
+        runc run --bundle "$b" "kiln-e2e-$$-$RANDOM" </dev/null
+}

@@ -28,7 +28,9 @@ SPEC
         [ ! -e "$r/etc/apt/apt.conf.d/zz-kiln-cache" ] || fail "$user: kiln's apt setting in the image"
         [ -e "$r/etc/apt/apt.conf.d/docker-clean" ] || fail "$user: the base's apt settings are gone"
         layers=$("${SKOPEO[@]}" inspect "oci:$dir/out:x" | jq '.Layers | length')
-        assert_eq "$layers" "2" "$user: base layer plus one apt layer"
+        assert_eq "$layers" "3" "$user: base layer, one apt layer, the flytekit user's layer"
+        assert_eq "$("${SKOPEO[@]}" inspect --config "oci:$dir/out:x" | jq -r '.history[1].created_by')" \
+                "RUN apt-get install -y --no-install-recommends jq tree" "$user: apt is the first step"
 
         # A rebuild downloads no package again.
         echo "env: {REBUILD: '1'}" >>"$dir/spec.yaml"

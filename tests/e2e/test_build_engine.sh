@@ -56,8 +56,10 @@ check_image() { # user
                 fail "$user: _F_IMG_ID is not the last Env entry"
         assert_eq "$(jq -c .config.Entrypoint "$dir/config.json")" '["/usr/bin/jq"]' "$user: entrypoint"
         assert_eq "$(jq '.rootfs.diff_ids | length' "$dir/config.json")" \
-                "$(( $("${SKOPEO[@]}" inspect "${NOTLS[@]}" --config "docker://$KILN_TB_PLAIN/testbed/debian:bookworm" | jq '.rootfs.diff_ids | length') + 2 ))" \
-                "$user: one layer for copy, one for commands"
+                "$(( $("${SKOPEO[@]}" inspect "${NOTLS[@]}" --config "docker://$KILN_TB_PLAIN/testbed/debian:bookworm" | jq '.rootfs.diff_ids | length') + 3 ))" \
+                "$user: one layer each for the flytekit user, copy and commands"
+        assert_eq "$(jq -r '.config.User + " " + .config.WorkingDir' "$dir/config.json")" "flytekit /root" \
+                "$user: USER and WORKDIR as flytekit's builder sets them"
 
         "${SKOPEO[@]}" copy -q "${NOTLS[@]}" "docker://$name" "oci:$dir/layout:x"
         umoci unpack --image "$dir/layout:x" "$dir/bundle" >/dev/null
@@ -76,7 +78,18 @@ check_image() { # user
         assert_eq "$(readlink "$r/srv/soft")" "file" "$user: symlink"
         assert_eq "$(cat "$r/srv/greeting")" "hello $user" "$user: commands see the spec env"
         assert_eq "$(cat "$r/root/tree/a.txt")" "copied text" "$user: copied file"
-        assert_eq "$(stat -c '%a %u:%g' "$r/root/tree/a.txt")" "644 0:0" "$user: copied file mode/owner"
+        assert_eq "$(stat -c '%a %u:%g' "$r/root/tree/a.txt")" "644 1000:1000" "$user: copied file mode/owner (flytekit)"
+        assert_eq "$(grep '^flytekit:' "$r/etc/passwd")" "flytekit:x:1000:1000::/home/flytekit:/bin/bash" \
+                "$user: flytekit account as useradd makes it"
+        assert_eq "$(grep '^flytekit:' "$r/etc/group")" "flytekit:x:1000:" "$user: flytekit group"
+        grep -q '^flytekit:!:[0-9]*:0:99999:7:::$' "$r/etc/shadow" || fail "$user: flytekit shadow entry"
+        [ -f "$r/home/flytekit/.bashrc" ] || fail "$user: /etc/skel not copied into the home"
+        assert_eq "$(chroot "$r" id -un 1000)" "flytekit" "$user: id resolves the flytekit user"
+        local home_owner=1000
+        # One mapped id: useradd's and chown's owners cannot be kept.
+        [ "$user" = kilne2e-single ] && home_owner=0
+        assert_eq "$(stat -c %u "$r/home/flytekit/.bashrc")" "$home_owner" "$user: home owned by flytekit"
+        assert_eq "$(stat -c %u "$r/root/.bashrc")" "$home_owner" "$user: chown -R flytekit /root"
         assert_eq "$(stat -c %a "$r/root/tree/sub/run.sh")" "755" "$user: copied executable mode"
         local want_owner="1234:2345"
         # One mapped id cannot hold other owners: kiln records root.

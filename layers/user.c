@@ -1,0 +1,421 @@
+/* user: the `flytekit` user that flytekit's default builder creates
+ * (`id -u flytekit || useradd --create-home --shell /bin/bash flytekit`,
+ * then `chown -R flytekit /root /home`), and at the end of the build
+ * `WORKDIR /root` and `USER flytekit`.
+ *
+ * The account is made by kiln's own code in the sandbox, following
+ * shadow-utils' useradd (login.defs ranges, a user group of the same id
+ * where free, /etc/skel copied into the home), rather than by running the
+ * image's useradd: busybox and distroless bases have none, and a spec for
+ * another architecture that only copies files then needs no emulation. */
+#include "kiln/build.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FLYTEKIT_USER "flytekit"
+#define FLYTEKIT_HOME "/home/" FLYTEKIT_USER
+#define ACCOUNTS_MAX  ((size_t)4 << 20)
+#define SKEL_DEPTH    32
+
+struct login_defs {
+        unsigned long uid_min, uid_max, gid_min, gid_max;
+        mode_t home_mode;
+};
+
+struct user_job {
+        long days; /* shadow's "last password change", days since 1970 */
+};
+
+static bool wanted(const struct kiln_spec *s)
+{
+        (void)s;
+        return true;
+}
+
+static char *describe(const struct kiln_spec *s)
+{
+        (void)s;
+        return kiln_xstrdup("id -u " FLYTEKIT_USER
+                            " || useradd --create-home --shell /bin/bash " FLYTEKIT_USER
+                            "; chown -R " FLYTEKIT_USER " /root /home");
+}
+
+static int read_db(const char *path, struct kiln_buf *b, bool *exists, struct kiln_err **err)
+{
+        *exists = false;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : kiln_err_sys(err, "open %s", path);
+        *exists = true;
+        return kiln_read_fd(fd, path, ACCOUNTS_MAX, b, err);
+}
+
+/* login.defs: "KEY VALUE" lines; what is missing keeps useradd's default. */
+static void read_login_defs(struct login_defs *d)
+{
+        *d = (struct login_defs){1000, 60000, 1000, 60000, 0};
+        mode_t umask_v = 022;
+        bool home_mode_set = false;
+        _cleanup_buf_ struct kiln_buf b = {0};
+        _cleanup_err_ struct kiln_err *e = NULL;
+        bool exists = false;
+        if (read_db("/etc/login.defs", &b, &exists, &e) < 0 || !b.data)
+                goto out;
+        for (char *line = b.data; line && *line;) {
+                char *next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                char key[32];
+                char val[32];
+                if (line[0] != '#' && sscanf(line, "%31s %31s", key, val) == 2) {
+                        unsigned long v = strtoul(val, NULL, 0);
+                        if (!strcmp(key, "UID_MIN"))
+                                d->uid_min = v;
+                        else if (!strcmp(key, "UID_MAX"))
+                                d->uid_max = v;
+                        else if (!strcmp(key, "GID_MIN"))
+                                d->gid_min = v;
+                        else if (!strcmp(key, "GID_MAX"))
+                                d->gid_max = v;
+                        else if (!strcmp(key, "UMASK"))
+                                umask_v = (mode_t)strtoul(val, NULL, 8) & 0777;
+                        else if (!strcmp(key, "HOME_MODE")) {
+                                d->home_mode = (mode_t)strtoul(val, NULL, 8) & 07777;
+                                home_mode_set = true;
+                        }
+                }
+                line = next;
+        }
+out:
+        if (!home_mode_set)
+                d->home_mode = 0777 & ~umask_v;
+}
+
+/* The third field (the id) of NAME's line in a passwd or group file. */
+static bool db_find(const char *text, const char *name, unsigned long *id)
+{
+        size_t n = strlen(name);
+        for (const char *line = text; line && *line;) {
+                if (!strncmp(line, name, n) && line[n] == ':') {
+                        const char *p = strchr(line + n + 1, ':');
+                        if (p) {
+                                *id = strtoul(p + 1, NULL, 10);
+                                return true;
+                        }
+                }
+                line = strchr(line, '\n');
+                if (line)
+                        line++;
+        }
+        return false;
+}
+
+static bool id_used(const char *text, unsigned long id)
+{
+        for (const char *line = text; line && *line;) {
+                const char *p = strchr(line, ':');
+                p = p ? strchr(p + 1, ':') : NULL;
+                const char *eol = strchr(line, '\n');
+                if (p && (!eol || p < eol)) {
+                        char *end = NULL;
+                        unsigned long v = strtoul(p + 1, &end, 10);
+                        if (end != p + 1 && *end == ':' && v == id)
+                                return true;
+                }
+                line = eol ? eol + 1 : NULL;
+        }
+        return false;
+}
+
+/* shadow-utils' choice: prefer when free, else one above the highest id
+ * in use within [min, max], else the lowest free id there. */
+static int new_id(const char *text, unsigned long min, unsigned long max, unsigned long prefer,
+                  const char *what, unsigned long *out, struct kiln_err **err)
+{
+        if (prefer >= min && prefer <= max && !id_used(text, prefer)) {
+                *out = prefer;
+                return 0;
+        }
+        unsigned long highest = 0;
+        bool any = false;
+        for (const char *line = text; line && *line;) {
+                const char *p = strchr(line, ':');
+                p = p ? strchr(p + 1, ':') : NULL;
+                const char *eol = strchr(line, '\n');
+                if (p && (!eol || p < eol)) {
+                        unsigned long v = strtoul(p + 1, NULL, 10);
+                        if (v >= min && v <= max && (!any || v > highest)) {
+                                highest = v;
+                                any = true;
+                        }
+                }
+                line = eol ? eol + 1 : NULL;
+        }
+        if (!any || highest < max) {
+                *out = any ? highest + 1 : min;
+                return 0;
+        }
+        for (unsigned long v = min; v <= max; v++)
+                if (!id_used(text, v)) {
+                        *out = v;
+                        return 0;
+                }
+        return kiln_err_set(err, KILN_ERR_BUILD, 0, "no free %s id in %lu..%lu for user %s", what,
+                            min, max, FLYTEKIT_USER);
+}
+
+/* Appends one line, after a newline if the file does not end in one. The
+ * file keeps its mode and owner (shadow files are not world-readable). */
+static int append_line(const char *path, const char *line, mode_t create_mode,
+                       struct kiln_err **err)
+{
+        _cleanup_close_ int fd =
+            open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, create_mode);
+        if (fd < 0)
+                return kiln_err_sys(err, "open %s", path);
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return kiln_err_sys(err, "stat %s", path);
+        char last = '\n';
+        if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1)
+                return kiln_err_sys(err, "read %s", path);
+        _cleanup_free_ char *text = kiln_xasprintf("%s%s\n", last == '\n' ? "" : "\n", line);
+        if (kiln_write_all(fd, text, strlen(text)) < 0)
+                return kiln_err_sys(err, "write %s", path);
+        return 0;
+}
+
+static int copy_file_at(int sfd, int dfd, const char *name, const struct stat *st, uid_t uid,
+                        gid_t gid, struct kiln_err **err)
+{
+        _cleanup_close_ int in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (in < 0)
+                return kiln_err_sys(err, "open /etc/skel/.../%s", name);
+        _cleanup_close_ int out =
+            openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st->st_mode & 07777);
+        if (out < 0)
+                return kiln_err_sys(err, "create %s/.../%s", FLYTEKIT_HOME, name);
+        char buf[65536];
+        for (;;) {
+                ssize_t n = read(in, buf, sizeof(buf));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return kiln_err_sys(err, "read /etc/skel/.../%s", name);
+                if (n == 0)
+                        break;
+                if (kiln_write_all(out, buf, (size_t)n) < 0)
+                        return kiln_err_sys(err, "write %s/.../%s", FLYTEKIT_HOME, name);
+        }
+        if (fchown(out, uid, gid) < 0 || fchmod(out, st->st_mode & 07777) < 0)
+                return kiln_err_sys(err, "set owner of %s/.../%s", FLYTEKIT_HOME, name);
+        return 0;
+}
+
+/* useradd --create-home copies /etc/skel: files, directories and symlinks,
+ * owned by the new user. */
+static int copy_skel(int sfd, int dfd, uid_t uid, gid_t gid, int depth, struct kiln_err **err)
+{
+        if (depth > SKEL_DEPTH)
+                return kiln_err_set(err, KILN_ERR_BUILD, 0, "/etc/skel is nested deeper than %d",
+                                    SKEL_DEPTH);
+        _cleanup_strv_ char **names = NULL;
+        size_t n = 0;
+        if (kiln_dir_names(sfd, "/etc/skel", &names, &n, err) < 0)
+                return -1;
+        for (size_t i = 0; i < n; i++) {
+                const char *name = names[i];
+                struct stat st;
+                if (fstatat(sfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return kiln_err_sys(err, "stat /etc/skel/.../%s", name);
+                if (S_ISDIR(st.st_mode)) {
+                        if (mkdirat(dfd, name, st.st_mode & 07777) < 0 && errno != EEXIST)
+                                return kiln_err_sys(err, "mkdir %s/.../%s", FLYTEKIT_HOME, name);
+                        _cleanup_close_ int s2 =
+                            openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        _cleanup_close_ int d2 =
+                            openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (s2 < 0 || d2 < 0)
+                                return kiln_err_sys(err, "open %s", name);
+                        if (copy_skel(s2, d2, uid, gid, depth + 1, err) < 0)
+                                return -1;
+                        if (fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+                                return kiln_err_sys(err, "chown %s/.../%s", FLYTEKIT_HOME, name);
+                } else if (S_ISLNK(st.st_mode)) {
+                        char target[4096];
+                        ssize_t len = readlinkat(sfd, name, target, sizeof(target) - 1);
+                        if (len < 0)
+                                return kiln_err_sys(err, "readlink /etc/skel/.../%s", name);
+                        target[len] = '\0';
+                        if (symlinkat(target, dfd, name) < 0 ||
+                            fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+                                return kiln_err_sys(err, "symlink %s/.../%s", FLYTEKIT_HOME, name);
+                } else if (S_ISREG(st.st_mode)) {
+                        if (copy_file_at(sfd, dfd, name, &st, uid, gid, err) < 0)
+                                return -1;
+                }
+        }
+        return 0;
+}
+
+static int make_home(const struct login_defs *d, uid_t uid, gid_t gid, struct kiln_err **err)
+{
+        if (mkdir("/home", 0755) < 0 && errno != EEXIST)
+                return kiln_err_sys(err, "mkdir /home");
+        if (mkdir(FLYTEKIT_HOME, d->home_mode) < 0) {
+                if (errno == EEXIST)
+                        return 0; /* useradd leaves an existing home alone */
+                return kiln_err_sys(err, "mkdir %s", FLYTEKIT_HOME);
+        }
+        _cleanup_close_ int dfd = open(FLYTEKIT_HOME, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return kiln_err_sys(err, "open %s", FLYTEKIT_HOME);
+        if (fchown(dfd, uid, gid) < 0 || fchmod(dfd, d->home_mode) < 0)
+                return kiln_err_sys(err, "set owner of %s", FLYTEKIT_HOME);
+        _cleanup_close_ int sfd = open("/etc/skel", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (sfd < 0)
+                return errno == ENOENT ? 0 : kiln_err_sys(err, "open /etc/skel");
+        return copy_skel(sfd, dfd, uid, gid, 0, err);
+}
+
+static int add_user(const struct user_job *job, struct kiln_err **err)
+{
+        _cleanup_buf_ struct kiln_buf passwd = {0}, group = {0};
+        bool exists = false;
+        if (read_db("/etc/passwd", &passwd, &exists, err) < 0 ||
+            read_db("/etc/group", &group, &exists, err) < 0)
+                return -1;
+        /* useradd writes the shadow files only where the image uses them */
+        bool have_shadow = access("/etc/shadow", F_OK) == 0;
+        bool have_gshadow = access("/etc/gshadow", F_OK) == 0;
+        const char *ptext = passwd.data ? passwd.data : "";
+        const char *gtext = group.data ? group.data : "";
+        unsigned long uid = 0, gid = 0;
+        if (db_find(ptext, FLYTEKIT_USER, &uid))
+                return 0; /* id -u flytekit succeeded: nothing to add */
+
+        struct login_defs d;
+        read_login_defs(&d);
+        bool new_group = !db_find(gtext, FLYTEKIT_USER, &gid);
+        if (new_id(ptext, d.uid_min, d.uid_max, new_group ? 0 : gid, "user", &uid, err) < 0)
+                return -1;
+        if (new_group && new_id(gtext, d.gid_min, d.gid_max, uid, "group", &gid, err) < 0)
+                return -1;
+        struct stat st;
+        const char *shell = lstat("/bin/bash", &st) == 0 ? "/bin/bash" : "/bin/sh";
+        _cleanup_free_ char *pline =
+            kiln_xasprintf(FLYTEKIT_USER ":x:%lu:%lu::" FLYTEKIT_HOME ":%s", uid, gid, shell);
+        if (mkdir("/etc", 0755) < 0 && errno != EEXIST)
+                return kiln_err_sys(err, "mkdir /etc");
+        if (append_line("/etc/passwd", pline, 0644, err) < 0)
+                return -1;
+        if (new_group) {
+                _cleanup_free_ char *gline = kiln_xasprintf(FLYTEKIT_USER ":x:%lu:", gid);
+                if (append_line("/etc/group", gline, 0644, err) < 0)
+                        return -1;
+                if (have_gshadow &&
+                    append_line("/etc/gshadow", FLYTEKIT_USER ":!::", 0640, err) < 0)
+                        return -1;
+        }
+        if (have_shadow) {
+                _cleanup_free_ char *sline =
+                    kiln_xasprintf(FLYTEKIT_USER ":!:%ld:0:99999:7:::", job->days);
+                if (append_line("/etc/shadow", sline, 0640, err) < 0)
+                        return -1;
+        }
+        return make_home(&d, (uid_t)uid, (gid_t)gid, err);
+}
+
+static uid_t chown_uid;
+
+static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        (void)st;
+        (void)flag;
+        (void)ftw;
+        return lchown(path, chown_uid, (gid_t)-1) < 0 ? errno : 0;
+}
+
+/* chown -R flytekit: the owner only, groups stay; symlinks are not
+ * followed. */
+static int chown_tree(const char *path, uid_t uid, struct kiln_err **err)
+{
+        struct stat st;
+        if (lstat(path, &st) < 0)
+                return errno == ENOENT ? 0 : kiln_err_sys(err, "stat %s", path);
+        chown_uid = uid;
+        int rc = nftw(path, chown_one, 64, FTW_PHYS | FTW_MOUNT);
+        if (rc != 0) {
+                errno = rc > 0 ? rc : errno;
+                return kiln_err_sys(err, "chown -R %s %s", FLYTEKIT_USER, path);
+        }
+        return 0;
+}
+
+static int user_in_sandbox(void *arg, struct kiln_err **err)
+{
+        const struct user_job *job = arg;
+        if (add_user(job, err) < 0)
+                return kiln_err_prefix(err, "useradd " FLYTEKIT_USER);
+        _cleanup_buf_ struct kiln_buf passwd = {0};
+        bool exists = false;
+        unsigned long uid = 0;
+        if (read_db("/etc/passwd", &passwd, &exists, err) < 0)
+                return -1;
+        if (!passwd.data || !db_find(passwd.data, FLYTEKIT_USER, &uid))
+                return kiln_err_set(err, KILN_ERR_BUILD, 0, "/etc/passwd has no %s after useradd",
+                                    FLYTEKIT_USER);
+        if (chown_tree("/root", (uid_t)uid, err) < 0 || chown_tree("/home", (uid_t)uid, err) < 0)
+                return -1;
+        return 0;
+}
+
+static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
+{
+        const char *sde = getenv("SOURCE_DATE_EPOCH");
+        time_t t = sde && *sde ? (time_t)strtoll(sde, NULL, 10) : time(NULL);
+        struct user_job job = {.days = (long)(t / 86400)};
+        _cleanup_free_ char *desc = describe(kiln_step_spec(ctx));
+        _cleanup_free_ char *created_by = kiln_xasprintf("RUN %s", desc);
+        return kiln_step_sandbox_fn(ctx, user_in_sandbox, &job, created_by, err);
+}
+
+const struct kiln_step_kind kiln_step_user = {
+    .name = "user",
+    .wanted = wanted,
+    .describe = describe,
+    .run = run,
+};
+
+/* ---------- the last config change before _F_IMG_ID ---------- */
+
+static char *describe_config(const struct kiln_spec *s)
+{
+        (void)s;
+        return kiln_xstrdup("WORKDIR /root; USER " FLYTEKIT_USER);
+}
+
+static int run_config(struct kiln_step_ctx *ctx, struct kiln_err **err)
+{
+        (void)err;
+        struct kiln_image *img = kiln_step_image(ctx);
+        kiln_image_set_string(img, "WorkingDir", "/root");
+        kiln_image_add_history(img, "WORKDIR /root");
+        kiln_image_set_string(img, "User", FLYTEKIT_USER);
+        kiln_image_add_history(img, "USER " FLYTEKIT_USER);
+        return 0;
+}
+
+const struct kiln_step_kind kiln_step_user_config = {
+    .name = "user-config",
+    .wanted = wanted,
+    .describe = describe_config,
+    .run = run_config,
+};
