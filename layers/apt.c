@@ -4,9 +4,11 @@
  * /var/cache/apt/archives for the run, so they never reach the layer and a
  * rebuild downloads nothing it already has. */
 #include "kiln/build.h"
+#include "apt.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <unistd.h>
 
 /* Container images ship apt settings that delete downloaded .debs after
  * every install (Debian's and Ubuntu's docker-clean). For this run apt keeps
@@ -33,34 +35,59 @@ static char *describe(const struct kiln_spec *s)
         return kiln_buf_steal(&b);
 }
 
-static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
+int kiln_apt_cache_open(struct kiln_step_ctx *ctx, struct kiln_apt_cache *c, struct kiln_err **err)
 {
-        const struct kiln_spec *s = kiln_step_spec(ctx);
+        *c = (struct kiln_apt_cache){.lock = -1};
         const struct kiln_platform *p = kiln_step_platform(ctx);
         _cleanup_free_ char *debs_name =
             kiln_xasprintf("apt-archives-%s%s%s", p->architecture, p->variant ? "-" : "",
                            p->variant ? p->variant : "");
-        _cleanup_free_ char *debs = kiln_step_cache_dir(ctx, debs_name, false, err);
-        if (!debs)
+        c->debs = kiln_step_cache_dir(ctx, debs_name, false, err);
+        if (c->debs)
+                c->lists = kiln_step_cache_dir(ctx, "apt-lists", true, err);
+        _cleanup_free_ char *confdir =
+            c->lists ? kiln_step_cache_dir(ctx, "apt-conf", false, err) : NULL;
+        if (!confdir) {
+                kiln_apt_cache_release(c);
                 return -1;
-        _cleanup_free_ char *lists = kiln_step_cache_dir(ctx, "apt-lists", true, err);
-        if (!lists)
+        }
+        c->conf = kiln_xasprintf("%s/kiln-apt.conf", confdir);
+        if (kiln_write_file_atomic(c->conf, apt_conf, sizeof(apt_conf) - 1, 0644, err) < 0) {
+                kiln_apt_cache_release(c);
                 return -1;
-        _cleanup_free_ char *confdir = kiln_step_cache_dir(ctx, "apt-conf", false, err);
-        if (!confdir)
-                return -1;
-        _cleanup_free_ char *conf = kiln_xasprintf("%s/kiln-apt.conf", confdir);
-        if (kiln_write_file_atomic(conf, apt_conf, sizeof(apt_conf) - 1, 0644, err) < 0)
-                return -1;
+        }
         /* Two builds sharing the cache take turns: apt's own locks would make
          * the second fail rather than wait. */
-        _cleanup_free_ char *lockpath = kiln_xasprintf("%s.lock", debs);
-        _cleanup_close_ int lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (lock < 0)
-                return kiln_err_sys(err, "open %s", lockpath);
-        if (flock(lock, LOCK_EX) < 0)
-                return kiln_err_sys(err, "lock %s", lockpath);
+        _cleanup_free_ char *lockpath = kiln_xasprintf("%s.lock", c->debs);
+        c->lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (c->lock < 0 || flock(c->lock, LOCK_EX) < 0) {
+                kiln_err_sys(err, "lock %s", lockpath);
+                kiln_apt_cache_release(c);
+                return -1;
+        }
+        c->binds[0] = (struct kiln_bind){.source = c->debs, .target = "/var/cache/apt/archives"};
+        c->binds[1] = (struct kiln_bind){.source = c->lists, .target = "/var/lib/apt/lists"};
+        c->binds[2] = (struct kiln_bind){
+            .source = c->conf, .target = "/etc/apt/apt.conf.d/zz-kiln-cache", .readonly = true};
+        return 0;
+}
 
+void kiln_apt_cache_release(struct kiln_apt_cache *c)
+{
+        free(c->debs);
+        free(c->lists);
+        free(c->conf);
+        if (c->lock >= 0)
+                close(c->lock);
+        *c = (struct kiln_apt_cache){.lock = -1};
+}
+
+static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
+{
+        const struct kiln_spec *s = kiln_step_spec(ctx);
+        struct kiln_apt_cache cache;
+        if (kiln_apt_cache_open(ctx, &cache, err) < 0)
+                return -1;
         struct kiln_buf script = {0};
         kiln_buf_puts(&script, "apt-get update && apt-get install -y --no-install-recommends");
         for (size_t i = 0; s->apt_packages[i]; i++) {
@@ -69,16 +96,11 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         }
         char *argv[] = {"/bin/sh", "-c", script.data, NULL};
         char *env[] = {"DEBIAN_FRONTEND=noninteractive", NULL};
-        const struct kiln_bind binds[] = {
-            {.source = debs, .target = "/var/cache/apt/archives"},
-            {.source = lists, .target = "/var/lib/apt/lists"},
-            {.source = conf, .target = "/etc/apt/apt.conf.d/zz-kiln-cache", .readonly = true},
-        };
         _cleanup_free_ char *desc = describe(s);
         _cleanup_free_ char *created_by = kiln_xasprintf("RUN %s", desc);
-        int rc = kiln_step_sandbox(ctx, argv, env, binds, sizeof(binds) / sizeof(binds[0]),
-                                   created_by, err);
+        int rc = kiln_step_sandbox(ctx, argv, env, cache.binds, KILN_APT_BINDS, created_by, err);
         kiln_buf_release(&script);
+        kiln_apt_cache_release(&cache);
         return rc;
 }
 

@@ -6,14 +6,18 @@
  * most of a venv's creation time, and the base's pip installs into the venv
  * with --python. */
 #include "kiln/build.h"
+#include "apt.h"
 #include "python.h"
 
 #include <string.h>
 
+#define CONDA_FORGE_URL "https://conda.anaconda.org/conda-forge/noarch/repodata.json"
+#define MICROMAMBA_URL  "https://micro.mamba.pm/api/micromamba/linux-64/latest"
+
 static bool wanted(const struct kiln_spec *s)
 {
         return s->python_exec || s->python_version || (s->packages && s->packages[0]) ||
-               s->requirements;
+               s->requirements || s->conda_packages || s->conda_channels;
 }
 
 char *kiln_python_interpreter(const struct kiln_spec *s)
@@ -31,18 +35,53 @@ static char *describe(const struct kiln_spec *s)
         return kiln_xasprintf("%s -m venv --system-site-packages %s", py, KILN_VENV);
 }
 
+/* The script's exit status when neither the base nor its distribution has
+ * the python asked for. */
+#define NO_DISTRO_PYTHON 3
+
+/* What flytekit's default builder would do instead: micromamba with
+ * conda-forge. Say which of them cannot be reached from here. */
+static int needs_conda(const struct kiln_spec *s, const char *why, struct kiln_err **err)
+{
+        _cleanup_err_ struct kiln_err *probe = NULL;
+        const char *urls[] = {CONDA_FORGE_URL, MICROMAMBA_URL};
+        for (size_t i = 0; i < 2; i++)
+                if (kiln_http_probe(urls[i], 5000, &probe) < 0)
+                        return kiln_err_set(err, KILN_ERR_BUILD, 0,
+                                            "%s: that needs micromamba and conda-forge, as "
+                                            "flytekit's default builder uses them, but %s",
+                                            why, probe->msg);
+        (void)s;
+        return kiln_err_set(err, KILN_ERR_BUILD, 0,
+                            "%s: that needs a micromamba environment, which kiln does not build "
+                            "yet; use a base_image that has this python, or python_exec",
+                            why);
+}
+
 static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         const struct kiln_spec *s = kiln_step_spec(ctx);
+        if (s->conda_packages || s->conda_channels)
+                return needs_conda(s, "conda_packages/conda_channels are set", err);
         _cleanup_free_ char *py = kiln_python_interpreter(s);
-        /* The interpreter's name reaches the script through the environment,
-         * never through shell text. */
+        /* Names reach the script through the environment, never through
+         * shell text. */
         static const char script[] =
             "set -e\n"
             "if ! command -v \"$KILN_PY\" >/dev/null 2>&1; then\n"
-            "  echo \"kiln: the base image has no $KILN_PY (python_version/python_exec);\" "
-            "\"installing another python needs conda-forge, which kiln cannot reach here\" >&2\n"
-            "  exit 127\n"
+            "  if [ -z \"$KILN_PY_VERSION\" ]; then\n"
+            "    echo \"kiln: the base image has no $KILN_PY (python_exec)\" >&2\n"
+            "    exit 127\n"
+            "  fi\n"
+            "  command -v apt-get >/dev/null 2>&1 || exit 3\n"
+            "  apt-get update -qq\n"
+            "  cand=$(apt-cache policy \"python$KILN_PY_VERSION\" 2>/dev/null |"
+            " sed -n 's/^ *Candidate: //p')\n"
+            "  case \"$cand\" in ''|'(none)') exit 3;; esac\n"
+            "  echo \"kiln: the base image has no $KILN_PY; installing python$KILN_PY_VERSION"
+            " $cand from its distribution\"\n"
+            "  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
+            " \"python$KILN_PY_VERSION\" \"python$KILN_PY_VERSION-venv\"\n"
             "fi\n"
             "if \"$KILN_PY\" -m pip --version >/dev/null 2>&1; then\n"
             "  \"$KILN_PY\" -m venv --system-site-packages --without-pip " KILN_VENV "\n"
@@ -51,9 +90,26 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
             "fi\n";
         char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
         _cleanup_free_ char *pyenv = kiln_xasprintf("KILN_PY=%s", py);
-        char *env[] = {pyenv, NULL};
+        _cleanup_free_ char *verenv = kiln_xasprintf(
+            "KILN_PY_VERSION=%s", s->python_exec || !s->python_version ? "" : s->python_version);
+        char *env[] = {pyenv, verenv, NULL};
         _cleanup_free_ char *created_by = describe(s);
-        if (kiln_step_sandbox(ctx, argv, env, NULL, 0, created_by, err) < 0)
+        /* apt's caches are there in case the distribution must supply the
+         * python; they stay out of the layer either way */
+        struct kiln_apt_cache apt;
+        if (kiln_apt_cache_open(ctx, &apt, err) < 0)
+                return -1;
+        int rc = kiln_step_sandbox(ctx, argv, env, apt.binds, KILN_APT_BINDS, created_by, err);
+        kiln_apt_cache_release(&apt);
+        if (rc < 0 && (*err)->domain == KILN_ERR_BUILD && (*err)->code == NO_DISTRO_PYTHON) {
+                kiln_err_clear(err);
+                _cleanup_free_ char *why =
+                    kiln_xasprintf("python_version %s: neither the base image nor its "
+                                   "distribution's archive has python%s",
+                                   s->python_version, s->python_version);
+                return needs_conda(s, why, err);
+        }
+        if (rc < 0)
                 return -1;
         struct kiln_image *img = kiln_step_image(ctx);
         const char *path = kiln_image_get_env(img, "PATH");

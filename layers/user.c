@@ -384,7 +384,7 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         struct user_job job = {.days = (long)(t / 86400)};
         _cleanup_free_ char *desc = describe(kiln_step_spec(ctx));
         _cleanup_free_ char *created_by = kiln_xasprintf("RUN %s", desc);
-        return kiln_step_sandbox_fn(ctx, user_in_sandbox, &job, created_by, err);
+        return kiln_step_sandbox_fn(ctx, user_in_sandbox, &job, NULL, 0, created_by, err);
 }
 
 const struct kiln_step_kind kiln_step_user = {

@@ -124,7 +124,8 @@ int kiln_step_sandbox(struct kiln_step_ctx *ctx, char *const *argv, char *const 
  * child, root of the image as /) instead of a program: no emulation is
  * needed for a foreign platform. */
 int kiln_step_sandbox_fn(struct kiln_step_ctx *ctx, int (*fn)(void *arg, struct kiln_err **err),
-                         void *arg, const char *created_by, struct kiln_err **err);
+                         void *arg, const struct kiln_bind *binds, size_t n_binds,
+                         const char *created_by, struct kiln_err **err);
 /* Writes host files as a layer (see kiln_layer_from_host). */
 int kiln_step_host_layer(struct kiln_step_ctx *ctx, const struct kiln_copy_entry *entries, size_t n,
                          uid_t uid, gid_t gid, const char *created_by, struct kiln_err **err);
@@ -136,11 +137,16 @@ char *kiln_step_cache_dir(struct kiln_step_ctx *ctx, const char *name, bool per_
                           struct kiln_err **err);
 /* The spec's platform (what the image runs on). */
 const struct kiln_platform *kiln_step_platform(const struct kiln_step_ctx *ctx);
+/* Opens a regular file of the rootfs so far (path relative to /, resolved
+ * inside it); *fd is -1 when there is none. */
+int kiln_step_rootfs_open(struct kiln_step_ctx *ctx, const char *path, int *fd,
+                          struct kiln_err **err);
 /* Looks a user up in the rootfs so far (/etc/passwd). */
 int kiln_step_lookup_user(struct kiln_step_ctx *ctx, const char *name, uid_t *uid, gid_t *gid,
                           bool *found, struct kiln_err **err);
 
 extern const struct kiln_step_kind kiln_step_apt;
+extern const struct kiln_step_kind kiln_step_cacerts;
 extern const struct kiln_step_kind kiln_step_user;
 extern const struct kiln_step_kind kiln_step_python;
 extern const struct kiln_step_kind kiln_step_pip;

@@ -81,6 +81,10 @@ void kiln_progress_finish(struct kiln_progress *p, int slot, const char *state);
 
 /* ---------- the registry client ---------- */
 
+/* Does url answer at all (any HTTP status)? An error naming url and the
+ * transport's reason otherwise. Sends no credentials. */
+int kiln_http_probe(const char *url, long timeout_ms, struct kiln_err **err);
+
 struct kiln_registry_opts {
         char **insecure_hosts; /* NULL-terminated: plain HTTP / unverified TLS allowed */
         const char *cert_dir;  /* --cert-dir: *.crt CAs, *.cert + *.key client pair */

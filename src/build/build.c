@@ -26,8 +26,8 @@
 /* The planner's table: the order in which flytekit's default builder lays
  * an image out (see imagespec-reference.md). */
 static const struct kiln_step_kind *const step_kinds[] = {
-    &kiln_step_apt, &kiln_step_user, &kiln_step_python,   &kiln_step_pip,
-    &kiln_step_env, &kiln_step_copy, &kiln_step_commands, &kiln_step_user_config,
+    &kiln_step_apt, &kiln_step_cacerts, &kiln_step_user,     &kiln_step_python,      &kiln_step_pip,
+    &kiln_step_env, &kiln_step_copy,    &kiln_step_commands, &kiln_step_user_config,
 };
 
 struct pending_layer {
@@ -315,10 +315,11 @@ int kiln_step_sandbox(struct kiln_step_ctx *c, char *const *argv, char *const *e
 }
 
 int kiln_step_sandbox_fn(struct kiln_step_ctx *c, int (*fn)(void *arg, struct kiln_err **err),
-                         void *arg, const char *created_by, struct kiln_err **err)
+                         void *arg, const struct kiln_bind *binds, size_t n_binds,
+                         const char *created_by, struct kiln_err **err)
 {
         struct sandbox_job job = {.fn = fn, .fn_arg = arg};
-        return sandbox_step(c, &job, NULL, NULL, 0, created_by, err);
+        return sandbox_step(c, &job, NULL, binds, n_binds, created_by, err);
 }
 
 int kiln_step_host_layer(struct kiln_step_ctx *c, const struct kiln_copy_entry *entries, size_t n,
@@ -390,32 +391,47 @@ static int parse_passwd(const char *text, const char *name, uid_t *uid, gid_t *g
         return 0;
 }
 
-int kiln_step_lookup_user(struct kiln_step_ctx *c, const char *name, uid_t *uid, gid_t *gid,
-                          bool *found, struct kiln_err **err)
+int kiln_step_rootfs_open(struct kiln_step_ctx *c, const char *path, int *fd, struct kiln_err **err)
 {
-        *found = false;
+        *fd = -1;
         if (ensure_rootfs(c, err) < 0)
                 return -1;
-        /* The top-most lower that has /etc/passwd decides, as in the overlay. */
+        while (*path == '/')
+                path++;
+        /* The top-most lower that has the path decides, as in the overlay. */
         for (size_t i = 0; i < c->n_lowers; i++) {
                 _cleanup_close_ int root = open(c->lowers[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (root < 0)
                         return kiln_err_sys(err, "open %s", c->lowers[i]);
-                struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY,
+                struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
                                        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-                _cleanup_close_ int fd =
-                    (int)syscall(SYS_openat2, root, "etc/passwd", &how, sizeof(how));
-                if (fd < 0)
+                int f = (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
+                if (f < 0)
                         continue;
                 struct stat st;
-                if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-                        return 0; /* a whiteout: deleted above the base */
-                _cleanup_buf_ struct kiln_buf b = {0};
-                if (kiln_read_fd(fd, "/etc/passwd", PASSWD_MAX, &b, err) < 0)
-                        return -1;
-                return parse_passwd(b.data, name, uid, gid, found);
+                if (fstat(f, &st) < 0 || !S_ISREG(st.st_mode)) {
+                        close(f); /* a whiteout: deleted above the base */
+                        return 0;
+                }
+                *fd = f;
+                return 0;
         }
         return 0;
+}
+
+int kiln_step_lookup_user(struct kiln_step_ctx *c, const char *name, uid_t *uid, gid_t *gid,
+                          bool *found, struct kiln_err **err)
+{
+        *found = false;
+        _cleanup_close_ int fd = -1;
+        if (kiln_step_rootfs_open(c, "etc/passwd", &fd, err) < 0)
+                return -1;
+        if (fd < 0)
+                return 0;
+        _cleanup_buf_ struct kiln_buf b = {0};
+        if (kiln_read_fd(fd, "/etc/passwd", PASSWD_MAX, &b, err) < 0)
+                return -1;
+        return parse_passwd(b.data ? b.data : "", name, uid, gid, found);
 }
 
 /* ---------- the base ---------- */

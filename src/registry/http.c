@@ -453,3 +453,23 @@ char *http_error_text(const struct http_resp *resp)
                 kiln_buf_printf(&out, " (HTTP %ld)", resp->status);
         return kiln_buf_steal(&out);
 }
+
+int kiln_http_probe(const char *url, long timeout_ms, struct kiln_err **err)
+{
+        http_global_init();
+        CURL *h = curl_easy_init();
+        if (!h)
+                return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "curl_easy_init failed");
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms * 2);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        CURLcode rc = curl_easy_perform(h);
+        curl_easy_cleanup(h);
+        if (rc != CURLE_OK)
+                return kiln_err_set(err, KILN_ERR_NETWORK, (int)rc, "%s is unreachable: %s", url,
+                                    curl_easy_strerror(rc));
+        return 0;
+}

@@ -56,8 +56,8 @@ check_image() { # user
                 fail "$user: _F_IMG_ID is not the last Env entry"
         assert_eq "$(jq -c .config.Entrypoint "$dir/config.json")" '["/usr/bin/jq"]' "$user: entrypoint"
         assert_eq "$(jq '.rootfs.diff_ids | length' "$dir/config.json")" \
-                "$(( $("${SKOPEO[@]}" inspect "${NOTLS[@]}" --config "docker://$KILN_TB_PLAIN/testbed/debian:bookworm" | jq '.rootfs.diff_ids | length') + 3 ))" \
-                "$user: one layer each for the flytekit user, copy and commands"
+                "$(( $("${SKOPEO[@]}" inspect "${NOTLS[@]}" --config "docker://$KILN_TB_PLAIN/testbed/debian:bookworm" | jq '.rootfs.diff_ids | length') + 4 ))" \
+                "$user: one layer each for CA certificates (minbase has none), the flytekit user, copy and commands"
         assert_eq "$(jq -r '.config.User + " " + .config.WorkingDir' "$dir/config.json")" "flytekit /root" \
                 "$user: USER and WORKDIR as flytekit's builder sets them"
 
@@ -84,6 +84,8 @@ check_image() { # user
         assert_eq "$(grep '^flytekit:' "$r/etc/group")" "flytekit:x:1000:" "$user: flytekit group"
         grep -q '^flytekit:!:[0-9]*:0:99999:7:::$' "$r/etc/shadow" || fail "$user: flytekit shadow entry"
         [ -f "$r/home/flytekit/.bashrc" ] || fail "$user: /etc/skel not copied into the home"
+        cmp "$r/etc/ssl/certs/ca-certificates.crt" "$(realpath /etc/ssl/certs/ca-certificates.crt)" ||
+                fail "$user: the host's CA bundle is not in the image"
         assert_eq "$(chroot "$r" id -un 1000)" "flytekit" "$user: id resolves the flytekit user"
         local home_owner=1000
         # One mapped id: useradd's and chown's owners cannot be kept.

@@ -68,3 +68,40 @@ sed -i "s|^pip_index: .*|pip_index: $KILN_TB_PYINDEX_AUTH_URL|" spec.yaml
 expect_exit 9 build spec.yaml -o "oci:$T/img3:x"
 assert_contains "$(cat "$T/err")" "step" "failing pip step named"
 pass "index refusing without credentials fails the build"
+
+# python_version that the base lacks: Debian's archive has python3.11, so
+# apt installs it (into the python step's layer) and the venv is made from
+# it; the running image (runc: user flytekit, /root, the image's PATH) finds
+# the venv's python first.
+cat >"$T/s/distro.yaml" <<SPEC
+name: py-distro
+base_image: $KILN_TB_PLAIN/testbed/debian:bookworm
+python_version: "3.11"
+packages: [kiln-hello==1.1.0]
+pip_index: $KILN_TB_PYINDEX
+SPEC
+"$KILN" build "$T/s/distro.yaml" -o "oci:$T/distro:x" >/dev/null 2>"$T/distro.err" ||
+        { cat "$T/distro.err"; fail "python_version from the distribution"; }
+grep -q "installing python3.11 .* from its distribution" "$T/distro.err" || fail "python3.11 not installed by apt"
+umoci unpack --image "$T/distro:x" "$T/db" >/dev/null
+assert_eq "$(run_image "$T/db" 'command -v python; python -c "import sys, kiln_hello; print(sys.version_info[:2], kiln_hello.greet())"')" \
+        "/root/.venv/bin/python
+(3, 11) hello from kiln-hello 1.1.0" "distribution python 3.11 with the package, venv first on PATH"
+[ -z "$(find "$T/db/rootfs/var/lib/apt/lists" -name '*Packages*' 2>/dev/null | head -1)" ] ||
+        fail "apt lists of the python install in the image"
+pass "python_version installed from the distribution"
+
+# python 3.12 is in no Debian 12 archive, and conda-forge is unreachable
+# from this machine: the error says so (and says what kiln lacks where the
+# channel answers).
+want_conda="conda.anaconda.org/conda-forge"
+curl -sfI --max-time 5 -o /dev/null https://conda.anaconda.org/conda-forge/noarch/repodata.json &&
+        want_conda="which kiln does not build yet"
+expect_exit 9 build --base-image "$KILN_TB_PLAIN/testbed/debian:bookworm" --python-version 3.12 -o "oci:$T/x:x"
+assert_contains "$(cat "$T/err")" "python_version 3.12: neither the base image nor its distribution's archive has python3.12" \
+        "missing python named"
+assert_contains "$(cat "$T/err")" "$want_conda" "the unreachable channel named"
+expect_exit 9 build --base-image "$KILN_TB_PLAIN/testbed/debian:bookworm" --conda-package numpy -o "oci:$T/x:x"
+assert_contains "$(cat "$T/err")" "conda_packages/conda_channels are set: that needs micromamba and conda-forge" \
+        "conda packages need conda-forge"
+pass "python that only conda-forge has: a clear error"

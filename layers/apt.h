@@ -1,0 +1,24 @@
+/* Shared by the steps of layers/ that run apt-get (apt_packages, and a
+ * python_version installed from the distribution). */
+#ifndef KILN_LAYERS_APT_H
+#define KILN_LAYERS_APT_H
+
+#include "kiln/build.h"
+
+#define KILN_APT_BINDS 3
+
+/* apt's package lists (per base image) and downloaded .debs (per
+ * architecture) in kiln cache directories, and the settings that keep the
+ * .debs there: bound over /var/lib/apt/lists, /var/cache/apt/archives and
+ * apt.conf.d for one run, so none of it reaches a layer. Held under an
+ * exclusive lock until released: concurrent builds take turns. */
+struct kiln_apt_cache {
+        char *debs, *lists, *conf;
+        int lock;
+        struct kiln_bind binds[KILN_APT_BINDS];
+};
+
+int kiln_apt_cache_open(struct kiln_step_ctx *ctx, struct kiln_apt_cache *c, struct kiln_err **err);
+void kiln_apt_cache_release(struct kiln_apt_cache *c);
+
+#endif
