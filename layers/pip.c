@@ -14,10 +14,34 @@
 
 #define REQS_IN_SANDBOX  "/run/kiln/requirements.txt"
 #define CACHE_IN_SANDBOX "/var/cache/kiln-pip"
+/* lock mode: the project files, and a scratch dir with the converter and
+ * the requirements it writes */
+#define PROJECT_IN_SANDBOX "/run/kiln/project"
+#define LOCK_IN_SANDBOX    "/run/kiln/lock"
+#define LOCK_FAILED        65 /* the converter refused the lock: its message is the error */
+#define LOCK_ERROR_MAX     4096
+
+/* layers/lock_requirements.py, embedded at build time */
+static const char lock_script[] = {
+#include "lock_requirements.inc"
+};
 
 static bool wanted(const struct kiln_spec *s)
 {
-        return (s->packages && s->packages[0]) || (s->requirements && !s->requirements_lock);
+        return (s->packages && s->packages[0]) || s->requirements;
+}
+
+/* uv.lock, poetry.lock, or a bare pyproject.toml: turned into pinned,
+ * hashed requirements by the image's python, then installed by pip. */
+static bool from_project(const struct kiln_spec *s)
+{
+        return s->requirements && (s->requirements_lock || s->requirements_pyproject);
+}
+
+static const char *base_name(const char *path)
+{
+        const char *b = strrchr(path, '/');
+        return b ? b + 1 : path;
 }
 
 /* "https://user:pass@host/simple" -> "https://host/simple". Caller frees. */
@@ -53,7 +77,11 @@ static char *describe(const struct kiln_spec *s)
         kiln_buf_puts(&b, "pip install");
         for (size_t i = 0; s->packages && s->packages[i]; i++)
                 kiln_buf_printf(&b, " %s", s->packages[i]);
-        if (s->requirements && !s->requirements_lock)
+        if (s->requirements_lock)
+                kiln_buf_printf(&b, " --require-hashes --no-deps -r %s (locked)", s->requirements);
+        else if (s->requirements_pyproject)
+                kiln_buf_printf(&b, " -r %s (its dependencies)", s->requirements);
+        else if (s->requirements)
                 kiln_buf_printf(&b, " -r %s", s->requirements);
         if (s->pip_index) {
                 _cleanup_free_ char *u = without_credentials(s->pip_index);
@@ -66,6 +94,38 @@ static char *describe(const struct kiln_spec *s)
         if (s->pip_extra_args)
                 kiln_buf_printf(&b, " %s", s->pip_extra_args);
         return kiln_buf_steal(&b);
+}
+
+/* The converter's one line ("kiln-lock: FILE: reason") becomes the error,
+ * with sandbox paths of the project turned back into the host's. */
+static int lock_error(const struct kiln_spec *s, const char *scratch, struct kiln_err **err)
+{
+        _cleanup_free_ char *path = kiln_xasprintf("%s/error", scratch);
+        _cleanup_buf_ struct kiln_buf b = {0};
+        _cleanup_err_ struct kiln_err *rerr = NULL;
+        if (kiln_read_file(path, LOCK_ERROR_MAX, &b, &rerr) < 0 || !b.data || !b.len)
+                return -1; /* keep the step's own error */
+        while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
+                b.data[--b.len] = '\0';
+        const char *msg = b.data;
+        if (kiln_str_has_prefix(msg, "kiln-lock: "))
+                msg += strlen("kiln-lock: ");
+        const char *name = base_name(s->requirements_path);
+        size_t dl = strlen(s->requirements_path) - strlen(name);
+        _cleanup_buf_ struct kiln_buf out = {0};
+        for (const char *p = msg; *p;) {
+                const char *hit = strstr(p, PROJECT_IN_SANDBOX "/");
+                if (!hit) {
+                        kiln_buf_puts(&out, p);
+                        break;
+                }
+                kiln_buf_append(&out, p, (size_t)(hit - p));
+                kiln_buf_append(&out, s->requirements_path, dl);
+                p = hit + strlen(PROJECT_IN_SANDBOX "/");
+        }
+        kiln_err_clear(err);
+        return kiln_err_set(err, KILN_ERR_BUILD, LOCK_FAILED, "requirements: %s",
+                            out.data ? out.data : "");
 }
 
 static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
@@ -82,16 +142,58 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                             "  set -- /root/.venv/bin/python -m pip install\n"
                             "else\n"
                             "  set -- \"$KILN_PY\" -m pip --python /root/.venv/bin/python install\n"
-                            "fi\n"
-                            "exec \"$@\" --no-input --disable-pip-version-check");
+                            "fi\n");
+        size_t n_binds = 0;
+        struct kiln_bind *binds = kiln_xcalloc(s->n_pip_secret_mounts + 4, sizeof(*binds));
+        binds[n_binds++] = (struct kiln_bind){.source = cache, .target = CACHE_IN_SANDBOX};
+        _cleanup_free_ char *scratch = NULL, *project_file = NULL, *pyproject = NULL;
+        _cleanup_free_ char *project_target = NULL;
+        if (from_project(s)) {
+                scratch = kiln_step_scratch_dir(ctx, "lock", err);
+                _cleanup_free_ char *script =
+                    scratch ? kiln_xasprintf("%s/lock_requirements.py", scratch) : NULL;
+                if (!script || kiln_write_file_atomic(script, lock_script, sizeof(lock_script) - 1,
+                                                      0644, err) < 0) {
+                        kiln_buf_release(&cmd);
+                        free(binds);
+                        return -1;
+                }
+                const char *name = base_name(s->requirements_path);
+                project_target = kiln_xasprintf(PROJECT_IN_SANDBOX "/%s", name);
+                binds[n_binds++] = (struct kiln_bind){.source = scratch, .target = LOCK_IN_SANDBOX};
+                binds[n_binds++] = (struct kiln_bind){
+                    .source = s->requirements_path, .target = project_target, .readonly = true};
+                if (s->requirements_lock) {
+                        size_t dl = strlen(s->requirements_path) - strlen(name);
+                        pyproject =
+                            kiln_xasprintf("%.*spyproject.toml", (int)dl, s->requirements_path);
+                        binds[n_binds++] =
+                            (struct kiln_bind){.source = pyproject,
+                                               .target = PROJECT_IN_SANDBOX "/pyproject.toml",
+                                               .readonly = true};
+                }
+                /* The spec's pip_index replaces the lock's own indexes. */
+                kiln_buf_printf(&cmd,
+                                "if ! /root/.venv/bin/python " LOCK_IN_SANDBOX
+                                "/lock_requirements.py %s " LOCK_IN_SANDBOX
+                                "/requirements.txt%s 2>" LOCK_IN_SANDBOX "/error; then\n"
+                                "  cat " LOCK_IN_SANDBOX "/error >&2\n"
+                                "  exit %d\n"
+                                "fi\n"
+                                "if [ \"$(head -n 1 " LOCK_IN_SANDBOX
+                                "/requirements.txt)\" = '# kiln: hashed' ]; then\n"
+                                "  set -- \"$@\" --require-hashes --no-deps\n"
+                                "fi\n"
+                                "set -- \"$@\" -r " LOCK_IN_SANDBOX "/requirements.txt\n",
+                                project_target, s->pip_index ? " --no-index-lines" : "",
+                                LOCK_FAILED);
+        }
+        kiln_buf_puts(&cmd, "exec \"$@\" --no-input --disable-pip-version-check");
         for (size_t i = 0; s->packages && s->packages[i]; i++) {
                 kiln_buf_puts(&cmd, " ");
                 kiln_buf_shell_quote(&cmd, s->packages[i]);
         }
-        size_t n_binds = 0;
-        struct kiln_bind *binds = kiln_xcalloc(s->n_pip_secret_mounts + 2, sizeof(*binds));
-        binds[n_binds++] = (struct kiln_bind){.source = cache, .target = CACHE_IN_SANDBOX};
-        if (s->requirements && !s->requirements_lock) {
+        if (s->requirements && !from_project(s)) {
                 kiln_buf_puts(&cmd, " -r " REQS_IN_SANDBOX);
                 binds[n_binds++] = (struct kiln_bind){
                     .source = s->requirements_path, .target = REQS_IN_SANDBOX, .readonly = true};
@@ -117,6 +219,11 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                 add_trusted_loopback(&trusted, s->pip_index);
         for (size_t i = 0; s->pip_extra_index_url && s->pip_extra_index_url[i]; i++)
                 add_trusted_loopback(&trusted, s->pip_extra_index_url[i]);
+        /* A lock's own index URLs are read only inside the sandbox: its
+         * loopback ones are trusted by name. */
+        if (from_project(s) && !s->pip_index)
+                kiln_buf_printf(&trusted, "%s127.0.0.1 localhost",
+                                trusted.len ? " " : "PIP_TRUSTED_HOST=");
         char *env[7];
         size_t ne = 0;
         env[ne++] = pyenv;
@@ -133,6 +240,8 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         _cleanup_free_ char *desc = describe(s);
         _cleanup_free_ char *created_by = kiln_xasprintf("RUN %s", desc);
         int rc = kiln_step_sandbox(ctx, argv, env, binds, n_binds, created_by, err);
+        if (rc < 0 && scratch && (*err)->domain == KILN_ERR_BUILD && (*err)->code == LOCK_FAILED)
+                rc = lock_error(s, scratch, err);
         if (extra.data)
                 explicit_bzero(extra.data, extra.len);
         if (index)

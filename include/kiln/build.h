@@ -129,6 +129,10 @@ int kiln_step_sandbox_fn(struct kiln_step_ctx *ctx, int (*fn)(void *arg, struct 
 /* Writes host files as a layer (see kiln_layer_from_host). */
 int kiln_step_host_layer(struct kiln_step_ctx *ctx, const struct kiln_copy_entry *entries, size_t n,
                          uid_t uid, gid_t gid, const char *created_by, struct kiln_err **err);
+/* A scratch directory of this build (removed when it ends), for files a
+ * step binds into its sandbox run: nothing of it reaches a layer. Caller
+ * frees. */
+char *kiln_step_scratch_dir(struct kiln_step_ctx *ctx, const char *name, struct kiln_err **err);
 /* A cache directory that outlives builds (apt's .debs, pip's wheels),
  * STORE_ROOT/cache/NAME, or with per_base one per base image (package lists
  * belong to the base's sources). Created if missing; caller frees. Mount it
@@ -151,6 +155,7 @@ extern const struct kiln_step_kind kiln_step_user;
 extern const struct kiln_step_kind kiln_step_python;
 extern const struct kiln_step_kind kiln_step_pip;
 extern const struct kiln_step_kind kiln_step_env;
+extern const struct kiln_step_kind kiln_step_source;
 extern const struct kiln_step_kind kiln_step_copy;
 extern const struct kiln_step_kind kiln_step_commands;
 extern const struct kiln_step_kind kiln_step_user_config;

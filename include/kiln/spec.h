@@ -98,9 +98,10 @@ struct kiln_spec {
         char **packages;
         char **conda_packages;
         char **conda_channels;
-        char *requirements;      /* as given */
-        char *requirements_path; /* resolved against dir */
-        bool requirements_lock;  /* uv.lock or poetry.lock */
+        char *requirements;          /* as given */
+        char *requirements_path;     /* resolved against dir */
+        bool requirements_lock;      /* uv.lock or poetry.lock (pyproject.toml beside it) */
+        bool requirements_pyproject; /* a bare pyproject.toml: its dependencies */
         char **apt_packages;
         char *cuda;
         char *cudnn;
@@ -172,6 +173,18 @@ int kiln_spec_set_env(struct kiln_spec *s, const char *key, const char *value,
 int kiln_spec_add_secret_mount(struct kiln_spec *s, const char *src, const char *dst,
                                struct kiln_err **err);
 
+/* ---------- source_root ---------- */
+
+/* Is source_root copied (and hashed)? As in flytekit: only when
+ * source_copy_mode is set and is not no_copy. */
+bool kiln_spec_copies_source(const struct kiln_spec *s);
+/* The files source_root contributes, as flytekit's ls_files lists them:
+ * kiln_source_list (ignore files honoured) minus what is not a regular
+ * file when followed (symlinks to directories or nowhere, sockets). *root
+ * is the absolute source_root; *files NULL when nothing is copied. */
+int kiln_spec_source_files(const struct kiln_spec *s, char **root, char ***files,
+                           struct kiln_err **err);
+
 /* ---------- image name, tag and id (bit-for-bit flytekit) ---------- */
 
 struct kiln_image_name {
@@ -188,5 +201,64 @@ struct kiln_image_name {
 int kiln_spec_image_name(const struct kiln_spec *s, struct kiln_image_name *out,
                          struct kiln_err **err);
 void kiln_image_name_release(struct kiln_image_name *n);
+
+/* ---------- source trees ---------- */
+
+/* Ignore patterns, in one of two syntaxes:
+ * - GIT, gitignore(5): `#` comments, unescaped trailing spaces dropped,
+ *   `\` escapes, `!` re-includes, a trailing `/` matches directories only,
+ *   a `/` at the start or middle anchors to the file's directory (else the
+ *   pattern matches a name at any depth below it), `*` `?` `[...]` never
+ *   match '/', `**` as git's wildmatch has it. The last match wins.
+ * - DOCKER, moby's patternmatcher: lines trimmed and cleaned as Go's
+ *   filepath.Clean does (a leading '/' dropped), filepath.Match syntax plus
+ *   `**` for any number of directories, `!` exceptions, the last match
+ *   wins, and a pattern that matches a directory matches all below it. */
+enum kiln_ignore_syntax {
+        KILN_IGNORE_GIT,
+        KILN_IGNORE_DOCKER,
+};
+
+/* An ordered list of patterns of one syntax. */
+struct kiln_ignore;
+struct kiln_ignore *kiln_ignore_new(enum kiln_ignore_syntax syntax);
+void kiln_ignore_free(struct kiln_ignore *ig);
+void kiln_ignore_freep(struct kiln_ignore **ig);
+#define _cleanup_ignore_ _cleanup_(kiln_ignore_freep)
+
+/* Appends the patterns of one ignore file: text[0..len) (NUL-terminated
+ * or not). base is the directory holding the file, relative to the tree's
+ * root ("" for the root, "a/b"); git patterns apply only below it, and
+ * later (deeper) files override earlier ones. Docker patterns take base
+ * "". origin names the file in errors: a malformed docker pattern (or a
+ * lone "!") is an error "ORIGIN:LINE: ..."; git patterns never fail. */
+int kiln_ignore_add(struct kiln_ignore *ig, const char *base, const char *text, size_t len,
+                    const char *origin, struct kiln_err **err);
+
+/* Whether relpath (relative to the root, '/'-separated, clean) is
+ * excluded. Parents count: under GIT nothing below an excluded directory
+ * comes back; under DOCKER a pattern matching a parent matches the path.
+ * is_dir is for git's directory-only patterns. */
+bool kiln_ignore_match(const struct kiln_ignore *ig, const char *relpath, bool is_dir);
+
+/* The files of a source tree that a build copies (ImageSpec source_root):
+ * every regular file and symlink under root, minus what root's
+ * .dockerignore (DOCKER), every .gitignore at or below root (GIT, each for
+ * its subtree), and flytekit's STANDARD_IGNORE_PATTERNS (read as GIT
+ * patterns: *.pyc files, .cache and __pycache__ at any depth) exclude; a
+ * file is copied only when none of the three excludes it. `.git` is never
+ * copied, at any depth. The ignore files themselves are listed unless a
+ * pattern excludes them (.dockerignore cannot exclude itself, as in
+ * docker-py). A directory excluded by a GIT pattern is not entered; one
+ * excluded by .dockerignore is entered only when an exception could
+ * re-include something below it. Symlinks are entries, never followed (a
+ * symlinked directory is one entry); empty directories are not listed.
+ * Errors: a fifo, socket or device that is not excluded (the layer writer
+ * could not store it), an ignore file that is a symlink, not a regular
+ * file or larger than 1 MiB, a malformed .dockerignore pattern, and more
+ * than 256 nested directories, each naming the path.
+ * *paths: relative to root, sorted bytewise, NULL-terminated
+ * (kiln_strv_free). */
+int kiln_source_list(const char *root, char ***paths, struct kiln_err **err);
 
 #endif

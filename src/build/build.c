@@ -26,8 +26,16 @@
 /* The planner's table: the order in which flytekit's default builder lays
  * an image out (see imagespec-reference.md). */
 static const struct kiln_step_kind *const step_kinds[] = {
-    &kiln_step_apt, &kiln_step_cacerts, &kiln_step_user,     &kiln_step_python,      &kiln_step_pip,
-    &kiln_step_env, &kiln_step_copy,    &kiln_step_commands, &kiln_step_user_config,
+    &kiln_step_apt,         /* apt_packages */
+    &kiln_step_cacerts,     /* the host's CA bundle where the base has none */
+    &kiln_step_user,        /* the flytekit user owning /root */
+    &kiln_step_python,      /* /root/.venv */
+    &kiln_step_pip,         /* packages, requirements, lock files */
+    &kiln_step_env,         /* PATH, PYTHONPATH, the spec's env, entrypoint */
+    &kiln_step_source,      /* source_root into /root */
+    &kiln_step_copy,        /* copy into /root */
+    &kiln_step_commands,    /* commands, as root */
+    &kiln_step_user_config, /* WORKDIR /root, USER flytekit */
 };
 
 struct pending_layer {
@@ -343,6 +351,12 @@ int kiln_step_host_layer(struct kiln_step_ctx *c, const struct kiln_copy_entry *
             .diff_id = kiln_xstrdup(res.diff_id),
         };
         return 0;
+}
+
+char *kiln_step_scratch_dir(struct kiln_step_ctx *c, const char *name, struct kiln_err **err)
+{
+        _cleanup_free_ char *what = kiln_xasprintf("%s-%s", c->kind->name, name);
+        return step_dir(c, what, err);
 }
 
 char *kiln_step_cache_dir(struct kiln_step_ctx *c, const char *name, bool per_base,

@@ -49,6 +49,8 @@ int cmd_name(int argc, char **argv, struct kiln_err **err)
         _cleanup_spec_ struct kiln_spec *spec = NULL;
         if (cli_spec_load(file, &flags, &spec, err) < 0)
                 return kiln_err_prefix(err, "name");
+        for (size_t i = 0; spec->warnings && spec->warnings[i]; i++)
+                kiln_warn("%s", spec->warnings[i]);
         struct kiln_image_name n = {0};
         if (kiln_spec_image_name(spec, &n, err) < 0)
                 return -1;

@@ -174,6 +174,29 @@ static int copy_digest(const struct kiln_spec *s, char out[33], struct kiln_err 
         return 0;
 }
 
+/* flytekit's ls_files digest for source_root: the listed files in path
+ * order, each its bytes then its relative path without separators. */
+static int source_digest(const struct kiln_spec *s, char out[33], struct kiln_err **err)
+{
+        _cleanup_free_ char *root = NULL;
+        _cleanup_strv_ char **files = NULL;
+        if (kiln_spec_source_files(s, &root, &files, err) < 0)
+                return -1;
+        _cleanup_evp_ EVP_MD_CTX *md = EVP_MD_CTX_new();
+        unsigned char d[EVP_MAX_MD_SIZE];
+        unsigned n = 0;
+        if (!md || !EVP_DigestInit_ex(md, EVP_md5(), NULL))
+                return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "md5 is not available");
+        for (size_t i = 0; files && files[i]; i++) {
+                _cleanup_free_ char *path = kiln_xasprintf("%s/%s", root, files[i]);
+                if (digest_file(md, path, files[i], err) < 0)
+                        return kiln_err_prefix(err, "%s: source_root", s->errname);
+        }
+        EVP_DigestFinal_ex(md, d, &n);
+        hex(d, n, out);
+        return 0;
+}
+
 static int requirements_digest(const struct kiln_spec *s, char out[41], struct kiln_err **err)
 {
         _cleanup_buf_ struct kiln_buf b = {0};
@@ -273,6 +296,11 @@ static int render_dict(const struct kiln_spec *s, bool for_tag, int depth, struc
                 } else if (!strcmp(f, "registry")) {
                         const char *r = s->registry ? s->registry : "";
                         kiln_spec_str_repr(b, r, strlen(r));
+                } else if (for_tag && !strcmp(f, "source_root") && kiln_spec_copies_source(s)) {
+                        char d[33];
+                        if (source_digest(s, d, err) < 0)
+                                return -1;
+                        kiln_spec_str_repr(b, d, strlen(d));
                 } else if (for_tag && !strcmp(f, "copy") && v->n > 0) {
                         char d[33];
                         if (copy_digest(s, d, err) < 0)

@@ -190,6 +190,7 @@ static void typed_clear(struct kiln_spec *s)
         s->n_env = 0;
         s->registry = s->requirements = s->requirements_path = NULL;
         s->requirements_lock = false;
+        s->requirements_pyproject = false;
         s->packages = s->conda_packages = s->conda_channels = s->apt_packages = NULL;
         s->cuda = s->cudnn = s->base_image = NULL;
         s->base_spec = NULL;
@@ -408,8 +409,9 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
                 if (v->type != KILN_SPEC_STR)
                         warn(s,
                              "%s: YAML reads this as the number %s, which flytekit hashes "
-                             "and uses as %s; quote it (\"%s\") if you meant a string",
-                             fn, v->text, v->text, v->text);
+                             "and uses as %s; quote it as written (e.g. %s: \"3.10\") to keep "
+                             "it a string",
+                             fn, v->text, v->text, fn);
                 break;
         case F_STRLIST:
         case F_ENV:
@@ -438,9 +440,9 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
         } else if (!strcmp(fn, "builder")) {
                 s->builder = kiln_xstrdup(v->text);
         } else if (!strcmp(fn, "source_root")) {
+                if (!v->text[0])
+                        return field_error(s, v, fn, "is empty");
                 s->source_root = kiln_xstrdup(v->text);
-                warn(s, "source_root: kiln hashes the path as given; flytekit hashes the "
-                        "directory's content, so tags differ");
         } else if (!strcmp(fn, "source_copy_mode")) {
                 if (strcmp(v->text, "loaded_modules") && strcmp(v->text, "all") &&
                     strcmp(v->text, "no_copy"))
@@ -470,6 +472,7 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
                 base = strrchr(v->text, '/');
                 base = base ? base + 1 : v->text;
                 s->requirements_lock = !strcmp(base, "uv.lock") || !strcmp(base, "poetry.lock");
+                s->requirements_pyproject = !strcmp(base, "pyproject.toml");
         } else if (!strcmp(fn, "platform")) {
                 const char *p = v->text;
                 s->platform = kiln_xstrdup(v->text);
@@ -681,12 +684,38 @@ static int typed_build(struct kiln_spec *s, int depth)
                 s->platforms = kiln_xcalloc(2, sizeof(char *));
                 s->platforms[0] = kiln_xstrdup(KILN_SPEC_DEFAULT_PLATFORM);
         }
+        if (s->source_copy_mode && strcmp(s->source_copy_mode, "no_copy") && !s->source_root) {
+                const struct kiln_spec_value *mv = kiln_spec_value_get(raw, "source_copy_mode");
+                return field_error(s, mv, "source_copy_mode",
+                                   "'%s' copies source_root, which is not set",
+                                   s->source_copy_mode);
+        }
+        if (s->source_copy_mode && !strcmp(s->source_copy_mode, "loaded_modules"))
+                warn(s, "source_copy_mode: loaded_modules copies the modules pyflyte imported, "
+                        "which only pyflyte knows; kiln copies (and hashes) every file that is "
+                        "not ignored, as 'all' does");
         if (s->requirements_lock && s->packages) {
                 const struct kiln_spec_value *pv = kiln_spec_value_get(raw, "packages");
                 return field_error(s, pv, "packages",
                                    "cannot be combined with the lock file '%s' in requirements; "
                                    "add the packages to the project instead",
                                    s->requirements);
+        }
+        if (s->requirements_lock) {
+                /* locked installs read the project beside the lock */
+                const struct kiln_spec_value *v = kiln_spec_value_get(raw, "requirements");
+                const char *base = strrchr(s->requirements_path, '/');
+                base = base ? base + 1 : s->requirements_path;
+                size_t dl = strlen(s->requirements_path) - strlen(base);
+                _cleanup_free_ char *pp =
+                    kiln_xasprintf("%.*spyproject.toml", (int)dl, s->requirements_path);
+                struct stat st;
+                errno = 0;
+                if (stat(pp, &st) < 0 || !S_ISREG(st.st_mode))
+                        return field_error(
+                            s, v, "requirements",
+                            "%s needs the project's pyproject.toml beside it: %s: %s", base, pp,
+                            errno ? strerror(errno) : "not a file");
         }
         if (s->base_spec && s->base_spec->warnings)
                 for (char **w = s->base_spec->warnings; *w; w++)
@@ -974,4 +1003,36 @@ int kiln_spec_add_secret_mount(struct kiln_spec *s, const char *src, const char 
         raw = map_shallow_copy(s, s->raw);
         kiln_spec_map_put(raw, kiln_spec_value_str(s, "pip_secret_mounts"), list);
         return refresh(s, raw, err);
+}
+
+bool kiln_spec_copies_source(const struct kiln_spec *s)
+{
+        return s->source_root && s->source_copy_mode && strcmp(s->source_copy_mode, "no_copy");
+}
+
+int kiln_spec_source_files(const struct kiln_spec *s, char **root, char ***files,
+                           struct kiln_err **err)
+{
+        *root = NULL;
+        *files = NULL;
+        if (!kiln_spec_copies_source(s))
+                return 0;
+        _cleanup_free_ char *r = join_path(s->dir, s->source_root);
+        _cleanup_strv_ char **all = NULL;
+        if (kiln_source_list(r, &all, err) < 0)
+                return kiln_err_prefix(err, "%s: source_root", s->errname);
+        /* flytekit's walk lists what exists as a file when followed: a
+         * symlink to a file counts (as its target's bytes), a symlink to a
+         * directory or nowhere does not, nor does a socket */
+        size_t n = kiln_strv_len(all), k = 0;
+        char **keep = kiln_xcalloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *p = kiln_xasprintf("%s/%s", r, all[i]);
+                struct stat st;
+                if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
+                        keep[k++] = steal_pointer(&all[i]);
+        }
+        *files = keep;
+        *root = steal_pointer(&r);
+        return 0;
 }

@@ -105,3 +105,21 @@ expect_exit 9 build --base-image "$KILN_TB_PLAIN/testbed/debian:bookworm" --cond
 assert_contains "$(cat "$T/err")" "conda_packages/conda_channels are set: that needs micromamba and conda-forge" \
         "conda packages need conda-forge"
 pass "python that only conda-forge has: a clear error"
+
+# python_exec names the base's interpreter: the venv is made from it.
+cat >"$T/s/exec.yaml" <<SPEC
+name: py-exec
+base_image: $KILN_TB_PLAIN/testbed/python:bookworm
+python_exec: /usr/bin/python3.11
+packages: [kiln-data==2.0.0]
+pip_index: $KILN_TB_PYINDEX
+SPEC
+"$KILN" build "$T/s/exec.yaml" -o "oci:$T/exec:x" >/dev/null 2>"$T/exec.err" || { cat "$T/exec.err"; fail "python_exec build"; }
+umoci unpack --image "$T/exec:x" "$T/eb" >/dev/null
+grep -qx 'home = /usr/bin' "$T/eb/rootfs/root/.venv/pyvenv.cfg" || fail "the venv is not made from /usr/bin/python3.11"
+grep -qx 'include-system-site-packages = true' "$T/eb/rootfs/root/.venv/pyvenv.cfg" || fail "the venv does not see system site packages"
+assert_eq "$(run_image "$T/eb" 'python -c "import sys, kiln_data; print(sys.prefix, kiln_data.rows())"')" \
+        "/root/.venv [[1, 2], [3, 4]]" "python_exec venv first on PATH with the package"
+expect_exit 9 build --base-image "$KILN_TB_PLAIN/testbed/python:bookworm" --python-exec /usr/bin/python9 -o "oci:$T/x:x"
+assert_contains "$(cat "$T/err")" "the base image has no /usr/bin/python9 (python_exec)" "missing python_exec named"
+pass "python_exec"

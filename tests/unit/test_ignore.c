@@ -4,7 +4,7 @@
  * given with -x), including a seeded random differential run; dockerignore
  * matching by tables from moby's patternmatcher tests and by trees with
  * their expected listings. */
-#include "kiln/layer.h"
+#include "kiln/spec.h"
 #include "test.h"
 
 #include <errno.h>

@@ -1,0 +1,75 @@
+# source_root with source_copy_mode: the project's files land in /root
+# (owned by flytekit) minus what .gitignore, .dockerignore and flytekit's
+# standard ignores exclude; the tag hashes exactly those files as
+# flytekit's ls_files digest does. The expected file list comes from git
+# (the oracle for .gitignore) minus the .dockerignore entry, and the
+# expected digest is computed here with python's hashlib.
+. "$(dirname "$0")/lib.sh"
+
+p="$T/proj"
+mkdir -p "$p/pkg/__pycache__" "$p/data/raw" "$p/docs" "$p/.git"
+printf 'print("main")\n' >"$p/pkg/main.py"
+printf '' >"$p/pkg/__init__.py"
+printf 'x' >"$p/pkg/__pycache__/main.cpython-311.pyc"
+printf 'y' >"$p/pkg/old.pyc"
+printf 'a,b\n' >"$p/data/table.csv"
+printf 'big' >"$p/data/raw/dump.bin"
+printf 'notes\n' >"$p/docs/notes.md"
+printf 'TOKEN=1\n' >"$p/secret.env"
+printf 'data/raw/\n*.log\n' >"$p/.gitignore"
+printf 'keep me\n' >"$p/docs/.gitignore.txt"
+printf 'x' >"$p/docs/build.log"
+printf 'secret.env\n' >"$p/.dockerignore"
+ln -s pkg/main.py "$p/entry.py"
+ln -s docs "$p/docs-link"
+cat >"$T/spec.yaml" <<SPEC
+name: source
+base_image: $KILN_TB_PLAIN/testbed/busybox:latest
+source_root: proj
+source_copy_mode: all
+SPEC
+
+# The oracle: git lists what .gitignore keeps; then flytekit's rules.
+(cd "$p" && git init -q . 2>/dev/null && git ls-files --cached --others --exclude-standard \
+        -x '*.pyc' -x __pycache__ -x .cache) | grep -vx 'secret.env' | grep -vx 'docs-link' | sort >"$T/want"
+want_digest=$(cd "$p" && python3 -c '
+import hashlib, sys
+h = hashlib.md5()
+for rel in sorted(l.strip() for l in open(sys.argv[1]) if l.strip()):
+    h.update(open(rel, "rb").read())
+    h.update(rel.replace("/", "").encode())
+print(h.hexdigest())' "$T/want")
+got_dict=$("$KILN" name --explain "$T/spec.yaml" | sed -n 2p)
+assert_contains "$got_dict" "'source_root': '$want_digest'" "source_root hashed as flytekit's ls_files digest"
+pass "source_root digest"
+
+expect_exit 0 build "$T/spec.yaml" -o "oci:$T/img:x"
+umoci unpack --image "$T/img:x" "$T/b" >/dev/null
+r="$T/b/rootfs/root"
+(cd "$r" && find . -type f -o -type l) | sed 's|^\./||' | grep -v '^\.bashrc$\|^\.profile$' | sort >"$T/got"
+diff "$T/want" "$T/got" >&2 || fail "files in /root differ from what git and flytekit's ignores keep"
+[ -f "$r/entry.py" ] && [ ! -L "$r/entry.py" ] || fail "a symlink to a file is copied as the file"
+assert_eq "$(cat "$r/entry.py")" 'print("main")' "symlinked file content"
+assert_eq "$(stat -c %u "$r/pkg/main.py")" "1000" "source files owned by flytekit"
+assert_eq "$(run_image "$T/b" 'python_path=$PYTHONPATH; ls /root/pkg/main.py && echo $python_path')" \
+        "/root/pkg/main.py
+/root" "the image sees the sources on PYTHONPATH"
+pass "source_root copied into /root"
+
+# A change to an ignored file changes nothing; a change to a kept one does.
+before=$("$KILN" name "$T/spec.yaml")
+echo more >>"$p/data/raw/dump.bin"
+assert_eq "$("$KILN" name "$T/spec.yaml")" "$before" "ignored file change keeps the tag"
+echo '# more' >>"$p/pkg/main.py"
+[ "$("$KILN" name "$T/spec.yaml")" != "$before" ] || fail "a kept file's change did not change the tag"
+pass "tag follows the copied files only"
+
+# source_copy_mode unset: nothing copied, the path hashed as given.
+sed -i '/source_copy_mode/d' "$T/spec.yaml"
+assert_contains "$("$KILN" name --explain "$T/spec.yaml" | sed -n 2p)" "'source_root': 'proj'" "path hashed without a copy mode"
+expect_exit 0 build --dry-run "$T/spec.yaml"
+grep -q "^[0-9]*\. source:" "$T/out" && fail "source_root copied without source_copy_mode"
+printf 'source_copy_mode: all\n' >"$T/bad.yaml"
+expect_exit 8 name "$T/bad.yaml"
+assert_contains "$(cat "$T/err")" "bad.yaml:1:19: source_copy_mode: 'all' copies source_root, which is not set" "mode without root"
+pass "source_copy_mode rules"
