@@ -146,7 +146,7 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         size_t n_binds = 0;
         struct kiln_bind *binds = kiln_xcalloc(s->n_pip_secret_mounts + 4, sizeof(*binds));
         binds[n_binds++] = (struct kiln_bind){.source = cache, .target = CACHE_IN_SANDBOX};
-        _cleanup_free_ char *scratch = NULL, *project_file = NULL, *pyproject = NULL;
+        _cleanup_free_ char *scratch = NULL, *pyproject = NULL;
         _cleanup_free_ char *project_target = NULL;
         if (from_project(s)) {
                 scratch = kiln_step_scratch_dir(ctx, "lock", err);

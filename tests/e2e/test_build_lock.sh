@@ -22,6 +22,7 @@ SPEC
 check uv "$T/uv.yaml" "kiln_dep kiln_hello" "kiln_data"
 grep -q -- "--require-hashes --no-deps -r .*uv.lock (locked)" "$T/uv.err" || fail "uv: not installed in locked mode"
 assert_eq "$(run_image "$T/uv.b" 'kiln-hello')" "hello from kiln-hello 1.1.0" "uv: the locked kiln-hello runs"
+[ ! -e "$T/uv.b/rootfs/run/kiln" ] || fail "uv: the lock, converter or requirements left a trace in the image"
 pass "uv.lock"
 
 cat >"$T/poetry.yaml" <<SPEC
