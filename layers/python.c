@@ -83,7 +83,7 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
             "  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
             " \"python$KILN_PY_VERSION\" \"python$KILN_PY_VERSION-venv\"\n"
             "fi\n"
-            "if \"$KILN_PY\" -m pip --version >/dev/null 2>&1; then\n"
+            "if \"$KILN_PY\" -c 'import pip' >/dev/null 2>&1; then\n"
             "  \"$KILN_PY\" -m venv --system-site-packages --without-pip " KILN_VENV "\n"
             "else\n"
             "  \"$KILN_PY\" -m venv --system-site-packages " KILN_VENV "\n"
