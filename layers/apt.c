@@ -35,6 +35,24 @@ static char *describe(const struct kiln_spec *s)
         return kiln_buf_steal(&b);
 }
 
+static void apt_script(const struct kiln_spec *s, struct kiln_buf *b)
+{
+        kiln_buf_puts(b, "apt-get update && apt-get install -y --no-install-recommends");
+        for (size_t i = 0; s->apt_packages[i]; i++) {
+                kiln_buf_puts(b, " ");
+                kiln_buf_shell_quote(b, s->apt_packages[i]);
+        }
+}
+
+static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
+{
+        (void)err;
+        apt_script(s, b);
+        kiln_buf_puts(b, "\n");
+        kiln_buf_puts(b, apt_conf);
+        return 0;
+}
+
 int kiln_apt_cache_open(struct kiln_step_ctx *ctx, struct kiln_apt_cache *c, struct kiln_err **err)
 {
         *c = (struct kiln_apt_cache){.lock = -1};
@@ -89,11 +107,7 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         if (kiln_apt_cache_open(ctx, &cache, err) < 0)
                 return -1;
         struct kiln_buf script = {0};
-        kiln_buf_puts(&script, "apt-get update && apt-get install -y --no-install-recommends");
-        for (size_t i = 0; s->apt_packages[i]; i++) {
-                kiln_buf_puts(&script, " ");
-                kiln_buf_shell_quote(&script, s->apt_packages[i]);
-        }
+        apt_script(s, &script);
         char *argv[] = {"/bin/sh", "-c", script.data, NULL};
         char *env[] = {"DEBIAN_FRONTEND=noninteractive", NULL};
         _cleanup_free_ char *desc = describe(s);
@@ -108,5 +122,6 @@ const struct kiln_step_kind kiln_step_apt = {
     .name = "apt",
     .wanted = wanted,
     .describe = describe,
+    .key = key,
     .run = run,
 };

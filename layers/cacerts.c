@@ -38,6 +38,18 @@ static const char *host_bundle(void)
         return NULL;
 }
 
+/* The bundle a base without one gets: its content is the input. */
+static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
+{
+        (void)s;
+        _cleanup_free_ char *src = host_bundle() ? realpath(host_bundle(), NULL) : NULL;
+        char d[KILN_DIGEST_MAX] = "none";
+        if (src && kiln_sha256_file(src, d, err) < 0)
+                return -1;
+        kiln_buf_printf(b, "bundle %s\n", d);
+        return 0;
+}
+
 static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         _cleanup_close_ int fd = -1;
@@ -60,5 +72,6 @@ const struct kiln_step_kind kiln_step_cacerts = {
     .name = "ca-certs",
     .wanted = wanted,
     .describe = describe,
+    .key = key,
     .run = run,
 };

@@ -15,6 +15,14 @@ static char *describe(const struct kiln_spec *s)
         return kiln_buf_steal(&b);
 }
 
+static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
+{
+        (void)err;
+        _cleanup_free_ char *script = describe(s);
+        kiln_buf_printf(b, "/bin/sh -c %s\n", script);
+        return 0;
+}
+
 static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         _cleanup_free_ char *script = describe(kiln_step_spec(ctx));
@@ -27,5 +35,6 @@ const struct kiln_step_kind kiln_step_commands = {
     .name = "commands",
     .wanted = wanted,
     .describe = describe,
+    .key = key,
     .run = run,
 };

@@ -34,6 +34,44 @@ static char *dest_of(const char *rel)
         return d;
 }
 
+struct copy_plan {
+        struct kiln_copy_entry *e;
+        char **dests;
+        size_t n;
+};
+
+static void plan_make(const struct kiln_spec *s, struct copy_plan *p)
+{
+        p->n = kiln_strv_len(s->copy);
+        p->e = kiln_xcalloc(p->n ? p->n : 1, sizeof(*p->e));
+        p->dests = kiln_xcalloc(p->n + 1, sizeof(char *));
+        for (size_t i = 0; i < p->n; i++) {
+                p->dests[i] = dest_of(s->copy[i]);
+                p->e[i] = (struct kiln_copy_entry){.src = s->copy_paths[i], .dest = p->dests[i]};
+        }
+}
+
+static void plan_release(struct copy_plan *p)
+{
+        kiln_strv_free(p->dests);
+        free(p->e);
+}
+
+/* What the layer would hold, byte for byte (the owner comes from the
+ * user step, earlier in the chain). */
+static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
+{
+        struct copy_plan p;
+        plan_make(s, &p);
+        char d[KILN_DIGEST_MAX];
+        int rc = kiln_layer_host_digest(p.e, p.n, d, err);
+        plan_release(&p);
+        if (rc < 0)
+                return kiln_err_prefix(err, "copy");
+        kiln_buf_printf(b, "files %s\n", d);
+        return 0;
+}
+
 static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         const struct kiln_spec *s = kiln_step_spec(ctx);
@@ -42,22 +80,16 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         bool found = false;
         if (kiln_step_lookup_user(ctx, COPY_OWNER, &uid, &gid, &found, err) < 0)
                 return -1;
-        size_t n = kiln_strv_len(s->copy);
-        struct kiln_copy_entry *e = kiln_xcalloc(n, sizeof(*e));
-        char **dests = kiln_xcalloc(n + 1, sizeof(char *));
+        struct copy_plan p;
+        plan_make(s, &p);
         struct kiln_buf h = {0};
         kiln_buf_printf(&h, "COPY --chown=%u:%u", (unsigned)uid, (unsigned)gid);
-        for (size_t i = 0; i < n; i++) {
-                dests[i] = dest_of(s->copy[i]);
-                e[i].src = s->copy_paths[i];
-                e[i].dest = dests[i];
+        for (size_t i = 0; i < p.n; i++)
                 kiln_buf_printf(&h, " %s", s->copy[i]);
-        }
         kiln_buf_puts(&h, " /root/");
-        int rc = kiln_step_host_layer(ctx, e, n, uid, gid, h.data, err);
+        int rc = kiln_step_host_layer(ctx, p.e, p.n, uid, gid, h.data, err);
         kiln_buf_release(&h);
-        kiln_strv_free(dests);
-        free(e);
+        plan_release(&p);
         return rc;
 }
 
@@ -65,5 +97,6 @@ const struct kiln_step_kind kiln_step_copy = {
     .name = "copy",
     .wanted = wanted,
     .describe = describe,
+    .key = key,
     .run = run,
 };

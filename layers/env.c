@@ -53,7 +53,17 @@ static char *describe(const struct kiln_spec *s)
         return kiln_buf_steal(&b);
 }
 
-static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
+/* What later steps see (commands run with this env) and what the image
+ * gets: the chain of keys goes through it. */
+static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
+{
+        (void)err;
+        _cleanup_free_ char *d = describe(s);
+        kiln_buf_printf(b, "%s\n", d);
+        return 0;
+}
+
+static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         (void)err;
         const struct kiln_spec *s = kiln_step_spec(ctx);
@@ -90,5 +100,6 @@ const struct kiln_step_kind kiln_step_env = {
     .name = "env",
     .wanted = wanted,
     .describe = describe,
-    .run = run,
+    .key = key,
+    .config = config,
 };

@@ -96,6 +96,68 @@ static char *describe(const struct kiln_spec *s)
         return kiln_buf_steal(&b);
 }
 
+/* Bump when the install command changes what it installs for the same
+ * inputs. */
+#define PIP_STEP_VERSION 1
+
+static int file_digest(struct kiln_buf *b, const char *what, const char *path,
+                       struct kiln_err **err)
+{
+        char d[KILN_DIGEST_MAX];
+        if (kiln_sha256_file(path, d, err) < 0)
+                return kiln_err_prefix(err, "%s", what);
+        kiln_buf_printf(b, "%s %s\n", what, d);
+        return 0;
+}
+
+/* What pip is asked to install and from where: packages, the content of
+ * requirement and lock files (and the project beside a lock), the index
+ * URLs without credentials, pip_extra_args, where secrets are mounted (not
+ * what they hold). */
+static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
+{
+        _cleanup_free_ char *py = kiln_python_interpreter(s);
+        kiln_buf_printf(b, "pip step %d\npython %s\n", PIP_STEP_VERSION, py);
+        for (size_t i = 0; s->packages && s->packages[i]; i++) {
+                kiln_buf_puts(b, "package ");
+                kiln_buf_shell_quote(b, s->packages[i]);
+                kiln_buf_puts(b, "\n");
+        }
+        if (s->requirements) {
+                const char *kind = s->requirements_lock        ? base_name(s->requirements_path)
+                                   : s->requirements_pyproject ? "pyproject"
+                                                               : "requirements";
+                if (file_digest(b, kind, s->requirements_path, err) < 0)
+                        return kiln_err_prefix(err, "requirements");
+        }
+        if (s->requirements_lock) {
+                const char *name = base_name(s->requirements_path);
+                size_t dl = strlen(s->requirements_path) - strlen(name);
+                _cleanup_free_ char *pp =
+                    kiln_xasprintf("%.*spyproject.toml", (int)dl, s->requirements_path);
+                if (file_digest(b, "pyproject", pp, err) < 0)
+                        return kiln_err_prefix(err, "requirements");
+        }
+        if (from_project(s)) {
+                char d[KILN_DIGEST_MAX];
+                kiln_sha256_digest(lock_script, sizeof(lock_script) - 1, d);
+                kiln_buf_printf(b, "converter %s\n", d);
+        }
+        if (s->pip_index) {
+                _cleanup_free_ char *u = without_credentials(s->pip_index);
+                kiln_buf_printf(b, "index %s\n", u);
+        }
+        for (size_t i = 0; s->pip_extra_index_url && s->pip_extra_index_url[i]; i++) {
+                _cleanup_free_ char *u = without_credentials(s->pip_extra_index_url[i]);
+                kiln_buf_printf(b, "extra-index %s\n", u);
+        }
+        if (s->pip_extra_args)
+                kiln_buf_printf(b, "args %s\n", s->pip_extra_args);
+        for (size_t i = 0; i < s->n_pip_secret_mounts; i++)
+                kiln_buf_printf(b, "secret at %s\n", s->pip_secret_mounts[i].dst);
+        return 0;
+}
+
 /* The converter's one line ("kiln-lock: FILE: reason") becomes the error,
  * with sandbox paths of the project turned back into the host's. */
 static int lock_error(const struct kiln_spec *s, const char *scratch, struct kiln_err **err)
@@ -259,5 +321,6 @@ const struct kiln_step_kind kiln_step_pip = {
     .name = "pip",
     .wanted = wanted,
     .describe = describe,
+    .key = key,
     .run = run,
 };

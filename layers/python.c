@@ -35,6 +35,30 @@ static char *describe(const struct kiln_spec *s)
         return kiln_xasprintf("%s -m venv --system-site-packages %s", py, KILN_VENV);
 }
 
+/* Names reach the script through the environment, never through shell
+ * text. */
+static const char script[] =
+    "set -e\n"
+    "if ! command -v \"$KILN_PY\" >/dev/null 2>&1; then\n"
+    "  if [ -z \"$KILN_PY_VERSION\" ]; then\n"
+    "    echo \"kiln: the base image has no $KILN_PY (python_exec)\" >&2\n"
+    "    exit 127\n"
+    "  fi\n"
+    "  command -v apt-get >/dev/null 2>&1 || exit 3\n"
+    "  apt-get update -qq\n"
+    "  cand=$(apt-cache policy \"python$KILN_PY_VERSION\" 2>/dev/null |"
+    " sed -n 's/^ *Candidate: //p')\n"
+    "  case \"$cand\" in ''|'(none)') exit 3;; esac\n"
+    "  echo \"kiln: the base image has no $KILN_PY; installing python$KILN_PY_VERSION"
+    " $cand from its distribution\"\n"
+    "  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
+    " \"python$KILN_PY_VERSION\" \"python$KILN_PY_VERSION-venv\"\n"
+    "fi\n"
+    "if \"$KILN_PY\" -c 'import pip' >/dev/null 2>&1; then\n"
+    "  \"$KILN_PY\" -m venv --system-site-packages --without-pip " KILN_VENV "\n"
+    "else\n"
+    "  \"$KILN_PY\" -m venv --system-site-packages " KILN_VENV "\n"
+    "fi\n";
 /* The script's exit status when neither the base nor its distribution has
  * the python asked for. */
 #define NO_DISTRO_PYTHON 3
@@ -58,42 +82,34 @@ static int needs_conda(const struct kiln_spec *s, const char *why, struct kiln_e
                             why);
 }
 
+static char *version_env(const struct kiln_spec *s)
+{
+        return kiln_xasprintf("KILN_PY_VERSION=%s",
+                              s->python_exec || !s->python_version ? "" : s->python_version);
+}
+
+static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
+{
+        (void)err;
+        _cleanup_free_ char *py = kiln_python_interpreter(s);
+        _cleanup_free_ char *ver = version_env(s);
+        kiln_buf_printf(b, "KILN_PY=%s\n%s\nconda %d\n%s", py, ver,
+                        s->conda_packages || s->conda_channels, script);
+        return 0;
+}
+
 static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         const struct kiln_spec *s = kiln_step_spec(ctx);
         if (s->conda_packages || s->conda_channels)
                 return needs_conda(s, "conda_packages/conda_channels are set", err);
         _cleanup_free_ char *py = kiln_python_interpreter(s);
-        /* Names reach the script through the environment, never through
-         * shell text. */
-        static const char script[] =
-            "set -e\n"
-            "if ! command -v \"$KILN_PY\" >/dev/null 2>&1; then\n"
-            "  if [ -z \"$KILN_PY_VERSION\" ]; then\n"
-            "    echo \"kiln: the base image has no $KILN_PY (python_exec)\" >&2\n"
-            "    exit 127\n"
-            "  fi\n"
-            "  command -v apt-get >/dev/null 2>&1 || exit 3\n"
-            "  apt-get update -qq\n"
-            "  cand=$(apt-cache policy \"python$KILN_PY_VERSION\" 2>/dev/null |"
-            " sed -n 's/^ *Candidate: //p')\n"
-            "  case \"$cand\" in ''|'(none)') exit 3;; esac\n"
-            "  echo \"kiln: the base image has no $KILN_PY; installing python$KILN_PY_VERSION"
-            " $cand from its distribution\"\n"
-            "  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
-            " \"python$KILN_PY_VERSION\" \"python$KILN_PY_VERSION-venv\"\n"
-            "fi\n"
-            "if \"$KILN_PY\" -c 'import pip' >/dev/null 2>&1; then\n"
-            "  \"$KILN_PY\" -m venv --system-site-packages --without-pip " KILN_VENV "\n"
-            "else\n"
-            "  \"$KILN_PY\" -m venv --system-site-packages " KILN_VENV "\n"
-            "fi\n";
         char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
         _cleanup_free_ char *pyenv = kiln_xasprintf("KILN_PY=%s", py);
-        _cleanup_free_ char *verenv = kiln_xasprintf(
-            "KILN_PY_VERSION=%s", s->python_exec || !s->python_version ? "" : s->python_version);
+        _cleanup_free_ char *verenv = version_env(s);
         char *env[] = {pyenv, verenv, NULL};
-        _cleanup_free_ char *created_by = describe(s);
+        _cleanup_free_ char *desc = describe(s);
+        _cleanup_free_ char *created_by = kiln_xasprintf("RUN %s", desc);
         /* apt's caches are there in case the distribution must supply the
          * python; they stay out of the layer either way */
         struct kiln_apt_cache apt;
@@ -109,8 +125,13 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                                    s->python_version, s->python_version);
                 return needs_conda(s, why, err);
         }
-        if (rc < 0)
-                return -1;
+        return rc;
+}
+
+/* The venv's bin first on PATH, as flytekit's builder puts its env's. */
+static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
+{
+        (void)err;
         struct kiln_image *img = kiln_step_image(ctx);
         const char *path = kiln_image_get_env(img, "PATH");
         _cleanup_free_ char *newpath = kiln_xasprintf(
@@ -126,5 +147,7 @@ const struct kiln_step_kind kiln_step_python = {
     .name = "python",
     .wanted = wanted,
     .describe = describe,
+    .key = key,
     .run = run,
+    .config = config,
 };

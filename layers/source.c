@@ -22,42 +22,77 @@ static char *describe(const struct kiln_spec *s)
         return kiln_xasprintf("%s -> /root/ (minus .gitignore, .dockerignore)", s->source_root);
 }
 
-static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
+struct source_plan {
+        struct kiln_copy_entry *e;
+        char **srcs, **dests;
+        size_t n;
+};
+
+static void plan_release(struct source_plan *p)
 {
-        const struct kiln_spec *s = kiln_step_spec(ctx);
+        kiln_strv_free(p->srcs);
+        kiln_strv_free(p->dests);
+        free(p->e);
+        memset(p, 0, sizeof(*p));
+}
+
+/* One entry a file, from its real path: a symlink to a file is copied as
+ * the file. */
+static int plan_make(const struct kiln_spec *s, struct source_plan *p, struct kiln_err **err)
+{
+        memset(p, 0, sizeof(*p));
         _cleanup_free_ char *root = NULL;
         _cleanup_strv_ char **files = NULL;
         if (kiln_spec_source_files(s, &root, &files, err) < 0)
                 return -1;
+        p->n = kiln_strv_len(files);
+        p->e = kiln_xcalloc(p->n ? p->n : 1, sizeof(*p->e));
+        p->srcs = kiln_xcalloc(p->n + 1, sizeof(char *));
+        p->dests = kiln_xcalloc(p->n + 1, sizeof(char *));
+        for (size_t i = 0; i < p->n; i++) {
+                _cleanup_free_ char *path = kiln_xasprintf("%s/%s", root, files[i]);
+                p->srcs[i] = realpath(path, NULL);
+                if (!p->srcs[i]) {
+                        kiln_err_sys(err, "source_root: %s", path);
+                        plan_release(p);
+                        return -1;
+                }
+                p->dests[i] = kiln_xasprintf("root/%s", files[i]);
+                p->e[i] = (struct kiln_copy_entry){.src = p->srcs[i], .dest = p->dests[i]};
+        }
+        return 0;
+}
+
+static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
+{
+        struct source_plan p;
+        if (plan_make(s, &p, err) < 0)
+                return -1;
+        char d[KILN_DIGEST_MAX];
+        int rc = kiln_layer_host_digest(p.e, p.n, d, err);
+        plan_release(&p);
+        if (rc < 0)
+                return kiln_err_prefix(err, "source_root");
+        kiln_buf_printf(b, "files %s\n", d);
+        return 0;
+}
+
+static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
+{
+        const struct kiln_spec *s = kiln_step_spec(ctx);
         uid_t uid = 0;
         gid_t gid = 0;
         bool found = false;
         if (kiln_step_lookup_user(ctx, SOURCE_OWNER, &uid, &gid, &found, err) < 0)
                 return -1;
-        size_t n = kiln_strv_len(files);
-        struct kiln_copy_entry *e = kiln_xcalloc(n ? n : 1, sizeof(*e));
-        char **srcs = kiln_xcalloc(n + 1, sizeof(char *));
-        char **dests = kiln_xcalloc(n + 1, sizeof(char *));
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *p = kiln_xasprintf("%s/%s", root, files[i]);
-                srcs[i] = realpath(p, NULL);
-                if (!srcs[i]) {
-                        kiln_err_sys(err, "source_root: %s", p);
-                        kiln_strv_free(srcs);
-                        kiln_strv_free(dests);
-                        free(e);
-                        return -1;
-                }
-                dests[i] = kiln_xasprintf("root/%s", files[i]);
-                e[i] = (struct kiln_copy_entry){.src = srcs[i], .dest = dests[i]};
-        }
-        kiln_info("source_root: %zu files", n);
+        struct source_plan p;
+        if (plan_make(s, &p, err) < 0)
+                return -1;
+        kiln_info("source_root: %zu files", p.n);
         _cleanup_free_ char *h = kiln_xasprintf("COPY --chown=%u:%u %s /root/", (unsigned)uid,
                                                 (unsigned)gid, s->source_root);
-        int rc = kiln_step_host_layer(ctx, e, n, uid, gid, h, err);
-        kiln_strv_free(srcs);
-        kiln_strv_free(dests);
-        free(e);
+        int rc = kiln_step_host_layer(ctx, p.e, p.n, uid, gid, h, err);
+        plan_release(&p);
         return rc;
 }
 
@@ -65,5 +100,6 @@ const struct kiln_step_kind kiln_step_source = {
     .name = "source",
     .wanted = wanted,
     .describe = describe,
+    .key = key,
     .run = run,
 };

@@ -384,13 +384,39 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         struct user_job job = {.days = (long)(t / 86400)};
         _cleanup_free_ char *desc = describe(kiln_step_spec(ctx));
         _cleanup_free_ char *created_by = kiln_xasprintf("RUN %s", desc);
-        return kiln_step_sandbox_fn(ctx, user_in_sandbox, &job, NULL, 0, created_by, err);
+        if (kiln_step_sandbox_fn(ctx, user_in_sandbox, &job, NULL, 0, created_by, err) < 0)
+                return -1;
+        /* Later steps own their files by the user's ids: recorded with the
+         * cached result, so a rebuild knows them without the rootfs. */
+        uid_t uid = 0;
+        gid_t gid = 0;
+        bool found = false;
+        if (kiln_step_lookup_user(ctx, FLYTEKIT_USER, &uid, &gid, &found, err) < 0)
+                return -1;
+        if (!found)
+                return kiln_err_set(err, KILN_ERR_BUILD, 0,
+                                    "the image has no %s user after the "
+                                    "user step",
+                                    FLYTEKIT_USER);
+        _cleanup_free_ char *ids = kiln_xasprintf("%u:%u", (unsigned)uid, (unsigned)gid);
+        kiln_step_set_fact(ctx, "user." FLYTEKIT_USER, ids);
+        return 0;
+}
+
+static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
+{
+        (void)err;
+        _cleanup_free_ char *d = describe(s);
+        /* the shell text stands for kiln's own useradd: bump on changes */
+        kiln_buf_printf(b, "%s\nkiln useradd 1\n", d);
+        return 0;
 }
 
 const struct kiln_step_kind kiln_step_user = {
     .name = "user",
     .wanted = wanted,
     .describe = describe,
+    .key = key,
     .run = run,
 };
 
@@ -402,7 +428,7 @@ static char *describe_config(const struct kiln_spec *s)
         return kiln_xstrdup("WORKDIR /root; USER " FLYTEKIT_USER);
 }
 
-static int run_config(struct kiln_step_ctx *ctx, struct kiln_err **err)
+static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         (void)err;
         struct kiln_image *img = kiln_step_image(ctx);
@@ -417,5 +443,5 @@ const struct kiln_step_kind kiln_step_user_config = {
     .name = "user-config",
     .wanted = wanted,
     .describe = describe_config,
-    .run = run_config,
+    .config = config,
 };

@@ -69,13 +69,23 @@ struct kiln_build_opts {
         /* Keep the image in the store only, with no push or output (a base
          * built for another spec). */
         bool local_only;
+        /* Run every step even when the cache has its result (results are
+         * still recorded). */
+        bool no_cache;
+        /* A registry repository that holds step results for every builder
+         * that uses it (NULL: $KILN_CACHE_REPO, unset: none). Looked up on
+         * a local miss; written after a step runs. Failing to write only
+         * warns. */
+        const char *cache_repo;
 };
 
 struct kiln_build_result {
         struct kiln_image_name name;
         struct kiln_descriptor manifest; /* the built image (unset on dry run) */
-        size_t n_new_layers;
-        bool skipped; /* the image existed: nothing was built */
+        size_t n_new_layers;             /* layers built by this run */
+        size_t n_cached_steps;           /* steps whose result came from the cache */
+        size_t n_remote_hits;            /* ... of them from the registry cache */
+        bool skipped;                    /* the image existed: nothing was built */
 };
 void kiln_build_result_release(struct kiln_build_result *r);
 
@@ -108,7 +118,17 @@ struct kiln_step_kind {
         bool (*wanted)(const struct kiln_spec *s);
         /* One line for --dry-run. Caller frees. */
         char *(*describe)(const struct kiln_spec *s);
+        /* Appends the step's canonical inputs to its cache key: everything
+         * that decides what its layer holds (the commands it runs, package
+         * lists, the content of files it reads), never a secret (index
+         * URLs go in without credentials). NULL: no inputs of its own. */
+        int (*key)(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err);
+        /* The layer part: at most one sandbox run or host-file layer. It is
+         * skipped when the cache has the step's result. NULL: none. */
         int (*run)(struct kiln_step_ctx *ctx, struct kiln_err **err);
+        /* Config changes (env, PATH, entrypoint, user ...), made after the
+         * layer part whether it ran or came from the cache. NULL: none. */
+        int (*config)(struct kiln_step_ctx *ctx, struct kiln_err **err);
 };
 
 const struct kiln_spec *kiln_step_spec(const struct kiln_step_ctx *ctx);
@@ -139,6 +159,11 @@ char *kiln_step_scratch_dir(struct kiln_step_ctx *ctx, const char *name, struct 
  * into a step with a kiln_bind: nothing of it reaches the layer. */
 char *kiln_step_cache_dir(struct kiln_step_ctx *ctx, const char *name, bool per_base,
                           struct kiln_err **err);
+/* Facts a step learns about the image as it builds it (name=value), kept
+ * with its cached result so later steps know them without the rootfs:
+ * "user.NAME" = "UID:GID" is what kiln_step_lookup_user answers from. */
+void kiln_step_set_fact(struct kiln_step_ctx *ctx, const char *name, const char *value);
+const char *kiln_step_get_fact(const struct kiln_step_ctx *ctx, const char *name);
 /* The spec's platform (what the image runs on). */
 const struct kiln_platform *kiln_step_platform(const struct kiln_step_ctx *ctx);
 /* Opens a regular file of the rootfs so far (path relative to /, resolved

@@ -87,4 +87,11 @@ int kiln_layer_from_host(const struct kiln_copy_entry *entries, size_t n, uid_t 
                          struct kiln_store *store, const struct kiln_layer_opts *opts,
                          struct kiln_layer_result *out, struct kiln_err **err);
 
+/* A digest of what kiln_layer_from_host would write for entries, owners
+ * and mtimes aside: every path, type, normalised mode, link target and
+ * file content. Equal digests mean equal layers (for the same owner and
+ * SOURCE_DATE_EPOCH); the build cache keys host-file steps by it. */
+int kiln_layer_host_digest(const struct kiln_copy_entry *entries, size_t n,
+                           char out[KILN_DIGEST_MAX], struct kiln_err **err);
+
 #endif

@@ -154,6 +154,7 @@ int kiln_push(struct kiln_registry *r, const struct kiln_ref *dest,
 struct kiln_pull_opts {
         struct kiln_platform platform; /* unset os: host platform */
         bool all_platforms;            /* keep the whole index */
+        bool manifest_only;            /* manifests and config only, no layers (to resolve) */
 };
 
 /* Pulls ref into the store: the manifest (and index), config and layers.

@@ -27,6 +27,8 @@ const char *kiln_store_root(const struct kiln_store *s);
 char *kiln_store_blob_path(const struct kiln_store *s, const char *digest);
 /* True when the blob is present (and, if size >= 0, has that size). */
 bool kiln_store_has(const struct kiln_store *s, const char *digest, int64_t size);
+/* Marks the blob used now: its mtime is its last use (prune). */
+void kiln_store_touch(const struct kiln_store *s, const char *digest);
 /* Opens a blob for reading. */
 int kiln_store_open_blob(const struct kiln_store *s, const char *digest, int *fd, uint64_t *size,
                          struct kiln_err **err);
@@ -56,5 +58,95 @@ int kiln_blob_writer_commit(struct kiln_blob_writer *w, char out[KILN_DIGEST_MAX
 void kiln_blob_writer_free(struct kiln_blob_writer *w);
 void kiln_blob_writer_freep(struct kiln_blob_writer **w);
 #define _cleanup_blob_writer_ _cleanup_(kiln_blob_writer_freep)
+
+/* ---------- step results ----------
+ *
+ * What a build step produced, kept under its cache key (64 hex digits,
+ * see build.h) in ROOT/steps/<key>.json, so an unchanged step is not run
+ * again. The layer blob itself lives in the blob store. */
+struct kiln_step_entry {
+        char key[65];
+        char *kind;
+        char *created_by;
+        bool has_layer; /* false: the step changed no file */
+        char digest[KILN_DIGEST_MAX];
+        char diff_id[KILN_DIGEST_MAX];
+        char *media_type;
+        int64_t size;
+        /* the blob file as last hashed: another inode, mtime or size means
+         * it must be hashed again before it is trusted */
+        uint64_t stamp_ino;
+        int64_t stamp_mtime_ns, stamp_size;
+        char **facts;      /* "name=value" the step recorded (e.g. a user's ids); may be NULL */
+        int64_t last_used; /* seconds since 1970 (the entry's mtime); set by get */
+};
+void kiln_step_entry_release(struct kiln_step_entry *e);
+/* The entry as JSON (what ROOT/steps/<key>.json and a registry cache hold;
+ * sorted keys, so equal entries give equal bytes); caller frees. */
+char *kiln_step_entry_dump(const struct kiln_step_entry *e);
+/* Parses text; false (and nothing to release) when it is not an entry. */
+bool kiln_step_entry_load(const char *key, const char *text, size_t len, struct kiln_step_entry *e);
+
+/* A missing or unreadable entry is *found = false, never an error. */
+int kiln_store_step_get(struct kiln_store *s, const char *key, struct kiln_step_entry *e,
+                        bool *found, struct kiln_err **err);
+/* Writes (replaces) the entry atomically. */
+int kiln_store_step_put(struct kiln_store *s, const struct kiln_step_entry *e,
+                        struct kiln_err **err);
+/* Marks the entry used now (prune keeps what was used last). */
+int kiln_store_step_touch(struct kiln_store *s, const char *key);
+int kiln_store_step_remove(struct kiln_store *s, const char *key, struct kiln_err **err);
+/* Every entry, in no particular order; caller releases each and frees. */
+int kiln_store_step_list(struct kiln_store *s, struct kiln_step_entry **out, size_t *n,
+                         struct kiln_err **err);
+/* An exclusive lock for building the step with this key: a second builder
+ * of the same step waits, then finds the first one's result. *fd is the
+ * lock; closing it releases. */
+int kiln_store_step_lock(struct kiln_store *s, const char *key, int *fd, struct kiln_err **err);
+
+/* The blob file's identity now (-1 when absent). */
+int kiln_store_stamp(const struct kiln_store *s, const char *digest, uint64_t *ino,
+                     int64_t *mtime_ns, int64_t *size);
+/* Hashes the blob: *ok when present and its content matches its name. */
+int kiln_store_verify_blob(struct kiln_store *s, const char *digest, bool *ok,
+                           struct kiln_err **err);
+int kiln_store_remove_blob(struct kiln_store *s, const char *digest, struct kiln_err **err);
+
+/* ---------- maintenance ---------- */
+
+/* Waits until no other process has the store open, then holds it alone
+ * (builds and pulls wait meanwhile). */
+int kiln_store_lock_exclusive(struct kiln_store *s, struct kiln_err **err);
+
+struct kiln_cache_usage {
+        uint64_t n_blobs, blob_bytes;
+        uint64_t n_snapshots, snapshot_bytes; /* unpacked base images */
+        uint64_t installer_bytes;             /* apt lists and .debs, pip's cache */
+        uint64_t n_steps;
+};
+int kiln_store_usage(struct kiln_store *s, struct kiln_cache_usage *u, struct kiln_err **err);
+
+struct kiln_prune_opts {
+        int64_t keep_bytes;   /* <0: no bound; else drop least recently used first */
+        int64_t older_than_s; /* <0: no bound; else drop what was not used for this long */
+};
+struct kiln_prune_report {
+        uint64_t removed_bytes, removed_blobs, removed_dirs, removed_steps;
+        uint64_t kept_bytes;
+};
+/* Blobs, snapshots and installer caches go least recently used first (a
+ * layer's use is its step entries' use); entries whose layer went go with
+ * it. Unfinished builds and downloads older than a day are removed too. */
+int kiln_store_prune(struct kiln_store *s, const struct kiln_prune_opts *o,
+                     struct kiln_prune_report *r, struct kiln_err **err);
+
+struct kiln_verify_report {
+        uint64_t blobs, bytes;
+        char **bad;             /* digests that did not match their content (removed) */
+        uint64_t dropped_steps; /* entries whose layer was bad or missing (removed) */
+};
+/* Hashes every blob; removes the bad ones and the entries that used them. */
+int kiln_store_verify(struct kiln_store *s, struct kiln_verify_report *r, struct kiln_err **err);
+void kiln_verify_report_release(struct kiln_verify_report *r);
 
 #endif

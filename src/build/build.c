@@ -5,7 +5,7 @@
  * earlier host-file steps, and the base snapshot (unpacked once per base and
  * cached). Everything is prepared lazily: a copy-only spec never unpacks
  * the base, never needs a sandbox, and so never needs emulation. */
-#include "kiln/build.h"
+#include "build-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -66,6 +66,18 @@ struct kiln_step_ctx {
         /* host-file layers not yet unpacked for the rootfs */
         struct pending_layer *pending;
         size_t n_pending;
+        /* the step cache: the running step's key, and what it produced */
+        char key[65];
+        struct kiln_step_entry out;
+        size_t n_cached;
+        char **facts; /* "name=value" recorded by steps so far, latest last */
+        size_t n_facts;
+        struct kiln_remote_cache *remote; /* --cache-repo, or NULL */
+        const char *mount_from;           /* the base's repository on the cache's registry */
+        size_t n_remote_hits;
+        /* after the first failure the registry cache is left alone for the
+         * rest of the build: one warning, not one per step */
+        bool remote_read_failed, remote_write_failed;
 };
 
 const struct kiln_spec *kiln_step_spec(const struct kiln_step_ctx *ctx)
@@ -87,6 +99,11 @@ void kiln_build_result_release(struct kiln_build_result *r)
 
 static void ctx_release(struct kiln_step_ctx *c)
 {
+        kiln_remote_cache_free(c->remote);
+        kiln_step_entry_release(&c->out);
+        for (size_t i = 0; i < c->n_facts; i++)
+                free(c->facts[i]);
+        free(c->facts);
         kiln_image_release(&c->img);
         kiln_platform_release(&c->platform);
         for (size_t i = 0; i < c->n_base; i++)
@@ -221,6 +238,54 @@ static int check_can_run(const struct kiln_step_ctx *c, struct kiln_err **err)
                             want, have, path);
 }
 
+/* A layer later sandboxed steps see by unpacking it from the store. */
+static void add_pending(struct kiln_step_ctx *c, const char *digest, const char *media_type,
+                        const char *diff_id)
+{
+        c->pending = kiln_xrealloc(c->pending, (c->n_pending + 1) * sizeof(*c->pending));
+        c->pending[c->n_pending++] = (struct pending_layer){
+            .digest = kiln_xstrdup(digest),
+            .media_type = kiln_xstrdup(media_type),
+            .diff_id = kiln_xstrdup(diff_id),
+        };
+}
+
+/* What the running step produced, for its cache entry. */
+static void record_result(struct kiln_step_ctx *c, const struct kiln_layer_result *res,
+                          const char *created_by)
+{
+        free(c->out.created_by);
+        c->out.created_by = kiln_xstrdup(created_by);
+        c->out.has_layer = !res->empty;
+        if (res->empty)
+                return;
+        snprintf(c->out.digest, sizeof(c->out.digest), "%s", res->digest);
+        snprintf(c->out.diff_id, sizeof(c->out.diff_id), "%s", res->diff_id);
+        free(c->out.media_type);
+        c->out.media_type = kiln_xstrdup(res->media_type);
+        c->out.size = res->size;
+}
+
+void kiln_step_set_fact(struct kiln_step_ctx *c, const char *name, const char *value)
+{
+        char *f = kiln_xasprintf("%s=%s", name, value);
+        c->facts = kiln_xrealloc(c->facts, (c->n_facts + 1) * sizeof(char *));
+        c->facts[c->n_facts++] = kiln_xstrdup(f);
+        size_t n = kiln_strv_len(c->out.facts);
+        c->out.facts = kiln_xrealloc(c->out.facts, (n + 2) * sizeof(char *));
+        c->out.facts[n] = f;
+        c->out.facts[n + 1] = NULL;
+}
+
+const char *kiln_step_get_fact(const struct kiln_step_ctx *c, const char *name)
+{
+        size_t nl = strlen(name);
+        for (size_t i = c->n_facts; i-- > 0;)
+                if (!strncmp(c->facts[i], name, nl) && c->facts[i][nl] == '=')
+                        return c->facts[i] + nl + 1;
+        return NULL;
+}
+
 /* What runs in a sandboxed step: a program of the image, or a function of
  * kiln's own. */
 struct sandbox_job {
@@ -303,6 +368,7 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
         struct kiln_layer_result res = {0};
         if (kiln_layer_from_upper(upperfd, label, c->store, &c->lopts, &res, err) < 0)
                 return kiln_err_prefix(err, "%s: write layer", label);
+        record_result(c, &res, created_by);
         if (res.empty) {
                 kiln_info("%s changed nothing: no layer", label);
                 kiln_image_add_history(&c->img, created_by);
@@ -338,18 +404,14 @@ int kiln_step_host_layer(struct kiln_step_ctx *c, const struct kiln_copy_entry *
                 _cleanup_free_ char *label = step_label(c);
                 return kiln_err_prefix(err, "%s", label);
         }
+        record_result(c, &res, created_by);
         if (res.empty) {
                 kiln_image_add_history(&c->img, created_by);
                 return 0;
         }
         kiln_image_add_layer(&c->img, &res, created_by);
         c->n_new_layers++;
-        c->pending = kiln_xrealloc(c->pending, (c->n_pending + 1) * sizeof(*c->pending));
-        c->pending[c->n_pending++] = (struct pending_layer){
-            .digest = kiln_xstrdup(res.digest),
-            .media_type = kiln_xstrdup(res.media_type),
-            .diff_id = kiln_xstrdup(res.diff_id),
-        };
+        add_pending(c, res.digest, res.media_type, res.diff_id);
         return 0;
 }
 
@@ -437,6 +499,16 @@ int kiln_step_lookup_user(struct kiln_step_ctx *c, const char *name, uid_t *uid,
                           bool *found, struct kiln_err **err)
 {
         *found = false;
+        /* a step that made the user said so: no rootfs needed to know */
+        _cleanup_free_ char *fact = kiln_xasprintf("user.%s", name);
+        const char *ids = kiln_step_get_fact(c, fact);
+        unsigned u = 0, g = 0;
+        if (ids && sscanf(ids, "%u:%u", &u, &g) == 2) {
+                *uid = (uid_t)u;
+                *gid = (gid_t)g;
+                *found = true;
+                return 0;
+        }
         _cleanup_close_ int fd = -1;
         if (kiln_step_rootfs_open(c, "etc/passwd", &fd, err) < 0)
                 return -1;
@@ -485,6 +557,298 @@ static int capture_base(struct kiln_step_ctx *c, struct kiln_err **err)
         return 0;
 }
 
+/* ---------- the step cache ----------
+ *
+ * A step's key is a digest of its parent's key, its kind and its canonical
+ * inputs (kind->key); the chain starts from the base image's manifest
+ * digest and what shapes every layer (platform, owners kept or not,
+ * compression, SOURCE_DATE_EPOCH). A key found in the store means the step
+ * already ran with the same meaning: its layer is reused and nothing runs.
+ * Bump CACHE_SCHEMA when a change to kiln changes what a step produces
+ * without changing its key inputs. */
+
+#define CACHE_SCHEMA "kiln step cache 1"
+
+static void hex_of(const char *text, size_t len, char out[65])
+{
+        char d[KILN_DIGEST_MAX];
+        kiln_sha256_digest(text, len, d);
+        snprintf(out, 65, "%s", kiln_digest_hex(d));
+}
+
+static void base_key(const struct kiln_platform *platform, enum kiln_idmap idmap,
+                     const struct kiln_layer_opts *lo, const char *base_digest, char out[65])
+{
+        _cleanup_free_ char *plat = kiln_platform_string(platform);
+        _cleanup_buf_ struct kiln_buf b = {0};
+        kiln_buf_printf(&b,
+                        CACHE_SCHEMA "\nbase %s\nplatform %s\nowners %s\ncompression %d/%d\n"
+                                     "epoch %lld\n",
+                        base_digest, plat, idmap == KILN_IDMAP_SINGLE ? "root" : "kept",
+                        (int)lo->compression, lo->level, (long long)lo->source_date_epoch);
+        hex_of(b.data, b.len, out);
+}
+
+static int step_key(const struct kiln_step_kind *k, const struct kiln_spec *s, char key[65],
+                    struct kiln_err **err)
+{
+        _cleanup_buf_ struct kiln_buf b = {0};
+        kiln_buf_printf(&b, "%s\n%s\n", key, k->name);
+        if (k->key && k->key(s, &b, err) < 0)
+                return kiln_err_prefix(err, "cache key of the %s step", k->name);
+        hex_of(b.data, b.len, key);
+        return 0;
+}
+
+/* A cached layer is trusted while its blob file is the one last hashed;
+ * otherwise it is hashed again, and a corrupt one is dropped (with its
+ * entry) so the step runs again. */
+static int cached_layer_ok(struct kiln_step_ctx *c, struct kiln_step_entry *e, bool *ok,
+                           struct kiln_err **err)
+{
+        uint64_t ino = 0;
+        int64_t mt = 0, size = 0;
+        *ok = false;
+        if (kiln_store_stamp(c->store, e->digest, &ino, &mt, &size) < 0)
+                return 0;
+        if (ino == e->stamp_ino && mt == e->stamp_mtime_ns && size == e->stamp_size &&
+            size == e->size) {
+                *ok = true;
+                return 0;
+        }
+        if (kiln_store_verify_blob(c->store, e->digest, ok, err) < 0)
+                return -1;
+        if (*ok && size == e->size) {
+                e->stamp_ino = ino;
+                e->stamp_mtime_ns = mt;
+                e->stamp_size = size;
+                _cleanup_err_ struct kiln_err *perr = NULL;
+                kiln_store_step_put(c->store, e, &perr);
+                return 0;
+        }
+        *ok = false;
+        kiln_warn("the cached layer %s of the %s step is corrupt: removed, the step runs again",
+                  e->digest, c->kind->name);
+        if (kiln_store_remove_blob(c->store, e->digest, err) < 0 ||
+            kiln_store_step_remove(c->store, e->key, err) < 0)
+                return -1;
+        return 0;
+}
+
+static int cache_lookup(struct kiln_step_ctx *c, struct kiln_step_entry *e, bool *hit,
+                        struct kiln_err **err)
+{
+        *hit = false;
+        bool found = false;
+        if (kiln_store_step_get(c->store, c->key, e, &found, err) < 0)
+                return -1;
+        if (!found)
+                return 0;
+        bool ok = !e->has_layer;
+        if (e->has_layer && cached_layer_ok(c, e, &ok, err) < 0) {
+                kiln_step_entry_release(e);
+                return -1;
+        }
+        if (!ok) {
+                kiln_step_entry_release(e);
+                return 0;
+        }
+        *hit = true;
+        kiln_store_step_touch(c->store, c->key);
+        return 0;
+}
+
+static void apply_entry(struct kiln_step_ctx *c, const struct kiln_step_entry *e)
+{
+        if (e->has_layer) {
+                struct kiln_layer_result res = {.size = e->size, .media_type = e->media_type};
+                snprintf(res.digest, sizeof(res.digest), "%s", e->digest);
+                snprintf(res.diff_id, sizeof(res.diff_id), "%s", e->diff_id);
+                kiln_image_add_layer(&c->img, &res, e->created_by);
+                add_pending(c, e->digest, e->media_type, e->diff_id);
+                kiln_store_touch(c->store, e->digest);
+        } else if (e->created_by && *e->created_by) {
+                kiln_image_add_history(&c->img, e->created_by);
+        }
+        for (size_t i = 0; e->facts && e->facts[i]; i++) {
+                c->facts = kiln_xrealloc(c->facts, (c->n_facts + 1) * sizeof(char *));
+                c->facts[c->n_facts++] = kiln_xstrdup(e->facts[i]);
+        }
+}
+
+/* A local miss asks the registry cache; what it has becomes a local entry.
+ * A cache that cannot be reached costs this build time, never its result:
+ * it warns, and the step runs. */
+static bool remote_lookup(struct kiln_step_ctx *c, struct kiln_step_entry *e, bool *hit)
+{
+        *hit = false;
+        bool found = false;
+        _cleanup_err_ struct kiln_err *rerr = NULL;
+        if (c->remote_read_failed)
+                return true;
+        if (kiln_remote_cache_get(c->remote, c->store, c->key, e, &found, &rerr) < 0) {
+                kiln_warn("%s; building without it", rerr->msg);
+                c->remote_read_failed = true;
+                c->remote_write_failed = true;
+                return true;
+        }
+        if (!found)
+                return true;
+        snprintf(e->key, sizeof(e->key), "%s", c->key);
+        if (e->has_layer)
+                kiln_store_stamp(c->store, e->digest, &e->stamp_ino, &e->stamp_mtime_ns,
+                                 &e->stamp_size);
+        _cleanup_err_ struct kiln_err *perr = NULL;
+        kiln_store_step_put(c->store, e, &perr);
+        c->n_remote_hits++;
+        *hit = true;
+        return true;
+}
+
+/* The layer part of a step: from the cache, or run (one builder at a time
+ * per key, so concurrent builds of one spec share the first one's result)
+ * and recorded. A cache that cannot be written costs the next build time,
+ * never this build. */
+static int layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc,
+                      struct kiln_err **err)
+{
+        struct kiln_step_entry e;
+        bool hit = false;
+        if (use_cache && cache_lookup(c, &e, &hit, err) < 0)
+                return -1;
+        _cleanup_close_ int lock = -1;
+        if (!hit) {
+                if (kiln_store_step_lock(c->store, c->key, &lock, err) < 0)
+                        return -1;
+                if (use_cache && cache_lookup(c, &e, &hit, err) < 0)
+                        return -1;
+        }
+        const char *from = "";
+        if (!hit && use_cache && c->remote && remote_lookup(c, &e, &hit) && hit)
+                from = kiln_remote_cache_name(c->remote);
+        if (hit) {
+                kiln_info("step %zu: %s: %s (cached%s%s)", c->step_no, c->kind->name, desc,
+                          *from ? " in " : "", from);
+                apply_entry(c, &e);
+                kiln_step_entry_release(&e);
+                c->n_cached++;
+                return 0;
+        }
+        kiln_info("step %zu: %s: %s", c->step_no, c->kind->name, desc);
+        kiln_step_entry_release(&c->out);
+        snprintf(c->out.key, sizeof(c->out.key), "%s", c->key);
+        c->out.kind = kiln_xstrdup(c->kind->name);
+        if (c->kind->run(c, err) < 0)
+                return -1;
+        if (c->out.has_layer)
+                kiln_store_stamp(c->store, c->out.digest, &c->out.stamp_ino, &c->out.stamp_mtime_ns,
+                                 &c->out.stamp_size);
+        _cleanup_err_ struct kiln_err *perr = NULL;
+        if (kiln_store_step_put(c->store, &c->out, &perr) < 0)
+                kiln_warn("the %s step's result was not cached: %s", c->kind->name, perr->msg);
+        _cleanup_err_ struct kiln_err *rerr = NULL;
+        if (c->remote && !c->remote_write_failed &&
+            kiln_remote_cache_put(c->remote, c->store, &c->out, c->mount_from, &rerr) < 0) {
+                kiln_warn("the %s step's result was not stored in the cache (nor will later "
+                          "ones be): %s",
+                          c->kind->name, rerr->msg);
+                c->remote_write_failed = true;
+        }
+        return 0;
+}
+
+/* The manifest and every blob it names are in the store (prune may have
+ * taken some). */
+static bool image_complete(struct kiln_store *store, const char *digest)
+{
+        _cleanup_buf_ struct kiln_buf b = {0};
+        _cleanup_err_ struct kiln_err *e = NULL;
+        if (kiln_store_read(store, digest, KILN_MANIFEST_MAX, &b, &e) < 0)
+                return false;
+        struct kiln_manifest m = {0};
+        if (kiln_manifest_parse(b.data, b.len, NULL, &m, &e) < 0)
+                return false;
+        bool ok = !m.is_index && kiln_store_has(store, m.config.digest, m.config.size);
+        for (size_t i = 0; ok && i < m.n_layers; i++)
+                ok = kiln_store_has(store, m.layers[i].digest, m.layers[i].size);
+        kiln_manifest_release(&m);
+        return ok;
+}
+
+/* The assembled image is cached too, under the last step's key and the
+ * id: when every step hit, a rebuild gives the very same manifest (and its
+ * push moves nothing), as a layer cache hit does in other builders. */
+static int image_from_cache(struct kiln_step_ctx *c, const char *key, const char *id,
+                            struct kiln_descriptor *out, bool *hit, struct kiln_err **err)
+{
+        *hit = false;
+        struct kiln_step_entry e;
+        bool found = false;
+        if (kiln_store_step_get(c->store, key, &e, &found, err) < 0)
+                return -1;
+        if (!found)
+                return 0;
+        const char *digest = NULL, *mt = NULL, *size = NULL, *eid = NULL;
+        for (size_t i = 0; e.facts && e.facts[i]; i++) {
+                const char *f = e.facts[i];
+                if (kiln_str_has_prefix(f, "manifest="))
+                        digest = f + 9;
+                else if (kiln_str_has_prefix(f, "mediaType="))
+                        mt = f + 10;
+                else if (kiln_str_has_prefix(f, "size="))
+                        size = f + 5;
+                else if (kiln_str_has_prefix(f, "id="))
+                        eid = f + 3;
+        }
+        if (digest && mt && size && eid && !strcmp(eid, id) &&
+            kiln_digest_validate(digest, NULL) == 0 && image_complete(c->store, digest)) {
+                out->digest = kiln_xstrdup(digest);
+                out->media_type = kiln_xstrdup(mt);
+                out->size = strtoll(size, NULL, 10);
+                *hit = true;
+                kiln_store_step_touch(c->store, key);
+        }
+        kiln_step_entry_release(&e);
+        return 0;
+}
+
+static void image_to_cache(struct kiln_step_ctx *c, const char *key, const char *id,
+                           const struct kiln_descriptor *m)
+{
+        struct kiln_step_entry e = {0};
+        snprintf(e.key, sizeof(e.key), "%s", key);
+        e.kind = kiln_xstrdup("image");
+        e.created_by = kiln_xstrdup("");
+        e.facts = kiln_xcalloc(5, sizeof(char *));
+        e.facts[0] = kiln_xasprintf("manifest=%s", m->digest);
+        e.facts[1] = kiln_xasprintf("mediaType=%s", m->media_type);
+        e.facts[2] = kiln_xasprintf("size=%lld", (long long)m->size);
+        e.facts[3] = kiln_xasprintf("id=%s", id);
+        _cleanup_err_ struct kiln_err *perr = NULL;
+        kiln_store_step_put(c->store, &e, &perr);
+        kiln_step_entry_release(&e);
+}
+
+static void image_from_remote(struct kiln_step_ctx *c, const char *key, const char *id,
+                              struct kiln_descriptor *out, bool *hit)
+{
+        *hit = false;
+        struct kiln_descriptor d = {0};
+        bool found = false;
+        _cleanup_err_ struct kiln_err *rerr = NULL;
+        if (kiln_remote_cache_get_image(c->remote, c->store, key, &d, &found, &rerr) < 0) {
+                kiln_warn("%s; the image is assembled here", rerr->msg);
+                return;
+        }
+        if (found && image_complete(c->store, d.digest)) {
+                *out = d;
+                *hit = true;
+                image_to_cache(c, key, id, out);
+                return;
+        }
+        kiln_descriptor_release(&d);
+}
+
 /* ---------- plan, run, output ---------- */
 
 int kiln_build_exists(const struct kiln_spec *spec, const struct kiln_image_name *name,
@@ -514,19 +878,82 @@ static bool force_from_env(void)
         return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
 }
 
-static void print_plan(const struct kiln_spec *spec, const char *base,
-                       const struct kiln_image_name *name)
+/* The base's manifest digest without its layers, for the dry run's keys. */
+static int resolve_base(const struct kiln_build_opts *o, const char *base,
+                        const struct kiln_platform *platform, struct kiln_store *store,
+                        char digest[KILN_DIGEST_MAX], struct kiln_err **err)
+{
+        struct kiln_ref ref = {0};
+        if (kiln_ref_parse(base, &ref, err) < 0)
+                return kiln_err_prefix(err, "base_image");
+        _cleanup_registry_ struct kiln_registry *reg = NULL;
+        struct kiln_descriptor top = {0};
+        struct kiln_pull_opts po = {.manifest_only = true};
+        kiln_platform_copy(&po.platform, platform);
+        int rc = kiln_registry_new(ref.domain, &o->reg, &reg, err);
+        if (rc == 0)
+                rc = kiln_pull(reg, &ref, &po, store, NULL, &top, err);
+        if (rc == 0)
+                snprintf(digest, KILN_DIGEST_MAX, "%s", top.digest);
+        kiln_descriptor_release(&top);
+        kiln_platform_release(&po.platform);
+        kiln_ref_release(&ref);
+        return rc;
+}
+
+/* --dry-run: the steps, and for each with a layer whether the cache has
+ * its result ("cached") or it will run; config-only steps cost nothing. */
+static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts *o,
+                      const char *base, const struct kiln_image_name *name, struct kiln_err **err)
 {
         printf("image: %s\n", name->full);
         printf("base:  %s\n", base);
+        char key[65] = "";
+        _cleanup_store_ struct kiln_store *store = NULL;
+        struct kiln_platform platform = {0};
+        enum kiln_idmap idmap = KILN_IDMAP_HOST;
+        struct kiln_layer_opts lo;
+        char digest[KILN_DIGEST_MAX];
+        _cleanup_err_ struct kiln_err *why = NULL;
+        if (spec->base_spec)
+                kiln_err_set(&why, KILN_ERR_BUILD, 0, "the base spec is not built yet");
+        else if (kiln_platform_parse(spec->platforms ? spec->platforms[0]
+                                                     : KILN_SPEC_DEFAULT_PLATFORM,
+                                     &platform, &why) == 0 &&
+                 kiln_userns_enter(&idmap, &why) == 0 &&
+                 kiln_store_open(o->cache_dir, &store, &why) == 0 &&
+                 kiln_layer_opts_init(&lo, &why) == 0 &&
+                 resolve_base(o, base, &platform, store, digest, &why) == 0) {
+                lo.compression = o->compression;
+                base_key(&platform, idmap, &lo, digest, key);
+        }
+        kiln_platform_release(&platform);
+        if (why)
+                printf("cache: not checked (%s)\n", why->msg);
         size_t k = 1;
         for (size_t i = 0; i < sizeof(step_kinds) / sizeof(step_kinds[0]); i++) {
-                if (!step_kinds[i]->wanted(spec))
+                const struct kiln_step_kind *kind = step_kinds[i];
+                if (!kind->wanted(spec))
                         continue;
-                _cleanup_free_ char *d = step_kinds[i]->describe(spec);
-                printf("%zu. %s: %s\n", k++, step_kinds[i]->name, d);
+                _cleanup_free_ char *d = kind->describe(spec);
+                const char *state = "";
+                if (key[0] && step_key(kind, spec, key, err) < 0)
+                        return -1;
+                if (key[0] && kind->run) {
+                        struct kiln_step_entry e;
+                        bool found = false;
+                        if (kiln_store_step_get(store, key, &e, &found, err) < 0)
+                                return -1;
+                        bool usable =
+                            found && (!e.has_layer || kiln_store_has(store, e.digest, e.size));
+                        state = usable && !o->no_cache ? " [cached]" : " [runs]";
+                        if (found)
+                                kiln_step_entry_release(&e);
+                }
+                printf("%zu. %s: %s%s\n", k++, kind->name, d, state);
         }
         printf("%zu. config: _F_IMG_ID=%s\n", k, name->id);
+        return 0;
 }
 
 static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *o,
@@ -661,8 +1088,7 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                                 return kiln_err_prefix(err, "base_image");
                         printf("\n");
                 }
-                print_plan(spec, base, &res->name);
-                return 0;
+                return print_plan(spec, o, base, &res->name, err);
         }
         if (o->push && !spec->registry)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0,
@@ -729,23 +1155,58 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                 }
         }
         kiln_debug("user namespace: %s", kiln_idmap_name(c.idmap));
+        if (rc == 0)
+                base_key(&c.platform, c.idmap, &c.lopts, top.digest, c.key);
+        const char *cache_repo = o->cache_repo ? o->cache_repo : getenv("KILN_CACHE_REPO");
+        if (rc == 0 && cache_repo && *cache_repo) {
+                rc = kiln_remote_cache_open(cache_repo, &o->reg, &c.remote, err);
+                if (rc == 0 && base_ref.domain &&
+                    !strcmp(base_ref.domain, kiln_remote_cache_domain(c.remote)))
+                        c.mount_from = base_ref.path;
+        }
         for (size_t i = 0; rc == 0 && i < sizeof(step_kinds) / sizeof(step_kinds[0]); i++) {
                 if (!step_kinds[i]->wanted(spec))
                         continue;
                 c.kind = step_kinds[i];
                 c.step_no++;
                 _cleanup_free_ char *d = c.kind->describe(spec);
-                kiln_info("step %zu: %s: %s", c.step_no, c.kind->name, d);
-                rc = c.kind->run(&c, err);
+                rc = step_key(c.kind, spec, c.key, err);
+                if (rc == 0 && c.kind->run)
+                        rc = layer_part(&c, !o->no_cache, d, err);
+                else if (rc == 0)
+                        kiln_info("step %zu: %s: %s", c.step_no, c.kind->name, d);
+                if (rc == 0 && c.kind->config)
+                        rc = c.kind->config(&c, err);
         }
+        char image_key[65] = "";
+        bool image_hit = false;
         if (rc == 0) {
+                _cleanup_free_ char *k = kiln_xasprintf("%s\nimage\n%s\n", c.key, res->name.id);
+                hex_of(k, strlen(k), image_key);
+                if (c.n_new_layers == 0 && !o->no_cache)
+                        rc = image_from_cache(&c, image_key, res->name.id, &res->manifest,
+                                              &image_hit, err);
+                if (rc == 0 && !image_hit && c.n_new_layers == 0 && !o->no_cache && c.remote &&
+                    !c.remote_read_failed)
+                        image_from_remote(&c, image_key, res->name.id, &res->manifest, &image_hit);
+        }
+        if (rc == 0 && !image_hit) {
                 /* Last, so a changed id costs no layer. */
                 kiln_image_set_env(&c.img, "_F_IMG_ID", res->name.id);
                 _cleanup_free_ char *h = kiln_xasprintf("ENV _F_IMG_ID=%s", res->name.id);
                 kiln_image_add_history(&c.img, h);
                 rc = kiln_image_commit(&c.img, c.store, &res->manifest, err);
+                if (rc == 0)
+                        image_to_cache(&c, image_key, res->name.id, &res->manifest);
+                _cleanup_err_ struct kiln_err *rerr = NULL;
+                if (rc == 0 && c.remote && !c.remote_write_failed &&
+                    kiln_remote_cache_put_image(c.remote, c.store, image_key, &res->manifest,
+                                                c.mount_from, &rerr) < 0)
+                        kiln_warn("the image was not stored in the cache: %s", rerr->msg);
         }
         res->n_new_layers = c.n_new_layers;
+        res->n_cached_steps = c.n_cached;
+        res->n_remote_hits = c.n_remote_hits;
         if (rc == 0 && !o->local_only)
                 rc = write_outputs(&c, o, &base_ref, res, err);
         kiln_descriptor_release(&top);

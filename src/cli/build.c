@@ -20,7 +20,12 @@ static const char build_usage[] =
     "                            FLYTE_FORCE_PUSH_IMAGE_SPEC=true)\n"
     "  -o, --output DEST         also write to oci:DIR[:TAG], oci-archive:FILE[:TAG] or\n"
     "                            docker-archive:FILE[:REF] (repeatable)\n"
-    "  --dry-run                 print the steps and the image name; build nothing\n"
+    "  --dry-run                 print the steps, whether each is cached, and the image\n"
+    "                            name; build nothing\n"
+    "  --no-cache                run every step even when its result is cached\n"
+    "  --cache-repo REF          also keep step results in this registry repository and\n"
+    "                            look there on a local miss (default $KILN_CACHE_REPO):\n"
+    "                            builders that share the registry share results\n"
     "  --digest-file FILE        write the manifest digest to FILE\n"
     "  --compression gzip|zstd   for new layers (default gzip)\n" CLI_SPEC_HELP
     "Registry options:\n"
@@ -33,6 +38,8 @@ enum {
         OPT_DIGEST_FILE,
         OPT_COMPRESSION,
         OPT_FORCE,
+        OPT_NO_CACHE,
+        OPT_CACHE_REPO,
 };
 
 static int print_result(const struct cli_common *c, const struct kiln_build_result *r, bool dry_run,
@@ -55,6 +62,10 @@ static int print_result(const struct cli_common *c, const struct kiln_build_resu
                                                     json_string(r->manifest.media_type));
                         json_object_set_new(o, "newLayers",
                                             json_integer((json_int_t)r->n_new_layers));
+                        json_object_set_new(o, "cachedSteps",
+                                            json_integer((json_int_t)r->n_cached_steps));
+                        json_object_set_new(o, "remoteHits",
+                                            json_integer((json_int_t)r->n_remote_hits));
                 }
                 cli_print_json(o);
                 json_decref(o);
@@ -76,6 +87,8 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
             {"output", required_argument, NULL, 'o'},
             {"push", no_argument, NULL, OPT_PUSH},
             {"force", no_argument, NULL, OPT_FORCE},
+            {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+            {"cache-repo", required_argument, NULL, OPT_CACHE_REPO},
             {"dry-run", no_argument, NULL, OPT_DRY_RUN},
             {"digest-file", required_argument, NULL, OPT_DIGEST_FILE},
             {"compression", required_argument, NULL, OPT_COMPRESSION},
@@ -124,6 +137,12 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                         break;
                 case OPT_FORCE:
                         bo.force = true;
+                        break;
+                case OPT_NO_CACHE:
+                        bo.no_cache = true;
+                        break;
+                case OPT_CACHE_REPO:
+                        bo.cache_repo = optarg;
                         break;
                 case OPT_DRY_RUN:
                         bo.dry_run = true;

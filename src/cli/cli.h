@@ -96,6 +96,7 @@ int cmd_pull(int argc, char **argv, struct kiln_err **err);
 int cmd_inspect(int argc, char **argv, struct kiln_err **err);
 int cmd_build(int argc, char **argv, struct kiln_err **err);
 int cmd_name(int argc, char **argv, struct kiln_err **err);
+int cmd_cache(int argc, char **argv, struct kiln_err **err);
 
 /* Prints a JSON value to stdout, indented, with a final newline. */
 void cli_print_json(json_t *v);

@@ -8,8 +8,11 @@ static const char usage[] =
     "Usage: kiln COMMAND [OPTIONS] ...\n"
     "\n"
     "Commands:\n"
+    "  build SPEC.yaml       build a flytekit ImageSpec (push, or -o a layout/archive)\n"
+    "  name SPEC.yaml        the image name flytekit gives the spec\n"
     "  pull SOURCE -o DEST   copy an image from a registry to a layout or archive\n"
     "  inspect IMAGE         show an image's digest, platform, layers and config\n"
+    "  cache ls|prune|verify the local cache: cached build steps, sizes, upkeep\n"
     "  version               print the version\n"
     "  help [COMMAND]        this text, or a command's options\n"
     "\n"
@@ -42,10 +45,8 @@ static const struct {
         const char *name;
         int (*fn)(int argc, char **argv, struct kiln_err **err);
 } commands[] = {
-    {"build", cmd_build},
-    {"name", cmd_name},
-    {"pull", cmd_pull},
-    {"inspect", cmd_inspect},
+    {"build", cmd_build},     {"name", cmd_name},   {"pull", cmd_pull},
+    {"inspect", cmd_inspect}, {"cache", cmd_cache},
 };
 
 static int find_command(const char *name)

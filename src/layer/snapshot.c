@@ -64,6 +64,7 @@ int kiln_snapshot_get(struct kiln_store *store, const struct kiln_descriptor *la
             kiln_xasprintf("%s/%s", base, n ? kiln_digest_hex(chain) : "empty");
         struct stat st;
         if (stat(final, &st) == 0 && S_ISDIR(st.st_mode)) {
+                utimensat(AT_FDCWD, final, NULL, 0); /* last use, for prune */
                 *path = steal_pointer(&final);
                 return 0;
         }

@@ -861,6 +861,65 @@ static int host_write(struct tw *w, const struct hent *h, uid_t uid, gid_t gid, 
         return tw_write(w, e, fd, h->size, h->src, err);
 }
 
+/* The entries a host-file layer holds, sorted, duplicates resolved. */
+static int host_collect(const struct kiln_copy_entry *entries, size_t n, struct hlist *l,
+                        struct kiln_err **err)
+{
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *dest = NULL;
+                if (check_dest(entries[i].dest, &dest, err) < 0)
+                        return -1;
+                host_add_parents(l, dest);
+                if (host_add(l, entries[i].src, dest, err) < 0)
+                        return -1;
+        }
+        return host_sort(l, err);
+}
+
+int kiln_layer_host_digest(const struct kiln_copy_entry *entries, size_t n,
+                           char out[KILN_DIGEST_MAX], struct kiln_err **err)
+{
+        struct hlist l = {0};
+        _cleanup_sha256_ struct kiln_sha256 *h = kiln_sha256_new();
+        int rc = host_collect(entries, n, &l, err);
+        for (size_t i = 0; i < l.n && rc == 0; i++) {
+                const struct hent *e = &l.v[i];
+                /* path, "type perm size", link: each NUL-terminated */
+                char meta[64];
+                int ml = snprintf(meta, sizeof(meta), "%o %o %" PRIu64, (unsigned)e->type,
+                                  (unsigned)e->perm, e->type == S_IFREG ? e->size : 0);
+                kiln_sha256_update(h, e->path, strlen(e->path) + 1);
+                kiln_sha256_update(h, meta, (size_t)ml + 1);
+                kiln_sha256_update(h, e->link ? e->link : "", e->link ? strlen(e->link) + 1 : 1);
+                if (e->type != S_IFREG)
+                        continue;
+                _cleanup_close_ int fd = open(e->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0) {
+                        rc = kiln_err_sys(err, "open %s", e->src);
+                        break;
+                }
+                char buf[COPY_SIZE < 65536 ? COPY_SIZE : 65536];
+                uint64_t left = e->size;
+                while (left > 0) {
+                        ssize_t r = read(fd, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
+                        if (r < 0 && errno == EINTR)
+                                continue;
+                        if (r <= 0) {
+                                rc = r < 0 ? kiln_err_sys(err, "read %s", e->src)
+                                           : kiln_err_set(err, KILN_ERR_BUILD, 0,
+                                                          "%s changed while being read", e->src);
+                                break;
+                        }
+                        kiln_sha256_update(h, buf, (size_t)r);
+                        left -= (uint64_t)r;
+                }
+        }
+        if (rc == 0)
+                kiln_sha256_final(h, out);
+        hlist_release(&l);
+        return rc;
+}
+
 int kiln_layer_from_host(const struct kiln_copy_entry *entries, size_t n, uid_t uid, gid_t gid,
                          struct kiln_store *store, const struct kiln_layer_opts *opts,
                          struct kiln_layer_result *out, struct kiln_err **err)
@@ -868,17 +927,7 @@ int kiln_layer_from_host(const struct kiln_copy_entry *entries, size_t n, uid_t 
         *out = (struct kiln_layer_result){.media_type = comp_media_type(opts->compression)};
         struct hlist l = {0};
         struct tw w = {0};
-        int rc = 0;
-        for (size_t i = 0; i < n && rc == 0; i++) {
-                _cleanup_free_ char *dest = NULL;
-                rc = check_dest(entries[i].dest, &dest, err);
-                if (rc == 0) {
-                        host_add_parents(&l, dest);
-                        rc = host_add(&l, entries[i].src, dest, err);
-                }
-        }
-        if (rc == 0)
-                rc = host_sort(&l, err);
+        int rc = host_collect(entries, n, &l, err);
         if (rc == 0 && l.n == 0) {
                 out->empty = true;
                 goto done;

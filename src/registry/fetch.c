@@ -161,6 +161,7 @@ int kiln_registry_fetch_blobs(struct kiln_registry *r, const char *repo,
                         continue;
                 int slot = kiln_progress_add(progress, blobs[i].digest, blobs[i].size);
                 if (kiln_store_has(store, blobs[i].digest, blobs[i].size)) {
+                        kiln_store_touch(store, blobs[i].digest);
                         kiln_progress_finish(progress, slot, "cached");
                         continue;
                 }

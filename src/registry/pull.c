@@ -169,7 +169,7 @@ int kiln_pull(struct kiln_registry *r, const struct kiln_ref *ref,
                 if (rc == 0 && opts->platform.os)
                         rc = check_config_platform(store, &m, &want, name, err);
         }
-        if (rc == 0)
+        if (rc == 0 && !opts->manifest_only)
                 rc =
                     kiln_registry_fetch_blobs(r, ref->path, blobs.v, blobs.n, store, progress, err);
         if (rc == 0)

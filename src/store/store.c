@@ -3,12 +3,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct kiln_store {
         char *root;
         char *blobs; /* ROOT/blobs/sha256 */
         char *tmp;   /* ROOT/tmp */
+        int lock;    /* ROOT/lock, held shared; prune takes it exclusive */
 };
 
 static char *default_root(void)
@@ -29,8 +32,18 @@ int kiln_store_open(const char *root, struct kiln_store **out, struct kiln_err *
         s->root = root ? kiln_xstrdup(root) : default_root();
         s->blobs = kiln_xasprintf("%s/blobs/sha256", s->root);
         s->tmp = kiln_xasprintf("%s/tmp", s->root);
+        s->lock = -1;
         if (kiln_mkdir_p(s->blobs, 0755, err) < 0 || kiln_mkdir_p(s->tmp, 0755, err) < 0) {
                 kiln_err_prefix(err, "open cache %s", s->root);
+                kiln_store_free(s);
+                return -1;
+        }
+        /* Everyone using the cache holds its lock shared, so prune (which
+         * takes it exclusive) never removes what a build is using. */
+        _cleanup_free_ char *lp = kiln_xasprintf("%s/lock", s->root);
+        s->lock = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (s->lock < 0 || flock(s->lock, LOCK_SH) < 0) {
+                kiln_err_sys(err, "lock cache %s", lp);
                 kiln_store_free(s);
                 return -1;
         }
@@ -45,6 +58,8 @@ void kiln_store_free(struct kiln_store *s)
         free(s->root);
         free(s->blobs);
         free(s->tmp);
+        if (s->lock >= 0)
+                close(s->lock);
         free(s);
 }
 
@@ -52,6 +67,17 @@ void kiln_store_freep(struct kiln_store **s)
 {
         kiln_store_free(*s);
         *s = NULL;
+}
+
+int kiln_store_lock_exclusive(struct kiln_store *s, struct kiln_err **err)
+{
+        if (flock(s->lock, LOCK_EX | LOCK_NB) == 0)
+                return 0;
+        kiln_info("waiting for builds and pulls using %s to finish", s->root);
+        while (flock(s->lock, LOCK_EX) < 0)
+                if (errno != EINTR)
+                        return kiln_err_sys(err, "lock cache %s", s->root);
+        return 0;
 }
 
 const char *kiln_store_root(const struct kiln_store *s)
@@ -74,6 +100,14 @@ static int check_digest(const char *digest, struct kiln_err **err)
                 return kiln_err_set(err, KILN_ERR_FORMAT, 0,
                                     "%.20s…: only sha256 blobs are supported", digest);
         return 0;
+}
+
+void kiln_store_touch(const struct kiln_store *s, const char *digest)
+{
+        if (check_digest(digest, NULL) < 0)
+                return;
+        _cleanup_free_ char *p = kiln_store_blob_path(s, digest);
+        utimensat(AT_FDCWD, p, NULL, 0);
 }
 
 bool kiln_store_has(const struct kiln_store *s, const char *digest, int64_t size)

@@ -32,12 +32,14 @@ SPEC
         assert_eq "$("${SKOPEO[@]}" inspect --config "oci:$dir/out:x" | jq -r '.history[1].created_by')" \
                 "RUN apt-get install -y --no-install-recommends jq tree" "$user: apt is the first step"
 
-        # A rebuild downloads no package again.
+        # A rebuild downloads no package again (--no-cache: apt runs, from
+        # its own caches, instead of the step coming from kiln's).
         echo "env: {REBUILD: '1'}" >>"$dir/spec.yaml"
-        (cd "$dir" && as_user "$user" env KILN_CACHE="$dir/cache" "$KILN" build spec.yaml \
+        (cd "$dir" && as_user "$user" env KILN_CACHE="$dir/cache" "$KILN" build --no-cache spec.yaml \
                 -o "oci:$dir/out2:x" >/dev/null 2>"$dir/log2") || { cat "$dir/log2"; fail "$user: apt rebuild"; }
         grep -q '^\[apt\] Get:.* amd64 .*\.deb\|^\[apt\] Get:.* jq amd64' "$dir/log2" &&
                 fail "$user: the rebuild downloaded packages again"
         grep -q "Packages \[" "$dir/log2" && fail "$user: the rebuild downloaded package lists again"
+        grep -q '^\[apt\] ' "$dir/log2" || fail "$user: apt did not run on the --no-cache rebuild"
         pass "$user: apt_packages"
 done

@@ -57,15 +57,19 @@ done
 [ "$leak" = 0 ] || fail "credentials or secrets leaked"
 pass "no credential or secret in any byte of the image or the output"
 
-# A rebuild downloads no wheel again.
+# A rebuild downloads no wheel again (--no-cache: pip runs, from its own
+# cache, instead of the step coming from kiln's).
 echo "  REBUILD: '1'" >>spec.yaml
-"$KILN" build spec.yaml -o "oci:$T/img2:x" >/dev/null 2>"$T/build2.err" || { cat "$T/build2.err"; fail "rebuild"; }
+"$KILN" build --no-cache spec.yaml -o "oci:$T/img2:x" >/dev/null 2>"$T/build2.err" || { cat "$T/build2.err"; fail "rebuild"; }
 grep -q "Downloading" "$T/build2.err" && fail "the rebuild downloaded wheels again"
+grep -q "Using cached" "$T/build2.err" || fail "pip did not run on the --no-cache rebuild"
 pass "pip cache"
 
-# Without credentials the private index refuses, and the build fails.
+# Without credentials the private index refuses, and the build fails
+# (--no-cache: the key leaves credentials out, so the cached result would
+# serve this spec without asking the index).
 sed -i "s|^pip_index: .*|pip_index: $KILN_TB_PYINDEX_AUTH_URL|" spec.yaml
-expect_exit 9 build spec.yaml -o "oci:$T/img3:x"
+expect_exit 9 build --no-cache spec.yaml -o "oci:$T/img3:x"
 assert_contains "$(cat "$T/err")" "step" "failing pip step named"
 pass "index refusing without credentials fails the build"
 

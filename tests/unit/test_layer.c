@@ -586,9 +586,9 @@ static void test_snapshot(void)
               err ? err->msg : "");
         CHECK_STR(path2, want);
         stat(want, &b);
-        CHECK(a.st_ino == b.st_ino && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec &&
-                  a.st_ctim.tv_nsec == b.st_ctim.tv_nsec,
-              "snapshot was rebuilt");
+        /* the same directory (a use only touches its mtime, for prune) */
+        CHECK(a.st_ino == b.st_ino && a.st_dev == b.st_dev, "snapshot was rebuilt");
+        CHECK(b.st_mtim.tv_sec >= a.st_mtim.tv_sec, "a used snapshot's mtime marks its last use");
         for (int i = 0; i < 3; i++)
                 kiln_descriptor_release(&layers[i]);
 

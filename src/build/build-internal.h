@@ -1,0 +1,39 @@
+/* Private to the build module: the step cache in a registry. */
+#ifndef KILN_BUILD_INTERNAL_H
+#define KILN_BUILD_INTERNAL_H
+
+#include "kiln/build.h"
+
+struct kiln_remote_cache;
+
+/* ref names the cache repository (domain/path; a tag is ignored). */
+int kiln_remote_cache_open(const char *ref, const struct kiln_registry_opts *ro,
+                           struct kiln_remote_cache **out, struct kiln_err **err);
+void kiln_remote_cache_free(struct kiln_remote_cache *rc);
+/* "domain/path", for messages. */
+const char *kiln_remote_cache_name(const struct kiln_remote_cache *rc);
+const char *kiln_remote_cache_domain(const struct kiln_remote_cache *rc);
+const char *kiln_remote_cache_repo(const struct kiln_remote_cache *rc);
+/* The step result under key: the entry, with its layer fetched (and
+ * verified) into store. Not there is *found = false, not an error. */
+int kiln_remote_cache_get(struct kiln_remote_cache *rc, struct kiln_store *store, const char *key,
+                          struct kiln_step_entry *e, bool *found, struct kiln_err **err);
+/* Is there a result under key (one HEAD)? */
+int kiln_remote_cache_has(struct kiln_remote_cache *rc, const char *key, bool *found,
+                          struct kiln_err **err);
+/* Stores e (its layer from store) under its key; mount_from is a
+ * repository on the same registry that may hold the layer already. */
+int kiln_remote_cache_put(struct kiln_remote_cache *rc, struct kiln_store *store,
+                          const struct kiln_step_entry *e, const char *mount_from,
+                          struct kiln_err **err);
+
+/* The image a fully cached chain assembles, under its image key: into the
+ * store (manifest and config; its layers are the steps' and the base's). */
+int kiln_remote_cache_get_image(struct kiln_remote_cache *rc, struct kiln_store *store,
+                                const char *key, struct kiln_descriptor *out, bool *found,
+                                struct kiln_err **err);
+int kiln_remote_cache_put_image(struct kiln_remote_cache *rc, struct kiln_store *store,
+                                const char *key, const struct kiln_descriptor *image,
+                                const char *mount_from, struct kiln_err **err);
+
+#endif

@@ -1,0 +1,244 @@
+/* The step cache in a registry (--cache-repo REF, KILN_CACHE_REPO): build
+ * pods and CI runners that share nothing but a registry share each other's
+ * step results.
+ *
+ * A step's result is a small OCI manifest tagged "step-<key>" in the cache
+ * repository: its config blob is the step entry (the JSON of the local
+ * cache, media type KILN_MT_STEP), its one layer (if any) the step's layer
+ * as built. A lookup that finds the tag fetches both into the local store,
+ * where the layer is verified against its digest like any pulled blob. */
+#include "build-internal.h"
+
+#include <string.h>
+
+#define KILN_MT_STEP "application/vnd.kiln.step.v1+json"
+#define STEP_TAG_FMT "step-%s"
+#define ENTRY_MAX    ((size_t)64 << 10)
+
+struct kiln_remote_cache {
+        struct kiln_ref ref;
+        struct kiln_registry *reg;
+        char *name; /* for messages */
+};
+
+int kiln_remote_cache_open(const char *refstr, const struct kiln_registry_opts *ro,
+                           struct kiln_remote_cache **out, struct kiln_err **err)
+{
+        *out = NULL;
+        struct kiln_remote_cache *rc = kiln_xcalloc(1, sizeof(*rc));
+        /* A cache is worth little time: one retry, not five. Its
+         * credentials come from the auth files: --creds is for the image's
+         * registry and must not travel to another host. */
+        struct kiln_registry_opts o = *ro;
+        o.max_attempts = 2;
+        o.creds = NULL;
+        o.quiet = true;
+        if (kiln_ref_parse(refstr, &rc->ref, err) < 0 ||
+            kiln_registry_new(rc->ref.domain, &o, &rc->reg, err) < 0) {
+                kiln_remote_cache_free(rc);
+                return kiln_err_prefix(err, "--cache-repo %s", refstr);
+        }
+        rc->name = kiln_xasprintf("%s/%s", rc->ref.domain, rc->ref.path);
+        *out = rc;
+        return 0;
+}
+
+void kiln_remote_cache_free(struct kiln_remote_cache *rc)
+{
+        if (!rc)
+                return;
+        kiln_registry_free(rc->reg);
+        kiln_ref_release(&rc->ref);
+        free(rc->name);
+        free(rc);
+}
+
+const char *kiln_remote_cache_name(const struct kiln_remote_cache *rc)
+{
+        return rc->name;
+}
+
+const char *kiln_remote_cache_domain(const struct kiln_remote_cache *rc)
+{
+        return rc->ref.domain;
+}
+
+const char *kiln_remote_cache_repo(const struct kiln_remote_cache *rc)
+{
+        return rc->ref.path;
+}
+
+/* The manifest under tag, parsed (not an index). A missing tag is *found
+ * false, not an error. */
+static int fetch_tag(struct kiln_remote_cache *rc, const char *tag, struct kiln_buf *body,
+                     char digest[KILN_DIGEST_MAX], struct kiln_manifest *m, bool *found,
+                     struct kiln_err **err)
+{
+        *found = false;
+        _cleanup_free_ char *mt = NULL;
+        struct kiln_err *gerr = NULL;
+        if (kiln_registry_get_manifest(rc->reg, rc->ref.path, tag, body, &mt, digest, &gerr) < 0) {
+                if (gerr->domain == KILN_ERR_NOT_FOUND) {
+                        kiln_err_free(gerr);
+                        return 0;
+                }
+                *err = gerr;
+                return -1;
+        }
+        if (kiln_manifest_parse(body->data, body->len, NULL, m, err) < 0)
+                return -1;
+        if (m->is_index) {
+                kiln_manifest_release(m);
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s:%s is an index", rc->name, tag);
+        }
+        *found = true;
+        return 0;
+}
+
+int kiln_remote_cache_get(struct kiln_remote_cache *rc, struct kiln_store *store, const char *key,
+                          struct kiln_step_entry *e, bool *found, struct kiln_err **err)
+{
+        *found = false;
+        _cleanup_free_ char *tag = kiln_xasprintf(STEP_TAG_FMT, key);
+        _cleanup_buf_ struct kiln_buf body = {0};
+        char digest[KILN_DIGEST_MAX];
+        struct kiln_manifest m = {0};
+        bool there = false;
+        if (fetch_tag(rc, tag, &body, digest, &m, &there, err) < 0)
+                return kiln_err_prefix(err, "cache %s", rc->name);
+        if (!there)
+                return 0;
+        int r = 0;
+        if (!m.config.media_type || strcmp(m.config.media_type, KILN_MT_STEP) || m.n_layers > 1)
+                r = kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s:%s is not a kiln step result",
+                                 rc->name, tag);
+        /* config, then the layer: verified into the store as they arrive */
+        if (r == 0)
+                r = kiln_registry_fetch_blobs(rc->reg, rc->ref.path, &m.config, 1, store, NULL,
+                                              err);
+        _cleanup_buf_ struct kiln_buf cfg = {0};
+        if (r == 0)
+                r = kiln_store_read(store, m.config.digest, ENTRY_MAX, &cfg, err);
+        if (r == 0 && !kiln_step_entry_load(key, cfg.data, cfg.len, e))
+                r = kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s:%s: its entry is malformed", rc->name,
+                                 tag);
+        if (r == 0 && e->has_layer && (m.n_layers != 1 || strcmp(m.layers[0].digest, e->digest))) {
+                kiln_step_entry_release(e);
+                r = kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                                 "%s:%s: the entry and the manifest name different layers",
+                                 rc->name, tag);
+        }
+        if (r == 0 && e->has_layer) {
+                r = kiln_registry_fetch_blobs(rc->reg, rc->ref.path, m.layers, 1, store, NULL, err);
+                if (r < 0)
+                        kiln_step_entry_release(e);
+        }
+        kiln_manifest_release(&m);
+        if (r < 0)
+                return kiln_err_prefix(err, "cache %s", rc->name);
+        *found = true;
+        return 0;
+}
+
+int kiln_remote_cache_put(struct kiln_remote_cache *rc, struct kiln_store *store,
+                          const struct kiln_step_entry *e, const char *mount_from,
+                          struct kiln_err **err)
+{
+        _cleanup_free_ char *text = kiln_step_entry_dump(e);
+        if (!text)
+                return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "step entry: out of memory");
+        char cfg[KILN_DIGEST_MAX];
+        if (kiln_store_put(store, text, strlen(text), cfg, err) < 0)
+                return -1;
+        json_t *layers = json_array();
+        if (e->has_layer)
+                json_array_append_new(layers,
+                                      json_pack("{s:s, s:s, s:I}", "mediaType", e->media_type,
+                                                "digest", e->digest, "size", (json_int_t)e->size));
+        json_t *m = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:o}", "schemaVersion", 2, "mediaType",
+                              KILN_MT_OCI_MANIFEST, "config", "mediaType", KILN_MT_STEP, "digest",
+                              cfg, "size", (json_int_t)strlen(text), "layers", layers);
+        char *mtext = json_dumps(m, JSON_COMPACT);
+        json_decref(m);
+        if (!mtext)
+                return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "step manifest: out of memory");
+        struct kiln_descriptor top = {.media_type = KILN_MT_OCI_MANIFEST,
+                                      .size = (int64_t)strlen(mtext)};
+        char md[KILN_DIGEST_MAX];
+        int r = kiln_store_put(store, mtext, strlen(mtext), md, err);
+        free(mtext);
+        if (r < 0)
+                return -1;
+        top.digest = md;
+        struct kiln_ref dest = {0};
+        kiln_ref_copy(&dest, &rc->ref);
+        free(dest.tag);
+        free(dest.digest);
+        dest.digest = NULL;
+        dest.tag = kiln_xasprintf(STEP_TAG_FMT, e->key);
+        r = kiln_push(rc->reg, &dest, &top, store, mount_from, NULL, err);
+        kiln_ref_release(&dest);
+        if (r < 0)
+                return kiln_err_prefix(err, "cache %s", rc->name);
+        return 0;
+}
+
+int kiln_remote_cache_has(struct kiln_remote_cache *rc, const char *key, bool *found,
+                          struct kiln_err **err)
+{
+        _cleanup_free_ char *tag = kiln_xasprintf(STEP_TAG_FMT, key);
+        char digest[KILN_DIGEST_MAX];
+        if (kiln_registry_head_manifest(rc->reg, rc->ref.path, tag, found, digest, err) < 0)
+                return kiln_err_prefix(err, "cache %s", rc->name);
+        return 0;
+}
+
+/* The assembled image of a chain whose every step hit, tagged
+ * "image-<key>": a builder served wholly by the cache gives the very image
+ * (same digest) the first one made. */
+#define IMAGE_TAG_FMT "image-%s"
+
+int kiln_remote_cache_get_image(struct kiln_remote_cache *rc, struct kiln_store *store,
+                                const char *key, struct kiln_descriptor *out, bool *found,
+                                struct kiln_err **err)
+{
+        *found = false;
+        _cleanup_free_ char *tag = kiln_xasprintf(IMAGE_TAG_FMT, key);
+        _cleanup_buf_ struct kiln_buf body = {0};
+        char digest[KILN_DIGEST_MAX];
+        struct kiln_manifest m = {0};
+        bool there = false;
+        if (fetch_tag(rc, tag, &body, digest, &m, &there, err) < 0)
+                return kiln_err_prefix(err, "cache %s", rc->name);
+        if (!there)
+                return 0;
+        int r = 0;
+        if (r == 0)
+                r = kiln_store_put(store, body.data, body.len, NULL, err);
+        if (r == 0)
+                r = kiln_registry_fetch_blobs(rc->reg, rc->ref.path, &m.config, 1, store, NULL,
+                                              err);
+        if (r == 0) {
+                out->media_type = kiln_xstrdup(m.media_type);
+                out->digest = kiln_xstrdup(digest);
+                out->size = (int64_t)body.len;
+                *found = true;
+        }
+        kiln_manifest_release(&m);
+        return r < 0 ? kiln_err_prefix(err, "cache %s", rc->name) : 0;
+}
+
+int kiln_remote_cache_put_image(struct kiln_remote_cache *rc, struct kiln_store *store,
+                                const char *key, const struct kiln_descriptor *image,
+                                const char *mount_from, struct kiln_err **err)
+{
+        struct kiln_ref dest = {0};
+        kiln_ref_copy(&dest, &rc->ref);
+        free(dest.tag);
+        free(dest.digest);
+        dest.digest = NULL;
+        dest.tag = kiln_xasprintf(IMAGE_TAG_FMT, key);
+        int r = kiln_push(rc->reg, &dest, image, store, mount_from, NULL, err);
+        kiln_ref_release(&dest);
+        return r < 0 ? kiln_err_prefix(err, "cache %s", rc->name) : 0;
+}

@@ -1,0 +1,367 @@
+/* Keeping the cache in shape: what it holds, dropping what was used least
+ * recently, and hashing every blob again.
+ *
+ * Prune sees the cache as objects with a size and a last use: blobs (a
+ * layer blob's use is also its step entries' use, a built image's blobs
+ * its image entry's), base snapshots, installer caches (apt, pip). It
+ * waits for running builds and pulls (they hold the store's lock shared). */
+#include "kiln/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MANIFEST_MAX   ((size_t)4 << 20)
+#define LEFTOVER_AGE_S (24 * 3600) /* an unfinished build or download this old is dead */
+
+enum obj_type { OBJ_BLOB, OBJ_DIR, OBJ_STEP /* an entry without a layer of its own */ };
+
+struct obj {
+        enum obj_type type;
+        char *name; /* digest, or directory path */
+        const char *kind;
+        int64_t last_used;
+        uint64_t bytes;
+        bool evict;
+};
+
+struct objs {
+        struct obj *v;
+        size_t n, cap;
+};
+
+static struct obj *objs_add(struct objs *o)
+{
+        if (o->n == o->cap) {
+                o->cap = o->cap ? o->cap * 2 : 64;
+                o->v = kiln_xrealloc(o->v, o->cap * sizeof(*o->v));
+        }
+        struct obj *x = &o->v[o->n++];
+        memset(x, 0, sizeof(*x));
+        return x;
+}
+
+static void objs_release(struct objs *o)
+{
+        for (size_t i = 0; i < o->n; i++)
+                free(o->v[i].name);
+        free(o->v);
+        memset(o, 0, sizeof(*o));
+}
+
+static __thread uint64_t du_total;
+
+static int du_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        (void)path;
+        (void)flag;
+        (void)ftw;
+        du_total += (uint64_t)st->st_blocks * 512;
+        return 0;
+}
+
+/* Disk use of a tree, not following links. */
+static uint64_t du(const char *path)
+{
+        du_total = 0;
+        nftw(path, du_one, 64, FTW_PHYS | FTW_MOUNT);
+        return du_total;
+}
+
+static int list_blobs(struct kiln_store *s, struct objs *o, struct kiln_err **err)
+{
+        _cleanup_free_ char *dir = kiln_xasprintf("%s/blobs/sha256", kiln_store_root(s));
+        DIR *d = opendir(dir);
+        if (!d)
+                return errno == ENOENT ? 0 : kiln_err_sys(err, "open %s", dir);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (strlen(de->d_name) != 64)
+                        continue;
+                struct stat st;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISREG(st.st_mode))
+                        continue;
+                struct obj *x = objs_add(o);
+                x->type = OBJ_BLOB;
+                x->kind = "blob";
+                x->name = kiln_xasprintf("sha256:%s", de->d_name);
+                x->last_used = st.st_mtim.tv_sec;
+                x->bytes = (uint64_t)st.st_blocks * 512;
+        }
+        closedir(d);
+        return 0;
+}
+
+/* Every subdirectory of ROOT/sub as one object. */
+static int list_dirs(struct kiln_store *s, const char *sub, const char *kind, struct objs *o,
+                     struct kiln_err **err)
+{
+        _cleanup_free_ char *dir = kiln_xasprintf("%s/%s", kiln_store_root(s), sub);
+        DIR *d = opendir(dir);
+        if (!d)
+                return errno == ENOENT ? 0 : kiln_err_sys(err, "open %s", dir);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (de->d_name[0] == '.')
+                        continue;
+                struct stat st;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISDIR(st.st_mode))
+                        continue;
+                struct obj *x = objs_add(o);
+                x->type = OBJ_DIR;
+                x->kind = kind;
+                x->name = kiln_xasprintf("%s/%s", dir, de->d_name);
+                x->last_used = st.st_mtim.tv_sec;
+                x->bytes = du(x->name);
+        }
+        closedir(d);
+        return 0;
+}
+
+static struct obj *find_blob(struct objs *o, const char *digest)
+{
+        for (size_t i = 0; i < o->n; i++)
+                if (o->v[i].type == OBJ_BLOB && !strcmp(o->v[i].name, digest))
+                        return &o->v[i];
+        return NULL;
+}
+
+static const char *fact(const struct kiln_step_entry *e, const char *name)
+{
+        size_t n = strlen(name);
+        for (size_t i = 0; e->facts && e->facts[i]; i++)
+                if (!strncmp(e->facts[i], name, n) && e->facts[i][n] == '=')
+                        return e->facts[i] + n + 1;
+        return NULL;
+}
+
+static void use(struct objs *o, const char *digest, int64_t when)
+{
+        struct obj *b = digest ? find_blob(o, digest) : NULL;
+        if (b && when > b->last_used)
+                b->last_used = when;
+}
+
+/* A built image's manifest, config and layers are used when its image
+ * entry is. */
+static void use_image(struct kiln_store *s, struct objs *o, const char *manifest, int64_t when)
+{
+        use(o, manifest, when);
+        _cleanup_buf_ struct kiln_buf b = {0};
+        _cleanup_err_ struct kiln_err *e = NULL;
+        if (kiln_store_read(s, manifest, MANIFEST_MAX, &b, &e) < 0)
+                return;
+        json_t *m = json_loadb(b.data, b.len, 0, NULL);
+        use(o, json_string_value(json_object_get(json_object_get(m, "config"), "digest")), when);
+        json_t *layers = json_object_get(m, "layers");
+        for (size_t i = 0; i < json_array_size(layers); i++)
+                use(o, json_string_value(json_object_get(json_array_get(layers, i), "digest")),
+                    when);
+        json_decref(m);
+}
+
+static int collect(struct kiln_store *s, struct objs *o, struct kiln_step_entry **steps,
+                   size_t *n_steps, struct kiln_err **err)
+{
+        if (list_blobs(s, o, err) < 0 || list_dirs(s, "snapshots", "snapshot", o, err) < 0 ||
+            list_dirs(s, "cache", "installer cache", o, err) < 0)
+                return -1;
+        if (kiln_store_step_list(s, steps, n_steps, err) < 0)
+                return -1;
+        for (size_t i = 0; i < *n_steps; i++) {
+                const struct kiln_step_entry *e = &(*steps)[i];
+                if (e->has_layer)
+                        use(o, e->digest, e->last_used);
+                const char *m = fact(e, "manifest");
+                if (m && kiln_digest_validate(m, NULL) == 0)
+                        use_image(s, o, m, e->last_used);
+                if (!e->has_layer && !m) {
+                        struct obj *x = objs_add(o);
+                        x->type = OBJ_STEP;
+                        x->kind = "step";
+                        x->name = kiln_xstrdup(e->key);
+                        x->last_used = e->last_used;
+                        x->bytes = 4096;
+                }
+        }
+        return 0;
+}
+
+static int obj_cmp(const void *a, const void *b)
+{
+        const struct obj *x = a, *y = b;
+        if (x->last_used != y->last_used)
+                return x->last_used < y->last_used ? -1 : 1;
+        return strcmp(x->name, y->name);
+}
+
+static void release_steps(struct kiln_step_entry *v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                kiln_step_entry_release(&v[i]);
+        free(v);
+}
+
+int kiln_store_usage(struct kiln_store *s, struct kiln_cache_usage *u, struct kiln_err **err)
+{
+        memset(u, 0, sizeof(*u));
+        struct objs o = {0};
+        struct kiln_step_entry *steps = NULL;
+        size_t n_steps = 0;
+        int rc = collect(s, &o, &steps, &n_steps, err);
+        for (size_t i = 0; rc == 0 && i < o.n; i++) {
+                const struct obj *x = &o.v[i];
+                if (x->type == OBJ_BLOB) {
+                        u->n_blobs++;
+                        u->blob_bytes += x->bytes;
+                } else if (x->type == OBJ_STEP) {
+                        continue;
+                } else if (!strcmp(x->kind, "snapshot")) {
+                        u->n_snapshots++;
+                        u->snapshot_bytes += x->bytes;
+                } else {
+                        u->installer_bytes += x->bytes;
+                }
+        }
+        u->n_steps = n_steps;
+        release_steps(steps, n_steps);
+        objs_release(&o);
+        return rc;
+}
+
+/* Unfinished builds and downloads: gone with their process. */
+static void remove_leftovers(struct kiln_store *s, int64_t now, struct kiln_prune_report *r)
+{
+        static const char *const subs[] = {"builds", "tmp"};
+        for (size_t k = 0; k < 2; k++) {
+                _cleanup_free_ char *dir = kiln_xasprintf("%s/%s", kiln_store_root(s), subs[k]);
+                DIR *d = opendir(dir);
+                if (!d)
+                        continue;
+                struct dirent *de;
+                while ((de = readdir(d))) {
+                        struct stat st;
+                        if (de->d_name[0] == '.' ||
+                            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                                continue;
+                        if (now - st.st_mtim.tv_sec < LEFTOVER_AGE_S)
+                                continue;
+                        _cleanup_free_ char *p = kiln_xasprintf("%s/%s", dir, de->d_name);
+                        _cleanup_err_ struct kiln_err *e = NULL;
+                        r->removed_bytes += du(p);
+                        if (kiln_rm_rf(p, &e) == 0)
+                                r->removed_dirs++;
+                }
+                closedir(d);
+        }
+}
+
+int kiln_store_prune(struct kiln_store *s, const struct kiln_prune_opts *po,
+                     struct kiln_prune_report *r, struct kiln_err **err)
+{
+        memset(r, 0, sizeof(*r));
+        if (kiln_store_lock_exclusive(s, err) < 0)
+                return -1;
+        struct objs o = {0};
+        struct kiln_step_entry *steps = NULL;
+        size_t n_steps = 0;
+        int rc = collect(s, &o, &steps, &n_steps, err);
+        int64_t now = (int64_t)time(NULL);
+        if (rc == 0 && o.n > 1)
+                qsort(o.v, o.n, sizeof(*o.v), obj_cmp);
+        uint64_t total = 0;
+        for (size_t i = 0; i < o.n; i++)
+                total += o.v[i].bytes;
+        for (size_t i = 0; rc == 0 && i < o.n; i++) {
+                struct obj *x = &o.v[i];
+                bool old = po->older_than_s >= 0 && x->last_used < now - po->older_than_s;
+                bool over = po->keep_bytes >= 0 && total > (uint64_t)po->keep_bytes;
+                if (!old && !over)
+                        continue;
+                x->evict = true;
+                total -= x->bytes;
+                r->removed_bytes += x->bytes;
+                if (x->type == OBJ_BLOB) {
+                        rc = kiln_store_remove_blob(s, x->name, err);
+                        r->removed_blobs++;
+                } else if (x->type == OBJ_STEP) {
+                        rc = kiln_store_step_remove(s, x->name, err);
+                        r->removed_steps++;
+                } else {
+                        rc = kiln_rm_rf(x->name, err);
+                        r->removed_dirs++;
+                }
+        }
+        r->kept_bytes = total;
+        /* entries whose blob went */
+        for (size_t i = 0; rc == 0 && i < n_steps; i++) {
+                const struct kiln_step_entry *e = &steps[i];
+                const char *m = fact(e, "manifest");
+                if ((e->has_layer && !kiln_store_has(s, e->digest, -1)) ||
+                    (m && !kiln_store_has(s, m, -1))) {
+                        rc = kiln_store_step_remove(s, e->key, err);
+                        r->removed_steps++;
+                }
+        }
+        if (rc == 0)
+                remove_leftovers(s, now, r);
+        release_steps(steps, n_steps);
+        objs_release(&o);
+        return rc;
+}
+
+int kiln_store_verify(struct kiln_store *s, struct kiln_verify_report *r, struct kiln_err **err)
+{
+        memset(r, 0, sizeof(*r));
+        struct objs o = {0};
+        int rc = list_blobs(s, &o, err);
+        size_t n_bad = 0;
+        for (size_t i = 0; rc == 0 && i < o.n; i++) {
+                bool ok = false;
+                rc = kiln_store_verify_blob(s, o.v[i].name, &ok, err);
+                if (rc < 0)
+                        break;
+                r->blobs++;
+                r->bytes += o.v[i].bytes;
+                if (ok)
+                        continue;
+                r->bad = kiln_xrealloc(r->bad, (n_bad + 2) * sizeof(char *));
+                r->bad[n_bad++] = kiln_xstrdup(o.v[i].name);
+                r->bad[n_bad] = NULL;
+                rc = kiln_store_remove_blob(s, o.v[i].name, err);
+        }
+        objs_release(&o);
+        if (rc < 0)
+                return -1;
+        /* step entries left without their layer: a miss next time anyway */
+        struct kiln_step_entry *steps = NULL;
+        size_t n_steps = 0;
+        if (kiln_store_step_list(s, &steps, &n_steps, err) < 0)
+                return -1;
+        for (size_t i = 0; rc == 0 && i < n_steps; i++) {
+                const struct kiln_step_entry *e = &steps[i];
+                const char *m = fact(e, "manifest");
+                if ((e->has_layer && !kiln_store_has(s, e->digest, -1)) ||
+                    (m && !kiln_store_has(s, m, -1))) {
+                        rc = kiln_store_step_remove(s, e->key, err);
+                        r->dropped_steps++;
+                }
+        }
+        release_steps(steps, n_steps);
+        return rc;
+}
+
+void kiln_verify_report_release(struct kiln_verify_report *r)
+{
+        kiln_strv_free(r->bad);
+        memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,149 @@
+# The per-step cache: which steps run again after each kind of change
+# (none after no change; copy only re-runs what follows it; requirements
+# re-run pip and after; env re-runs what sees it), the same manifest for an
+# unchanged rebuild, --dry-run telling hit from miss, keys that do not
+# depend on where the spec lives, a corrupted cached layer detected and
+# rebuilt (at build time and by `kiln cache verify`), two concurrent builds
+# sharing one cache, --no-cache, and prune.
+. "$(dirname "$0")/lib.sh"
+: "${KILN_TB_PYINDEX:?the test bed has no python index}"
+
+mk() { # dir
+        mkdir -p "$1/tree"
+        echo "copied" >"$1/tree/a.txt"
+        printf 'kiln-data==2.0.0\n' >"$1/requirements.txt"
+        cat >"$1/spec.yaml" <<SPEC
+name: cache
+base_image: $KILN_TB_PLAIN/testbed/python:bookworm
+apt_packages: [jq]
+packages: [kiln-hello==1.1.0]
+requirements: requirements.txt
+pip_index: $KILN_TB_PYINDEX
+env: {MODE: one}
+copy: [tree]
+commands: ["echo \$MODE > /root/mode"]
+SPEC
+}
+mk "$T/p"
+export KILN_CACHE="$T/cache"
+
+build() { # tag; log in $T/log.TAG, json in $T/json.TAG
+        (cd "$T/p" && "$KILN" build --json spec.yaml -o "oci:$T/out-$1:x" "${@:2}" >"$T/json.$1" 2>"$T/log.$1") ||
+                { cat "$T/log.$1" >&2; fail "build $1"; }
+}
+# The steps that ran (not from the cache), in order.
+ran() { grep -E '^step [0-9]+: ' "$T/log.$1" | grep -v '(cached)$' | sed -E 's/^step [0-9]+: ([a-z-]+):.*/\1/' | tr '\n' ' ' | sed 's/ $//'; }
+layer_steps="apt ca-certs user python pip copy commands"
+
+build first
+assert_eq "$(ran first)" "apt ca-certs user python pip env copy commands user-config" "first build runs every step"
+
+build same
+assert_eq "$(ran same)" "env user-config" "an unchanged rebuild runs no layer step"
+grep -q '^\[\(apt\|pip\|commands\)\]' "$T/log.same" && fail "an installer ran on an unchanged rebuild"
+assert_eq "$(jq -r .digest "$T/json.same")" "$(jq -r .digest "$T/json.first")" "unchanged rebuild: same manifest"
+assert_eq "$(jq -r .cachedSteps "$T/json.same")" "7" "seven layer steps from the cache"
+pass "unchanged spec: nothing runs, same image"
+
+echo "changed" >"$T/p/tree/a.txt"
+build copy
+assert_eq "$(ran copy)" "env copy commands user-config" "copy change re-runs copy and what follows only"
+umoci unpack --image "$T/out-copy:x" "$T/b-copy" >/dev/null
+assert_eq "$(cat "$T/b-copy/rootfs/root/tree/a.txt")" "changed" "the new copy is in the image"
+assert_eq "$(run_image "$T/b-copy" 'kiln-hello && python -c "import kiln_data; print(kiln_data.rows())" && jq --version')" \
+        "hello from kiln-hello 1.1.0
+[[1, 2], [3, 4]]
+jq-1.6" "cached apt and pip layers work in the new image"
+pass "copy change: apt and pip not run again"
+
+printf 'kiln-data==2.0.0\nkiln-dep==0.1.0\n' >"$T/p/requirements.txt"
+build reqs
+assert_eq "$(ran reqs)" "pip env copy commands user-config" "requirements change re-runs pip and what follows"
+pass "requirements change: apt not run again"
+
+sed -i 's/MODE: one/MODE: two/' "$T/p/spec.yaml"
+build env
+assert_eq "$(ran env)" "env copy commands user-config" "env change re-runs the steps that see it"
+umoci unpack --image "$T/out-env:x" "$T/b-env" >/dev/null
+assert_eq "$(cat "$T/b-env/rootfs/root/mode")" "two" "commands saw the new env"
+pass "env change"
+
+# --dry-run says what will run.
+(cd "$T/p" && "$KILN" build --dry-run spec.yaml) >"$T/dry1"
+assert_eq "$(grep -c '\[cached\]' "$T/dry1")" "7" "dry run of a built spec: every layer step cached"
+grep -q '\[runs\]' "$T/dry1" && fail "dry run of a built spec says something runs"
+sed -i 's/> \/root\/mode/> \/root\/mode2/' "$T/p/spec.yaml"
+(cd "$T/p" && "$KILN" build --dry-run spec.yaml) >"$T/dry2"
+assert_eq "$(grep '\[runs\]' "$T/dry2" | sed -E 's/^[0-9]+\. ([a-z-]+):.*/\1/')" "commands" "dry run: only commands will run"
+sed -i 's/> \/root\/mode2/> \/root\/mode/' "$T/p/spec.yaml"
+pass "dry run tells hits from misses"
+
+# Keys do not depend on where the spec lives or which cache holds it.
+mk "$T/elsewhere"
+sed -i 's/MODE: one/MODE: two/' "$T/elsewhere/spec.yaml"
+echo "changed" >"$T/elsewhere/tree/a.txt"
+printf 'kiln-data==2.0.0\nkiln-dep==0.1.0\n' >"$T/elsewhere/requirements.txt"
+(cd "$T/elsewhere" && KILN_CACHE="$T/cache2" "$KILN" build spec.yaml -o "oci:$T/out-else:x" >/dev/null 2>&1) ||
+        fail "build elsewhere"
+keys() { "$KILN" cache ls --json --cache-dir "$1" | jq -r '.steps[] | select(.kind != "image") | .key' | sort; }
+keys "$T/cache2" >"$T/keys2"
+keys "$T/cache" | grep -Fxf "$T/keys2" >"$T/keys-common" || true
+assert_eq "$(wc -l <"$T/keys-common")" "$(wc -l <"$T/keys2")" "every key of the other build is in the first cache"
+pass "keys stable across directories and caches"
+
+# A corrupted cached layer is detected at build time and rebuilt.
+pip_layer=$(jq -r '.steps[] | select(.kind == "pip") | .layer' < <("$KILN" cache ls --json) | head -1)
+f="$KILN_CACHE/blobs/sha256/${pip_layer#sha256:}"
+chmod u+w "$f"
+printf '\xff' | dd of="$f" bs=1 seek=100 conv=notrunc status=none
+touch -d '2001-01-01' "$f"
+build corrupt
+grep -q "the cached layer .* of the pip step is corrupt: removed, the step runs again" "$T/log.corrupt" ||
+        fail "corrupt layer not reported"
+assert_contains "$(ran corrupt)" "pip" "pip re-ran after its cached layer was corrupted"
+umoci unpack --image "$T/out-corrupt:x" "$T/b-corrupt" >/dev/null || fail "image after a corrupt cache does not unpack"
+pass "corrupted cached layer detected and rebuilt"
+
+# kiln cache verify finds and removes a bad blob; the step runs again.
+apt_layer=$("$KILN" cache ls --json | jq -r '.steps[] | select(.kind == "apt") | .layer' | head -1)
+f="$KILN_CACHE/blobs/sha256/${apt_layer#sha256:}"
+chmod u+w "$f"
+printf '\x00\x01' | dd of="$f" bs=1 seek=200 conv=notrunc status=none
+expect_exit 6 cache verify
+assert_contains "$(cat "$T/out")" "bad: $apt_layer" "verify names the bad blob"
+[ ! -e "$f" ] || fail "verify kept the bad blob"
+expect_exit 0 cache verify
+build after-verify
+assert_contains "$(ran after-verify)" "apt" "apt re-ran after verify removed its layer"
+pass "cache verify"
+
+# --no-cache runs every step (and the cache stays usable).
+build nocache --no-cache
+assert_eq "$(ran nocache)" "apt ca-certs user python pip env copy commands user-config" "--no-cache runs all"
+pass "--no-cache"
+
+# Two concurrent builds sharing one (empty) cache: both succeed, one image.
+mkdir -p "$T/conc/t" && echo x >"$T/conc/t/x"
+printf 'name: conc\nbase_image: %s\ncopy: [t]\ncommands: ["date +%%s%%N > /root/when"]\n' \
+        "$KILN_TB_PLAIN/testbed/debian:bookworm" >"$T/conc/spec.yaml"
+for i in 1 2; do
+        (cd "$T/conc" && SOURCE_DATE_EPOCH=1700000000 KILN_CACHE="$T/cache3" "$KILN" build --json spec.yaml \
+                -o "oci:$T/conc-$i:x" >"$T/conc.$i.json" 2>"$T/conc.$i.log") &
+done
+wait || true
+for i in 1 2; do jq -e .digest "$T/conc.$i.json" >/dev/null || { cat "$T/conc.$i.log"; fail "concurrent build $i"; }; done
+assert_eq "$(jq -r .digest "$T/conc.1.json")" "$(jq -r .digest "$T/conc.2.json")" "concurrent builds: one image"
+pass "concurrent builds share the cache"
+
+# prune: keep nothing, and the next build runs every step again.
+expect_exit 0 cache prune --keep-bytes 0
+assert_contains "$(cat "$T/out")" "kept 0 B" "prune to 0 bytes"
+assert_eq "$("$KILN" cache ls --json | jq '.steps | length')" "0" "no cached steps after pruning everything"
+build pruned
+assert_eq "$(ran pruned)" "apt ca-certs user python pip env copy commands user-config" "after prune every step runs"
+expect_exit 0 cache prune --older-than 1h
+assert_contains "$(cat "$T/out")" "removed 0 B" "nothing older than an hour"
+expect_exit 2 cache prune
+expect_exit 2 cache prune --keep-bytes lots
+assert_contains "$(cat "$T/err")" "--keep-bytes lots: want a size" "bad size named"
+pass "prune"
