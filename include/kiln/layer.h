@@ -47,6 +47,7 @@ struct kiln_layer_opts {
         enum kiln_compression compression; /* GZIP, ZSTD or NONE */
         int level;                         /* <0: the library's default level */
         int64_t source_date_epoch;         /* <0: unset; else mtimes are clamped to it */
+        int threads;                       /* compression threads; 0: every CPU we may use */
 };
 /* gzip at the default level, SOURCE_DATE_EPOCH from the environment (an
  * invalid value is an error naming it). */

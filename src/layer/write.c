@@ -43,8 +43,7 @@ struct sink {
         struct kiln_blob_writer *bw;
         struct kiln_sha256 *diff;
         enum kiln_compression comp;
-        z_stream z;
-        bool z_init;
+        struct kiln_pgzip *gz;
         ZSTD_CStream *zc;
         unsigned char *out;
         struct kiln_err *err;
@@ -55,26 +54,22 @@ static int sink_put(struct sink *s, const void *p, size_t n)
         return kiln_blob_writer_write(s->bw, p, n, &s->err);
 }
 
+static int gz_out(void *ud, const void *p, size_t n)
+{
+        return sink_put(ud, p, n);
+}
+
 static int sink_feed(struct sink *s, const void *p, size_t n, bool finish)
 {
         if (s->comp == KILN_COMP_NONE)
                 return n ? sink_put(s, p, n) : 0;
         if (s->comp == KILN_COMP_GZIP) {
-                s->z.next_in = (Bytef *)p;
-                s->z.avail_in = (uInt)n;
-                for (;;) {
-                        s->z.next_out = s->out;
-                        s->z.avail_out = (uInt)OUT_SIZE;
-                        int zr = deflate(&s->z, finish ? Z_FINISH : Z_NO_FLUSH);
-                        if (zr == Z_STREAM_ERROR)
-                                return kiln_err_set(&s->err, KILN_ERR_INTERNAL, 0,
-                                                    "deflate failed");
-                        size_t got = OUT_SIZE - s->z.avail_out;
-                        if (got && sink_put(s, s->out, got) < 0)
-                                return -1;
-                        if (finish ? zr == Z_STREAM_END : s->z.avail_out != 0)
-                                return 0;
-                }
+                int r = n ? kiln_pgzip_write(s->gz, p, n) : 0;
+                if (r == 0 && finish)
+                        r = kiln_pgzip_finish(s->gz);
+                if (r < 0 && !s->err)
+                        kiln_err_set(&s->err, KILN_ERR_INTERNAL, 0, "gzip compression failed");
+                return r;
         }
         ZSTD_inBuffer ib = {p, n, 0};
         for (;;) {
@@ -113,8 +108,7 @@ static void tw_release(struct tw *w)
 {
         if (w->a)
                 archive_write_free(w->a);
-        if (w->sink.z_init)
-                deflateEnd(&w->sink.z);
+        kiln_pgzip_free(w->sink.gz);
         ZSTD_freeCStream(w->sink.zc);
         kiln_blob_writer_free(w->sink.bw);
         kiln_sha256_free(w->sink.diff);
@@ -135,14 +129,10 @@ static int tw_open(struct tw *w, struct kiln_store *store, const struct kiln_lay
         s->diff = kiln_sha256_new();
         s->out = kiln_xmalloc(OUT_SIZE);
         w->buf = kiln_xmalloc(COPY_SIZE);
+        int threads = o->threads > 0 ? o->threads : kiln_cpu_count();
         if (s->comp == KILN_COMP_GZIP) {
-                int level = o->level < 0 ? Z_DEFAULT_COMPRESSION : o->level > 9 ? 9 : o->level;
-                /* windowBits 16+15: a gzip wrapper with mtime 0 and no name,
-                 * so the bytes depend on the content only */
-                if (deflateInit2(&s->z, level, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) !=
-                    Z_OK)
-                        return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "deflateInit failed");
-                s->z_init = true;
+                /* every core, the same bytes whatever their number */
+                s->gz = kiln_pgzip_new(o->level, threads, gz_out, s);
         } else if (s->comp == KILN_COMP_ZSTD) {
                 s->zc = ZSTD_createCStream();
                 if (!s->zc)
@@ -152,6 +142,8 @@ static int tw_open(struct tw *w, struct kiln_store *store, const struct kiln_lay
                         level = ZSTD_maxCLevel();
                 ZSTD_CCtx_setParameter(s->zc, ZSTD_c_compressionLevel, level);
                 ZSTD_CCtx_setParameter(s->zc, ZSTD_c_checksumFlag, 1);
+                /* zstd's output is the same for any number of workers >= 1 */
+                ZSTD_CCtx_setParameter(s->zc, ZSTD_c_nbWorkers, threads);
         } else if (s->comp != KILN_COMP_NONE) {
                 return kiln_err_set(err, KILN_ERR_USAGE, 0, "unsupported layer compression");
         }

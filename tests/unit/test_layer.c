@@ -851,7 +851,7 @@ static void test_from_upper(void)
         }
         _cleanup_free_ char *u = make_upper("upper");
         _cleanup_close_ int ufd = open(u, O_RDONLY | O_DIRECTORY);
-        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, 1000000};
+        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, 1000000, 0};
         struct kiln_layer_result res = {0}, res2 = {0};
         _cleanup_err_ struct kiln_err *err = NULL;
         CHECK(kiln_layer_from_upper(ufd, "step 1", store, &o, &res, &err) == 0, "%s",
@@ -919,7 +919,7 @@ static void test_from_upper(void)
         /* zstd and plain tar */
         enum kiln_compression comps[] = {KILN_COMP_ZSTD, KILN_COMP_NONE};
         for (size_t i = 0; i < 2; i++) {
-                struct kiln_layer_opts oz = {comps[i], -1, 1000000};
+                struct kiln_layer_opts oz = {comps[i], -1, 1000000, 0};
                 struct kiln_layer_result rz = {0};
                 CHECK(kiln_layer_from_upper(ufd, "step z", store, &oz, &rz, &err) == 0, "%s",
                       err ? err->msg : "");
@@ -933,7 +933,7 @@ static void test_from_upper(void)
         }
 
         /* unclamped */
-        struct kiln_layer_opts on = {KILN_COMP_GZIP, 1, -1};
+        struct kiln_layer_opts on = {KILN_COMP_GZIP, 1, -1, 0};
         struct kiln_layer_result rn = {0};
         CHECK(kiln_layer_from_upper(ufd, "step", store, &on, &rn, &err) == 0, "unclamped");
         read_layer(rn.digest, &l);
@@ -985,7 +985,7 @@ static void test_from_upper_empty(void)
 {
         _cleanup_free_ char *u = mkroot("upper-empty");
         _cleanup_close_ int ufd = open(u, O_RDONLY | O_DIRECTORY);
-        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, -1};
+        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, -1, 0};
         struct kiln_layer_result res = {0};
         _cleanup_err_ struct kiln_err *err = NULL;
         int before = count_blobs();
@@ -1035,7 +1035,7 @@ static void test_overlay_round_trip(void)
 #undef L
 #undef M
         _cleanup_close_ int ufd = open(upper, O_RDONLY | O_DIRECTORY);
-        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, 1000};
+        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, 1000, 0};
         struct kiln_layer_result res = {0};
         _cleanup_err_ struct kiln_err *err = NULL;
         CHECK(kiln_layer_from_upper(ufd, "ovl", store, &o, &res, &err) == 0, "%s",
@@ -1078,7 +1078,7 @@ static void test_from_host(void)
         make_tree(t1, 1111, 0600, 0);
         make_tree(t2, 2222222, 0664, 4242);
         touch(single, "conf", 0600, 5);
-        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, -1};
+        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, -1, 0};
         struct kiln_copy_entry e1[] = {{t1, "root/data"}, {single, "etc/app/app.conf"}};
         struct kiln_copy_entry e2[] = {{single, "etc/app/app.conf"}, {t2, "root/data/"}};
         struct kiln_layer_result r1 = {0}, r2 = {0};
@@ -1129,7 +1129,7 @@ static void test_from_host(void)
         struct kiln_layer_result r3 = {0};
         CHECK(kiln_layer_from_host(e2, 2, 1000, 1000, store, &o, &r3, &err) == 0, "r3");
         CHECK(strcmp(r3.digest, r1.digest) != 0, "content change not seen");
-        struct kiln_layer_opts os = {KILN_COMP_GZIP, -1, 1234};
+        struct kiln_layer_opts os = {KILN_COMP_GZIP, -1, 1234, 0};
         CHECK(kiln_layer_from_host(e1, 2, 1000, 1000, store, &os, &r3, &err) == 0, "sde");
         read_layer(r3.digest, &l);
         g = find(&l, "root/data/f");

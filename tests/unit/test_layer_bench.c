@@ -6,6 +6,7 @@
 #include "test.h"
 
 #include <fcntl.h>
+#include <stdlib.h>
 #include <inttypes.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -52,7 +53,10 @@ int main(void)
         _cleanup_err_ struct kiln_err *err = NULL;
         _cleanup_free_ char *sr = kiln_xasprintf("%s/store", dir);
         CHECK(kiln_store_open(sr, &store, &err) == 0, "store");
-        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, -1};
+        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, -1, 0};
+        const char *threads = getenv("KILN_LAYER_BENCH_THREADS");
+        if (threads)
+                o.threads = atoi(threads);
         const char *comp = getenv("KILN_LAYER_BENCH_COMP");
         if (comp && !strcmp(comp, "zstd"))
                 o.compression = KILN_COMP_ZSTD;
@@ -63,8 +67,9 @@ int main(void)
               err ? err->msg : "");
         double s = (double)(kiln_now_ns() - t0) / 1e9;
         close(ufd);
-        printf("from_upper %s: %" PRIu64 " MiB in %.2fs = %.1f MB/s (compressed %.1f MiB)\n",
-               o.compression == KILN_COMP_ZSTD ? "zstd" : "gzip", mib, s,
+        printf("from_upper %s, %s threads: %" PRIu64
+               " MiB in %.2fs = %.1f MB/s (compressed %.1f MiB)\n",
+               o.compression == KILN_COMP_ZSTD ? "zstd" : "gzip", threads ? threads : "all", mib, s,
                (double)(mib << 20) / 1e6 / s, (double)res.size / 1048576.0);
 
         int bfd = -1;
