@@ -42,7 +42,7 @@ buildah bud -q --layers --no-cache --tls-verify=false -t $KILN_TB_PLAIN/bench/bu
 buildah push -q --tls-verify=false $KILN_TB_PLAIN/bench/buildah:latest >/dev/null
 SH
 compare "build + push, engine spec (apt, copy, cmds)" "buildah bud" \
-        "true" "bash -c 'cd $w/ctx && KILN_CACHE=$KILN_CACHE $KILN build -q --force --push spec.yaml 2>/dev/null'" \
+        "true" "bash -c 'cd $w/ctx && KILN_CACHE=$KILN_CACHE $KILN build -q --force --no-cache --push spec.yaml 2>/dev/null'" \
         "true" "bash $w/buildah.sh"
 
 # Peak RSS: commands writing 1 GiB (half random, half zeros) into one layer.
@@ -57,7 +57,7 @@ SPEC
 printf 'FROM %s\nRUN %s\n' "$base" "$big" >"$w/big/Containerfile"
 rm -rf "$w/big/out"
 /usr/bin/time -f '%M %e' -o "$w/big/kiln.time" \
-        env KILN_CACHE="$KILN_CACHE" "$KILN" build -q "$w/big/spec.yaml" -o "oci:$w/big/out:x" >/dev/null
+        env KILN_CACHE="$KILN_CACHE" "$KILN" build -q --no-cache "$w/big/spec.yaml" -o "oci:$w/big/out:x" >/dev/null
 /usr/bin/time -f '%M %e' -o "$w/big/buildah.time" \
         buildah bud -q --layers --no-cache --tls-verify=false -t localhost/bench-big -f "$w/big/Containerfile" "$w/big" >/dev/null
 read -r krss ksec <"$w/big/kiln.time"

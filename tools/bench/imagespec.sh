@@ -4,8 +4,9 @@
 # `buildah bud` of the Containerfile flytekit's default builder would write
 # for it (cache mounts for apt and pip, the flytekit user, WORKDIR, USER).
 # Base image already local for both. Cold: apt and pip caches empty (kiln's
-# cache dirs, buildah's cache mounts), no layer cache. Warm: the same build
-# again with the apt/pip caches kept (still no layer cache: every step runs).
+# cache dirs, buildah's cache mounts), no layer cache (kiln --no-cache,
+# buildah --no-cache). Warm: the same build again with the apt/pip caches
+# kept (still no layer cache: every step runs).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 w=$BENCH_OUT/imagespec
@@ -57,7 +58,7 @@ cd "$w/ctx"
 buildah bud -q --layers --no-cache --network=host --tls-verify=false -t $KILN_TB_PLAIN/bench/imagespec-buildah:latest -f Containerfile . >/dev/null 2>&1
 buildah push -q --tls-verify=false $KILN_TB_PLAIN/bench/imagespec-buildah:latest >/dev/null
 SH
-kiln_cmd="bash -c 'cd $w/ctx && KILN_CACHE=$kc $KILN build -q --force --push spec.yaml 2>/dev/null'"
+kiln_cmd="bash -c 'cd $w/ctx && KILN_CACHE=$kc $KILN build -q --force --no-cache --push spec.yaml 2>/dev/null'"
 # buildah keeps cache mounts in /var/tmp/buildah-cache-UID.
 compare "imagespec: apt+pip+copy, cold caches" "buildah bud" \
         "rm -rf $kc/cache" "$kiln_cmd" \
