@@ -68,13 +68,9 @@ static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **
         struct source_plan p;
         if (plan_make(s, &p, err) < 0)
                 return -1;
-        char d[KILN_DIGEST_MAX];
-        int rc = kiln_layer_host_digest(p.e, p.n, d, err);
+        int rc = kiln_step_files_key(p.e, p.n, b, err);
         plan_release(&p);
-        if (rc < 0)
-                return kiln_err_prefix(err, "source_root");
-        kiln_buf_printf(b, "files %s\n", d);
-        return 0;
+        return rc < 0 ? kiln_err_prefix(err, "source_root") : 0;
 }
 
 static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)

@@ -98,39 +98,50 @@ out:
                 d->home_mode = 0777 & ~umask_v;
 }
 
-/* The third field (the id) of NAME's line in a passwd or group file. */
+/* Walks the "name:x:id:..." lines of a passwd or group file: the next
+ * well-formed one's name and id; false at the end. */
+static bool next_entry(const char **cur, const char **name, size_t *name_len, unsigned long *id)
+{
+        while (*cur && **cur) {
+                const char *line = *cur, *eol = strchr(line, '\n');
+                *cur = eol ? eol + 1 : NULL;
+                const char *c1 = strchr(line, ':');
+                const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+                if (!c2 || (eol && c2 > eol))
+                        continue;
+                char *end = NULL;
+                *id = strtoul(c2 + 1, &end, 10);
+                if (end == c2 + 1 || *end != ':')
+                        continue;
+                *name = line;
+                *name_len = (size_t)(c1 - line);
+                return true;
+        }
+        return false;
+}
+
+/* The id of NAME's line. */
 static bool db_find(const char *text, const char *name, unsigned long *id)
 {
-        size_t n = strlen(name);
-        for (const char *line = text; line && *line;) {
-                if (!strncmp(line, name, n) && line[n] == ':') {
-                        const char *p = strchr(line + n + 1, ':');
-                        if (p) {
-                                *id = strtoul(p + 1, NULL, 10);
-                                return true;
-                        }
+        const char *cur = text, *n;
+        size_t nl;
+        unsigned long v;
+        while (next_entry(&cur, &n, &nl, &v))
+                if (nl == strlen(name) && !strncmp(n, name, nl)) {
+                        *id = v;
+                        return true;
                 }
-                line = strchr(line, '\n');
-                if (line)
-                        line++;
-        }
         return false;
 }
 
 static bool id_used(const char *text, unsigned long id)
 {
-        for (const char *line = text; line && *line;) {
-                const char *p = strchr(line, ':');
-                p = p ? strchr(p + 1, ':') : NULL;
-                const char *eol = strchr(line, '\n');
-                if (p && (!eol || p < eol)) {
-                        char *end = NULL;
-                        unsigned long v = strtoul(p + 1, &end, 10);
-                        if (end != p + 1 && *end == ':' && v == id)
-                                return true;
-                }
-                line = eol ? eol + 1 : NULL;
-        }
+        const char *cur = text, *n;
+        size_t nl;
+        unsigned long v;
+        while (next_entry(&cur, &n, &nl, &v))
+                if (v == id)
+                        return true;
         return false;
 }
 
@@ -143,26 +154,20 @@ static int new_id(const char *text, unsigned long min, unsigned long max, unsign
                 *out = prefer;
                 return 0;
         }
-        unsigned long highest = 0;
+        unsigned long highest = 0, v;
         bool any = false;
-        for (const char *line = text; line && *line;) {
-                const char *p = strchr(line, ':');
-                p = p ? strchr(p + 1, ':') : NULL;
-                const char *eol = strchr(line, '\n');
-                if (p && (!eol || p < eol)) {
-                        unsigned long v = strtoul(p + 1, NULL, 10);
-                        if (v >= min && v <= max && (!any || v > highest)) {
-                                highest = v;
-                                any = true;
-                        }
+        const char *cur = text, *n;
+        size_t nl;
+        while (next_entry(&cur, &n, &nl, &v))
+                if (v >= min && v <= max && (!any || v > highest)) {
+                        highest = v;
+                        any = true;
                 }
-                line = eol ? eol + 1 : NULL;
-        }
         if (!any || highest < max) {
                 *out = any ? highest + 1 : min;
                 return 0;
         }
-        for (unsigned long v = min; v <= max; v++)
+        for (v = min; v <= max; v++)
                 if (!id_used(text, v)) {
                         *out = v;
                         return 0;

@@ -146,6 +146,10 @@ int kiln_step_sandbox(struct kiln_step_ctx *ctx, char *const *argv, char *const 
 int kiln_step_sandbox_fn(struct kiln_step_ctx *ctx, int (*fn)(void *arg, struct kiln_err **err),
                          void *arg, const struct kiln_bind *binds, size_t n_binds,
                          const char *created_by, struct kiln_err **err);
+/* The cache key input of a host-file step: a digest of exactly what its
+ * layer would hold (kiln_layer_host_digest). */
+int kiln_step_files_key(const struct kiln_copy_entry *entries, size_t n, struct kiln_buf *b,
+                        struct kiln_err **err);
 /* Writes host files as a layer (see kiln_layer_from_host). */
 int kiln_step_host_layer(struct kiln_step_ctx *ctx, const struct kiln_copy_entry *entries, size_t n,
                          uid_t uid, gid_t gid, const char *created_by, struct kiln_err **err);

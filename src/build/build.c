@@ -415,6 +415,16 @@ int kiln_step_host_layer(struct kiln_step_ctx *c, const struct kiln_copy_entry *
         return 0;
 }
 
+int kiln_step_files_key(const struct kiln_copy_entry *entries, size_t n, struct kiln_buf *b,
+                        struct kiln_err **err)
+{
+        char d[KILN_DIGEST_MAX];
+        if (kiln_layer_host_digest(entries, n, d, err) < 0)
+                return -1;
+        kiln_buf_printf(b, "files %s\n", d);
+        return 0;
+}
+
 char *kiln_step_scratch_dir(struct kiln_step_ctx *c, const char *name, struct kiln_err **err)
 {
         _cleanup_free_ char *what = kiln_xasprintf("%s-%s", c->kind->name, name);

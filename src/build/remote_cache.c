@@ -75,6 +75,7 @@ static int fetch_tag(struct kiln_remote_cache *rc, const char *tag, struct kiln_
                      struct kiln_err **err)
 {
         *found = false;
+        memset(m, 0, sizeof(*m));
         _cleanup_free_ char *mt = NULL;
         struct kiln_err *gerr = NULL;
         if (kiln_registry_get_manifest(rc->reg, rc->ref.path, tag, body, &mt, digest, &gerr) < 0) {
@@ -98,16 +99,15 @@ static int fetch_tag(struct kiln_remote_cache *rc, const char *tag, struct kiln_
 int kiln_remote_cache_get(struct kiln_remote_cache *rc, struct kiln_store *store, const char *key,
                           struct kiln_step_entry *e, bool *found, struct kiln_err **err)
 {
-        *found = false;
         _cleanup_free_ char *tag = kiln_xasprintf(STEP_TAG_FMT, key);
         _cleanup_buf_ struct kiln_buf body = {0};
         char digest[KILN_DIGEST_MAX];
-        struct kiln_manifest m = {0};
-        bool there = false;
-        if (fetch_tag(rc, tag, &body, digest, &m, &there, err) < 0)
+        struct kiln_manifest m;
+        if (fetch_tag(rc, tag, &body, digest, &m, found, err) < 0)
                 return kiln_err_prefix(err, "cache %s", rc->name);
-        if (!there)
+        if (!*found)
                 return 0;
+        *found = false;
         int r = 0;
         if (!m.config.media_type || strcmp(m.config.media_type, KILN_MT_STEP) || m.n_layers > 1)
                 r = kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s:%s is not a kiln step result",
@@ -202,16 +202,15 @@ int kiln_remote_cache_get_image(struct kiln_remote_cache *rc, struct kiln_store 
                                 const char *key, struct kiln_descriptor *out, bool *found,
                                 struct kiln_err **err)
 {
-        *found = false;
         _cleanup_free_ char *tag = kiln_xasprintf(IMAGE_TAG_FMT, key);
         _cleanup_buf_ struct kiln_buf body = {0};
         char digest[KILN_DIGEST_MAX];
-        struct kiln_manifest m = {0};
-        bool there = false;
-        if (fetch_tag(rc, tag, &body, digest, &m, &there, err) < 0)
+        struct kiln_manifest m;
+        if (fetch_tag(rc, tag, &body, digest, &m, found, err) < 0)
                 return kiln_err_prefix(err, "cache %s", rc->name);
-        if (!there)
+        if (!*found)
                 return 0;
+        *found = false;
         int r = 0;
         if (r == 0)
                 r = kiln_store_put(store, body.data, body.len, NULL, err);
