@@ -131,6 +131,12 @@ int kiln_rm_rf(const char *path, struct kiln_err **err);
  * NULL-terminated; dirfd stays open and unchanged. `what` names the
  * directory in errors. */
 int kiln_dir_names(int dirfd, const char *what, char ***names, size_t *n, struct kiln_err **err);
+/* openat2(2) with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS and O_CLOEXEC:
+ * path (leading slashes dropped, "" for the root) resolved as if rootfd
+ * were "/". Retries EAGAIN, which the kernel returns when any mount or
+ * rename on the system raced a ".." lookup (parallel builds do both);
+ * -1 with ENOSYS on kernels before 5.6. */
+int kiln_open_in_root(int rootfd, const char *path, int flags);
 /* Makes a unique temporary sibling path of `path` ("path.tmp-XXXXXX"). */
 char *kiln_tmp_sibling(const char *path);
 

@@ -9,11 +9,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/utsname.h>
 
 #define DEFAULT_BASE_IMAGE "debian:bookworm-slim"
@@ -489,9 +487,7 @@ int kiln_step_rootfs_open(struct kiln_step_ctx *c, const char *path, int *fd, st
                 _cleanup_close_ int root = open(c->lowers[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (root < 0)
                         return kiln_err_sys(err, "open %s", c->lowers[i]);
-                struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
-                                       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-                int f = (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
+                int f = kiln_open_in_root(root, path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
                 if (f < 0)
                         continue;
                 struct stat st;

@@ -3,29 +3,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 
 bool kiln_layer_force_no_openat2 = false;
-
-static int sys_openat2(int dirfd, const char *path, struct open_how *how)
-{
-#ifdef SYS_openat2
-        if (kiln_layer_force_no_openat2) {
-                errno = ENOSYS;
-                return -1;
-        }
-        return (int)syscall(SYS_openat2, dirfd, path, how, sizeof(*how));
-#else
-        (void)dirfd;
-        (void)path;
-        (void)how;
-        errno = ENOSYS;
-        return -1;
-#endif
-}
 
 /* Emulates RESOLVE_IN_ROOT for kernels before 5.6: one component at a time
  * with O_NOFOLLOW; a symlink's target is spliced into the remaining path,
@@ -117,14 +98,10 @@ out:
 
 int kiln_layer_open_in_root(int rootfd, const char *rel)
 {
-        struct open_how how = {
-            .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-        };
-        int fd;
-        do
-                fd = sys_openat2(rootfd, *rel ? rel : ".", &how);
-        while (fd < 0 && errno == EAGAIN);
+        int fd = -1;
+        errno = ENOSYS;
+        if (!kiln_layer_force_no_openat2)
+                fd = kiln_open_in_root(rootfd, rel, O_PATH | O_DIRECTORY);
         if (fd >= 0 || errno != ENOSYS)
                 return fd;
         return walk_in_root(rootfd, rel);

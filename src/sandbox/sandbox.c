@@ -27,7 +27,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <libgen.h>
-#include <linux/openat2.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -82,17 +81,6 @@ static int status_of(int wstatus)
 }
 
 /* ---------- path resolution inside the image ---------- */
-
-static int open_in_root(int rootfd, const char *path, int flags)
-{
-        while (*path == '/')
-                path++;
-        struct open_how how = {
-            .flags = (unsigned)(flags | O_CLOEXEC),
-            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-        };
-        return (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof(how));
-}
 
 /* The path of an fd under the mount point, "" for the root itself. */
 static int path_in_root(const struct sb_ctx *c, int fd, char **out, struct kiln_err **err)
@@ -155,7 +143,7 @@ static int plan_mountpoint(const struct sb_ctx *c, int rootfd, const char *targe
                 size_t i = 0;
                 for (; i < n; i++) {
                         _cleanup_free_ char *prefix = join_prefix(comps, i + 1);
-                        int fd = open_in_root(rootfd, prefix, O_PATH);
+                        int fd = kiln_open_in_root(rootfd, prefix, O_PATH);
                         if (fd >= 0) {
                                 close(fd);
                                 continue;
@@ -168,7 +156,7 @@ static int plan_mountpoint(const struct sb_ctx *c, int rootfd, const char *targe
                         return 0;
                 _cleanup_free_ char *parent_path = join_prefix(comps, i);
                 _cleanup_close_ int parent =
-                    open_in_root(rootfd, parent_path, O_PATH | O_DIRECTORY);
+                    kiln_open_in_root(rootfd, parent_path, O_PATH | O_DIRECTORY);
                 if (parent < 0)
                         return kiln_err_sys(err, "mount point %s: open %s", target,
                                             parent_path + 1);
@@ -326,7 +314,7 @@ static int mount_overlay(const struct sb_ctx *c, bool writable, struct kiln_err 
 static int attach_at(int tree, int rootfd, const char *target, const char *what,
                      struct kiln_err **err)
 {
-        _cleanup_close_ int t = open_in_root(rootfd, target, O_PATH);
+        _cleanup_close_ int t = kiln_open_in_root(rootfd, target, O_PATH);
         if (t < 0)
                 return kiln_err_sys(err, "%s: open mount point %s", what, target);
         if (move_mount(tree, "", t, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
@@ -363,7 +351,7 @@ static int mount_proc(int rootfd, struct kiln_err **err)
                 return -1;
         /* Kernel knobs stay read-only: a postinst writing /proc/sys would
          * change the host for real root. */
-        _cleanup_close_ int proc = open_in_root(rootfd, "/proc", O_PATH | O_DIRECTORY);
+        _cleanup_close_ int proc = kiln_open_in_root(rootfd, "/proc", O_PATH | O_DIRECTORY);
         if (proc < 0)
                 return kiln_err_sys(err, "open /proc");
         static const char *const ro[] = {"sys", "sysrq-trigger", "irq", "bus"};
@@ -419,7 +407,7 @@ static int mount_dev(int rootfd, struct kiln_err **err)
                 if (m < 0 || attach_at(m, rootfd, "/dev", "/dev", err) < 0)
                         return -1;
         }
-        _cleanup_close_ int dev = open_in_root(rootfd, "/dev", O_PATH | O_DIRECTORY);
+        _cleanup_close_ int dev = kiln_open_in_root(rootfd, "/dev", O_PATH | O_DIRECTORY);
         if (dev < 0)
                 return kiln_err_sys(err, "open /dev");
         static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};

@@ -3,8 +3,33 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+
+int kiln_open_in_root(int rootfd, const char *path, int flags)
+{
+#ifdef SYS_openat2
+        while (*path == '/')
+                path++;
+        struct open_how how = {
+            .flags = (uint64_t)(unsigned)(flags | O_CLOEXEC),
+            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        int fd;
+        do
+                fd = (int)syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof(how));
+        while (fd < 0 && errno == EAGAIN);
+        return fd;
+#else
+        (void)rootfd;
+        (void)path;
+        (void)flags;
+        errno = ENOSYS;
+        return -1;
+#endif
+}
 
 int kiln_write_all(int fd, const void *data, size_t len)
 {

@@ -1,6 +1,14 @@
 #include "kiln/util.h"
 #include "test.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
 static void test_digest(void)
 {
         char d[KILN_DIGEST_MAX];
@@ -81,8 +89,61 @@ static void test_read_bound(void)
         unlink(path);
 }
 
+/* A ".." inside RESOLVE_IN_ROOT fails with EAGAIN whenever any rename or
+ * mount on the system races the lookup; parallel builds do both, and CI
+ * once failed a sandbox mount on exactly that. A child renames in a loop
+ * while the lookups run: the raw syscall shows the race is real here, and
+ * kiln_open_in_root must never surface it. */
+static void test_open_in_root_races(void)
+{
+        char root[] = "/tmp/kiln-test-XXXXXX";
+        CHECK(mkdtemp(root) != NULL, "mkdtemp");
+        char p[4200];
+        snprintf(p, sizeof(p), "%s/a", root);
+        CHECK(mkdir(p, 0755) == 0, "mkdir a");
+        snprintf(p, sizeof(p), "%s/b", root);
+        CHECK(mkdir(p, 0755) == 0, "mkdir b");
+        snprintf(p, sizeof(p), "%s/x", root);
+        close(open(p, O_CREAT | O_WRONLY, 0644));
+        int rootfd = open(root, O_PATH | O_DIRECTORY);
+        CHECK(rootfd >= 0, "open root");
+
+        pid_t renamer = fork();
+        if (renamer == 0) {
+                char x[4200], y[4200];
+                snprintf(x, sizeof(x), "%s/x", root);
+                snprintf(y, sizeof(y), "%s/y", root);
+                for (;;) {
+                        rename(x, y);
+                        rename(y, x);
+                }
+        }
+        CHECK(renamer > 0, "fork");
+        int raw_eagain = 0, failed = 0;
+        struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+        for (int i = 0; i < 100000; i++) {
+                int fd = (int)syscall(SYS_openat2, rootfd, "a/../b", &how, sizeof(how));
+                if (fd < 0 && errno == EAGAIN)
+                        raw_eagain++;
+                else if (fd >= 0)
+                        close(fd);
+                fd = kiln_open_in_root(rootfd, "/a/../../b", O_PATH | O_DIRECTORY);
+                if (fd < 0)
+                        failed++;
+                else
+                        close(fd);
+        }
+        kill(renamer, SIGKILL);
+        waitpid(renamer, NULL, 0);
+        fprintf(stderr, "  raw openat2 EAGAIN under renames: %d of 100000\n", raw_eagain);
+        CHECK(failed == 0, "kiln_open_in_root failed %d times (errno %d)", failed, errno);
+        close(rootfd);
+        CHECK(kiln_rm_rf(root, NULL) == 0, "cleanup");
+}
+
 int main(void)
 {
+        test_open_in_root_races();
         test_digest();
         test_err_chain();
         test_buf();
