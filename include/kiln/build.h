@@ -103,6 +103,30 @@ int kiln_build_exists(const struct kiln_spec *spec, const struct kiln_image_name
 int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                struct kiln_build_result *res, struct kiln_err **err);
 
+/* ---------- several specs in one run ---------- */
+
+struct kiln_build_job {
+        const struct kiln_spec *spec;
+        const char *label; /* names the spec in log lines and errors (its file) */
+        struct kiln_build_result res;
+        struct kiln_err *err; /* set when this spec did not build */
+};
+
+/* Builds several specs (Flyte's multi-image workflows) in one run:
+ * - each distinct base is pulled once, before any build starts, and
+ *   unpacked once (later builds wait for the first and share it);
+ * - specs with the same image name are built once;
+ * - a spec whose base_image is another spec of the run waits for it;
+ * - up to `parallel` builds run at once (0: one per CPU), each in a
+ *   process of its own whose log lines start with its label; the step
+ *   cache's per-key locks make identical steps run once and be reused;
+ * - outputs are written after every build, each image tagged with its
+ *   own tag when the destination names none.
+ * A spec that fails sets its job's err and the others go on. Returns -1
+ * only when the run could not start. Call before any thread is started. */
+int kiln_build_many(struct kiln_build_job *jobs, size_t n, const struct kiln_build_opts *o,
+                    int parallel, struct kiln_err **err);
+
 /* ---------- step kinds (layers/) ----------
  *
  * A step kind sees a narrow context: the spec, the image being assembled,

@@ -112,6 +112,23 @@ int kiln_store_verify_blob(struct kiln_store *s, const char *digest, bool *ok,
                            struct kiln_err **err);
 int kiln_store_remove_blob(struct kiln_store *s, const char *digest, struct kiln_err **err);
 
+/* ---------- where blobs live on registries ----------
+ *
+ * A blob pulled from or pushed to a repository is noted under its registry,
+ * so a later push to another repository there mounts it (no bytes sent)
+ * instead of uploading it. A note gone stale (the blob was deleted there)
+ * costs one mount the registry declines, then the upload. */
+
+/* The repository noted for digest on domain, or NULL. Caller frees. */
+char *kiln_store_blob_location(const struct kiln_store *s, const char *domain, const char *digest);
+/* Best effort: a note that cannot be written is only a missed mount. */
+void kiln_store_note_blob_location(const struct kiln_store *s, const char *domain,
+                                   const char *digest, const char *repo);
+/* Held while pushing digest to domain, so builds running side by side
+ * upload a layer they share once: the second finds it there. */
+int kiln_store_push_lock(const struct kiln_store *s, const char *domain, const char *digest,
+                         int *fd, struct kiln_err **err);
+
 /* ---------- maintenance ---------- */
 
 /* Waits until no other process has the store open, then holds it alone

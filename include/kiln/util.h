@@ -137,6 +137,9 @@ int kiln_dir_names(int dirfd, const char *what, char ***names, size_t *n, struct
  * rename on the system raced a ".." lookup (parallel builds do both);
  * -1 with ENOSYS on kernels before 5.6. */
 int kiln_open_in_root(int rootfd, const char *path, int flags);
+/* Opens (creating) path and takes an exclusive flock on it, waiting for
+ * any holder; *fd holds the lock until closed. */
+int kiln_lock_file(const char *path, int *fd, struct kiln_err **err);
 /* Makes a unique temporary sibling path of `path` ("path.tmp-XXXXXX"). */
 char *kiln_tmp_sibling(const char *path);
 
@@ -176,5 +179,12 @@ __attribute__((format(printf, 1, 2))) void kiln_debug(const char *fmt, ...);
 const char *kiln_human_size(uint64_t bytes, char *buf, size_t n);
 /* Monotonic clock in nanoseconds. */
 uint64_t kiln_now_ns(void);
+/* CPUs this process may run on (affinity and cgroup cpusets honoured). */
+int kiln_cpu_count(void);
+/* Text put before every log line of this process ("" by default): which
+ * of several builds running side by side a line belongs to. Also used by
+ * whatever prints lines for the process (sandboxed commands' output). */
+void kiln_log_set_prefix(const char *prefix);
+const char *kiln_log_prefix(void);
 
 #endif

@@ -1,8 +1,20 @@
-/* Private to the build module: the step cache in a registry. */
+/* Private to the build module: what the single and the many-spec build
+ * share, and the step cache in a registry. */
 #ifndef KILN_BUILD_INTERNAL_H
 #define KILN_BUILD_INTERNAL_H
 
 #include "kiln/build.h"
+
+/* The base image's reference: base_image, the name of a base spec, or
+ * the default (debian, or an NVIDIA CUDA image). Caller frees. */
+int kiln_build_base_name(const struct kiln_spec *spec, char **out, struct kiln_err **err);
+/* Pulls base for platform into store (a no-op transfer when it is there). */
+int kiln_build_pull_base(const struct kiln_build_opts *o, const char *base,
+                         const struct kiln_platform *platform, struct kiln_store *store,
+                         struct kiln_ref *base_ref, struct kiln_descriptor *top,
+                         struct kiln_err **err);
+/* --force or FLYTE_FORCE_PUSH_IMAGE_SPEC: build even when the image exists. */
+bool kiln_build_forced(const struct kiln_build_opts *o);
 
 struct kiln_remote_cache;
 

@@ -333,7 +333,7 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
                 env[n++] = kiln_xstrdup(extra_env[i]);
         env[n] = NULL;
         const char *wd = kiln_image_config_string(&c->img, "WorkingDir");
-        _cleanup_free_ char *prefix = kiln_xasprintf("[%s] ", c->kind->name);
+        _cleanup_free_ char *prefix = kiln_xasprintf("%s[%s] ", kiln_log_prefix(), c->kind->name);
         struct kiln_sandbox_opts so = {
             .lowers = c->lowers,
             .n_lowers = c->n_lowers,
@@ -528,8 +528,10 @@ int kiln_step_lookup_user(struct kiln_step_ctx *c, const char *name, uid_t *uid,
 
 /* ---------- the base ---------- */
 
-static int pull_base(struct kiln_step_ctx *c, const struct kiln_build_opts *o, const char *base,
-                     struct kiln_ref *base_ref, struct kiln_descriptor *top, struct kiln_err **err)
+int kiln_build_pull_base(const struct kiln_build_opts *o, const char *base,
+                         const struct kiln_platform *platform, struct kiln_store *store,
+                         struct kiln_ref *base_ref, struct kiln_descriptor *top,
+                         struct kiln_err **err)
 {
         if (kiln_ref_parse(base, base_ref, err) < 0)
                 return kiln_err_prefix(err, "base_image");
@@ -537,8 +539,8 @@ static int pull_base(struct kiln_step_ctx *c, const struct kiln_build_opts *o, c
         if (kiln_registry_new(base_ref->domain, &o->reg, &reg, err) < 0)
                 return -1;
         struct kiln_progress *p = kiln_progress_new("pull", o->reg.quiet);
-        struct kiln_pull_opts po = {.platform = c->platform};
-        int rc = kiln_pull(reg, base_ref, &po, c->store, p, top, err);
+        struct kiln_pull_opts po = {.platform = *platform};
+        int rc = kiln_pull(reg, base_ref, &po, store, p, top, err);
         kiln_progress_free(p);
         if (rc < 0)
                 return kiln_err_prefix(err, "base image");
@@ -878,8 +880,10 @@ int kiln_build_exists(const struct kiln_spec *spec, const struct kiln_image_name
         return 0;
 }
 
-static bool force_from_env(void)
+bool kiln_build_forced(const struct kiln_build_opts *o)
 {
+        if (o->force)
+                return true;
         const char *v = getenv("FLYTE_FORCE_PUSH_IMAGE_SPEC");
         return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
 }
@@ -1066,6 +1070,24 @@ static int build_base_spec(const struct kiln_spec *spec, const struct kiln_build
         return 0;
 }
 
+int kiln_build_base_name(const struct kiln_spec *spec, char **out, struct kiln_err **err)
+{
+        *out = NULL;
+        if (spec->base_spec) {
+                struct kiln_image_name bn = {0};
+                if (kiln_spec_image_name(spec->base_spec, &bn, err) < 0)
+                        return kiln_err_prefix(err, "base_image");
+                *out = steal_pointer(&bn.full);
+                kiln_image_name_release(&bn);
+                return 0;
+        }
+        if (spec->base_image) {
+                *out = kiln_xstrdup(spec->base_image);
+                return 0;
+        }
+        return default_base(spec, out, err);
+}
+
 int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                struct kiln_build_result *res, struct kiln_err **err)
 {
@@ -1074,17 +1096,9 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                 return -1;
         for (size_t i = 0; spec->warnings && spec->warnings[i]; i++)
                 kiln_warn("%s", spec->warnings[i]);
-        _cleanup_free_ char *base_name = NULL;
-        if (spec->base_spec) {
-                struct kiln_image_name bn = {0};
-                if (kiln_spec_image_name(spec->base_spec, &bn, err) < 0)
-                        return kiln_err_prefix(err, "base_image");
-                base_name = steal_pointer(&bn.full);
-                kiln_image_name_release(&bn);
-        }
-        if (!base_name && !spec->base_image && default_base(spec, &base_name, err) < 0)
+        _cleanup_free_ char *base = NULL;
+        if (kiln_build_base_name(spec, &base, err) < 0)
                 return -1;
-        const char *base = base_name ? base_name : spec->base_image;
         if (o->dry_run) {
                 if (spec->base_spec) {
                         struct kiln_build_result br = {0};
@@ -1104,7 +1118,7 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
         if (!o->push && o->n_outputs == 0 && !o->local_only)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0,
                                     "nowhere to put the image: give --push or -o DEST");
-        if (o->push && !o->force && !force_from_env()) {
+        if (o->push && !kiln_build_forced(o)) {
                 char digest[KILN_DIGEST_MAX];
                 bool exists = false;
                 if (kiln_build_exists(spec, &res->name, &o->reg, &exists, digest, err) < 0)
@@ -1141,7 +1155,8 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                 if (base_built)
                         rc = kiln_ref_parse(base, &base_ref, err);
                 else
-                        rc = pull_base(&c, o, base, &base_ref, &top, err);
+                        rc = kiln_build_pull_base(o, base, &c.platform, c.store, &base_ref, &top,
+                                                  err);
         }
         if (rc == 0)
                 rc = kiln_image_from_base(&c.img, c.store, &top, err);

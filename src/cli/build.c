@@ -5,28 +5,34 @@
 #include <string.h>
 
 static const char build_usage[] =
-    "Usage: kiln build [OPTIONS] [SPEC.yaml]\n"
+    "Usage: kiln build [OPTIONS] [SPEC.yaml ...]\n"
     "\n"
     "Builds a flytekit ImageSpec without a daemon: pulls the base image, runs the\n"
     "spec's steps in a user-namespace sandbox (copies need none), and writes the\n"
     "image under flytekit's name for the spec to the registry and/or outputs.\n"
     "The spec comes from SPEC.yaml, from stdin with -f -, and/or from flags.\n"
+    "Several specs build in one run: each base is pulled and unpacked once, a\n"
+    "spec whose base_image is another of them waits for it, the rest run side by\n"
+    "side (spec flags then amend every spec).\n"
     "\n"
     "Options:\n"
-    "  -f, --file SPEC           the spec file (- for stdin)\n"
+    "  -f, --file SPEC           a spec file (- for stdin; repeatable)\n"
+    "  -j, --jobs N              with several specs, build at most N at once\n"
+    "                            (default: one per CPU)\n"
     "  --push                    push to the spec's registry; skipped when the registry\n"
     "                            already has the image name (flytekit's check)\n"
     "  --force                   build and push even if it exists (also\n"
     "                            FLYTE_FORCE_PUSH_IMAGE_SPEC=true)\n"
     "  -o, --output DEST         also write to oci:DIR[:TAG], oci-archive:FILE[:TAG] or\n"
-    "                            docker-archive:FILE[:REF] (repeatable)\n"
+    "                            docker-archive:FILE[:REF] (repeatable); several specs\n"
+    "                            go to one oci:DIR, each tagged with its own tag\n"
     "  --dry-run                 print the steps, whether each is cached, and the image\n"
     "                            name; build nothing\n"
     "  --no-cache                run every step even when its result is cached\n"
     "  --cache-repo REF          also keep step results in this registry repository and\n"
     "                            look there on a local miss (default $KILN_CACHE_REPO):\n"
     "                            builders that share the registry share results\n"
-    "  --digest-file FILE        write the manifest digest to FILE\n"
+    "  --digest-file FILE        write the manifest digest to FILE (one spec)\n"
     "  --compression gzip|zstd   for new layers (default gzip)\n" CLI_SPEC_HELP
     "Registry options:\n"
     "  --creds USER:PASSWORD  --cert-dir DIR  --insecure-registry HOST  --parallel N\n"
@@ -42,35 +48,41 @@ enum {
         OPT_CACHE_REPO,
 };
 
+static json_t *result_json(const struct kiln_build_result *r, bool dry_run)
+{
+        json_t *o = json_pack("{s:s, s:s, s:s, s:b}", "image", r->name.full, "tag", r->name.tag,
+                              "id", r->name.id, "skipped", r->skipped);
+        if (!dry_run && r->manifest.digest) {
+                json_object_set_new(o, "digest", json_string(r->manifest.digest));
+                if (r->manifest.media_type)
+                        json_object_set_new(o, "mediaType", json_string(r->manifest.media_type));
+                json_object_set_new(o, "newLayers", json_integer((json_int_t)r->n_new_layers));
+                json_object_set_new(o, "cachedSteps", json_integer((json_int_t)r->n_cached_steps));
+                json_object_set_new(o, "remoteHits", json_integer((json_int_t)r->n_remote_hits));
+        }
+        return o;
+}
+
+static void print_text(const struct kiln_build_result *r)
+{
+        if (r->skipped)
+                printf("%s\n  exists in the registry: nothing to build (--force rebuilds)\n",
+                       r->name.full);
+        else
+                printf("%s\n  digest: %s\n", r->name.full, r->manifest.digest);
+}
+
 static int print_result(const struct cli_common *c, const struct kiln_build_result *r, bool dry_run,
                         const char *digest_file, struct kiln_err **err)
 {
         if (dry_run && !c->json)
                 return 0;
-        if (r->skipped && !c->json) {
-                printf("%s\n  exists in the registry: nothing to build (--force rebuilds)\n",
-                       r->name.full);
-                return 0;
-        }
         if (c->json) {
-                json_t *o = json_pack("{s:s, s:s, s:s, s:b}", "image", r->name.full, "tag",
-                                      r->name.tag, "id", r->name.id, "skipped", r->skipped);
-                if (!dry_run && r->manifest.digest) {
-                        json_object_set_new(o, "digest", json_string(r->manifest.digest));
-                        if (r->manifest.media_type)
-                                json_object_set_new(o, "mediaType",
-                                                    json_string(r->manifest.media_type));
-                        json_object_set_new(o, "newLayers",
-                                            json_integer((json_int_t)r->n_new_layers));
-                        json_object_set_new(o, "cachedSteps",
-                                            json_integer((json_int_t)r->n_cached_steps));
-                        json_object_set_new(o, "remoteHits",
-                                            json_integer((json_int_t)r->n_remote_hits));
-                }
+                json_t *o = result_json(r, dry_run);
                 cli_print_json(o);
                 json_decref(o);
         } else {
-                printf("%s\n  digest: %s\n", r->name.full, r->manifest.digest);
+                print_text(r);
         }
         if (digest_file && !dry_run && r->manifest.digest) {
                 _cleanup_free_ char *line = kiln_xasprintf("%s\n", r->manifest.digest);
@@ -80,10 +92,87 @@ static int print_result(const struct cli_common *c, const struct kiln_build_resu
         return 0;
 }
 
+/* Several specs: results in argument order; every failure in one error. */
+static int print_many(const struct cli_common *c, struct kiln_build_job *jobs, size_t n,
+                      struct kiln_err **err)
+{
+        json_t *all = c->json ? json_array() : NULL;
+        struct kiln_buf why = {0};
+        size_t failed = 0;
+        const struct kiln_err *first = NULL;
+        for (size_t i = 0; i < n; i++) {
+                if (jobs[i].err) {
+                        failed++;
+                        first = first ? first : jobs[i].err;
+                        kiln_buf_printf(&why, "\n  %s: %s", jobs[i].label, jobs[i].err->msg);
+                }
+                if (all) {
+                        json_t *o = jobs[i].res.name.full ? result_json(&jobs[i].res, false)
+                                                          : json_object();
+                        json_object_set_new(o, "spec", json_string(jobs[i].label));
+                        if (jobs[i].err)
+                                json_object_set_new(o, "error", json_string(jobs[i].err->msg));
+                        json_array_append_new(all, o);
+                } else if (!jobs[i].err) {
+                        print_text(&jobs[i].res);
+                }
+        }
+        if (all) {
+                cli_print_json(all);
+                json_decref(all);
+        }
+        if (failed)
+                kiln_err_set(err, first->domain, first->code, "%zu of %zu specs failed:%s", failed,
+                             n, why.data);
+        kiln_buf_release(&why);
+        return failed ? -1 : 0;
+}
+
+static int build_many(const struct cli_common *c, const struct kiln_build_opts *bo,
+                      char *const *files, size_t n, const struct cli_spec_flags *flags, int jobs_n,
+                      struct kiln_err **err)
+{
+        for (size_t i = 0; i < bo->n_outputs; i++)
+                if (bo->outputs[i].transport != KILN_TRANSPORT_OCI || bo->outputs[i].tag)
+                        return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                            "-o: several specs need an OCI layout without a tag "
+                                            "(oci:DIR), where each image gets its own tag");
+        struct kiln_build_job *jobs = kiln_xcalloc(n, sizeof(*jobs));
+        int rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+                struct kiln_spec *s = NULL;
+                rc = cli_spec_load(files[i], flags, &s, err);
+                jobs[i].spec = s;
+                jobs[i].label = files[i];
+        }
+        if (rc < 0) {
+                kiln_err_prefix(err, "build");
+        } else if (bo->dry_run) {
+                /* The plans, one after another: nothing runs. */
+                for (size_t i = 0; i < n && rc == 0; i++) {
+                        printf("%s== %s\n", i ? "\n" : "", files[i]);
+                        fflush(stdout);
+                        rc = kiln_build(jobs[i].spec, bo, &jobs[i].res, err);
+                }
+        } else {
+                rc = kiln_build_many(jobs, n, bo, jobs_n, err);
+                if (rc == 0)
+                        rc = print_many(c, jobs, n, err);
+        }
+        for (size_t i = 0; i < n; i++) {
+                kiln_spec_free((struct kiln_spec *)jobs[i].spec);
+                kiln_build_result_release(&jobs[i].res);
+                kiln_err_free(jobs[i].err);
+        }
+        free(jobs);
+        return rc;
+}
+
 int cmd_build(int argc, char **argv, struct kiln_err **err)
 {
         static const struct option longopts[] = {
             {"file", required_argument, NULL, 'f'},
+            {"jobs", required_argument, NULL, 'j'},
             {"output", required_argument, NULL, 'o'},
             {"push", no_argument, NULL, OPT_PUSH},
             {"force", no_argument, NULL, OPT_FORCE},
@@ -102,12 +191,15 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
         size_t n_outs = 0;
         struct cli_spec_flags flags = {0};
         _cleanup_free_ struct option *all = cli_spec_longopts(longopts);
-        const char *file = NULL, *digest_file = NULL;
+        const char *digest_file = NULL;
+        _cleanup_strv_ char **files = NULL;
+        size_t n_files = 0;
+        int jobs_n = 0;
         struct kiln_spec *spec = NULL;
         struct kiln_build_result res = {0};
         int opt, rc = -1;
         optind = 1;
-        while ((opt = getopt_long(argc, argv, "f:o:qh", all, NULL)) != -1) {
+        while ((opt = getopt_long(argc, argv, "f:j:o:qh", all, NULL)) != -1) {
                 if (cli_spec_flag(&flags, opt, optarg))
                         continue;
                 int r = cli_common_option(&c, opt, optarg, err);
@@ -117,8 +209,21 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                         continue;
                 switch (opt) {
                 case 'f':
-                        file = optarg;
+                        files = kiln_xrealloc(files, (n_files + 2) * sizeof(char *));
+                        files[n_files++] = kiln_xstrdup(optarg);
+                        files[n_files] = NULL;
                         break;
+                case 'j': {
+                        char *end = NULL;
+                        long v = strtol(optarg, &end, 10);
+                        if (end == optarg || *end || v < 1 || v > 1024) {
+                                kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                             "--jobs %s: want a number from 1 to 1024", optarg);
+                                goto out;
+                        }
+                        jobs_n = (int)v;
+                        break;
+                }
                 case 'o':
                         outs = kiln_xrealloc(outs, (n_outs + 1) * sizeof(*outs));
                         memset(&outs[n_outs], 0, sizeof(*outs));
@@ -171,21 +276,36 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                         goto out;
                 }
         }
-        if (optind < argc && !file)
-                file = argv[optind++];
-        if (optind != argc) {
-                kiln_err_set(err, KILN_ERR_USAGE, 0, "build: unexpected argument \"%s\"",
-                             argv[optind]);
-                goto out;
+        for (; optind < argc; optind++) {
+                files = kiln_xrealloc(files, (n_files + 2) * sizeof(char *));
+                files[n_files++] = kiln_xstrdup(argv[optind]);
+                files[n_files] = NULL;
         }
-        if (cli_spec_load(file, &flags, &spec, err) < 0) {
-                kiln_err_prefix(err, "build");
+        size_t stdin_uses = 0;
+        for (size_t i = 0; i < n_files; i++)
+                stdin_uses += !strcmp(files[i], "-");
+        if (stdin_uses > 1) {
+                kiln_err_set(err, KILN_ERR_USAGE, 0, "build: stdin (-) can give only one spec");
                 goto out;
         }
         bo.reg = c.reg;
         bo.cache_dir = c.cache_dir;
         bo.outputs = outs;
         bo.n_outputs = n_outs;
+        if (n_files > 1) {
+                if (digest_file) {
+                        kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                     "--digest-file takes one spec; with several, --json gives "
+                                     "every digest");
+                        goto out;
+                }
+                rc = build_many(&c, &bo, files, n_files, &flags, jobs_n, err);
+                goto out;
+        }
+        if (cli_spec_load(n_files ? files[0] : NULL, &flags, &spec, err) < 0) {
+                kiln_err_prefix(err, "build");
+                goto out;
+        }
         if (kiln_build(spec, &bo, &res, err) < 0)
                 goto out;
         rc = print_result(&c, &res, bo.dry_run, digest_file, err);

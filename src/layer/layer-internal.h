@@ -30,7 +30,5 @@ struct kiln_pgzip *kiln_pgzip_new(int level, int threads, kiln_pgzip_sink sink, 
 int kiln_pgzip_write(struct kiln_pgzip *p, const void *data, size_t n);
 int kiln_pgzip_finish(struct kiln_pgzip *p);
 void kiln_pgzip_free(struct kiln_pgzip *p);
-/* CPUs this process may run on (affinity and cgroup cpusets honoured). */
-int kiln_cpu_count(void);
 
 #endif

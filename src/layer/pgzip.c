@@ -10,7 +10,6 @@
 #include "layer-internal.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -54,18 +53,6 @@ struct kiln_pgzip {
         void *ud;
         int failed; /* a sink or deflate error: everything after is refused */
 };
-
-int kiln_cpu_count(void)
-{
-        cpu_set_t set;
-        if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-                int n = CPU_COUNT(&set);
-                if (n > 0)
-                        return n;
-        }
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        return n > 0 ? (int)n : 1;
-}
 
 /* One block, raw deflate, primed with the dictionary. */
 static int compress_job(z_stream *z, struct pgz_job *j)

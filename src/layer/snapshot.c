@@ -70,6 +70,16 @@ int kiln_snapshot_get(struct kiln_store *store, const struct kiln_descriptor *la
         }
         if (kiln_mkdir_p(base, 0755, err) < 0)
                 return -1;
+        /* Builds running side by side over one base unpack it once: the
+         * others wait here and find it done. */
+        _cleanup_free_ char *lock_path = kiln_xasprintf("%s.lock", final);
+        _cleanup_close_ int lock = -1;
+        if (kiln_lock_file(lock_path, &lock, err) < 0)
+                return -1;
+        if (stat(final, &st) == 0 && S_ISDIR(st.st_mode)) {
+                *path = steal_pointer(&final);
+                return 0;
+        }
         _cleanup_free_ char *tmp = kiln_xasprintf("%s/tmp-XXXXXX", base);
         if (!mkdtemp(tmp))
                 return kiln_err_sys(err, "create %s", tmp);

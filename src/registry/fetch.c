@@ -137,6 +137,8 @@ static int fetch_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
         http_resp_release(&resp);
         if (rc == 0)
                 rc = kiln_blob_writer_commit(w, NULL, err);
+        if (rc == 0)
+                kiln_store_note_blob_location(j->store, j->r->domain, d->digest, j->repo);
         kiln_progress_finish(j->progress, j->slots[k], rc == 0 ? "done" : "failed");
         if (rc < 0)
                 return kiln_err_prefix(err, "blob %s", d->digest);

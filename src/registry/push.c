@@ -63,6 +63,14 @@ static int upload_step(struct push_job *j, CURL *h, struct http_req *q, long wan
         return rc;
 }
 
+static char *push_scope(const char *repo, const char *mount_from)
+{
+        if (mount_from && strcmp(mount_from, repo) != 0)
+                return kiln_xasprintf("repository:%s:pull,push repository:%s:pull", repo,
+                                      mount_from);
+        return registry_scope(repo, "pull,push");
+}
+
 static int push_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
 {
         struct push_job *j = ctx;
@@ -70,6 +78,11 @@ static int push_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
         int slot = j->slots[k];
         _cleanup_free_ char *path = kiln_xasprintf("/v2/%s/blobs/%s", j->repo, d->digest);
         struct http_resp resp = {0};
+        /* Another build of this run may be pushing the same layer: wait for
+         * it, and the HEAD below finds the blob there. */
+        _cleanup_close_ int lock = -1;
+        if (kiln_store_push_lock(j->store, j->r->domain, d->digest, &lock, err) < 0)
+                return kiln_err_prefix(err, "push blob %s", d->digest);
 
         /* HEAD: the registry may have it already. */
         struct http_req head = {
@@ -80,6 +93,7 @@ static int push_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
         if (rc < 0)
                 return kiln_err_prefix(err, "blob %s", d->digest);
         if (status == 200) {
+                kiln_store_note_blob_location(j->store, j->r->domain, d->digest, j->repo);
                 kiln_progress_finish(j->progress, slot, "exists");
                 return 0;
         }
@@ -89,18 +103,26 @@ static int push_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
         if (kiln_store_open_blob(j->store, d->digest, &fd, &size, err) < 0)
                 return -1;
 
-        /* Start an upload, asking for a mount from the base's repository
-         * first: on the same registry it costs no bytes. */
+        /* Start an upload, asking for a mount first: from the repository
+         * the blob was last seen in on this registry, else the base's. On
+         * the same registry a mount costs no bytes. */
+        _cleanup_free_ char *seen = kiln_store_blob_location(j->store, j->r->domain, d->digest);
+        const char *from = seen && strcmp(seen, j->repo) != 0 ? seen : j->mount_from;
+        if (from && !strcmp(from, j->repo))
+                from = NULL;
         _cleanup_free_ char *location = NULL;
         _cleanup_free_ char *start = NULL;
-        if (j->mount_from && strcmp(j->mount_from, j->repo) != 0)
+        _cleanup_free_ char *scope = NULL;
+        if (from)
                 start = kiln_xasprintf("/v2/%s/blobs/uploads/?mount=%s&from=%s", j->repo, d->digest,
-                                       j->mount_from);
+                                       from);
         else
                 start = kiln_xasprintf("/v2/%s/blobs/uploads/", j->repo);
+        if (from && from != j->mount_from)
+                scope = push_scope(j->repo, from);
         struct http_req post = {
             .method = "POST", .url = start, .upload_fd = -1, .cancel = j->cancel};
-        rc = registry_request(j->r, h, j->scope, &post, &resp, err);
+        rc = registry_request(j->r, h, scope ? scope : j->scope, &post, &resp, err);
         status = resp.status;
         if (rc == 0 && resp.location) {
                 char *abs = http_resolve(j->r->base_url, resp.location);
@@ -112,6 +134,7 @@ static int push_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
         if (rc < 0)
                 return kiln_err_prefix(err, "push blob %s", d->digest);
         if (status == 201) {
+                kiln_store_note_blob_location(j->store, j->r->domain, d->digest, j->repo);
                 kiln_progress_finish(j->progress, slot, "mounted");
                 return 0;
         }
@@ -168,17 +191,10 @@ static int push_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
         }
         if (rc < 0)
                 return kiln_err_prefix(err, "push blob %s", d->digest);
+        kiln_store_note_blob_location(j->store, j->r->domain, d->digest, j->repo);
         kiln_progress_update(j->progress, slot, size);
         kiln_progress_finish(j->progress, slot, "pushed");
         return 0;
-}
-
-static char *push_scope(const char *repo, const char *mount_from)
-{
-        if (mount_from && strcmp(mount_from, repo) != 0)
-                return kiln_xasprintf("repository:%s:pull,push repository:%s:pull", repo,
-                                      mount_from);
-        return registry_scope(repo, "pull,push");
 }
 
 int kiln_registry_push_blobs(struct kiln_registry *r, const char *repo,

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -205,14 +204,7 @@ int kiln_store_step_lock(struct kiln_store *s, const char *key, int *fd, struct 
         if (kiln_mkdir_p(d, 0755, err) < 0)
                 return -1;
         _cleanup_free_ char *p = entry_path(s, key, "lock");
-        _cleanup_close_ int f = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (f < 0)
-                return kiln_err_sys(err, "open %s", p);
-        while (flock(f, LOCK_EX) < 0)
-                if (errno != EINTR)
-                        return kiln_err_sys(err, "lock %s", p);
-        *fd = steal_fd(&f);
-        return 0;
+        return kiln_lock_file(p, fd, err);
 }
 
 int kiln_store_step_list(struct kiln_store *s, struct kiln_step_entry **out, size_t *n,

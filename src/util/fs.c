@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -29,6 +30,19 @@ int kiln_open_in_root(int rootfd, const char *path, int flags)
         errno = ENOSYS;
         return -1;
 #endif
+}
+
+int kiln_lock_file(const char *path, int *fd, struct kiln_err **err)
+{
+        *fd = -1;
+        _cleanup_close_ int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (f < 0)
+                return kiln_err_sys(err, "open %s", path);
+        while (flock(f, LOCK_EX) < 0)
+                if (errno != EINTR)
+                        return kiln_err_sys(err, "lock %s", path);
+        *fd = steal_fd(&f);
+        return 0;
 }
 
 int kiln_write_all(int fd, const void *data, size_t len)

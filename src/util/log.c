@@ -1,8 +1,22 @@
 #include "kiln/util.h"
 
+#include <sched.h>
+#include <string.h>
 #include <time.h>
 
 static enum kiln_log_level level = KILN_LOG_INFO;
+static char *line_prefix;
+
+void kiln_log_set_prefix(const char *prefix)
+{
+        free(line_prefix);
+        line_prefix = prefix && *prefix ? kiln_xstrdup(prefix) : NULL;
+}
+
+const char *kiln_log_prefix(void)
+{
+        return line_prefix ? line_prefix : "";
+}
 
 void kiln_log_set_level(enum kiln_log_level l)
 {
@@ -18,7 +32,7 @@ static void vlog(const char *prefix, const char *fmt, va_list ap)
 {
         /* One write per line so concurrent workers never interleave mid-line. */
         _cleanup_free_ char *line = kiln_xvasprintf(fmt, ap);
-        _cleanup_free_ char *full = kiln_xasprintf("%s%s\n", prefix, line);
+        _cleanup_free_ char *full = kiln_xasprintf("%s%s%s\n", kiln_log_prefix(), prefix, line);
         fputs(full, stderr);
         fflush(stderr);
 }
@@ -72,4 +86,16 @@ uint64_t kiln_now_ns(void)
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int kiln_cpu_count(void)
+{
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+                int n = CPU_COUNT(&set);
+                if (n > 0)
+                        return n;
+        }
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n > 0 ? (int)n : 1;
 }
