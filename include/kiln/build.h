@@ -113,8 +113,9 @@ struct kiln_build_job {
 };
 
 /* Builds several specs (Flyte's multi-image workflows) in one run:
- * - each distinct base is pulled once, before any build starts, and
- *   unpacked once (later builds wait for the first and share it);
+ * - each distinct base is resolved once before any build starts, its
+ *   layers downloaded once and unpacked once when a build first needs
+ *   them (the others wait for that one and share it);
  * - specs with the same image name are built once;
  * - a spec whose base_image is another spec of the run waits for it;
  * - up to `parallel` builds run at once (0: one per CPU), each in a

@@ -34,6 +34,9 @@ int kiln_layer_unpack(int rootfd, int blobfd, const char *media_type, const char
 /* chain id of diff_ids[0..n) as the OCI image spec defines it. */
 void kiln_chain_id(char *const *diff_ids, size_t n, char out[KILN_DIGEST_MAX]);
 
+/* Is the snapshot of these layers made already (their blobs are then not
+ * needed to use it)? */
+bool kiln_snapshot_has(struct kiln_store *store, char *const *diff_ids, size_t n);
 /* The flattened rootfs of layers[0..n) (blobs in the store, diff_ids from
  * the config), cached at STORE_ROOT/snapshots/<chain id hex>. Unpacked once
  * into a temp dir and renamed into place, so a snapshot is complete or

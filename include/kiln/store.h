@@ -129,6 +129,12 @@ void kiln_store_note_blob_location(const struct kiln_store *s, const char *domai
 int kiln_store_push_lock(const struct kiln_store *s, const char *domain, const char *digest,
                          int *fd, struct kiln_err **err);
 
+/* Held while downloading digest: processes fetching the same blob side by
+ * side (several builds on one base) download it once; the second finds it
+ * in the store. */
+int kiln_store_fetch_lock(const struct kiln_store *s, const char *digest, int *fd,
+                          struct kiln_err **err);
+
 /* ---------- maintenance ---------- */
 
 /* Waits until no other process has the store open, then holds it alone

@@ -8,11 +8,13 @@
 /* The base image's reference: base_image, the name of a base spec, or
  * the default (debian, or an NVIDIA CUDA image). Caller frees. */
 int kiln_build_base_name(const struct kiln_spec *spec, char **out, struct kiln_err **err);
-/* Pulls base for platform into store (a no-op transfer when it is there). */
+/* Pulls base for platform into store (a no-op transfer when it is
+ * there); with manifest_only its manifest and config, and where its layers
+ * are noted for a fetch on first need. */
 int kiln_build_pull_base(const struct kiln_build_opts *o, const char *base,
-                         const struct kiln_platform *platform, struct kiln_store *store,
-                         struct kiln_ref *base_ref, struct kiln_descriptor *top,
-                         struct kiln_err **err);
+                         const struct kiln_platform *platform, bool manifest_only,
+                         struct kiln_store *store, struct kiln_ref *base_ref,
+                         struct kiln_descriptor *top, struct kiln_err **err);
 /* --force or FLYTE_FORCE_PUSH_IMAGE_SPEC: build even when the image exists. */
 bool kiln_build_forced(const struct kiln_build_opts *o);
 
@@ -26,8 +28,9 @@ void kiln_remote_cache_free(struct kiln_remote_cache *rc);
 const char *kiln_remote_cache_name(const struct kiln_remote_cache *rc);
 const char *kiln_remote_cache_domain(const struct kiln_remote_cache *rc);
 const char *kiln_remote_cache_repo(const struct kiln_remote_cache *rc);
-/* The step result under key: the entry, with its layer fetched (and
- * verified) into store. Not there is *found = false, not an error. */
+/* The step result under key: the entry into store, its layer noted as
+ * being in the cache repository (kiln_remote_cache_fetch it when needed).
+ * Not there is *found = false, not an error. */
 int kiln_remote_cache_get(struct kiln_remote_cache *rc, struct kiln_store *store, const char *key,
                           struct kiln_step_entry *e, bool *found, struct kiln_err **err);
 /* Is there a result under key (one HEAD)? */
@@ -39,11 +42,15 @@ int kiln_remote_cache_put(struct kiln_remote_cache *rc, struct kiln_store *store
                           const struct kiln_step_entry *e, const char *mount_from,
                           struct kiln_err **err);
 
-/* The image a fully cached chain assembles, under its image key: into the
- * store (manifest and config; its layers are the steps' and the base's). */
+/* The image a fully cached chain assembles, under its image key: its
+ * manifest and config into the store, its layers noted as being in the
+ * cache repository (kiln_remote_cache_fetch them when needed). */
 int kiln_remote_cache_get_image(struct kiln_remote_cache *rc, struct kiln_store *store,
                                 const char *key, struct kiln_descriptor *out, bool *found,
                                 struct kiln_err **err);
+/* Fetches blobs (known to be in the cache repository) into store. */
+int kiln_remote_cache_fetch(struct kiln_remote_cache *rc, struct kiln_store *store,
+                            const struct kiln_descriptor *blobs, size_t n, struct kiln_err **err);
 int kiln_remote_cache_put_image(struct kiln_remote_cache *rc, struct kiln_store *store,
                                 const char *key, const struct kiln_descriptor *image,
                                 const char *mount_from, struct kiln_err **err);

@@ -40,6 +40,7 @@ struct pending_layer {
         char *digest;
         char *media_type;
         char *diff_id;
+        int64_t size;
 };
 
 struct kiln_step_ctx {
@@ -70,9 +71,18 @@ struct kiln_step_ctx {
         size_t n_cached;
         char **facts; /* "name=value" recorded by steps so far, latest last */
         size_t n_facts;
+        /* The base's layers are fetched on first need: a sandboxed step, an
+         * output, a push that cannot mount them. */
+        const struct kiln_build_opts *o;
+        struct kiln_ref base_ref;
         struct kiln_remote_cache *remote; /* --cache-repo, or NULL */
         const char *mount_from;           /* the base's repository on the cache's registry */
         size_t n_remote_hits;
+        bool image_remote;      /* the whole image is the registry cache's */
+        char (*layer_keys)[65]; /* the keys of the steps with a layer part */
+        uint64_t sandbox_ns;    /* time inside sandboxed programs (the installers) */
+        uint64_t commit_ns;     /* time turning upper directories into layers */
+        size_t n_layer_keys;
         /* after the first failure the registry cache is left alone for the
          * rest of the build: one warning, not one per step */
         bool remote_read_failed, remote_write_failed;
@@ -98,6 +108,8 @@ void kiln_build_result_release(struct kiln_build_result *r)
 static void ctx_release(struct kiln_step_ctx *c)
 {
         kiln_remote_cache_free(c->remote);
+        kiln_ref_release(&c->base_ref);
+        free(c->layer_keys);
         kiln_step_entry_release(&c->out);
         for (size_t i = 0; i < c->n_facts; i++)
                 free(c->facts[i]);
@@ -151,12 +163,20 @@ static char *step_label(const struct kiln_step_ctx *c)
         return kiln_xasprintf("step %zu (%s)", c->step_no, c->kind ? c->kind->name : "base");
 }
 
-/* Host-file layers become visible to later sandboxed steps by unpacking
- * them, from the store, into a lower of their own. */
+static int fetch_layers(struct kiln_step_ctx *c, const struct kiln_descriptor *ls, size_t n,
+                        bool from_cache, struct kiln_err **err);
+
+/* Host-file layers and layers of the registry cache become visible to
+ * later sandboxed steps by unpacking them, from the store (fetched first
+ * when only the cache has them), into a lower of their own. */
 static int unpack_pending(struct kiln_step_ctx *c, struct kiln_err **err)
 {
         for (size_t i = 0; i < c->n_pending; i++) {
                 struct pending_layer *p = &c->pending[i];
+                struct kiln_descriptor d = {
+                    .digest = p->digest, .media_type = p->media_type, .size = p->size};
+                if (fetch_layers(c, &d, 1, false, err) < 0)
+                        return -1;
                 _cleanup_free_ char *dir =
                     kiln_xasprintf("%s/layer-%.19s", c->build_dir, kiln_digest_hex(p->digest));
                 if (kiln_mkdir_p(dir, 0755, err) < 0)
@@ -180,10 +200,106 @@ static int unpack_pending(struct kiln_step_ctx *c, struct kiln_err **err)
         return 0;
 }
 
+/* ---------- blobs fetched on first need ---------- */
+
+static bool is_base_layer(const struct kiln_step_ctx *c, const char *digest)
+{
+        for (size_t i = 0; i < c->n_base; i++)
+                if (!strcmp(c->base_layers[i].digest, digest))
+                        return true;
+        return false;
+}
+
+/* The layers among ls that the store lacks: the base's from the base's
+ * repository, the rest (results of the registry cache) from the cache;
+ * with from_cache everything from the cache (an image it holds whole). */
+static int fetch_layers(struct kiln_step_ctx *c, const struct kiln_descriptor *ls, size_t n,
+                        bool from_cache, struct kiln_err **err)
+{
+        _cleanup_free_ struct kiln_descriptor *base = kiln_xcalloc(n + 1, sizeof(*base));
+        _cleanup_free_ struct kiln_descriptor *cached = kiln_xcalloc(n + 1, sizeof(*cached));
+        size_t nb = 0, nc = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (kiln_store_has(c->store, ls[i].digest, ls[i].size))
+                        continue;
+                kiln_debug("fetching layer %s on first need", ls[i].digest);
+                if (!from_cache && is_base_layer(c, ls[i].digest) && c->base_ref.domain)
+                        base[nb++] = ls[i];
+                else if (c->remote)
+                        cached[nc++] = ls[i];
+                else
+                        return kiln_err_set(err, KILN_ERR_NOT_FOUND, 0,
+                                            "layer %s is in neither the local cache nor the base "
+                                            "image",
+                                            ls[i].digest);
+        }
+        if (nb) {
+                _cleanup_registry_ struct kiln_registry *reg = NULL;
+                if (kiln_registry_new(c->base_ref.domain, &c->o->reg, &reg, err) < 0)
+                        return kiln_err_prefix(err, "base image");
+                struct kiln_progress *p = kiln_progress_new("pull", c->o->reg.quiet);
+                int rc =
+                    kiln_registry_fetch_blobs(reg, c->base_ref.path, base, nb, c->store, p, err);
+                kiln_progress_free(p);
+                if (rc < 0)
+                        return kiln_err_prefix(err, "base image");
+        }
+        if (nc && kiln_remote_cache_fetch(c->remote, c->store, cached, nc, err) < 0)
+                return -1;
+        return 0;
+}
+
+/* What writing the image to dest_domain needs locally: every layer, less
+ * those a registry there can mount (NULL: an output, which needs all). */
+static int fetch_for(struct kiln_step_ctx *c, const struct kiln_descriptor *image,
+                     const char *dest_domain, struct kiln_err **err)
+{
+        _cleanup_buf_ struct kiln_buf b = {0};
+        struct kiln_manifest m = {0};
+        if (kiln_store_read(c->store, image->digest, KILN_MANIFEST_MAX, &b, err) < 0 ||
+            kiln_manifest_parse(b.data, b.len, NULL, &m, err) < 0)
+                return -1;
+        _cleanup_free_ struct kiln_descriptor *need = kiln_xcalloc(m.n_layers + 1, sizeof(*need));
+        size_t n = 0;
+        for (size_t i = 0; i < m.n_layers; i++) {
+                _cleanup_free_ char *at =
+                    dest_domain
+                        ? kiln_store_blob_location(c->store, dest_domain, m.layers[i].digest)
+                        : NULL;
+                if (!at)
+                        need[n++] = m.layers[i];
+        }
+        int rc = fetch_layers(c, need, n, c->image_remote, err);
+        kiln_manifest_release(&m);
+        return rc;
+}
+
+/* A push that counted on mounts and found one declined (the blob went
+ * from that repository) fetches what is missing and pushes again. */
+static int push_lazily(struct kiln_step_ctx *c, struct kiln_registry *reg,
+                       const struct kiln_ref *dest, const struct kiln_descriptor *image,
+                       const char *mount_from, struct kiln_progress *p, struct kiln_err **err)
+{
+        if (fetch_for(c, image, dest->domain, err) < 0)
+                return -1;
+        if (kiln_push(reg, dest, image, c->store, mount_from, p, err) == 0)
+                return 0;
+        if ((*err)->domain != KILN_ERR_NOT_FOUND && (*err)->domain != KILN_ERR_SYSTEM)
+                return -1;
+        kiln_debug("push: %s; fetching the image's layers and pushing again", (*err)->msg);
+        kiln_err_clear(err);
+        if (fetch_for(c, image, NULL, err) < 0)
+                return -1;
+        return kiln_push(reg, dest, image, c->store, mount_from, p, err);
+}
+
 static int ensure_rootfs(struct kiln_step_ctx *c, struct kiln_err **err)
 {
         if (!c->rootfs_ready) {
                 char *snap = NULL;
+                if (!kiln_snapshot_has(c->store, c->base_diff_ids, c->n_base) &&
+                    fetch_layers(c, c->base_layers, c->n_base, false, err) < 0)
+                        return -1;
                 kiln_info("unpacking the base image (%zu layers, cached for later builds)",
                           c->n_base);
                 if (kiln_snapshot_get(c->store, c->base_layers, c->base_diff_ids, c->n_base, &snap,
@@ -238,13 +354,14 @@ static int check_can_run(const struct kiln_step_ctx *c, struct kiln_err **err)
 
 /* A layer later sandboxed steps see by unpacking it from the store. */
 static void add_pending(struct kiln_step_ctx *c, const char *digest, const char *media_type,
-                        const char *diff_id)
+                        const char *diff_id, int64_t size)
 {
         c->pending = kiln_xrealloc(c->pending, (c->n_pending + 1) * sizeof(*c->pending));
         c->pending[c->n_pending++] = (struct pending_layer){
             .digest = kiln_xstrdup(digest),
             .media_type = kiln_xstrdup(media_type),
             .diff_id = kiln_xstrdup(diff_id),
+            .size = size,
         };
 }
 
@@ -352,7 +469,9 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
             .idmap = c->idmap,
         };
         int status = 0;
+        uint64_t t0 = kiln_now_ns();
         int rc = kiln_sandbox_run(&so, &status, err);
+        c->sandbox_ns += kiln_now_ns() - t0;
         free(all);
         if (rc < 0)
                 return kiln_err_prefix(err, "%s", label);
@@ -364,7 +483,10 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
         if (upperfd < 0)
                 return kiln_err_sys(err, "%s: open %s", label, upper);
         struct kiln_layer_result res = {0};
-        if (kiln_layer_from_upper(upperfd, label, c->store, &c->lopts, &res, err) < 0)
+        t0 = kiln_now_ns();
+        rc = kiln_layer_from_upper(upperfd, label, c->store, &c->lopts, &res, err);
+        c->commit_ns += kiln_now_ns() - t0;
+        if (rc < 0)
                 return kiln_err_prefix(err, "%s: write layer", label);
         record_result(c, &res, created_by);
         if (res.empty) {
@@ -409,7 +531,7 @@ int kiln_step_host_layer(struct kiln_step_ctx *c, const struct kiln_copy_entry *
         }
         kiln_image_add_layer(&c->img, &res, created_by);
         c->n_new_layers++;
-        add_pending(c, res.digest, res.media_type, res.diff_id);
+        add_pending(c, res.digest, res.media_type, res.diff_id, res.size);
         return 0;
 }
 
@@ -529,9 +651,9 @@ int kiln_step_lookup_user(struct kiln_step_ctx *c, const char *name, uid_t *uid,
 /* ---------- the base ---------- */
 
 int kiln_build_pull_base(const struct kiln_build_opts *o, const char *base,
-                         const struct kiln_platform *platform, struct kiln_store *store,
-                         struct kiln_ref *base_ref, struct kiln_descriptor *top,
-                         struct kiln_err **err)
+                         const struct kiln_platform *platform, bool manifest_only,
+                         struct kiln_store *store, struct kiln_ref *base_ref,
+                         struct kiln_descriptor *top, struct kiln_err **err)
 {
         if (kiln_ref_parse(base, base_ref, err) < 0)
                 return kiln_err_prefix(err, "base_image");
@@ -539,11 +661,25 @@ int kiln_build_pull_base(const struct kiln_build_opts *o, const char *base,
         if (kiln_registry_new(base_ref->domain, &o->reg, &reg, err) < 0)
                 return -1;
         struct kiln_progress *p = kiln_progress_new("pull", o->reg.quiet);
-        struct kiln_pull_opts po = {.platform = *platform};
+        struct kiln_pull_opts po = {.platform = *platform, .manifest_only = manifest_only};
         int rc = kiln_pull(reg, base_ref, &po, store, p, top, err);
         kiln_progress_free(p);
         if (rc < 0)
                 return kiln_err_prefix(err, "base image");
+        if (!manifest_only)
+                return 0;
+        /* Where the layers are, for the fetch on first need and for pushes
+         * to that registry, which mount them. */
+        _cleanup_buf_ struct kiln_buf b = {0};
+        struct kiln_manifest m = {0};
+        if (kiln_store_read(store, top->digest, KILN_MANIFEST_MAX, &b, err) < 0 ||
+            kiln_manifest_parse(b.data, b.len, NULL, &m, err) < 0)
+                return kiln_err_prefix(err, "base image");
+        for (size_t i = 0; i < m.n_layers; i++)
+                if (!kiln_store_has(store, m.layers[i].digest, m.layers[i].size))
+                        kiln_store_note_blob_location(store, base_ref->domain, m.layers[i].digest,
+                                                      base_ref->path);
+        kiln_manifest_release(&m);
         return 0;
 }
 
@@ -636,7 +772,7 @@ static int cached_layer_ok(struct kiln_step_ctx *c, struct kiln_step_entry *e, b
         }
         *ok = false;
         kiln_warn("the cached layer %s of the %s step is corrupt: removed, the step runs again",
-                  e->digest, c->kind->name);
+                  e->digest, e->kind ? e->kind : "?");
         if (kiln_store_remove_blob(c->store, e->digest, err) < 0 ||
             kiln_store_step_remove(c->store, e->key, err) < 0)
                 return -1;
@@ -673,7 +809,7 @@ static void apply_entry(struct kiln_step_ctx *c, const struct kiln_step_entry *e
                 snprintf(res.digest, sizeof(res.digest), "%s", e->digest);
                 snprintf(res.diff_id, sizeof(res.diff_id), "%s", e->diff_id);
                 kiln_image_add_layer(&c->img, &res, e->created_by);
-                add_pending(c, e->digest, e->media_type, e->diff_id);
+                add_pending(c, e->digest, e->media_type, e->diff_id, e->size);
                 kiln_store_touch(c->store, e->digest);
         } else if (e->created_by && *e->created_by) {
                 kiln_image_add_history(&c->img, e->created_by);
@@ -765,22 +901,45 @@ static int layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc,
         return 0;
 }
 
-/* The manifest and every blob it names are in the store (prune may have
- * taken some). */
-static bool image_complete(struct kiln_store *store, const char *digest)
+/* The manifest and its config are in the store, and every layer too but
+ * the base's, which are fetched when needed (prune may have taken any). */
+static bool image_usable(struct kiln_step_ctx *c, const char *digest)
 {
         _cleanup_buf_ struct kiln_buf b = {0};
         _cleanup_err_ struct kiln_err *e = NULL;
-        if (kiln_store_read(store, digest, KILN_MANIFEST_MAX, &b, &e) < 0)
+        if (kiln_store_read(c->store, digest, KILN_MANIFEST_MAX, &b, &e) < 0)
                 return false;
         struct kiln_manifest m = {0};
         if (kiln_manifest_parse(b.data, b.len, NULL, &m, &e) < 0)
                 return false;
-        bool ok = !m.is_index && kiln_store_has(store, m.config.digest, m.config.size);
+        bool ok = !m.is_index && kiln_store_has(c->store, m.config.digest, m.config.size);
         for (size_t i = 0; ok && i < m.n_layers; i++)
-                ok = kiln_store_has(store, m.layers[i].digest, m.layers[i].size);
+                ok = kiln_store_has(c->store, m.layers[i].digest, m.layers[i].size) ||
+                     is_base_layer(c, m.layers[i].digest);
         kiln_manifest_release(&m);
         return ok;
+}
+
+/* The layers of the chain's steps, checked as a step hit checks its own
+ * (a blob file that changed is hashed again; a corrupt one is dropped with
+ * its entry, and the steps run). */
+static int steps_layers_ok(struct kiln_step_ctx *c, bool *ok, struct kiln_err **err)
+{
+        for (size_t i = 0; *ok && i < c->n_layer_keys; i++) {
+                struct kiln_step_entry e;
+                bool found = false;
+                if (kiln_store_step_get(c->store, c->layer_keys[i], &e, &found, err) < 0)
+                        return -1;
+                *ok = found;
+                int rc = found && e.has_layer ? cached_layer_ok(c, &e, ok, err) : 0;
+                if (*ok)
+                        kiln_store_step_touch(c->store, c->layer_keys[i]);
+                if (found)
+                        kiln_step_entry_release(&e);
+                if (rc < 0)
+                        return -1;
+        }
+        return 0;
 }
 
 /* The assembled image is cached too, under the last step's key and the
@@ -808,8 +967,13 @@ static int image_from_cache(struct kiln_step_ctx *c, const char *key, const char
                 else if (kiln_str_has_prefix(f, "id="))
                         eid = f + 3;
         }
-        if (digest && mt && size && eid && !strcmp(eid, id) &&
-            kiln_digest_validate(digest, NULL) == 0 && image_complete(c->store, digest)) {
+        bool ok = digest && mt && size && eid && !strcmp(eid, id) &&
+                  kiln_digest_validate(digest, NULL) == 0 && image_usable(c, digest);
+        if (ok && steps_layers_ok(c, &ok, err) < 0) {
+                kiln_step_entry_release(&e);
+                return -1;
+        }
+        if (ok) {
                 out->digest = kiln_xstrdup(digest);
                 out->media_type = kiln_xstrdup(mt);
                 out->size = strtoll(size, NULL, 10);
@@ -848,13 +1012,78 @@ static void image_from_remote(struct kiln_step_ctx *c, const char *key, const ch
                 kiln_warn("%s; the image is assembled here", rerr->msg);
                 return;
         }
-        if (found && image_complete(c->store, d.digest)) {
+        if (found) {
                 *out = d;
                 *hit = true;
+                c->image_remote = true;
                 image_to_cache(c, key, id, out);
                 return;
         }
         kiln_descriptor_release(&d);
+}
+
+static void image_to_remote(struct kiln_step_ctx *c, const char *key,
+                            const struct kiln_descriptor *image)
+{
+        _cleanup_err_ struct kiln_err *rerr = NULL;
+        if (fetch_for(c, image, kiln_remote_cache_domain(c->remote), &rerr) < 0 ||
+            kiln_remote_cache_put_image(c->remote, c->store, key, image, c->mount_from, &rerr) < 0)
+                kiln_warn("the image was not stored in the cache: %s", rerr->msg);
+}
+
+/* Every step's key, before anything runs (keys depend on inputs, never on
+ * results): the image key then says whether the whole image is cached. */
+static int chain_image_key(struct kiln_step_ctx *c, const char *id, char out[65],
+                           struct kiln_err **err)
+{
+        char key[65];
+        snprintf(key, sizeof(key), "%s", c->key);
+        size_t n = sizeof(step_kinds) / sizeof(step_kinds[0]);
+        c->layer_keys = kiln_xcalloc(n, sizeof(*c->layer_keys));
+        for (size_t i = 0; i < n; i++) {
+                if (!step_kinds[i]->wanted(c->spec))
+                        continue;
+                if (step_key(step_kinds[i], c->spec, key, err) < 0)
+                        return -1;
+                if (step_kinds[i]->run)
+                        snprintf(c->layer_keys[c->n_layer_keys++], 65, "%s", key);
+        }
+        _cleanup_free_ char *k = kiln_xasprintf("%s\nimage\n%s\n", key, id);
+        hex_of(k, strlen(k), out);
+        return 0;
+}
+
+static void report_cached_steps(struct kiln_step_ctx *c)
+{
+        const char *from = c->image_remote ? kiln_remote_cache_name(c->remote) : NULL;
+        size_t k = 0;
+        for (size_t i = 0; i < sizeof(step_kinds) / sizeof(step_kinds[0]); i++) {
+                if (!step_kinds[i]->wanted(c->spec))
+                        continue;
+                _cleanup_free_ char *d = step_kinds[i]->describe(c->spec);
+                kiln_info("step %zu: %s: %s (cached%s%s)", ++k, step_kinds[i]->name, d,
+                          from ? " in " : "", from ? from : "");
+        }
+}
+
+static int run_steps(struct kiln_step_ctx *c, struct kiln_err **err)
+{
+        for (size_t i = 0; i < sizeof(step_kinds) / sizeof(step_kinds[0]); i++) {
+                if (!step_kinds[i]->wanted(c->spec))
+                        continue;
+                c->kind = step_kinds[i];
+                c->step_no++;
+                _cleanup_free_ char *d = c->kind->describe(c->spec);
+                if (step_key(c->kind, c->spec, c->key, err) < 0)
+                        return -1;
+                if (c->kind->run && layer_part(c, !c->o->no_cache, d, err) < 0)
+                        return -1;
+                if (!c->kind->run)
+                        kiln_info("step %zu: %s: %s", c->step_no, c->kind->name, d);
+                if (c->kind->config && c->kind->config(c, err) < 0)
+                        return -1;
+        }
+        return 0;
 }
 
 /* ---------- plan, run, output ---------- */
@@ -894,19 +1123,11 @@ static int resolve_base(const struct kiln_build_opts *o, const char *base,
                         char digest[KILN_DIGEST_MAX], struct kiln_err **err)
 {
         struct kiln_ref ref = {0};
-        if (kiln_ref_parse(base, &ref, err) < 0)
-                return kiln_err_prefix(err, "base_image");
-        _cleanup_registry_ struct kiln_registry *reg = NULL;
         struct kiln_descriptor top = {0};
-        struct kiln_pull_opts po = {.manifest_only = true};
-        kiln_platform_copy(&po.platform, platform);
-        int rc = kiln_registry_new(ref.domain, &o->reg, &reg, err);
-        if (rc == 0)
-                rc = kiln_pull(reg, &ref, &po, store, NULL, &top, err);
+        int rc = kiln_build_pull_base(o, base, platform, true, store, &ref, &top, err);
         if (rc == 0)
                 snprintf(digest, KILN_DIGEST_MAX, "%s", top.digest);
         kiln_descriptor_release(&top);
-        kiln_platform_release(&po.platform);
         kiln_ref_release(&ref);
         return rc;
 }
@@ -967,9 +1188,11 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
 }
 
 static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *o,
-                         const struct kiln_ref *base_ref, struct kiln_build_result *res,
-                         struct kiln_err **err)
+                         struct kiln_build_result *res, struct kiln_err **err)
 {
+        const struct kiln_ref *base_ref = &c->base_ref;
+        if (o->n_outputs && fetch_for(c, &res->manifest, NULL, err) < 0)
+                return -1;
         for (size_t i = 0; i < o->n_outputs; i++)
                 if (kiln_output_write(&o->outputs[i], c->store, &res->manifest, res->name.full,
                                       err) < 0)
@@ -987,7 +1210,7 @@ static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *
             base_ref->domain && !strcmp(base_ref->domain, dest.domain) ? base_ref->path : NULL;
         struct kiln_progress *p = rc == 0 ? kiln_progress_new("push", o->reg.quiet) : NULL;
         if (rc == 0)
-                rc = kiln_push(reg, &dest, &res->manifest, c->store, mount_from, p, err);
+                rc = push_lazily(c, reg, &dest, &res->manifest, mount_from, p, err);
         kiln_progress_free(p);
         kiln_ref_release(&dest);
         return rc;
@@ -1135,8 +1358,8 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                                     "supported yet",
                                     spec->platform);
 
-        struct kiln_step_ctx c = {.spec = spec};
-        struct kiln_ref base_ref = {0};
+        struct kiln_step_ctx c = {.spec = spec, .o = o};
+        uint64_t start_ns = kiln_now_ns();
         struct kiln_descriptor top = {0};
         bool base_built = false;
         if (spec->base_spec && build_base_spec(spec, o, &top, &base_built, err) < 0)
@@ -1152,11 +1375,12 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                 rc = kiln_layer_opts_init(&c.lopts, err);
         if (rc == 0) {
                 c.lopts.compression = o->compression;
+                /* The base's layers wait until something needs their bytes. */
                 if (base_built)
-                        rc = kiln_ref_parse(base, &base_ref, err);
+                        rc = kiln_ref_parse(base, &c.base_ref, err);
                 else
-                        rc = kiln_build_pull_base(o, base, &c.platform, c.store, &base_ref, &top,
-                                                  err);
+                        rc = kiln_build_pull_base(o, base, &c.platform, true, c.store, &c.base_ref,
+                                                  &top, err);
         }
         if (rc == 0)
                 rc = kiln_image_from_base(&c.img, c.store, &top, err);
@@ -1181,35 +1405,24 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
         const char *cache_repo = o->cache_repo ? o->cache_repo : getenv("KILN_CACHE_REPO");
         if (rc == 0 && cache_repo && *cache_repo) {
                 rc = kiln_remote_cache_open(cache_repo, &o->reg, &c.remote, err);
-                if (rc == 0 && base_ref.domain &&
-                    !strcmp(base_ref.domain, kiln_remote_cache_domain(c.remote)))
-                        c.mount_from = base_ref.path;
-        }
-        for (size_t i = 0; rc == 0 && i < sizeof(step_kinds) / sizeof(step_kinds[0]); i++) {
-                if (!step_kinds[i]->wanted(spec))
-                        continue;
-                c.kind = step_kinds[i];
-                c.step_no++;
-                _cleanup_free_ char *d = c.kind->describe(spec);
-                rc = step_key(c.kind, spec, c.key, err);
-                if (rc == 0 && c.kind->run)
-                        rc = layer_part(&c, !o->no_cache, d, err);
-                else if (rc == 0)
-                        kiln_info("step %zu: %s: %s", c.step_no, c.kind->name, d);
-                if (rc == 0 && c.kind->config)
-                        rc = c.kind->config(&c, err);
+                if (rc == 0 && c.base_ref.domain &&
+                    !strcmp(c.base_ref.domain, kiln_remote_cache_domain(c.remote)))
+                        c.mount_from = c.base_ref.path;
         }
         char image_key[65] = "";
         bool image_hit = false;
-        if (rc == 0) {
-                _cleanup_free_ char *k = kiln_xasprintf("%s\nimage\n%s\n", c.key, res->name.id);
-                hex_of(k, strlen(k), image_key);
-                if (c.n_new_layers == 0 && !o->no_cache)
-                        rc = image_from_cache(&c, image_key, res->name.id, &res->manifest,
-                                              &image_hit, err);
-                if (rc == 0 && !image_hit && c.n_new_layers == 0 && !o->no_cache && c.remote &&
-                    !c.remote_read_failed)
-                        image_from_remote(&c, image_key, res->name.id, &res->manifest, &image_hit);
+        if (rc == 0)
+                rc = chain_image_key(&c, res->name.id, image_key, err);
+        if (rc == 0 && !o->no_cache)
+                rc = image_from_cache(&c, image_key, res->name.id, &res->manifest, &image_hit, err);
+        if (rc == 0 && !image_hit && !o->no_cache && c.remote)
+                image_from_remote(&c, image_key, res->name.id, &res->manifest, &image_hit);
+        if (rc == 0 && image_hit) {
+                report_cached_steps(&c);
+                c.n_cached = c.n_layer_keys;
+                c.n_remote_hits = c.image_remote ? c.n_layer_keys : 0;
+        } else if (rc == 0) {
+                rc = run_steps(&c, err);
         }
         if (rc == 0 && !image_hit) {
                 /* Last, so a changed id costs no layer. */
@@ -1219,19 +1432,21 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                 rc = kiln_image_commit(&c.img, c.store, &res->manifest, err);
                 if (rc == 0)
                         image_to_cache(&c, image_key, res->name.id, &res->manifest);
-                _cleanup_err_ struct kiln_err *rerr = NULL;
-                if (rc == 0 && c.remote && !c.remote_write_failed &&
-                    kiln_remote_cache_put_image(c.remote, c.store, image_key, &res->manifest,
-                                                c.mount_from, &rerr) < 0)
-                        kiln_warn("the image was not stored in the cache: %s", rerr->msg);
+                if (rc == 0 && c.remote && !c.remote_write_failed)
+                        image_to_remote(&c, image_key, &res->manifest);
         }
+        /* Where the time went: what is not the installers' is kiln's. */
+        uint64_t total_ns = kiln_now_ns() - start_ns;
+        kiln_debug("time: %.3f s in all, %.3f s in sandboxed programs, %.3f s of it kiln's own "
+                   "(%.3f s committing layers)",
+                   (double)total_ns / 1e9, (double)c.sandbox_ns / 1e9,
+                   (double)(total_ns - c.sandbox_ns) / 1e9, (double)c.commit_ns / 1e9);
         res->n_new_layers = c.n_new_layers;
         res->n_cached_steps = c.n_cached;
         res->n_remote_hits = c.n_remote_hits;
         if (rc == 0 && !o->local_only)
-                rc = write_outputs(&c, o, &base_ref, res, err);
+                rc = write_outputs(&c, o, res, err);
         kiln_descriptor_release(&top);
-        kiln_ref_release(&base_ref);
         struct kiln_store *store = c.store;
         ctx_release(&c);
         kiln_store_free(store);

@@ -1,12 +1,12 @@
 /* Several specs in one run.
  *
  * The parent resolves every image name, asks the registry which exist,
- * pulls each distinct base once and then schedules the builds. Each build
+ * resolves each distinct base once and then schedules the builds. Each build
  * runs kiln_build in a process of its own: a build enters namespaces, forks
  * sandboxes and owns a build directory, and a process keeps all of that
  * (and a crash) to one spec. The children share the store, where the
- * snapshot and step-cache locks make a base unpack once and an identical
- * step run once. A child reports its result to the parent as one JSON
+ * fetch, snapshot and step-cache locks make a base download once, unpack
+ * once and an identical step run once. A child reports its result to the parent as one JSON
  * document on a pipe; outputs are written by the parent at the end so
  * that one OCI layout can take every image without writers racing. */
 #include "build-internal.h"
@@ -98,9 +98,11 @@ static void check_existing(struct kiln_build_job *jobs, struct slot *slots, size
         }
 }
 
-/* Every distinct (base, platform) of the builds to run, pulled once. A
- * base spec is built by its dependant; its own base is pulled here when
- * it is a job of the run as well. */
+/* Every distinct (base, platform) of the builds to run, resolved once
+ * (manifest and config: a bad reference fails its builds before any
+ * starts). The layers are fetched by the first build that needs them; the
+ * store's fetch lock makes the others wait for that download. A base spec
+ * is built by its dependant. */
 static void pull_bases(struct kiln_build_job *jobs, struct slot *slots, size_t n,
                        const struct kiln_build_opts *o, struct kiln_store *store)
 {
@@ -129,7 +131,7 @@ static void pull_bases(struct kiln_build_job *jobs, struct slot *slots, size_t n
                 struct kiln_descriptor top = {0};
                 int rc = kiln_platform_parse(pf, &platform, &e);
                 if (rc == 0)
-                        rc = kiln_build_pull_base(o, base, &platform, store, &ref, &top, &e);
+                        rc = kiln_build_pull_base(o, base, &platform, true, store, &ref, &top, &e);
                 kiln_descriptor_release(&top);
                 kiln_ref_release(&ref);
                 kiln_platform_release(&platform);
@@ -376,6 +378,9 @@ static void write_outputs(struct kiln_build_job *jobs, struct slot *slots, size_
 int kiln_build_many(struct kiln_build_job *jobs, size_t n, const struct kiln_build_opts *o,
                     int parallel, struct kiln_err **err)
 {
+        if (!o->push && o->n_outputs == 0 && !o->local_only)
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "nowhere to put the images: give --push or -o oci:DIR");
         struct slot *slots = kiln_xcalloc(n ? n : 1, sizeof(*slots));
         for (size_t i = 0; i < n; i++) {
                 slots[i].fd = -1;

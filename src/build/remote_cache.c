@@ -128,11 +128,11 @@ int kiln_remote_cache_get(struct kiln_remote_cache *rc, struct kiln_store *store
                                  "%s:%s: the entry and the manifest name different layers",
                                  rc->name, tag);
         }
-        if (r == 0 && e->has_layer) {
-                r = kiln_registry_fetch_blobs(rc->reg, rc->ref.path, m.layers, 1, store, NULL, err);
-                if (r < 0)
-                        kiln_step_entry_release(e);
-        }
+        /* The layer stays in the registry until something needs its bytes
+         * (a later step's rootfs, an output); a push to this registry
+         * mounts it from here. */
+        if (r == 0 && e->has_layer && !kiln_store_has(store, e->digest, e->size))
+                kiln_store_note_blob_location(store, rc->ref.domain, e->digest, rc->ref.path);
         kiln_manifest_release(&m);
         if (r < 0)
                 return kiln_err_prefix(err, "cache %s", rc->name);
@@ -217,6 +217,12 @@ int kiln_remote_cache_get_image(struct kiln_remote_cache *rc, struct kiln_store 
         if (r == 0)
                 r = kiln_registry_fetch_blobs(rc->reg, rc->ref.path, &m.config, 1, store, NULL,
                                               err);
+        /* The layers stay in the registry until something needs their
+         * bytes; a push to this registry mounts them from here. */
+        for (size_t i = 0; r == 0 && i < m.n_layers; i++)
+                if (!kiln_store_has(store, m.layers[i].digest, m.layers[i].size))
+                        kiln_store_note_blob_location(store, rc->ref.domain, m.layers[i].digest,
+                                                      rc->ref.path);
         if (r == 0) {
                 out->media_type = kiln_xstrdup(m.media_type);
                 out->digest = kiln_xstrdup(digest);
@@ -224,6 +230,15 @@ int kiln_remote_cache_get_image(struct kiln_remote_cache *rc, struct kiln_store 
                 *found = true;
         }
         kiln_manifest_release(&m);
+        return r < 0 ? kiln_err_prefix(err, "cache %s", rc->name) : 0;
+}
+
+int kiln_remote_cache_fetch(struct kiln_remote_cache *rc, struct kiln_store *store,
+                            const struct kiln_descriptor *blobs, size_t n, struct kiln_err **err)
+{
+        struct kiln_progress *p = kiln_progress_new("pull", kiln_log_get_level() < KILN_LOG_INFO);
+        int r = kiln_registry_fetch_blobs(rc->reg, rc->ref.path, blobs, n, store, p, err);
+        kiln_progress_free(p);
         return r < 0 ? kiln_err_prefix(err, "cache %s", rc->name) : 0;
 }
 

@@ -52,16 +52,35 @@ static int unpack_all(struct kiln_store *store, const struct kiln_descriptor *la
         return 0;
 }
 
-int kiln_snapshot_get(struct kiln_store *store, const struct kiln_descriptor *layers,
-                      char *const *diff_ids, size_t n, char **path, struct kiln_err **err)
+static char *snapshot_path(struct kiln_store *store, char *const *diff_ids, size_t n,
+                           struct kiln_err **err)
 {
         char chain[KILN_DIGEST_MAX];
         kiln_chain_id(diff_ids, n, chain);
-        if (n > 0 && kiln_digest_validate(chain, err) < 0)
-                return kiln_err_prefix(err, "chain id of the base layers");
+        if (n > 0 && kiln_digest_validate(chain, err) < 0) {
+                kiln_err_prefix(err, "chain id of the base layers");
+                return NULL;
+        }
+        return kiln_xasprintf("%s/snapshots/%s", kiln_store_root(store),
+                              n ? kiln_digest_hex(chain) : "empty");
+}
+
+bool kiln_snapshot_has(struct kiln_store *store, char *const *diff_ids, size_t n)
+{
+        struct kiln_err *ignored = NULL;
+        _cleanup_free_ char *p = snapshot_path(store, diff_ids, n, &ignored);
+        kiln_err_free(ignored);
+        struct stat st;
+        return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int kiln_snapshot_get(struct kiln_store *store, const struct kiln_descriptor *layers,
+                      char *const *diff_ids, size_t n, char **path, struct kiln_err **err)
+{
+        _cleanup_free_ char *final = snapshot_path(store, diff_ids, n, err);
+        if (!final)
+                return -1;
         _cleanup_free_ char *base = kiln_xasprintf("%s/snapshots", kiln_store_root(store));
-        _cleanup_free_ char *final =
-            kiln_xasprintf("%s/%s", base, n ? kiln_digest_hex(chain) : "empty");
         struct stat st;
         if (stat(final, &st) == 0 && S_ISDIR(st.st_mode)) {
                 utimensat(AT_FDCWD, final, NULL, 0); /* last use, for prune */

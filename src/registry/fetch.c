@@ -115,6 +115,13 @@ static int fetch_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
 {
         struct fetch_job *j = ctx;
         const struct kiln_descriptor *d = &j->blobs[j->todo[k]];
+        _cleanup_close_ int lock = -1;
+        if (kiln_store_fetch_lock(j->store, d->digest, &lock, err) < 0)
+                return kiln_err_prefix(err, "blob %s", d->digest);
+        if (kiln_store_has(j->store, d->digest, d->size)) {
+                kiln_progress_finish(j->progress, j->slots[k], "cached");
+                return 0; /* another process fetched it meanwhile */
+        }
         _cleanup_blob_writer_ struct kiln_blob_writer *w = NULL;
         if (kiln_blob_writer_new(j->store, d->digest, d->size, &w, err) < 0)
                 return -1;

@@ -98,11 +98,6 @@ static int push_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
                 return 0;
         }
 
-        _cleanup_close_ int fd = -1;
-        uint64_t size = 0;
-        if (kiln_store_open_blob(j->store, d->digest, &fd, &size, err) < 0)
-                return -1;
-
         /* Start an upload, asking for a mount first: from the repository
          * the blob was last seen in on this registry, else the base's. On
          * the same registry a mount costs no bytes. */
@@ -142,6 +137,12 @@ static int push_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
                 return kiln_err_set(err, KILN_ERR_NETWORK, 202,
                                     "push blob %s: the registry gave no upload location",
                                     d->digest);
+        /* Only an upload needs the bytes: a blob that a mount brings
+         * need not be here. */
+        _cleanup_close_ int fd = -1;
+        uint64_t size = 0;
+        if (kiln_store_open_blob(j->store, d->digest, &fd, &size, err) < 0)
+                return -1;
 
         if (size > MONOLITHIC_MAX) {
                 for (uint64_t off = 0; off < size; off += CHUNK_SIZE) {

@@ -73,3 +73,16 @@ int kiln_store_push_lock(const struct kiln_store *s, const char *domain, const c
         _cleanup_free_ char *p = note_path(s, domain, digest, ".lock");
         return kiln_lock_file(p, fd, err);
 }
+
+int kiln_store_fetch_lock(const struct kiln_store *s, const char *digest, int *fd,
+                          struct kiln_err **err)
+{
+        *fd = -1;
+        if (kiln_digest_validate(digest, err) < 0)
+                return -1;
+        _cleanup_free_ char *dir = kiln_xasprintf("%s/locks", kiln_store_root(s));
+        if (kiln_mkdir_p(dir, 0755, err) < 0)
+                return -1;
+        _cleanup_free_ char *p = kiln_xasprintf("%s/fetch-%s.lock", dir, kiln_digest_hex(digest));
+        return kiln_lock_file(p, fd, err);
+}

@@ -241,8 +241,9 @@ int kiln_store_usage(struct kiln_store *s, struct kiln_cache_usage *u, struct ki
 /* Unfinished builds and downloads: gone with their process. */
 static void remove_leftovers(struct kiln_store *s, int64_t now, struct kiln_prune_report *r)
 {
-        static const char *const subs[] = {"builds", "tmp"};
-        for (size_t k = 0; k < 2; k++) {
+        /* With the store held exclusively no lock file is held either. */
+        static const char *const subs[] = {"builds", "tmp", "locks"};
+        for (size_t k = 0; k < sizeof(subs) / sizeof(subs[0]); k++) {
                 _cleanup_free_ char *dir = kiln_xasprintf("%s/%s", kiln_store_root(s), subs[k]);
                 DIR *d = opendir(dir);
                 if (!d)

@@ -53,6 +53,29 @@ assert_eq "$(installers d)" "0" "the changed steps are shared too"
 assert_eq "$(jq -r .digest "$T/d.json")" "$(jq -r .digest "$T/c.json")" "same image for the changed spec"
 pass "changed steps are stored once and shared"
 
+# Lazy: a fresh disk pushing to the cache's registry needs no layer's
+# bytes. Forced rebuild of the known spec: the registry has every blob.
+KILN_CACHE_REPO="$repo" builder g --push --force
+assert_eq "$(jq -r .digest "$T/g.json")" "$(jq -r .digest "$T/c.json")" "forced rebuild from the cache: same image"
+layers_on() { # disk: bytes of layer-sized blobs (manifests and configs are small)
+        find "$T/disk-$1/blobs" -type f -size +64k -printf '%s\n' | awk '{s += $1} END {print s + 0}'
+}
+assert_eq "$(layers_on g)" "0" "a push served by the registry cache downloads no layer"
+# A changed copy pushed elsewhere on that registry: apt, pip and the base
+# are mounted from where they are, never downloaded; copy and commands run
+# over a rootfs fetched on first need.
+echo three >"$T/p/tree/a.txt"
+KILN_CACHE_REPO="$repo" builder h --push --registry "$KILN_TB_PLAIN/e2e-lazy"
+assert_eq "$(grep -E '^step [0-9]+: (apt|pip|python):' "$T/h.log" | grep -c 'cached')" "3" "the installers' steps came from the cache"
+grep -q 'mounted' "$T/h.log" || fail "no layer was mounted"
+name_h=$(jq -r .image "$T/h.json")
+"${SKOPEO[@]}" copy -q --src-tls-verify=false "docker://$name_h" "oci:$T/h-img:x"
+umoci unpack --image "$T/h-img:x" "$T/hh" >/dev/null
+assert_eq "$(run_image "$T/hh" 'cat /root/tree/a.txt /root/greeting; jq --version')" "three
+hello from kiln-hello 1.1.0
+jq-1.6" "the lazily built image runs"
+pass "pushes to the cache's registry mount cached layers instead of downloading them"
+
 # A cache that cannot be reached: warnings, and the build succeeds.
 builder e -o "oci:$T/e-img:x" --cache-repo 127.0.0.1:1/nowhere
 grep -q "warning: .*127.0.0.1:1/nowhere" "$T/e.log" || fail "no warning about the unreachable cache"

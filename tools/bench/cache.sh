@@ -7,44 +7,14 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 w=$BENCH_OUT/cache
-mkdir -p "$w/ctx/tree"
-echo "copied" >"$w/ctx/tree/a.txt"
-base="$KILN_TB_PLAIN/testbed/python:bookworm"
-cat >"$w/ctx/spec.yaml" <<SPEC
-name: bench-cache
-registry: $KILN_TB_PLAIN/bench
-base_image: $base
-apt_packages: [curl, jq]
-packages: [kiln-hello==1.1.0, kiln-dep==0.1.0, kiln-data==2.0.0]
-pip_index: $KILN_TB_PYINDEX
-copy:
-  - tree
-SPEC
-host=${KILN_TB_PYINDEX#http://}
-host=${host%%/*}
-cat >"$w/ctx/Containerfile" <<CF
-FROM $base
-RUN apt-get update && apt-get install -y --no-install-recommends curl jq
-RUN id -u flytekit || useradd --create-home --shell /bin/bash flytekit
-RUN chown -R flytekit /root && chown -R flytekit /home
-RUN python3 -m venv --system-site-packages /root/.venv
-RUN /root/.venv/bin/pip install --index-url $KILN_TB_PYINDEX --trusted-host $host kiln-hello==1.1.0 kiln-dep==0.1.0 kiln-data==2.0.0
-ENV PATH="/root/.venv/bin:\$PATH" PYTHONPATH=/root
-COPY --chown=flytekit tree /root/tree
-WORKDIR /root
-USER flytekit
-CF
+pkgs="kiln-hello==1.1.0 kiln-dep==0.1.0 kiln-data==2.0.0"
+reference_context "$w" bench-cache "packages: [${pkgs// /, }]" \
+        "RUN /root/.venv/bin/pip install --index-url $KILN_TB_PYINDEX --trusted-host $(pyindex_host) $pkgs"
 kc=$w/kiln-cache
 repo="$KILN_TB_PLAIN/bench-cache/run-$(date +%s)"
 # Warm both: kiln's step cache (and the registry cache), buildah's layers.
 (cd "$w/ctx" && KILN_CACHE=$kc "$KILN" build -q --force --push --cache-repo "$repo" spec.yaml >/dev/null 2>&1)
-(cd "$w/ctx" && buildah bud -q --layers --network=host --tls-verify=false -t "$KILN_TB_PLAIN/bench/cache-buildah:latest" . >/dev/null 2>&1)
-cat >"$w/buildah.sh" <<SH
-set -e
-cd "$w/ctx"
-buildah bud -q --layers --network=host --tls-verify=false -t $KILN_TB_PLAIN/bench/cache-buildah:latest . >/dev/null 2>&1
-buildah push -q --tls-verify=false $KILN_TB_PLAIN/bench/cache-buildah:latest >/dev/null
-SH
+buildah_rebuild_script "$w" "$KILN_TB_PLAIN/bench/cache-buildah:latest"
 kiln_push="bash -c 'cd $w/ctx && KILN_CACHE=$kc $KILN build -q --push spec.yaml >/dev/null 2>&1'"
 compare "no-op rebuild + push (image exists)" "buildah bud" \
         "true" "$kiln_push" \
