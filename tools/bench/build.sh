@@ -67,3 +67,29 @@ printf '%-44s %12s %12s %8.2f   (buildah bud, peak RSS MiB)\n' "1 GiB layer: pea
 printf '%-44s %12.2f %12.2f %8.2f   (buildah bud, one run, s)\n' "1 GiB layer: build time (s)" \
         "$ksec" "$bsec" "$(awk -v a="$ksec" -v b="$bsec" 'BEGIN{print a/b}')"
 buildah rmi -f localhost/bench-big >/dev/null 2>&1 || true
+
+# Layer-commit throughput on 512 MiB (half zeros, half random): kiln's
+# commit (tar, sha256 of the tar, gzip on every core, sha256 of the blob)
+# versus single-threaded zlib at the same level (gzip -6 alone, no tar, no
+# hashing: a generous peer). MB/s, higher is better; medians.
+lb=$(dirname "$KILN")/tests/test_layer_bench
+if [ -x "$lb" ]; then
+        median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+        rate() { KILN_LAYER_BENCH=1 KILN_LAYER_BENCH_MIB=512 "$@" "$lb" | sed -n 's/^from_upper.*= \([0-9.]*\) MB\/s.*/\1/p'; }
+        { head -c 268435456 /dev/zero; head -c 268435456 /dev/urandom; } >"$w/mixed"
+        k= k1= g=
+        for _ in $(seq "$BENCH_RUNS"); do
+                k+="$(rate env) "
+                k1+="$(rate env KILN_LAYER_BENCH_THREADS=1) "
+                gs=$( { /usr/bin/time -f '%e' gzip -6 -c "$w/mixed" >/dev/null; } 2>&1)
+                g+="$(awk -v s="$gs" 'BEGIN{printf "%.1f", 536.870912 / s}') "
+        done
+        rm -f "$w/mixed"
+        k=$(echo $k | tr ' ' '\n' | median)
+        k1=$(echo $k1 | tr ' ' '\n' | median)
+        g=$(echo $g | tr ' ' '\n' | median)
+        printf '%-44s %12s %12s %8.2f   (gzip -6, MB/s, higher is better)\n' "layer commit throughput (MB/s)" \
+                "$k" "$g" "$(awk -v a="$k" -v b="$g" 'BEGIN{print a/b}')"
+        printf '%-44s %12s %12s %8.2f   (kiln on 1 thread, MB/s)\n' "layer commit, all cores vs 1 thread" \
+                "$k" "$k1" "$(awk -v a="$k" -v b="$k1" 'BEGIN{print a/b}')"
+fi
