@@ -53,7 +53,7 @@ static void test_locks(struct kiln_store *s)
         struct kiln_err *err = NULL;
         int fd = -1;
         CHECK(kiln_store_fetch_lock(s, D1, &fd, &err) == 0 && fd >= 0, "fetch lock");
-        char *p = kiln_xasprintf("%s/locks/fetch-%s.lock", kiln_store_root(s), D1 + 7);
+        char *p = kiln_xasprintf("%s/locks/fetch-%s.lock", kiln_store_root(s), kiln_digest_hex(D1));
         CHECK(held_elsewhere(p), "another process waits for the fetch lock");
         close(fd);
         CHECK(!held_elsewhere(p), "closing releases the fetch lock");
