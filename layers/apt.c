@@ -6,8 +6,6 @@
 #include "kiln/build.h"
 #include "apt.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 /* Container images ship apt settings that delete downloaded .debs after
@@ -77,9 +75,7 @@ int kiln_apt_cache_open(struct kiln_step_ctx *ctx, struct kiln_apt_cache *c, str
         /* Two builds sharing the cache take turns: apt's own locks would make
          * the second fail rather than wait. */
         _cleanup_free_ char *lockpath = kiln_xasprintf("%s.lock", c->debs);
-        c->lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (c->lock < 0 || flock(c->lock, LOCK_EX) < 0) {
-                kiln_err_sys(err, "lock %s", lockpath);
+        if (kiln_lock_file(lockpath, &c->lock, err) < 0) {
                 kiln_apt_cache_release(c);
                 return -1;
         }

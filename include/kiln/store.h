@@ -11,6 +11,7 @@
 #ifndef KILN_STORE_H
 #define KILN_STORE_H
 
+#include "kiln/oci.h"
 #include "kiln/util.h"
 
 struct kiln_store;
@@ -124,6 +125,10 @@ char *kiln_store_blob_location(const struct kiln_store *s, const char *domain, c
 /* Best effort: a note that cannot be written is only a missed mount. */
 void kiln_store_note_blob_location(const struct kiln_store *s, const char *domain,
                                    const char *digest, const char *repo);
+/* Notes domain/repo for each of the n layers the store lacks: the bytes
+ * stay in the registry until something needs them. */
+void kiln_store_note_missing(const struct kiln_store *s, const char *domain, const char *repo,
+                             const struct kiln_descriptor *layers, size_t n);
 /* Held while pushing digest to domain, so builds running side by side
  * upload a layer they share once: the second finds it there. */
 int kiln_store_push_lock(const struct kiln_store *s, const char *domain, const char *digest,

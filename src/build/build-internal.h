@@ -15,6 +15,11 @@ int kiln_build_pull_base(const struct kiln_build_opts *o, const char *base,
                          const struct kiln_platform *platform, bool manifest_only,
                          struct kiln_store *store, struct kiln_ref *base_ref,
                          struct kiln_descriptor *top, struct kiln_err **err);
+/* The base's manifest digest, its manifest and config in store and its
+ * layers left where they are (the dry run's keys, a run of many specs). */
+int kiln_build_resolve_base(const struct kiln_build_opts *o, const char *base,
+                            const struct kiln_platform *platform, struct kiln_store *store,
+                            char digest[KILN_DIGEST_MAX], struct kiln_err **err);
 /* --force or FLYTE_FORCE_PUSH_IMAGE_SPEC: build even when the image exists. */
 bool kiln_build_forced(const struct kiln_build_opts *o);
 

@@ -675,10 +675,7 @@ int kiln_build_pull_base(const struct kiln_build_opts *o, const char *base,
         if (kiln_store_read(store, top->digest, KILN_MANIFEST_MAX, &b, err) < 0 ||
             kiln_manifest_parse(b.data, b.len, NULL, &m, err) < 0)
                 return kiln_err_prefix(err, "base image");
-        for (size_t i = 0; i < m.n_layers; i++)
-                if (!kiln_store_has(store, m.layers[i].digest, m.layers[i].size))
-                        kiln_store_note_blob_location(store, base_ref->domain, m.layers[i].digest,
-                                                      base_ref->path);
+        kiln_store_note_missing(store, base_ref->domain, base_ref->path, m.layers, m.n_layers);
         kiln_manifest_release(&m);
         return 0;
 }
@@ -1117,10 +1114,9 @@ bool kiln_build_forced(const struct kiln_build_opts *o)
         return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
 }
 
-/* The base's manifest digest without its layers, for the dry run's keys. */
-static int resolve_base(const struct kiln_build_opts *o, const char *base,
-                        const struct kiln_platform *platform, struct kiln_store *store,
-                        char digest[KILN_DIGEST_MAX], struct kiln_err **err)
+int kiln_build_resolve_base(const struct kiln_build_opts *o, const char *base,
+                            const struct kiln_platform *platform, struct kiln_store *store,
+                            char digest[KILN_DIGEST_MAX], struct kiln_err **err)
 {
         struct kiln_ref ref = {0};
         struct kiln_descriptor top = {0};
@@ -1154,7 +1150,7 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
                  kiln_userns_enter(&idmap, &why) == 0 &&
                  kiln_store_open(o->cache_dir, &store, &why) == 0 &&
                  kiln_layer_opts_init(&lo, &why) == 0 &&
-                 resolve_base(o, base, &platform, store, digest, &why) == 0) {
+                 kiln_build_resolve_base(o, base, &platform, store, digest, &why) == 0) {
                 lo.compression = o->compression;
                 base_key(&platform, idmap, &lo, digest, key);
         }

@@ -103,60 +103,58 @@ static void check_existing(struct kiln_build_job *jobs, struct slot *slots, size
  * starts). The layers are fetched by the first build that needs them; the
  * store's fetch lock makes the others wait for that download. A base spec
  * is built by its dependant. */
+static int resolve_job_base(const struct kiln_build_opts *o, const struct kiln_spec *s,
+                            const char *base, struct kiln_store *store, struct kiln_err **err)
+{
+        struct kiln_platform platform = {0};
+        char digest[KILN_DIGEST_MAX];
+        int rc = kiln_platform_parse(s->platforms ? s->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM,
+                                     &platform, err);
+        if (rc == 0)
+                rc = kiln_build_resolve_base(o, base, &platform, store, digest, err);
+        kiln_platform_release(&platform);
+        return rc;
+}
+
 static void pull_bases(struct kiln_build_job *jobs, struct slot *slots, size_t n,
                        const struct kiln_build_opts *o, struct kiln_store *store)
 {
-        char **done = kiln_xcalloc(n + 1, sizeof(char *));
-        size_t n_done = 0;
+        /* "base (platform)" of every build to run, NULL where none applies */
+        char **what = kiln_xcalloc(n + 1, sizeof(char *));
+        char **base = kiln_xcalloc(n + 1, sizeof(char *));
         for (size_t i = 0; i < n; i++) {
                 const struct kiln_spec *s = jobs[i].spec;
-                if (slots[i].state != JOB_WAITING || slots[i].same_as != i || s->base_spec)
-                        continue;
-                _cleanup_free_ char *base = NULL;
                 struct kiln_err *e = NULL;
-                if (kiln_build_base_name(s, &base, &e) < 0) {
+                if (slots[i].state != JOB_WAITING || slots[i].same_as != i || s->base_spec ||
+                    kiln_build_base_name(s, &base[i], &e) < 0) {
                         kiln_err_free(e); /* the build reports it */
                         continue;
                 }
-                const char *pf = s->platforms ? s->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM;
-                _cleanup_free_ char *what = kiln_xasprintf("%s (%s)", base, pf);
-                bool seen = false;
-                for (size_t k = 0; k < n_done && !seen; k++)
-                        seen = !strcmp(done[k], what);
-                if (seen)
-                        continue;
-                done[n_done++] = kiln_xstrdup(what);
-                struct kiln_platform platform = {0};
-                struct kiln_ref ref = {0};
-                struct kiln_descriptor top = {0};
-                int rc = kiln_platform_parse(pf, &platform, &e);
-                if (rc == 0)
-                        rc = kiln_build_pull_base(o, base, &platform, true, store, &ref, &top, &e);
-                kiln_descriptor_release(&top);
-                kiln_ref_release(&ref);
-                kiln_platform_release(&platform);
-                if (rc == 0)
+                what[i] =
+                    kiln_xasprintf("%s (%s)", base[i],
+                                   s->platforms ? s->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM);
+        }
+        for (size_t i = 0; i < n; i++) {
+                bool seen = !what[i];
+                for (size_t k = 0; k < i && !seen; k++)
+                        seen = what[k] && !strcmp(what[k], what[i]);
+                struct kiln_err *e = NULL;
+                if (seen || resolve_job_base(o, jobs[i].spec, base[i], store, &e) == 0)
                         continue;
                 /* Every build on this base would fail the same way. */
-                for (size_t k = i; k < n; k++) {
-                        const struct kiln_spec *t = jobs[k].spec;
-                        _cleanup_free_ char *tb = NULL;
-                        struct kiln_err *te = NULL;
-                        if (slots[k].state != JOB_WAITING || slots[k].same_as != k ||
-                            t->base_spec || kiln_build_base_name(t, &tb, &te) < 0) {
-                                kiln_err_free(te);
-                                continue;
-                        }
-                        const char *tp =
-                            t->platforms ? t->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM;
-                        if (!strcmp(tb, base) && !strcmp(tp, pf)) {
+                for (size_t k = i; k < n; k++)
+                        if (what[k] && !strcmp(what[k], what[i])) {
                                 job_fail(&jobs[k], e, "");
                                 slots[k].state = JOB_DONE;
                         }
-                }
                 kiln_err_free(e);
         }
-        kiln_strv_free(done);
+        for (size_t i = 0; i < n; i++) {
+                free(what[i]);
+                free(base[i]);
+        }
+        free(what);
+        free(base);
 }
 
 /* ---------- one build in a child process ---------- */

@@ -68,11 +68,13 @@ const char *kiln_remote_cache_repo(const struct kiln_remote_cache *rc)
         return rc->ref.path;
 }
 
-/* The manifest under tag, parsed (not an index). A missing tag is *found
- * false, not an error. */
-static int fetch_tag(struct kiln_remote_cache *rc, const char *tag, struct kiln_buf *body,
-                     char digest[KILN_DIGEST_MAX], struct kiln_manifest *m, bool *found,
-                     struct kiln_err **err)
+/* The result under tag: its manifest (parsed, not an index) and its
+ * config, whose media type must be config_type when given, fetched into
+ * the store. A missing tag is *found false, not an error. */
+static int fetch_result(struct kiln_remote_cache *rc, struct kiln_store *store, const char *tag,
+                        const char *config_type, struct kiln_buf *body,
+                        char digest[KILN_DIGEST_MAX], struct kiln_manifest *m, bool *found,
+                        struct kiln_err **err)
 {
         *found = false;
         memset(m, 0, sizeof(*m));
@@ -84,13 +86,21 @@ static int fetch_tag(struct kiln_remote_cache *rc, const char *tag, struct kiln_
                         return 0;
                 }
                 *err = gerr;
-                return -1;
+                return kiln_err_prefix(err, "cache %s", rc->name);
         }
-        if (kiln_manifest_parse(body->data, body->len, NULL, m, err) < 0)
-                return -1;
-        if (m->is_index) {
+        int r = kiln_manifest_parse(body->data, body->len, NULL, m, err);
+        if (r == 0 && m->is_index)
+                r = kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s:%s is an index", rc->name, tag);
+        else if (r == 0 && config_type &&
+                 (!m->config.media_type || strcmp(m->config.media_type, config_type)))
+                r = kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s:%s is not a kiln step result",
+                                 rc->name, tag);
+        if (r == 0)
+                r = kiln_registry_fetch_blobs(rc->reg, rc->ref.path, &m->config, 1, store, NULL,
+                                              err);
+        if (r < 0) {
                 kiln_manifest_release(m);
-                return kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s:%s is an index", rc->name, tag);
+                return kiln_err_prefix(err, "cache %s", rc->name);
         }
         *found = true;
         return 0;
@@ -103,19 +113,13 @@ int kiln_remote_cache_get(struct kiln_remote_cache *rc, struct kiln_store *store
         _cleanup_buf_ struct kiln_buf body = {0};
         char digest[KILN_DIGEST_MAX];
         struct kiln_manifest m;
-        if (fetch_tag(rc, tag, &body, digest, &m, found, err) < 0)
-                return kiln_err_prefix(err, "cache %s", rc->name);
-        if (!*found)
-                return 0;
+        int r = fetch_result(rc, store, tag, KILN_MT_STEP, &body, digest, &m, found, err);
+        if (r < 0 || !*found)
+                return r;
         *found = false;
-        int r = 0;
-        if (!m.config.media_type || strcmp(m.config.media_type, KILN_MT_STEP) || m.n_layers > 1)
+        if (m.n_layers > 1)
                 r = kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s:%s is not a kiln step result",
                                  rc->name, tag);
-        /* config, then the layer: verified into the store as they arrive */
-        if (r == 0)
-                r = kiln_registry_fetch_blobs(rc->reg, rc->ref.path, &m.config, 1, store, NULL,
-                                              err);
         _cleanup_buf_ struct kiln_buf cfg = {0};
         if (r == 0)
                 r = kiln_store_read(store, m.config.digest, ENTRY_MAX, &cfg, err);
@@ -131,8 +135,8 @@ int kiln_remote_cache_get(struct kiln_remote_cache *rc, struct kiln_store *store
         /* The layer stays in the registry until something needs its bytes
          * (a later step's rootfs, an output); a push to this registry
          * mounts it from here. */
-        if (r == 0 && e->has_layer && !kiln_store_has(store, e->digest, e->size))
-                kiln_store_note_blob_location(store, rc->ref.domain, e->digest, rc->ref.path);
+        if (r == 0)
+                kiln_store_note_missing(store, rc->ref.domain, rc->ref.path, m.layers, m.n_layers);
         kiln_manifest_release(&m);
         if (r < 0)
                 return kiln_err_prefix(err, "cache %s", rc->name);
@@ -206,24 +210,15 @@ int kiln_remote_cache_get_image(struct kiln_remote_cache *rc, struct kiln_store 
         _cleanup_buf_ struct kiln_buf body = {0};
         char digest[KILN_DIGEST_MAX];
         struct kiln_manifest m;
-        if (fetch_tag(rc, tag, &body, digest, &m, found, err) < 0)
-                return kiln_err_prefix(err, "cache %s", rc->name);
-        if (!*found)
-                return 0;
+        int r = fetch_result(rc, store, tag, NULL, &body, digest, &m, found, err);
+        if (r < 0 || !*found)
+                return r;
         *found = false;
-        int r = 0;
-        if (r == 0)
-                r = kiln_store_put(store, body.data, body.len, NULL, err);
-        if (r == 0)
-                r = kiln_registry_fetch_blobs(rc->reg, rc->ref.path, &m.config, 1, store, NULL,
-                                              err);
+        r = kiln_store_put(store, body.data, body.len, NULL, err);
         /* The layers stay in the registry until something needs their
          * bytes; a push to this registry mounts them from here. */
-        for (size_t i = 0; r == 0 && i < m.n_layers; i++)
-                if (!kiln_store_has(store, m.layers[i].digest, m.layers[i].size))
-                        kiln_store_note_blob_location(store, rc->ref.domain, m.layers[i].digest,
-                                                      rc->ref.path);
         if (r == 0) {
+                kiln_store_note_missing(store, rc->ref.domain, rc->ref.path, m.layers, m.n_layers);
                 out->media_type = kiln_xstrdup(m.media_type);
                 out->digest = kiln_xstrdup(digest);
                 out->size = (int64_t)body.len;

@@ -61,6 +61,14 @@ void kiln_store_note_blob_location(const struct kiln_store *s, const char *domai
         kiln_err_free(ignored);
 }
 
+void kiln_store_note_missing(const struct kiln_store *s, const char *domain, const char *repo,
+                             const struct kiln_descriptor *layers, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (!kiln_store_has(s, layers[i].digest, layers[i].size))
+                        kiln_store_note_blob_location(s, domain, layers[i].digest, repo);
+}
+
 int kiln_store_push_lock(const struct kiln_store *s, const char *domain, const char *digest,
                          int *fd, struct kiln_err **err)
 {

@@ -75,29 +75,44 @@ static uint64_t du(const char *path)
         return du_total;
 }
 
-static int list_blobs(struct kiln_store *s, struct objs *o, struct kiln_err **err)
+/* One object per entry of dir of the given file type (S_IFREG blobs,
+ * S_IFDIR trees): blobs are named by digest and sized by their blocks,
+ * trees by path and their disk use. */
+static int list_objs(const char *dir, mode_t type, const char *kind, struct objs *o,
+                     struct kiln_err **err)
 {
-        _cleanup_free_ char *dir = kiln_xasprintf("%s/blobs/sha256", kiln_store_root(s));
         DIR *d = opendir(dir);
         if (!d)
                 return errno == ENOENT ? 0 : kiln_err_sys(err, "open %s", dir);
+        bool blobs = type == S_IFREG;
         struct dirent *de;
         while ((de = readdir(d))) {
-                if (strlen(de->d_name) != 64)
+                if (de->d_name[0] == '.' || (blobs && strlen(de->d_name) != 64))
                         continue;
                 struct stat st;
                 if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                    !S_ISREG(st.st_mode))
+                    (st.st_mode & S_IFMT) != type)
                         continue;
                 struct obj *x = objs_add(o);
-                x->type = OBJ_BLOB;
-                x->kind = "blob";
-                x->name = kiln_xasprintf("sha256:%s", de->d_name);
+                x->type = blobs ? OBJ_BLOB : OBJ_DIR;
+                x->kind = kind;
                 x->last_used = st.st_mtim.tv_sec;
-                x->bytes = (uint64_t)st.st_blocks * 512;
+                if (blobs) {
+                        x->name = kiln_xasprintf("sha256:%s", de->d_name);
+                        x->bytes = (uint64_t)st.st_blocks * 512;
+                } else {
+                        x->name = kiln_xasprintf("%s/%s", dir, de->d_name);
+                        x->bytes = du(x->name);
+                }
         }
         closedir(d);
         return 0;
+}
+
+static int list_blobs(struct kiln_store *s, struct objs *o, struct kiln_err **err)
+{
+        _cleanup_free_ char *dir = kiln_xasprintf("%s/blobs/sha256", kiln_store_root(s));
+        return list_objs(dir, S_IFREG, "blob", o, err);
 }
 
 /* Every subdirectory of ROOT/sub as one object. */
@@ -105,26 +120,7 @@ static int list_dirs(struct kiln_store *s, const char *sub, const char *kind, st
                      struct kiln_err **err)
 {
         _cleanup_free_ char *dir = kiln_xasprintf("%s/%s", kiln_store_root(s), sub);
-        DIR *d = opendir(dir);
-        if (!d)
-                return errno == ENOENT ? 0 : kiln_err_sys(err, "open %s", dir);
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (de->d_name[0] == '.')
-                        continue;
-                struct stat st;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                    !S_ISDIR(st.st_mode))
-                        continue;
-                struct obj *x = objs_add(o);
-                x->type = OBJ_DIR;
-                x->kind = kind;
-                x->name = kiln_xasprintf("%s/%s", dir, de->d_name);
-                x->last_used = st.st_mtim.tv_sec;
-                x->bytes = du(x->name);
-        }
-        closedir(d);
-        return 0;
+        return list_objs(dir, S_IFDIR, kind, o, err);
 }
 
 static struct obj *find_blob(struct objs *o, const char *digest)
