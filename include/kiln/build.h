@@ -34,6 +34,17 @@ void kiln_image_add_layer(struct kiln_image *img, const struct kiln_layer_result
                           const char *created_by);
 /* A history entry for a config-only change (empty_layer). */
 void kiln_image_add_history(struct kiln_image *img, const char *created_by);
+/* A layer whose result comes later (written in the background): its place
+ * in the layers, the diff_ids and the history is kept in order with what
+ * is added after it; kiln_image_settle_layer fills it in (an empty result
+ * becomes an empty_layer history entry). Settle before the image is used. */
+struct kiln_image_slot {
+        size_t layer, history;
+};
+void kiln_image_reserve_layer(struct kiln_image *img, const char *created_by,
+                              struct kiln_image_slot *slot);
+void kiln_image_settle_layer(struct kiln_image *img, const struct kiln_image_slot *slot,
+                             const struct kiln_layer_result *l);
 /* Replaces KEY=... in Env, or appends KEY=value. */
 void kiln_image_set_env(struct kiln_image *img, const char *key, const char *value);
 /* The value of KEY in Env, or NULL. */

@@ -44,6 +44,19 @@ bool kiln_snapshot_has(struct kiln_store *store, char *const *diff_ids, size_t n
 int kiln_snapshot_get(struct kiln_store *store, const struct kiln_descriptor *layers,
                       char *const *diff_ids, size_t n, char **path, struct kiln_err **err);
 
+/* Fetches the layers into the store (on a thread of its own), telling
+ * watches[i] about layer i as it is written (kiln_registry_fetch_blobs_watched). */
+typedef int (*kiln_snapshot_fetch_fn)(void *ud, struct kiln_blob_watch *const *watches,
+                                      struct kiln_err **err);
+/* kiln_snapshot_get for layers not yet in the store: fetch brings them, and
+ * each is unpacked as its bytes arrive rather than after the last download.
+ * Nothing of an unverified download stays: the snapshot is published only
+ * once every blob matched its digest; a download that started over makes
+ * the unpack start over, from the store. NULL fetch: kiln_snapshot_get. */
+int kiln_snapshot_get_fetching(struct kiln_store *store, const struct kiln_descriptor *layers,
+                               char *const *diff_ids, size_t n, kiln_snapshot_fetch_fn fetch,
+                               void *fetch_ud, char **path, struct kiln_err **err);
+
 /* ---------- write ---------- */
 
 struct kiln_layer_opts {
@@ -74,6 +87,20 @@ struct kiln_layer_result {
 int kiln_layer_from_upper(int upperfd, const char *what, struct kiln_store *store,
                           const struct kiln_layer_opts *opts, struct kiln_layer_result *out,
                           struct kiln_err **err);
+
+/* The same, in a process of its own (the caller goes on: the next step's
+ * programs run while this layer compresses). upper must stay unchanged
+ * until the job is finished. */
+struct kiln_layer_job;
+int kiln_layer_job_start(const char *upper, const char *what, struct kiln_store *store,
+                         const struct kiln_layer_opts *opts, struct kiln_layer_job **job,
+                         struct kiln_err **err);
+/* Waits for the job and frees it: its result, or its error as the writer
+ * gave it; *ns (may be NULL) is the time the writer took. */
+int kiln_layer_job_finish(struct kiln_layer_job *job, struct kiln_layer_result *out, uint64_t *ns,
+                          struct kiln_err **err);
+/* Waits for the job and frees it, its result unwanted (NULL: nothing). */
+void kiln_layer_job_abandon(struct kiln_layer_job *job);
 
 /* One host file or directory copied into the image at dest (relative to /,
  * e.g. "root/src/pkg"). */

@@ -127,6 +127,13 @@ int kiln_registry_fetch_blobs(struct kiln_registry *r, const char *repo,
                               const struct kiln_descriptor *blobs, size_t n,
                               struct kiln_store *store, struct kiln_progress *progress,
                               struct kiln_err **err);
+/* The same, each blob told to watches[i] (NULL: none) as it is written,
+ * and every watch told done or failed when the fetch ends. */
+int kiln_registry_fetch_blobs_watched(struct kiln_registry *r, const char *repo,
+                                      const struct kiln_descriptor *blobs, size_t n,
+                                      struct kiln_store *store, struct kiln_progress *progress,
+                                      struct kiln_blob_watch *const *watches,
+                                      struct kiln_err **err);
 
 /* ---------- push ---------- */
 

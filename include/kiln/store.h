@@ -60,6 +60,27 @@ void kiln_blob_writer_free(struct kiln_blob_writer *w);
 void kiln_blob_writer_freep(struct kiln_blob_writer **w);
 #define _cleanup_blob_writer_ _cleanup_(kiln_blob_writer_freep)
 
+/* Following a blob while it is written (an unpack that starts with a
+ * download's first bytes). The writer tells the watch how far it got and
+ * whether it committed; whoever fetches says done (the blob is in the
+ * store, fetched by another maybe) or failed. Thread-safe. */
+struct kiln_blob_watch;
+struct kiln_blob_watch *kiln_blob_watch_new(void);
+void kiln_blob_watch_free(struct kiln_blob_watch *w);
+void kiln_blob_writer_watch(struct kiln_blob_writer *writer, struct kiln_blob_watch *w);
+/* Done and failed are final; the first one said holds. NULL: nothing. */
+void kiln_blob_watch_done(struct kiln_blob_watch *w);
+void kiln_blob_watch_failed(struct kiln_blob_watch *w);
+/* Ends a follow early (its consumer gave up). */
+void kiln_blob_watch_cancel(struct kiln_blob_watch *w);
+/* Sends the blob's bytes to the socket out as they are written and
+ * returns 0 once the blob is committed (verified) and all of it sent.
+ * When the download failed or started over after bytes were sent, *restart
+ * is set: what was sent is void, and the blob must be read again once in
+ * the store (if it gets there). */
+int kiln_blob_watch_follow(struct kiln_blob_watch *w, struct kiln_store *store, const char *digest,
+                           int out, bool *restart, struct kiln_err **err);
+
 /* ---------- step results ----------
  *
  * What a build step produced, kept under its cache key (64 hex digits,

@@ -43,6 +43,21 @@ struct pending_layer {
         int64_t size;
 };
 
+/* A sandboxed step's layer being written in the background. */
+struct bg_layer {
+        struct kiln_layer_job *job;
+        struct kiln_image_slot slot;
+        size_t step_no;
+        char *label, *created_by;
+        bool has_entry; /* the step's entry and lock were handed over */
+        struct kiln_step_entry out;
+        int lock;
+};
+
+/* Writers at once: a step that takes no time (the user step) must not
+ * make the next one wait for the apt layer; more would only share cores. */
+#define BG_MAX 3
+
 struct kiln_step_ctx {
         const struct kiln_spec *spec;
         const struct kiln_step_kind *kind;
@@ -81,11 +96,19 @@ struct kiln_step_ctx {
         bool image_remote;      /* the whole image is the registry cache's */
         char (*layer_keys)[65]; /* the keys of the steps with a layer part */
         uint64_t sandbox_ns;    /* time inside sandboxed programs (the installers) */
-        uint64_t commit_ns;     /* time turning upper directories into layers */
+        uint64_t commit_ns;     /* time the build waited for layers to be written */
+        uint64_t commit_bg_ns;  /* time the layer writers took, mostly behind later steps */
         size_t n_layer_keys;
         /* after the first failure the registry cache is left alone for the
          * rest of the build: one warning, not one per step */
         bool remote_read_failed, remote_write_failed;
+        /* Sandboxed steps' layers, written in the background while later
+         * steps run, oldest first; each is settled (its place in the image
+         * filled, its cache entry put) in order, before the image is
+         * assembled. A step's lock is held until then, so a concurrent build
+         * of the same step waits for the entry instead of running it. */
+        struct bg_layer bg[BG_MAX];
+        size_t n_bg;
 };
 
 const struct kiln_spec *kiln_step_spec(const struct kiln_step_ctx *ctx)
@@ -105,8 +128,23 @@ void kiln_build_result_release(struct kiln_build_result *r)
         memset(r, 0, sizeof(*r));
 }
 
+static void bg_release(struct bg_layer *b)
+{
+        kiln_layer_job_abandon(b->job);
+        if (b->has_entry) {
+                kiln_step_entry_release(&b->out);
+                if (b->lock >= 0)
+                        close(b->lock);
+        }
+        free(b->label);
+        free(b->created_by);
+        memset(b, 0, sizeof(*b));
+}
+
 static void ctx_release(struct kiln_step_ctx *c)
 {
+        for (size_t i = 0; i < c->n_bg; i++)
+                bg_release(&c->bg[i]); /* first: the writers read the build directory */
         kiln_remote_cache_free(c->remote);
         kiln_ref_release(&c->base_ref);
         free(c->layer_keys);
@@ -165,6 +203,7 @@ static char *step_label(const struct kiln_step_ctx *c)
 
 static int fetch_layers(struct kiln_step_ctx *c, const struct kiln_descriptor *ls, size_t n,
                         bool from_cache, struct kiln_err **err);
+static int settle_layer(struct kiln_step_ctx *c, struct kiln_err **err);
 
 /* Host-file layers and layers of the registry cache become visible to
  * later sandboxed steps by unpacking them, from the store (fetched first
@@ -210,6 +249,28 @@ static bool is_base_layer(const struct kiln_step_ctx *c, const char *digest)
         return false;
 }
 
+/* Layers of the base from its registry, each told to watches[i] (NULL:
+ * none) as it is written. */
+static int fetch_from_base(struct kiln_step_ctx *c, const struct kiln_descriptor *ls, size_t n,
+                           struct kiln_blob_watch *const *watches, struct kiln_err **err)
+{
+        _cleanup_registry_ struct kiln_registry *reg = NULL;
+        if (kiln_registry_new(c->base_ref.domain, &c->o->reg, &reg, err) < 0)
+                return kiln_err_prefix(err, "base image");
+        struct kiln_progress *p = kiln_progress_new("pull", c->o->reg.quiet);
+        int rc = kiln_registry_fetch_blobs_watched(reg, c->base_ref.path, ls, n, c->store, p,
+                                                   watches, err);
+        kiln_progress_free(p);
+        return rc < 0 ? kiln_err_prefix(err, "base image") : 0;
+}
+
+static int fetch_base_watched(void *ud, struct kiln_blob_watch *const *watches,
+                              struct kiln_err **err)
+{
+        struct kiln_step_ctx *c = ud;
+        return fetch_from_base(c, c->base_layers, c->n_base, watches, err);
+}
+
 /* The layers among ls that the store lacks: the base's from the base's
  * repository, the rest (results of the registry cache) from the cache;
  * with from_cache everything from the cache (an image it holds whole). */
@@ -233,17 +294,8 @@ static int fetch_layers(struct kiln_step_ctx *c, const struct kiln_descriptor *l
                                             "image",
                                             ls[i].digest);
         }
-        if (nb) {
-                _cleanup_registry_ struct kiln_registry *reg = NULL;
-                if (kiln_registry_new(c->base_ref.domain, &c->o->reg, &reg, err) < 0)
-                        return kiln_err_prefix(err, "base image");
-                struct kiln_progress *p = kiln_progress_new("pull", c->o->reg.quiet);
-                int rc =
-                    kiln_registry_fetch_blobs(reg, c->base_ref.path, base, nb, c->store, p, err);
-                kiln_progress_free(p);
-                if (rc < 0)
-                        return kiln_err_prefix(err, "base image");
-        }
+        if (nb && fetch_from_base(c, base, nb, NULL, err) < 0)
+                return -1;
         if (nc && kiln_remote_cache_fetch(c->remote, c->store, cached, nc, err) < 0)
                 return -1;
         return 0;
@@ -297,13 +349,17 @@ static int ensure_rootfs(struct kiln_step_ctx *c, struct kiln_err **err)
 {
         if (!c->rootfs_ready) {
                 char *snap = NULL;
-                if (!kiln_snapshot_has(c->store, c->base_diff_ids, c->n_base) &&
-                    fetch_layers(c, c->base_layers, c->n_base, false, err) < 0)
+                /* Layers still in the registry are unpacked as they arrive. */
+                bool local = true;
+                for (size_t i = 0; local && i < c->n_base; i++)
+                        local = kiln_store_has(c->store, c->base_layers[i].digest,
+                                               c->base_layers[i].size);
+                bool stream = !local && c->base_ref.domain;
+                if (!local && !stream && fetch_layers(c, c->base_layers, c->n_base, false, err) < 0)
                         return -1;
-                kiln_info("unpacking the base image (%zu layers, cached for later builds)",
-                          c->n_base);
-                if (kiln_snapshot_get(c->store, c->base_layers, c->base_diff_ids, c->n_base, &snap,
-                                      err) < 0)
+                if (kiln_snapshot_get_fetching(c->store, c->base_layers, c->base_diff_ids,
+                                               c->n_base, stream ? fetch_base_watched : NULL, c,
+                                               &snap, err) < 0)
                         return kiln_err_prefix(err, "unpack base image");
                 /* The snapshot goes under everything built so far. */
                 c->lowers = kiln_xrealloc(c->lowers, (c->n_lowers + 1) * sizeof(char *));
@@ -365,20 +421,20 @@ static void add_pending(struct kiln_step_ctx *c, const char *digest, const char 
         };
 }
 
-/* What the running step produced, for its cache entry. */
-static void record_result(struct kiln_step_ctx *c, const struct kiln_layer_result *res,
+/* What a step produced, for its cache entry. */
+static void record_result(struct kiln_step_entry *out, const struct kiln_layer_result *res,
                           const char *created_by)
 {
-        free(c->out.created_by);
-        c->out.created_by = kiln_xstrdup(created_by);
-        c->out.has_layer = !res->empty;
+        free(out->created_by);
+        out->created_by = kiln_xstrdup(created_by);
+        out->has_layer = !res->empty;
         if (res->empty)
                 return;
-        snprintf(c->out.digest, sizeof(c->out.digest), "%s", res->digest);
-        snprintf(c->out.diff_id, sizeof(c->out.diff_id), "%s", res->diff_id);
-        free(c->out.media_type);
-        c->out.media_type = kiln_xstrdup(res->media_type);
-        c->out.size = res->size;
+        snprintf(out->digest, sizeof(out->digest), "%s", res->digest);
+        snprintf(out->diff_id, sizeof(out->diff_id), "%s", res->diff_id);
+        free(out->media_type);
+        out->media_type = kiln_xstrdup(res->media_type);
+        out->size = res->size;
 }
 
 void kiln_step_set_fact(struct kiln_step_ctx *c, const char *name, const char *value)
@@ -479,23 +535,22 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
                 return kiln_err_set(err, KILN_ERR_BUILD, status,
                                     "%s failed: %s exited with status %d", label, created_by,
                                     status);
-        _cleanup_close_ int upperfd = open(upper, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (upperfd < 0)
-                return kiln_err_sys(err, "%s: open %s", label, upper);
-        struct kiln_layer_result res = {0};
+        /* The upper is read-only from here on (a lower of later steps), so
+         * its layer is written while they run; past BG_MAX writers the
+         * oldest is waited for first. */
+        if (c->n_bg == BG_MAX && settle_layer(c, err) < 0)
+                return -1;
+        struct bg_layer *b = &c->bg[c->n_bg];
         t0 = kiln_now_ns();
-        rc = kiln_layer_from_upper(upperfd, label, c->store, &c->lopts, &res, err);
+        rc = kiln_layer_job_start(upper, label, c->store, &c->lopts, &b->job, err);
         c->commit_ns += kiln_now_ns() - t0;
         if (rc < 0)
-                return kiln_err_prefix(err, "%s: write layer", label);
-        record_result(c, &res, created_by);
-        if (res.empty) {
-                kiln_info("%s changed nothing: no layer", label);
-                kiln_image_add_history(&c->img, created_by);
-                return 0;
-        }
-        kiln_image_add_layer(&c->img, &res, created_by);
-        c->n_new_layers++;
+                return -1;
+        c->n_bg++;
+        kiln_image_reserve_layer(&c->img, created_by, &b->slot);
+        b->step_no = c->step_no;
+        b->label = steal_pointer(&label);
+        b->created_by = kiln_xstrdup(created_by);
         push_lower(c, steal_pointer(&upper));
         return 0;
 }
@@ -524,7 +579,7 @@ int kiln_step_host_layer(struct kiln_step_ctx *c, const struct kiln_copy_entry *
                 _cleanup_free_ char *label = step_label(c);
                 return kiln_err_prefix(err, "%s", label);
         }
-        record_result(c, &res, created_by);
+        record_result(&c->out, &res, created_by);
         if (res.empty) {
                 kiln_image_add_history(&c->img, created_by);
                 return 0;
@@ -846,6 +901,69 @@ static bool remote_lookup(struct kiln_step_ctx *c, struct kiln_step_entry *e, bo
         return true;
 }
 
+/* A step's result into the local cache and the registry cache. A cache
+ * that cannot be written costs the next build time, never this build. */
+static void put_entry(struct kiln_step_ctx *c, struct kiln_step_entry *e)
+{
+        if (e->has_layer)
+                kiln_store_stamp(c->store, e->digest, &e->stamp_ino, &e->stamp_mtime_ns,
+                                 &e->stamp_size);
+        _cleanup_err_ struct kiln_err *perr = NULL;
+        if (kiln_store_step_put(c->store, e, &perr) < 0)
+                kiln_warn("the %s step's result was not cached: %s", e->kind, perr->msg);
+        _cleanup_err_ struct kiln_err *rerr = NULL;
+        if (c->remote && !c->remote_write_failed &&
+            kiln_remote_cache_put(c->remote, c->store, e, c->mount_from, &rerr) < 0) {
+                kiln_warn("the %s step's result was not stored in the cache (nor will later "
+                          "ones be): %s",
+                          e->kind, rerr->msg);
+                c->remote_write_failed = true;
+        }
+}
+
+/* Waits for the oldest layer written in the background, fills in its
+ * place in the image and puts its step's entry. */
+static int settle_layer(struct kiln_step_ctx *c, struct kiln_err **err)
+{
+        if (!c->n_bg)
+                return 0;
+        struct bg_layer *b = &c->bg[0];
+        struct kiln_layer_result res;
+        uint64_t t0 = kiln_now_ns(), took = 0;
+        int rc = kiln_layer_job_finish(steal_pointer(&b->job), &res, &took, err);
+        c->commit_ns += kiln_now_ns() - t0;
+        c->commit_bg_ns += took;
+        if (rc == 0) {
+                kiln_debug("%s: layer of %llu entries, %lld bytes, written in %.3f s", b->label,
+                           (unsigned long long)res.entries, (long long)res.size,
+                           (double)took / 1e9);
+                kiln_image_settle_layer(&c->img, &b->slot, &res);
+                if (res.empty) {
+                        kiln_info("%s changed nothing: no layer", b->label);
+                        for (size_t i = 1; i < c->n_bg; i++)
+                                c->bg[i].slot.layer--; /* that place is gone */
+                } else {
+                        c->n_new_layers++;
+                }
+                if (b->has_entry) {
+                        record_result(&b->out, &res, b->created_by);
+                        put_entry(c, &b->out);
+                }
+        }
+        bg_release(b);
+        memmove(&c->bg[0], &c->bg[1], (c->n_bg - 1) * sizeof(c->bg[0]));
+        memset(&c->bg[--c->n_bg], 0, sizeof(c->bg[0]));
+        return rc;
+}
+
+static int settle_layers(struct kiln_step_ctx *c, struct kiln_err **err)
+{
+        while (c->n_bg)
+                if (settle_layer(c, err) < 0)
+                        return -1;
+        return 0;
+}
+
 /* The layer part of a step: from the cache, or run (one builder at a time
  * per key, so concurrent builds of one spec share the first one's result)
  * and recorded. A cache that cannot be written costs the next build time,
@@ -881,20 +999,16 @@ static int layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc,
         c->out.kind = kiln_xstrdup(c->kind->name);
         if (c->kind->run(c, err) < 0)
                 return -1;
-        if (c->out.has_layer)
-                kiln_store_stamp(c->store, c->out.digest, &c->out.stamp_ino, &c->out.stamp_mtime_ns,
-                                 &c->out.stamp_size);
-        _cleanup_err_ struct kiln_err *perr = NULL;
-        if (kiln_store_step_put(c->store, &c->out, &perr) < 0)
-                kiln_warn("the %s step's result was not cached: %s", c->kind->name, perr->msg);
-        _cleanup_err_ struct kiln_err *rerr = NULL;
-        if (c->remote && !c->remote_write_failed &&
-            kiln_remote_cache_put(c->remote, c->store, &c->out, c->mount_from, &rerr) < 0) {
-                kiln_warn("the %s step's result was not stored in the cache (nor will later "
-                          "ones be): %s",
-                          c->kind->name, rerr->msg);
-                c->remote_write_failed = true;
+        struct bg_layer *b = c->n_bg ? &c->bg[c->n_bg - 1] : NULL;
+        if (b && b->step_no == c->step_no) {
+                /* its layer is still being written: the entry waits for it */
+                b->out = c->out;
+                memset(&c->out, 0, sizeof(c->out));
+                b->lock = steal_fd(&lock);
+                b->has_entry = true;
+                return 0;
         }
+        put_entry(c, &c->out);
         return 0;
 }
 
@@ -1063,6 +1177,20 @@ static void report_cached_steps(struct kiln_step_ctx *c)
         }
 }
 
+static int run_step(struct kiln_step_ctx *c, struct kiln_err **err)
+{
+        _cleanup_free_ char *d = c->kind->describe(c->spec);
+        if (step_key(c->kind, c->spec, c->key, err) < 0)
+                return -1;
+        if (c->kind->run && layer_part(c, !c->o->no_cache, d, err) < 0)
+                return -1;
+        if (!c->kind->run)
+                kiln_info("step %zu: %s: %s", c->step_no, c->kind->name, d);
+        if (c->kind->config && c->kind->config(c, err) < 0)
+                return -1;
+        return 0;
+}
+
 static int run_steps(struct kiln_step_ctx *c, struct kiln_err **err)
 {
         for (size_t i = 0; i < sizeof(step_kinds) / sizeof(step_kinds[0]); i++) {
@@ -1070,17 +1198,15 @@ static int run_steps(struct kiln_step_ctx *c, struct kiln_err **err)
                         continue;
                 c->kind = step_kinds[i];
                 c->step_no++;
-                _cleanup_free_ char *d = c->kind->describe(c->spec);
-                if (step_key(c->kind, c->spec, c->key, err) < 0)
+                if (run_step(c, err) < 0) {
+                        /* the steps before the failing one stay cached */
+                        _cleanup_err_ struct kiln_err *e = NULL;
+                        if (settle_layers(c, &e) < 0)
+                                kiln_debug("%s", e->msg);
                         return -1;
-                if (c->kind->run && layer_part(c, !c->o->no_cache, d, err) < 0)
-                        return -1;
-                if (!c->kind->run)
-                        kiln_info("step %zu: %s: %s", c->step_no, c->kind->name, d);
-                if (c->kind->config && c->kind->config(c, err) < 0)
-                        return -1;
+                }
         }
-        return 0;
+        return settle_layers(c, err);
 }
 
 /* ---------- plan, run, output ---------- */
@@ -1434,9 +1560,10 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
         /* Where the time went: what is not the installers' is kiln's. */
         uint64_t total_ns = kiln_now_ns() - start_ns;
         kiln_debug("time: %.3f s in all, %.3f s in sandboxed programs, %.3f s of it kiln's own "
-                   "(%.3f s committing layers)",
+                   "(%.3f s waiting for layers, written in %.3f s mostly while later steps ran)",
                    (double)total_ns / 1e9, (double)c.sandbox_ns / 1e9,
-                   (double)(total_ns - c.sandbox_ns) / 1e9, (double)c.commit_ns / 1e9);
+                   (double)(total_ns - c.sandbox_ns) / 1e9, (double)c.commit_ns / 1e9,
+                   (double)c.commit_bg_ns / 1e9);
         res->n_new_layers = c.n_new_layers;
         res->n_cached_steps = c.n_cached;
         res->n_remote_hits = c.n_remote_hits;

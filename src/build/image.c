@@ -144,6 +144,41 @@ void kiln_image_add_history(struct kiln_image *img, const char *created_by)
         add_history(img, created_by, true);
 }
 
+void kiln_image_reserve_layer(struct kiln_image *img, const char *created_by,
+                              struct kiln_image_slot *slot)
+{
+        img->layers = kiln_xrealloc(img->layers, (img->n_layers + 1) * sizeof(*img->layers));
+        memset(&img->layers[img->n_layers], 0, sizeof(*img->layers));
+        slot->layer = img->n_layers++;
+        json_array_append_new(json_object_get(json_object_get(img->config, "rootfs"), "diff_ids"),
+                              json_null());
+        json_t *history = json_object_get(img->config, "history");
+        slot->history = json_array_size(history);
+        add_history(img, created_by, false);
+}
+
+void kiln_image_settle_layer(struct kiln_image *img, const struct kiln_image_slot *slot,
+                             const struct kiln_layer_result *l)
+{
+        json_t *diff_ids = json_object_get(json_object_get(img->config, "rootfs"), "diff_ids");
+        if (l->empty) {
+                kiln_descriptor_release(&img->layers[slot->layer]);
+                memmove(&img->layers[slot->layer], &img->layers[slot->layer + 1],
+                        (img->n_layers - slot->layer - 1) * sizeof(*img->layers));
+                img->n_layers--;
+                json_array_remove(diff_ids, slot->layer);
+                json_object_set_new(
+                    json_array_get(json_object_get(img->config, "history"), slot->history),
+                    "empty_layer", json_true());
+                return;
+        }
+        struct kiln_descriptor *d = &img->layers[slot->layer];
+        d->media_type = kiln_xstrdup(l->media_type);
+        d->digest = kiln_xstrdup(l->digest);
+        d->size = l->size;
+        json_array_set_new(diff_ids, slot->layer, json_string(l->diff_id));
+}
+
 static json_t *env_array(const struct kiln_image *img)
 {
         json_t *cc = container_config(img);

@@ -3,8 +3,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void kiln_chain_id(char *const *diff_ids, size_t n, char out[KILN_DIGEST_MAX])
 {
@@ -18,6 +21,36 @@ void kiln_chain_id(char *const *diff_ids, size_t n, char out[KILN_DIGEST_MAX])
         }
 }
 
+/* Layer i of layers from fd (the stored blob, or a stream of it). */
+static int unpack_one(int rootfd, int fd, const struct kiln_descriptor *layers,
+                      char *const *diff_ids, size_t i, struct kiln_unpack_stats *total,
+                      struct kiln_err **err)
+{
+        _cleanup_free_ char *what = kiln_xasprintf("layer %zu (%s)", i + 1, layers[i].digest);
+        struct kiln_unpack_stats st = {0};
+        uint64_t t0 = kiln_now_ns();
+        if (kiln_layer_unpack(rootfd, fd, layers[i].media_type, diff_ids[i], what, &st, err) < 0)
+                return -1;
+        kiln_debug("%s: %" PRIu64 " entries unpacked in %.1fs", what, st.entries,
+                   (double)(kiln_now_ns() - t0) / 1e9);
+        total->skipped_devices += st.skipped_devices;
+        total->ownership_lost += st.ownership_lost;
+        return 0;
+}
+
+static int unpack_done(int rootfd, const char *dir, const struct kiln_unpack_stats *total,
+                       struct kiln_err **err)
+{
+        if (total->skipped_devices)
+                kiln_warn("%" PRIu64 " device nodes of the base image were skipped (not "
+                          "permitted here; the sandbox provides /dev)",
+                          total->skipped_devices);
+        /* the rename after this publishes the snapshot as complete */
+        if (syncfs(rootfd) < 0)
+                return kiln_err_sys(err, "sync %s", dir);
+        return 0;
+}
+
 static int unpack_all(struct kiln_store *store, const struct kiln_descriptor *layers,
                       char *const *diff_ids, size_t n, const char *dir, struct kiln_err **err)
 {
@@ -28,28 +61,152 @@ static int unpack_all(struct kiln_store *store, const struct kiln_descriptor *la
         for (size_t i = 0; i < n; i++) {
                 _cleanup_close_ int fd = -1;
                 uint64_t size;
-                _cleanup_free_ char *what =
-                    kiln_xasprintf("layer %zu (%s)", i + 1, layers[i].digest);
                 if (kiln_store_open_blob(store, layers[i].digest, &fd, &size, err) < 0)
-                        return kiln_err_prefix(err, "%s", what);
-                struct kiln_unpack_stats st = {0};
-                uint64_t t0 = kiln_now_ns();
-                if (kiln_layer_unpack(rootfd, fd, layers[i].media_type, diff_ids[i], what, &st,
-                                      err) < 0)
+                        return kiln_err_prefix(err, "layer %zu (%s)", i + 1, layers[i].digest);
+                if (unpack_one(rootfd, fd, layers, diff_ids, i, &total, err) < 0)
                         return -1;
-                kiln_debug("%s: %" PRIu64 " entries unpacked in %.1fs", what, st.entries,
-                           (double)(kiln_now_ns() - t0) / 1e9);
-                total.skipped_devices += st.skipped_devices;
-                total.ownership_lost += st.ownership_lost;
         }
-        if (total.skipped_devices)
-                kiln_warn("%" PRIu64 " device nodes of the base image were skipped (not "
-                          "permitted here; the sandbox provides /dev)",
-                          total.skipped_devices);
-        /* the rename below publishes the snapshot as complete */
-        if (syncfs(rootfd) < 0)
-                return kiln_err_sys(err, "sync %s", dir);
-        return 0;
+        return unpack_done(rootfd, dir, &total, err);
+}
+
+/* ---------- unpacked as they arrive ----------
+ *
+ * Three threads: the fetch (its own downloads side by side), a follower
+ * passing each layer's bytes on as they land, in layer order, one socket
+ * per layer, and this one unpacking from those sockets. A download that
+ * fails or starts over voids what was passed on: the layers are then
+ * unpacked again from the store once the fetch is done. */
+
+struct streaming {
+        struct kiln_store *store;
+        const struct kiln_descriptor *layers;
+        size_t n;
+        struct kiln_blob_watch **watches;
+        int (*socks)[2];
+        kiln_snapshot_fetch_fn fetch;
+        void *fetch_ud;
+        int fetch_rc;
+        struct kiln_err *fetch_err;
+        int follow_rc;
+        bool follow_void; /* what was passed on does not count */
+        struct kiln_err *follow_err;
+};
+
+static void *fetch_thread(void *arg)
+{
+        struct streaming *s = arg;
+        s->fetch_rc = s->fetch(s->fetch_ud, s->watches, &s->fetch_err);
+        return NULL;
+}
+
+static void *follow_thread(void *arg)
+{
+        struct streaming *s = arg;
+        for (size_t i = 0; i < s->n; i++) {
+                if (s->follow_rc == 0) {
+                        s->follow_rc =
+                            kiln_blob_watch_follow(s->watches[i], s->store, s->layers[i].digest,
+                                                   s->socks[i][1], &s->follow_void, &s->follow_err);
+                        if (s->follow_rc < 0 && !s->follow_void)
+                                kiln_debug("%s", s->follow_err->msg);
+                }
+                /* the unpack of layer i sees the end of its stream */
+                close(s->socks[i][1]);
+                s->socks[i][1] = -1;
+        }
+        return NULL;
+}
+
+static void wipe_dir(const char *dir)
+{
+        _cleanup_err_ struct kiln_err *e = NULL;
+        if (kiln_rm_rf(dir, &e) < 0 || kiln_mkdir_p(dir, 0755, &e) < 0)
+                kiln_warn("%s", e->msg);
+}
+
+static int unpack_streaming(struct streaming *s, char *const *diff_ids, const char *dir,
+                            struct kiln_err **err)
+{
+        _cleanup_close_ int rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (rootfd < 0)
+                return kiln_err_sys(err, "open %s", dir);
+        pthread_t fetcher, follower;
+        if (pthread_create(&fetcher, NULL, fetch_thread, s) != 0)
+                return kiln_err_set(err, KILN_ERR_SYSTEM, 0, "start the base's download");
+        if (pthread_create(&follower, NULL, follow_thread, s) != 0) {
+                for (size_t i = 0; i < s->n; i++)
+                        kiln_blob_watch_cancel(s->watches[i]);
+                pthread_join(fetcher, NULL);
+                return kiln_err_set(err, KILN_ERR_SYSTEM, 0, "start the base's unpack");
+        }
+        struct kiln_unpack_stats total = {0};
+        struct kiln_err *uerr = NULL;
+        int urc = 0;
+        for (size_t i = 0; i < s->n && urc == 0; i++)
+                urc = unpack_one(rootfd, s->socks[i][0], s->layers, diff_ids, i, &total, &uerr);
+        if (urc < 0)
+                for (size_t i = 0; i < s->n; i++)
+                        kiln_blob_watch_cancel(s->watches[i]);
+        /* a follower blocked on a socket nobody reads any more gives up */
+        for (size_t i = 0; i < s->n; i++) {
+                close(s->socks[i][0]);
+                s->socks[i][0] = -1;
+        }
+        pthread_join(follower, NULL);
+        pthread_join(fetcher, NULL);
+        if (s->fetch_rc < 0) {
+                kiln_err_free(uerr);
+                *err = steal_pointer(&s->fetch_err);
+                return -1;
+        }
+        if (s->follow_rc < 0 && s->follow_void) {
+                kiln_debug("the base's layers are unpacked again from the cache: %s",
+                           s->follow_err->msg);
+                kiln_err_free(uerr);
+                wipe_dir(dir);
+                return unpack_all(s->store, s->layers, diff_ids, s->n, dir, err);
+        }
+        if (urc < 0) {
+                *err = uerr;
+                return -1;
+        }
+        if (s->follow_rc < 0) {
+                *err = steal_pointer(&s->follow_err);
+                return -1;
+        }
+        return unpack_done(rootfd, dir, &total, err);
+}
+
+static int unpack_fetching(struct kiln_store *store, const struct kiln_descriptor *layers,
+                           char *const *diff_ids, size_t n, kiln_snapshot_fetch_fn fetch, void *ud,
+                           const char *dir, struct kiln_err **err)
+{
+        struct streaming s = {
+            .store = store, .layers = layers, .n = n, .fetch = fetch, .fetch_ud = ud};
+        s.watches = kiln_xcalloc(n + 1, sizeof(*s.watches));
+        s.socks = kiln_xcalloc(n + 1, sizeof(*s.socks));
+        int rc = 0;
+        size_t made = 0;
+        for (; made < n; made++) {
+                if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s.socks[made]) < 0) {
+                        rc = kiln_err_sys(err, "socketpair");
+                        break;
+                }
+                s.watches[made] = kiln_blob_watch_new();
+        }
+        if (rc == 0)
+                rc = unpack_streaming(&s, diff_ids, dir, err);
+        for (size_t i = 0; i < made; i++) {
+                for (int k = 0; k < 2; k++)
+                        if (s.socks[i][k] >= 0)
+                                close(s.socks[i][k]);
+                kiln_blob_watch_free(s.watches[i]);
+        }
+        kiln_err_free(s.fetch_err);
+        kiln_err_free(s.follow_err);
+        free(s.watches);
+        free(s.socks);
+        return rc;
 }
 
 static char *snapshot_path(struct kiln_store *store, char *const *diff_ids, size_t n,
@@ -77,6 +234,13 @@ bool kiln_snapshot_has(struct kiln_store *store, char *const *diff_ids, size_t n
 int kiln_snapshot_get(struct kiln_store *store, const struct kiln_descriptor *layers,
                       char *const *diff_ids, size_t n, char **path, struct kiln_err **err)
 {
+        return kiln_snapshot_get_fetching(store, layers, diff_ids, n, NULL, NULL, path, err);
+}
+
+int kiln_snapshot_get_fetching(struct kiln_store *store, const struct kiln_descriptor *layers,
+                               char *const *diff_ids, size_t n, kiln_snapshot_fetch_fn fetch,
+                               void *fetch_ud, char **path, struct kiln_err **err)
+{
         _cleanup_free_ char *final = snapshot_path(store, diff_ids, n, err);
         if (!final)
                 return -1;
@@ -99,12 +263,15 @@ int kiln_snapshot_get(struct kiln_store *store, const struct kiln_descriptor *la
                 *path = steal_pointer(&final);
                 return 0;
         }
+        kiln_info("unpacking the base image (%zu layers, cached for later builds)", n);
         _cleanup_free_ char *tmp = kiln_xasprintf("%s/tmp-XXXXXX", base);
         if (!mkdtemp(tmp))
                 return kiln_err_sys(err, "create %s", tmp);
-        if (chmod(tmp, 0755) < 0 || unpack_all(store, layers, diff_ids, n, tmp, err) < 0) {
-                if (!*err)
-                        kiln_err_sys(err, "chmod %s", tmp);
+        int rc = chmod(tmp, 0755) < 0 ? kiln_err_sys(err, "chmod %s", tmp) : 0;
+        if (rc == 0)
+                rc = fetch ? unpack_fetching(store, layers, diff_ids, n, fetch, fetch_ud, tmp, err)
+                           : unpack_all(store, layers, diff_ids, n, tmp, err);
+        if (rc < 0) {
                 struct kiln_err *ignored = NULL;
                 kiln_rm_rf(tmp, &ignored);
                 kiln_err_free(ignored);

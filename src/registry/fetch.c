@@ -100,6 +100,11 @@ int kiln_registry_head_manifest(struct kiln_registry *r, const char *repo, const
 
 /* ---------- blobs, several at once ---------- */
 
+static int fetch_blobs(struct kiln_registry *r, const char *repo,
+                       const struct kiln_descriptor *blobs, size_t n, struct kiln_store *store,
+                       struct kiln_progress *progress, struct kiln_blob_watch *const *watches,
+                       struct kiln_err **err);
+
 struct fetch_job {
         struct kiln_registry *r;
         const char *repo;
@@ -108,6 +113,7 @@ struct fetch_job {
         int *slots;
         struct kiln_store *store;
         struct kiln_progress *progress;
+        struct kiln_blob_watch *const *watches; /* by index into blobs, or NULL */
         const volatile int *cancel;
 };
 
@@ -115,16 +121,20 @@ static int fetch_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
 {
         struct fetch_job *j = ctx;
         const struct kiln_descriptor *d = &j->blobs[j->todo[k]];
+        struct kiln_blob_watch *watch = j->watches ? j->watches[j->todo[k]] : NULL;
         _cleanup_close_ int lock = -1;
         if (kiln_store_fetch_lock(j->store, d->digest, &lock, err) < 0)
                 return kiln_err_prefix(err, "blob %s", d->digest);
         if (kiln_store_has(j->store, d->digest, d->size)) {
                 kiln_progress_finish(j->progress, j->slots[k], "cached");
+                kiln_blob_watch_done(watch);
                 return 0; /* another process fetched it meanwhile */
         }
         _cleanup_blob_writer_ struct kiln_blob_writer *w = NULL;
         if (kiln_blob_writer_new(j->store, d->digest, d->size, &w, err) < 0)
                 return -1;
+        if (watch)
+                kiln_blob_writer_watch(w, watch);
         _cleanup_free_ char *path = kiln_xasprintf("/v2/%s/blobs/%s", j->repo, d->digest);
         _cleanup_free_ char *scope = registry_scope(j->repo, "pull");
         struct http_req q = {.method = "GET",
@@ -157,6 +167,30 @@ int kiln_registry_fetch_blobs(struct kiln_registry *r, const char *repo,
                               struct kiln_store *store, struct kiln_progress *progress,
                               struct kiln_err **err)
 {
+        return kiln_registry_fetch_blobs_watched(r, repo, blobs, n, store, progress, NULL, err);
+}
+
+int kiln_registry_fetch_blobs_watched(struct kiln_registry *r, const char *repo,
+                                      const struct kiln_descriptor *blobs, size_t n,
+                                      struct kiln_store *store, struct kiln_progress *progress,
+                                      struct kiln_blob_watch *const *watches, struct kiln_err **err)
+{
+        int rc = fetch_blobs(r, repo, blobs, n, store, progress, watches, err);
+        /* every watch hears the end: duplicates, blobs that were there */
+        for (size_t i = 0; watches && i < n; i++) {
+                if (rc == 0)
+                        kiln_blob_watch_done(watches[i]);
+                else
+                        kiln_blob_watch_failed(watches[i]);
+        }
+        return rc;
+}
+
+static int fetch_blobs(struct kiln_registry *r, const char *repo,
+                       const struct kiln_descriptor *blobs, size_t n, struct kiln_store *store,
+                       struct kiln_progress *progress, struct kiln_blob_watch *const *watches,
+                       struct kiln_err **err)
+{
         _cleanup_free_ size_t *todo = kiln_xcalloc(n, sizeof(*todo));
         _cleanup_free_ int *slots = kiln_xcalloc(n, sizeof(*slots));
         size_t n_todo = 0;
@@ -172,6 +206,7 @@ int kiln_registry_fetch_blobs(struct kiln_registry *r, const char *repo,
                 if (kiln_store_has(store, blobs[i].digest, blobs[i].size)) {
                         kiln_store_touch(store, blobs[i].digest);
                         kiln_progress_finish(progress, slot, "cached");
+                        kiln_blob_watch_done(watches ? watches[i] : NULL);
                         continue;
                 }
                 slots[n_todo] = slot;
@@ -185,6 +220,7 @@ int kiln_registry_fetch_blobs(struct kiln_registry *r, const char *repo,
                               .slots = slots,
                               .store = store,
                               .progress = progress,
+                              .watches = watches,
                               .cancel = &cancel};
         if (registry_parallel(r, n_todo, fetch_one, &j, &cancel, err) < 0)
                 return kiln_err_prefix(err, "pull from %s/%s", r->domain, repo);

@@ -1,4 +1,4 @@
-#include "kiln/store.h"
+#include "store-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,6 +169,7 @@ struct kiln_blob_writer {
         uint64_t size;
         struct kiln_sha256 *hash;
         bool committed;
+        struct kiln_blob_watch *watch;
 };
 
 int kiln_blob_writer_new(struct kiln_store *s, const char *expected, int64_t expected_size,
@@ -204,7 +205,14 @@ int kiln_blob_writer_write(struct kiln_blob_writer *w, const void *p, size_t n,
                 return kiln_err_sys(err, "write %s", w->tmp_path);
         kiln_sha256_update(w->hash, p, n);
         w->size += n;
+        watch_writer_wrote(w->watch, w->size);
         return 0;
+}
+
+void kiln_blob_writer_watch(struct kiln_blob_writer *w, struct kiln_blob_watch *watch)
+{
+        w->watch = watch;
+        watch_writer_started(watch, w->tmp_path);
 }
 
 uint64_t kiln_blob_writer_size(const struct kiln_blob_writer *w)
@@ -219,6 +227,7 @@ int kiln_blob_writer_reset(struct kiln_blob_writer *w, struct kiln_err **err)
         kiln_sha256_free(w->hash);
         w->hash = kiln_sha256_new();
         w->size = 0;
+        watch_writer_reset(w->watch);
         return 0;
 }
 
@@ -241,6 +250,7 @@ int kiln_blob_writer_commit(struct kiln_blob_writer *w, char out[KILN_DIGEST_MAX
         if (rename(w->tmp_path, dst) < 0)
                 return kiln_err_sys(err, "publish blob %s", dst);
         w->committed = true;
+        kiln_blob_watch_done(w->watch);
         if (out)
                 memcpy(out, got, KILN_DIGEST_MAX);
         return 0;
@@ -252,8 +262,10 @@ void kiln_blob_writer_free(struct kiln_blob_writer *w)
                 return;
         if (w->fd >= 0)
                 close(w->fd);
-        if (w->tmp_path && !w->committed)
+        if (w->tmp_path && !w->committed) {
                 unlink(w->tmp_path);
+                kiln_blob_watch_failed(w->watch);
+        }
         kiln_sha256_free(w->hash);
         free(w->tmp_path);
         free(w->expected);

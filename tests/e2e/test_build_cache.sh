@@ -4,7 +4,8 @@
 # unchanged rebuild, --dry-run telling hit from miss, keys that do not
 # depend on where the spec lives, a corrupted cached layer detected and
 # rebuilt (at build time and by `kiln cache verify`), two concurrent builds
-# sharing one cache, --no-cache, and prune.
+# sharing one cache (and one unpacked base), the steps before a failure
+# kept, an empty step, --no-cache, and prune.
 . "$(dirname "$0")/lib.sh"
 : "${KILN_TB_PYINDEX:?the test bed has no python index}"
 
@@ -134,6 +135,45 @@ wait || true
 for i in 1 2; do jq -e .digest "$T/conc.$i.json" >/dev/null || { cat "$T/conc.$i.log"; fail "concurrent build $i"; }; done
 assert_eq "$(jq -r .digest "$T/conc.1.json")" "$(jq -r .digest "$T/conc.2.json")" "concurrent builds: one image"
 pass "concurrent builds share the cache"
+
+# Two builds over a base not yet unpacked, side by side, with nothing else
+# in common (their epochs differ, and so every step key): the base is
+# unpacked once, the second waiting for the first's snapshot.
+for i in 1 2; do
+        (cd "$T/conc" && SOURCE_DATE_EPOCH=170000000$i KILN_CACHE="$T/cache5" "$KILN" build spec.yaml \
+                -o "oci:$T/snap-$i:x" >/dev/null 2>"$T/snap.$i.log") &
+        pids[i]=$!
+done
+for i in 1 2; do wait "${pids[i]}" || { cat "$T/snap.$i.log"; fail "side-by-side build $i"; }; done
+assert_eq "$(cat "$T/snap.1.log" "$T/snap.2.log" | grep -c 'unpacking the base image')" "1" \
+        "the base unpacked by one build only"
+pass "one unpacked base for builds side by side"
+
+# A failing step leaves the steps before it cached (their layers are
+# written in the background while later steps run, and settled when one
+# fails); a step that changes nothing has an empty_layer history entry and
+# no layer.
+mkdir -p "$T/fail"
+printf 'name: fails\nbase_image: %s\npackages: [kiln-hello==1.1.0]\npip_index: %s\ncommands: ["exit 3"]\n' \
+        "$KILN_TB_PLAIN/testbed/python:bookworm" "$KILN_TB_PYINDEX" >"$T/fail/spec.yaml"
+(cd "$T/fail" && KILN_CACHE="$T/cache6" "$KILN" build spec.yaml -o "oci:$T/fail-out:x" >/dev/null 2>"$T/log.fail1") &&
+        fail "a failing command built an image"
+assert_contains "$(cat "$T/log.fail1")" "step 6 (commands) failed" "the failing step named"
+sed -i 's/exit 3/true/' "$T/fail/spec.yaml"
+(cd "$T/fail" && KILN_CACHE="$T/cache6" "$KILN" build spec.yaml -o "oci:$T/fail-out:x" >/dev/null 2>"$T/log.fail2") ||
+        { cat "$T/log.fail2"; fail "build after fixing the command"; }
+assert_eq "$(ran fail2)" "env commands user-config" "only the fixed step (and config) ran"
+assert_contains "$(cat "$T/log.fail2")" "step 6 (commands) changed nothing: no layer" "an empty step said so"
+cfg=$(skopeo inspect --config "oci:$T/fail-out:x")
+assert_eq "$(jq -c '[.history[] | select(.created_by == "RUN /bin/sh -c true") | .empty_layer]' <<<"$cfg")" \
+        "[true]" "the empty step's history entry is empty_layer"
+assert_eq "$(jq '[.history[] | select(.empty_layer | not)] | length' <<<"$cfg")" \
+        "$(jq '.rootfs.diff_ids | length' <<<"$cfg")" "one non-empty history entry per layer"
+assert_eq "$(skopeo inspect "oci:$T/fail-out:x" | jq '.Layers | length')" \
+        "$(jq '.rootfs.diff_ids | length' <<<"$cfg")" "one manifest layer per diff_id"
+umoci unpack --image "$T/fail-out:x" "$T/b-fail" >/dev/null || fail "the image does not unpack"
+assert_eq "$(run_image "$T/b-fail" kiln-hello)" "hello from kiln-hello 1.1.0" "the image runs"
+pass "a failed build keeps the steps before the failure; an empty step"
 
 # prune: keep nothing, and the next build runs every step again.
 expect_exit 0 cache prune --keep-bytes 0

@@ -78,3 +78,35 @@ grep -q "^image: $KILN_TB_PLAIN/e2e/errs:" "$T/plan" || fail "dry run lacks the 
         fail "build from stdin"
 assert_eq "$(cat "$T/digest")" "$("${SKOPEO[@]}" inspect "oci:$T/stdin:x" | jq -r .Digest)" "--digest-file"
 pass "stdin, dry run and digest file"
+
+# The base's layers unpack as they download. A registry that drops the
+# connection halfway through a layer: the download starts over, so what
+# was unpacked is thrown away and the layer unpacked again from the cache;
+# the image is whole. One that serves a corrupted layer: the build fails
+# with both digests named and no snapshot of that base is kept.
+creds=(--creds "$KILN_TB_BASIC_USER:$KILN_TB_BASIC_PASS")
+for fault in flaky corrupt; do
+        cat >"$fault.yaml" <<SPEC
+name: streamed-$fault
+base_image: $KILN_TB_FAULTY/$fault/busybox:latest
+commands: ["echo made > /made"]
+SPEC
+done
+export KILN_CACHE="$T/cache-stream"
+curl -fsS "http://$KILN_TB_FAULTY/_testbed/reset" >/dev/null
+expect_exit 0 build --debug "${creds[@]}" flaky.yaml -o "oci:$T/flaky:x"
+assert_contains "$(cat "$T/err")" "unpacked again from the cache" "the voided unpack started over"
+grep -q "fault=flaky-truncated" "$KILN_TESTBED_STATE/faulty.log" || fail "the proxy never dropped a layer"
+umoci unpack --image "$T/flaky:x" "$T/b-flaky" >/dev/null || fail "the image does not unpack"
+assert_eq "$(run_image "$T/b-flaky" 'cat /made; busybox | head -1 | cut -d" " -f1')" "made
+BusyBox" "the image runs on its base"
+cache_sane "flaky base"
+pass "a layer whose download starts over is unpacked again"
+
+export KILN_CACHE="$T/cache-corrupt"
+expect_exit 6 build "${creds[@]}" corrupt.yaml -o "oci:$T/corrupt:x"
+assert_contains "$(cat "$T/err")" "does not match its digest" "corrupt layer named"
+[ ! -e "$T/corrupt" ] || fail "an output was written from a corrupt base"
+[ -z "$(ls "$KILN_CACHE/snapshots" 2>/dev/null | grep -v '\.lock$')" ] || fail "a snapshot of a corrupt base was kept"
+cache_sane "corrupt base"
+pass "a corrupt base layer fails the build and keeps no snapshot"

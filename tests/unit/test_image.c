@@ -111,9 +111,63 @@ static void test_commit(void)
         kiln_rm_rf(dir, NULL);
 }
 
+static struct kiln_layer_result layer_of(char c)
+{
+        struct kiln_layer_result l = {.size = c, .media_type = KILN_MT_OCI_LAYER_GZIP};
+        snprintf(l.digest, sizeof(l.digest), "sha256:%064d", c);
+        snprintf(l.diff_id, sizeof(l.diff_id), "sha256:%063d%c", 0, c);
+        return l;
+}
+
+/* Layers written in the background keep their places: settled after what
+ * was added behind them, in any order, the image is the one built in
+ * order; one that turns out empty becomes an empty_layer entry and moves
+ * the layers after it down. */
+static void test_reserved_layers(void)
+{
+        struct kiln_platform p = {.os = "linux", .architecture = "amd64"};
+        struct kiln_layer_result a = layer_of('1'), b = layer_of('2'), h = layer_of('3');
+        struct kiln_layer_result none = {.empty = true};
+        for (int empty_first = 0; empty_first < 2; empty_first++) {
+                struct kiln_image img;
+                kiln_image_scratch(&img, &p);
+                kiln_image_set_created(&img, 0);
+                struct kiln_image_slot s1, s2;
+                kiln_image_reserve_layer(&img, "RUN one", &s1);
+                kiln_image_add_history(&img, "ENV X=1");
+                kiln_image_reserve_layer(&img, "RUN two", &s2);
+                kiln_image_add_layer(&img, &h, "COPY host");
+                kiln_image_settle_layer(&img, &s1, empty_first ? &none : &a);
+                if (empty_first)
+                        s2.layer--; /* as the build does after an empty one */
+                kiln_image_settle_layer(&img, &s2, &b);
+                json_t *ids = json_object_get(json_object_get(img.config, "rootfs"), "diff_ids");
+                json_t *hist = json_object_get(img.config, "history");
+                size_t want = empty_first ? 2 : 3;
+                CHECK(img.n_layers == want && json_array_size(ids) == want,
+                      "layers %zu, diff_ids %zu", img.n_layers, json_array_size(ids));
+                CHECK(json_array_size(hist) == 4, "history entries: %zu", json_array_size(hist));
+                const struct kiln_layer_result *order[3] = {&a, &b, &h};
+                for (size_t i = 0; i < want; i++) {
+                        const struct kiln_layer_result *l = order[i + (size_t)empty_first];
+                        CHECK_STR(img.layers[i].digest, l->digest);
+                        CHECK_STR(json_string_value(json_array_get(ids, i)), l->diff_id);
+                }
+                CHECK(json_is_true(json_object_get(json_array_get(hist, 0), "empty_layer")) ==
+                          (bool)empty_first,
+                      "an empty result is an empty_layer entry, a layer's is not");
+                CHECK_STR(json_string_value(json_object_get(json_array_get(hist, 2), "created_by")),
+                          "RUN two");
+                CHECK(!json_is_true(json_object_get(json_array_get(hist, 3), "empty_layer")),
+                      "the host layer's entry");
+                kiln_image_release(&img);
+        }
+}
+
 int main(void)
 {
         test_env_and_argv();
         test_commit();
+        test_reserved_layers();
         TEST_DONE();
 }

@@ -1,11 +1,17 @@
 /* The store's notes of where blobs live on registries (what lets a push
- * mount instead of upload) and its per-blob locks (what lets builds side
- * by side download and upload a shared blob once). */
+ * mount instead of upload), its per-blob locks (what lets builds side by
+ * side download and upload a shared blob once), and following a blob as it
+ * is written (what lets a base unpack while it downloads). */
 #include "kiln/store.h"
 #include "test.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
@@ -71,6 +77,142 @@ static void test_locks(struct kiln_store *s)
         kiln_err_free(err);
 }
 
+struct follower {
+        struct kiln_blob_watch *w;
+        struct kiln_store *s;
+        char digest[KILN_DIGEST_MAX];
+        int out;
+        int rc;
+        bool restart;
+        struct kiln_err *err;
+};
+
+static void *follow(void *arg)
+{
+        struct follower *f = arg;
+        f->rc = kiln_blob_watch_follow(f->w, f->s, f->digest, f->out, &f->restart, &f->err);
+        close(f->out);
+        return NULL;
+}
+
+/* Reads what is there within ms; the bytes appended to got. */
+static void read_some(int fd, struct kiln_buf *got, int ms)
+{
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        char buf[65536];
+        while (poll(&p, 1, ms) == 1) {
+                ssize_t n = read(fd, buf, sizeof(buf));
+                if (n <= 0)
+                        return;
+                kiln_buf_append(got, buf, (size_t)n);
+                ms = 0;
+        }
+}
+
+static void start_follow(struct follower *f, pthread_t *t, int *in, struct kiln_store *s,
+                         const char *digest)
+{
+        int sp[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0, "socketpair");
+        *f = (struct follower){.w = kiln_blob_watch_new(), .s = s, .out = sp[1]};
+        snprintf(f->digest, sizeof(f->digest), "%s", digest);
+        *in = sp[0];
+        pthread_create(t, NULL, follow, f);
+}
+
+static void test_watch(struct kiln_store *s)
+{
+        /* 96 KiB of content in three parts (less than a socket holds) */
+        static char data[3][32768];
+        for (int i = 0; i < 3; i++)
+                memset(data[i], 'a' + i, sizeof(data[i]));
+        char digest[KILN_DIGEST_MAX];
+        struct kiln_sha256 *h = kiln_sha256_new();
+        for (int i = 0; i < 3; i++)
+                kiln_sha256_update(h, data[i], sizeof(data[i]));
+        kiln_sha256_final(h, digest);
+        kiln_sha256_free(h);
+        struct kiln_err *err = NULL;
+
+        /* bytes pass on as they are written, before the blob is complete;
+         * the follow ends only once it is committed */
+        struct follower f;
+        pthread_t t;
+        int in;
+        start_follow(&f, &t, &in, s, digest);
+        struct kiln_blob_writer *w = NULL;
+        CHECK(kiln_blob_writer_new(s, digest, sizeof(data), &w, &err) == 0, "writer");
+        kiln_blob_writer_watch(w, f.w);
+        _cleanup_buf_ struct kiln_buf got = {0};
+        CHECK(kiln_blob_writer_write(w, data[0], sizeof(data[0]), &err) == 0, "write");
+        read_some(in, &got, 2000);
+        CHECK(got.len == sizeof(data[0]),
+              "the first part passed on before the rest is written: %zu", got.len);
+        CHECK(kiln_blob_writer_write(w, data[1], sizeof(data[1]), &err) == 0 &&
+                  kiln_blob_writer_write(w, data[2], sizeof(data[2]), &err) == 0,
+              "write");
+        read_some(in, &got, 200);
+        struct pollfd p = {.fd = in, .events = POLLIN};
+        char c;
+        CHECK(poll(&p, 1, 100) == 0 || read(in, &c, 1) != 0,
+              "no end of stream before the blob is committed");
+        CHECK(kiln_blob_writer_commit(w, NULL, &err) == 0, "commit");
+        kiln_blob_writer_free(w);
+        pthread_join(t, NULL);
+        read_some(in, &got, 2000);
+        close(in);
+        CHECK(f.rc == 0, "follow: %s", f.err ? f.err->msg : "");
+        CHECK(got.len == sizeof(data) && !memcmp(got.data, data, sizeof(data)),
+              "every byte, in order: %zu", got.len);
+        kiln_blob_watch_free(f.w);
+
+        /* done with no writer seen (another process fetched it): all of it
+         * from the store */
+        start_follow(&f, &t, &in, s, digest);
+        kiln_blob_watch_done(f.w);
+        pthread_join(t, NULL);
+        kiln_buf_release(&got);
+        read_some(in, &got, 2000);
+        close(in);
+        CHECK(f.rc == 0 && got.len == sizeof(data), "from the store: %zu", got.len);
+        kiln_blob_watch_free(f.w);
+
+        /* a download that starts over after bytes went out voids them */
+        start_follow(&f, &t, &in, s, D2);
+        CHECK(kiln_blob_writer_new(s, NULL, -1, &w, &err) == 0, "writer");
+        kiln_blob_writer_watch(w, f.w);
+        CHECK(kiln_blob_writer_write(w, data[0], sizeof(data[0]), &err) == 0, "write");
+        kiln_buf_release(&got);
+        read_some(in, &got, 2000);
+        CHECK(kiln_blob_writer_reset(w, &err) == 0, "reset");
+        pthread_join(t, NULL);
+        CHECK(f.rc < 0 && f.restart, "a reset after bytes passed on fails the follow, to restart");
+        kiln_err_free(f.err);
+        close(in);
+        kiln_blob_writer_free(w);
+        kiln_blob_watch_free(f.w);
+
+        /* a writer that fails (freed uncommitted) fails the follow */
+        start_follow(&f, &t, &in, s, D2);
+        CHECK(kiln_blob_writer_new(s, NULL, -1, &w, &err) == 0, "writer");
+        kiln_blob_writer_watch(w, f.w);
+        kiln_blob_writer_free(w);
+        pthread_join(t, NULL);
+        CHECK(f.rc < 0 && f.restart, "a failed download fails the follow");
+        kiln_err_free(f.err);
+        close(in);
+        kiln_blob_watch_free(f.w);
+
+        /* a consumer that gives up ends the follow, no restart wanted */
+        start_follow(&f, &t, &in, s, D2);
+        kiln_blob_watch_cancel(f.w);
+        pthread_join(t, NULL);
+        CHECK(f.rc < 0 && !f.restart, "cancelled");
+        kiln_err_free(f.err);
+        close(in);
+        kiln_blob_watch_free(f.w);
+}
+
 int main(void)
 {
         char root[] = "/tmp/kiln-store-test-XXXXXX";
@@ -81,6 +223,7 @@ int main(void)
         if (s) {
                 test_locations(s);
                 test_locks(s);
+                test_watch(s);
                 kiln_store_free(s);
         }
         CHECK(kiln_rm_rf(root, NULL) == 0, "cleanup");
