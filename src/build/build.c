@@ -1142,6 +1142,13 @@ static void image_to_remote(struct kiln_step_ctx *c, const char *key,
                 kiln_warn("the image was not stored in the cache: %s", rerr->msg);
 }
 
+/* The assembled image's key: the last step's and the id. */
+static void image_key(const char *last_key, const char *id, char out[65])
+{
+        _cleanup_free_ char *k = kiln_xasprintf("%s\nimage\n%s\n", last_key, id);
+        hex_of(k, strlen(k), out);
+}
+
 /* Every step's key, before anything runs (keys depend on inputs, never on
  * results): the image key then says whether the whole image is cached. */
 static int chain_image_key(struct kiln_step_ctx *c, const char *id, char out[65],
@@ -1159,8 +1166,7 @@ static int chain_image_key(struct kiln_step_ctx *c, const char *id, char out[65]
                 if (step_kinds[i]->run)
                         snprintf(c->layer_keys[c->n_layer_keys++], 65, "%s", key);
         }
-        _cleanup_free_ char *k = kiln_xasprintf("%s\nimage\n%s\n", key, id);
-        hex_of(k, strlen(k), out);
+        image_key(key, id, out);
         return 0;
 }
 
@@ -1306,6 +1312,20 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
                 printf("%zu. %s: %s%s\n", k++, kind->name, d, state);
         }
         printf("%zu. config: _F_IMG_ID=%s\n", k, name->id);
+        if (key[0] && !o->no_cache) {
+                char ik[65];
+                image_key(key, name->id, ik);
+                struct kiln_step_entry e;
+                bool found = false;
+                if (kiln_store_step_get(store, ik, &e, &found, err) < 0)
+                        return -1;
+                for (size_t i = 0; found && e.facts && e.facts[i]; i++)
+                        if (kiln_str_has_prefix(e.facts[i], "manifest=") &&
+                            kiln_store_has(store, e.facts[i] + 9, -1))
+                                printf("cached image: %s (no step runs)\n", e.facts[i] + 9);
+                if (found)
+                        kiln_step_entry_release(&e);
+        }
         return 0;
 }
 

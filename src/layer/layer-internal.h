@@ -21,11 +21,11 @@ int kiln_layer_rm_rf_at(int parent, const char *name);
  * children before the directory's following siblings ("a", "a/x", "a-b"). */
 int kiln_layer_path_cmp(const char *a, const char *b);
 
-/* Parallel gzip (pgzip.c): bytes in, one gzip member out through sink,
- * the same bytes whatever the number of threads. */
+/* Parallel gzip (pgzip.c): bytes in, a gzip file (a member per 256 KiB
+ * block) out through sink, the same bytes whatever the number of threads. */
 typedef int (*kiln_pgzip_sink)(void *ud, const void *data, size_t n);
 struct kiln_pgzip;
-/* level <0: zlib's default; threads <= 1: all in the caller's thread. */
+/* level <0: gzip's default (6); threads <= 1: all in the caller's thread. */
 struct kiln_pgzip *kiln_pgzip_new(int level, int threads, kiln_pgzip_sink sink, void *ud);
 int kiln_pgzip_write(struct kiln_pgzip *p, const void *data, size_t n);
 int kiln_pgzip_finish(struct kiln_pgzip *p);

@@ -36,8 +36,15 @@ build() { # tag; log in $T/log.TAG, json in $T/json.TAG
 ran() { grep -E '^step [0-9]+: ' "$T/log.$1" | grep -v '(cached)$' | sed -E 's/^step [0-9]+: ([a-z-]+):.*/\1/' | tr '\n' ' ' | sed 's/ $//'; }
 layer_steps="apt ca-certs user python pip copy commands"
 
-build first
+build first --debug
 assert_eq "$(ran first)" "apt ca-certs user python pip env copy commands user-config" "first build runs every step"
+# --debug says where the time went: in all = the installers' + kiln's own,
+# and the layers were written (behind later steps, mostly).
+read -r all sandboxed own waited written < <(sed -n 's/^kiln: debug: time: \([0-9.]*\) s in all, \([0-9.]*\) s in sandboxed programs, \([0-9.]*\) s of it kiln.s own (\([0-9.]*\) s waiting for layers, written in \([0-9.]*\) s .*/\1 \2 \3 \4 \5/p' "$T/log.first")
+[ -n "${written:-}" ] || fail "--debug printed no time line"
+awk -v a="$all" -v s="$sandboxed" -v o="$own" -v w="$waited" -v r="$written" \
+        'BEGIN { d = a - s - o; exit !(s > 0 && r > 0 && w <= o && d < 0.002 && d > -0.002) }' ||
+        fail "time line does not add up: $all = $sandboxed + $own, waited $waited, written $written"
 
 build same
 assert_eq "$(ran same)" "" "an unchanged rebuild runs no step: the image cache answers"
@@ -73,9 +80,12 @@ pass "env change"
 (cd "$T/p" && "$KILN" build --dry-run spec.yaml) >"$T/dry1"
 assert_eq "$(grep -c '\[cached\]' "$T/dry1")" "7" "dry run of a built spec: every layer step cached"
 grep -q '\[runs\]' "$T/dry1" && fail "dry run of a built spec says something runs"
+assert_eq "$(sed -n 's/^cached image: \(sha256:[0-9a-f]*\) (no step runs)$/\1/p' "$T/dry1")" \
+        "$(jq -r .digest "$T/json.env")" "dry run of a built spec names the cached image"
 sed -i 's/> \/root\/mode/> \/root\/mode2/' "$T/p/spec.yaml"
 (cd "$T/p" && "$KILN" build --dry-run spec.yaml) >"$T/dry2"
 assert_eq "$(grep '\[runs\]' "$T/dry2" | sed -E 's/^[0-9]+\. ([a-z-]+):.*/\1/')" "commands" "dry run: only commands will run"
+grep -q '^cached image:' "$T/dry2" && fail "dry run of a changed spec says the image is cached"
 sed -i 's/> \/root\/mode2/> \/root\/mode/' "$T/p/spec.yaml"
 pass "dry run tells hits from misses"
 

@@ -29,6 +29,18 @@ umoci unpack --rootless --image "$T/l:x" "$T/b" >/dev/null
 assert_eq "$(stat -c %s "$T/b/rootfs/root/big.bin")" "80000000" "big file size after the chunked push"
 pass "token auth push with mount and chunked upload"
 
+# podman (containers/image and containers/storage, which check every
+# layer against its diff_id as they store it) pulls the pushed image; its
+# rootfs has the file and runs the base's busybox.
+pm=(podman --root "$T/pm/root" --runroot "$T/pm/run" --storage-driver vfs)
+"${pm[@]}" pull -q --creds "$KILN_TB_TOKEN_USER:$KILN_TB_TOKEN_PASS" --tls-verify=false "$name" >/dev/null ||
+        fail "podman cannot pull the pushed image"
+mnt=$("${pm[@]}" image mount "$name") || fail "podman cannot mount the image"
+assert_eq "$(sha256_of "$mnt/root/big.bin")" "$(sha256_of big.bin)" "the file podman unpacked"
+assert_eq "$(chroot "$mnt" /bin/busybox echo ran)" "ran" "the image's busybox runs"
+"${pm[@]}" image unmount "$name" >/dev/null
+pass "podman pulls and unpacks the pushed image"
+
 # A second build of the same spec gives the same image; pushing it uploads
 # nothing.
 "$KILN" build --force --push spec.yaml >/dev/null 2>"$T/log2" || fail "second push"

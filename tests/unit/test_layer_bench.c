@@ -1,11 +1,14 @@
 /* Throughput of kiln_layer_from_upper (and of unpacking its result) on one
- * large file, half zeros and half random bytes. Not a timed test: it only
- * runs with KILN_LAYER_BENCH=1 (size in MiB via KILN_LAYER_BENCH_MIB,
- * default 1024); run it under /usr/bin/time -v for the peak RSS. */
+ * large file, half zeros and half random bytes, or on a directory of real
+ * files (KILN_LAYER_BENCH_UPPER=DIR, taken as an upper as it is; the rate
+ * counts its regular files' bytes). Not a timed test: it only runs with
+ * KILN_LAYER_BENCH=1 (size in MiB via KILN_LAYER_BENCH_MIB, default 1024);
+ * run it under /usr/bin/time -v for the peak RSS. */
 #include "kiln/layer.h"
 #include "test.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdlib.h>
 #include <inttypes.h>
 #include <sys/resource.h>
@@ -18,6 +21,17 @@ static uint64_t xorshift(uint64_t *s)
         x ^= x >> 7;
         x ^= x << 17;
         return *s = x;
+}
+
+static uint64_t file_bytes;
+
+static int count(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+        (void)path;
+        (void)f;
+        if (type == FTW_F && S_ISREG(st->st_mode))
+                file_bytes += (uint64_t)st->st_size;
+        return 0;
 }
 
 int main(void)
@@ -36,18 +50,28 @@ int main(void)
         _cleanup_free_ char *file = kiln_xasprintf("%s/big", upper);
         mkdir(upper, 0755);
         mkdir(root, 0755);
-        int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        static uint64_t buf[1 << 17]; /* 1 MiB */
-        uint64_t seed = 0x9E3779B97F4A7C15ULL;
-        for (uint64_t i = 0; i < mib; i++) {
-                if (i < mib / 2)
-                        memset(buf, 0, sizeof(buf));
-                else
-                        for (size_t j = 0; j < sizeof(buf) / sizeof(buf[0]); j++)
-                                buf[j] = xorshift(&seed);
-                CHECK(kiln_write_all(fd, buf, sizeof(buf)) == 0, "write");
+        const char *real = getenv("KILN_LAYER_BENCH_UPPER");
+        uint64_t bytes = mib << 20;
+        if (real) {
+                free(upper);
+                upper = kiln_xstrdup(real);
+                nftw(real, count, 64, FTW_PHYS);
+                bytes = file_bytes;
+                mib = bytes >> 20;
+        } else {
+                int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                static uint64_t buf[1 << 17]; /* 1 MiB */
+                uint64_t seed = 0x9E3779B97F4A7C15ULL;
+                for (uint64_t i = 0; i < mib; i++) {
+                        if (i < mib / 2)
+                                memset(buf, 0, sizeof(buf));
+                        else
+                                for (size_t j = 0; j < sizeof(buf) / sizeof(buf[0]); j++)
+                                        buf[j] = xorshift(&seed);
+                        CHECK(kiln_write_all(fd, buf, sizeof(buf)) == 0, "write");
+                }
+                close(fd);
         }
-        close(fd);
 
         struct kiln_store *store = NULL;
         _cleanup_err_ struct kiln_err *err = NULL;
@@ -70,7 +94,7 @@ int main(void)
         printf("from_upper %s, %s threads: %" PRIu64
                " MiB in %.2fs = %.1f MB/s (compressed %.1f MiB)\n",
                o.compression == KILN_COMP_ZSTD ? "zstd" : "gzip", threads ? threads : "all", mib, s,
-               (double)(mib << 20) / 1e6 / s, (double)res.size / 1048576.0);
+               (double)bytes / 1e6 / s, (double)res.size / 1048576.0);
 
         int bfd = -1;
         uint64_t bsize;
@@ -80,8 +104,7 @@ int main(void)
         CHECK(kiln_layer_unpack(rfd, bfd, res.media_type, res.diff_id, "bench", NULL, &err) == 0,
               "unpack: %s", err ? err->msg : "");
         s = (double)(kiln_now_ns() - t0) / 1e9;
-        printf("unpack: %" PRIu64 " MiB in %.2fs = %.1f MB/s\n", mib, s,
-               (double)(mib << 20) / 1e6 / s);
+        printf("unpack: %" PRIu64 " MiB in %.2fs = %.1f MB/s\n", mib, s, (double)bytes / 1e6 / s);
         close(rfd);
         close(bfd);
         struct rusage ru;
