@@ -92,7 +92,7 @@ print("%.1f" % (n / 1e6 / (time.monotonic() - t)))' "$1"
         }
         { head -c 268435456 /dev/zero; head -c 268435456 /dev/urandom; } >"$w/mixed"
         skopeo copy -q --src-tls-verify=false "docker://$KILN_TB_PLAIN/testbed/python:bookworm" "oci:$w/py:x"
-        umoci unpack --rootless --image "$w/py:x" "$w/py-b" >/dev/null
+        umoci unpack --rootless --image "$w/py:x" "$w/py-b" >/dev/null 2>&1
         tar -cf "$w/py.tar" -C "$w/py-b/rootfs" .
         for data in mixed real; do
                 k= k1= z=
