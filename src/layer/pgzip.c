@@ -111,6 +111,7 @@ struct kiln_pgzip *kiln_pgzip_new(int level, int threads, kiln_pgzip_sink sink, 
         pthread_mutex_init(&p->mu, NULL);
         pthread_cond_init(&p->work, NULL);
         pthread_cond_init(&p->done, NULL);
+        p->jobs[0].state = JOB_FILLING; /* before any worker looks */
         if (!p->n_threads) {
                 p->inline_c = libdeflate_alloc_compressor(p->level);
         } else {
@@ -127,7 +128,6 @@ struct kiln_pgzip *kiln_pgzip_new(int level, int threads, kiln_pgzip_sink sink, 
                         p->n_threads = started;
                 }
         }
-        p->jobs[0].state = JOB_FILLING;
         return p;
 }
 
@@ -194,7 +194,9 @@ static int submit(struct kiln_pgzip *p, bool last)
         if (p->filling >= p->n_jobs && drain(p, true, p->filling - p->n_jobs + 1) < 0)
                 return -1;
         struct pgz_job *next = &p->jobs[p->filling % p->n_jobs];
+        pthread_mutex_lock(&p->mu);
         next->state = JOB_FILLING;
+        pthread_mutex_unlock(&p->mu);
         next->in_len = 0;
         return 0;
 }

@@ -538,6 +538,125 @@ static void put_layer(const struct ent *ents, size_t n, enum kiln_compression co
                                       .size = (int64_t)blob.len};
 }
 
+static int count_tmp_snapshots(void)
+{
+        _cleanup_free_ char *sd = kiln_xasprintf("%s/snapshots", kiln_store_root(store));
+        DIR *d = opendir(sd);
+        int n = 0;
+        struct dirent *de;
+        while (d && (de = readdir(d)))
+                n += kiln_str_has_prefix(de->d_name, "tmp-");
+        if (d)
+                closedir(d);
+        return n;
+}
+
+/* The three test layers in the store: gzip, zstd, plain tar. */
+static void put_three_layers(struct kiln_descriptor layers[3], char ids[3][KILN_DIGEST_MAX])
+{
+        put_layer(layer1, sizeof(layer1) / sizeof(layer1[0]), KILN_COMP_GZIP, &layers[0], ids[0]);
+        put_layer(layer2, sizeof(layer2) / sizeof(layer2[0]), KILN_COMP_ZSTD, &layers[1], ids[1]);
+        put_layer(layer3, sizeof(layer3) / sizeof(layer3[0]), KILN_COMP_NONE, &layers[2], ids[2]);
+}
+
+/* ---------- a snapshot of layers that arrive while they unpack ---------- */
+
+enum fake_fault { FAKE_NONE, FAKE_RESET, FAKE_CORRUPT };
+
+struct fake_fetch {
+        const struct kiln_descriptor *layers;
+        struct kiln_buf *blobs;
+        size_t n;
+        enum fake_fault fault;
+};
+
+/* A download of each blob in a few pieces, slowly; with FAKE_RESET the
+ * first one starts over halfway, with FAKE_CORRUPT the last is damaged. */
+static int fake_fetch(void *ud, struct kiln_blob_watch *const *watches, struct kiln_err **err)
+{
+        struct fake_fetch *f = ud;
+        for (size_t i = 0; i < f->n; i++) {
+                struct kiln_blob_writer *w = NULL;
+                if (kiln_blob_writer_new(store, f->layers[i].digest, f->layers[i].size, &w, err) <
+                    0)
+                        return -1;
+                kiln_blob_writer_watch(w, watches[i]);
+                const struct kiln_buf *b = &f->blobs[i];
+                _cleanup_free_ char *data = kiln_xmalloc(b->len);
+                memcpy(data, b->data, b->len);
+                if (f->fault == FAKE_CORRUPT && i == f->n - 1)
+                        data[b->len / 2] ^= 0x55;
+                int rc = 0;
+                if (f->fault == FAKE_RESET && i == 0) {
+                        rc = kiln_blob_writer_write(w, data, b->len / 2, err);
+                        usleep(20000);
+                        if (rc == 0)
+                                rc = kiln_blob_writer_reset(w, err);
+                }
+                for (size_t off = 0; rc == 0 && off < b->len; off += b->len / 3 + 1) {
+                        size_t k = b->len - off < b->len / 3 + 1 ? b->len - off : b->len / 3 + 1;
+                        rc = kiln_blob_writer_write(w, data + off, k, err);
+                        usleep(10000);
+                }
+                if (rc == 0)
+                        rc = kiln_blob_writer_commit(w, NULL, err);
+                kiln_blob_writer_free(w);
+                if (rc < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static void test_snapshot_fetching(void)
+{
+        struct kiln_descriptor layers[3];
+        char ids[3][KILN_DIGEST_MAX];
+        put_three_layers(layers, ids);
+        char *idv[] = {ids[0], ids[1], ids[2]};
+        struct kiln_buf blobs[3] = {0};
+        _cleanup_err_ struct kiln_err *err = NULL;
+        for (int i = 0; i < 3; i++)
+                CHECK(kiln_store_read(store, layers[i].digest, 1 << 20, &blobs[i], &err) == 0,
+                      "read blob");
+        char chain[KILN_DIGEST_MAX];
+        kiln_chain_id(idv, 3, chain);
+        _cleanup_free_ char *want =
+            kiln_xasprintf("%s/snapshots/%s", kiln_store_root(store), kiln_digest_hex(chain));
+        const enum fake_fault faults[] = {FAKE_NONE, FAKE_RESET, FAKE_CORRUPT};
+        for (size_t t = 0; t < 3; t++) {
+                /* nothing local: the snapshot, and every blob, gone */
+                kiln_rm_rf(want, NULL);
+                for (int i = 0; i < 3; i++) {
+                        _cleanup_free_ char *bp = kiln_store_blob_path(store, layers[i].digest);
+                        unlink(bp);
+                }
+                struct fake_fetch f = {
+                    .layers = layers, .blobs = blobs, .n = 3, .fault = faults[t]};
+                char *path = NULL;
+                kiln_err_clear(&err);
+                int rc =
+                    kiln_snapshot_get_fetching(store, layers, idv, 3, fake_fetch, &f, &path, &err);
+                if (faults[t] == FAKE_CORRUPT) {
+                        CHECK(rc < 0 && err && err->domain == KILN_ERR_DIGEST,
+                              "a corrupt download fails the snapshot: %s",
+                              err ? err->msg : "(accepted)");
+                        CHECK(!exists(want), "a snapshot of a corrupt layer was published");
+                } else {
+                        CHECK(rc == 0, "snapshot while fetching (fault %d): %s", faults[t],
+                              err ? err->msg : "");
+                        CHECK(path && !strcmp(path, want), "snapshot path");
+                        if (rc == 0)
+                                check_layers_applied(path);
+                }
+                CHECK(count_tmp_snapshots() == 0, "temp snapshot dirs left (fault %d)", faults[t]);
+                free(path);
+        }
+        for (int i = 0; i < 3; i++) {
+                kiln_buf_release(&blobs[i]);
+                kiln_descriptor_release(&layers[i]);
+        }
+}
+
 static void test_chain_id(void)
 {
         char a[KILN_DIGEST_MAX], b[KILN_DIGEST_MAX], want[KILN_DIGEST_MAX], got[KILN_DIGEST_MAX];
@@ -560,9 +679,7 @@ static void test_snapshot(void)
 {
         struct kiln_descriptor layers[3];
         char ids[3][KILN_DIGEST_MAX];
-        put_layer(layer1, sizeof(layer1) / sizeof(layer1[0]), KILN_COMP_GZIP, &layers[0], ids[0]);
-        put_layer(layer2, sizeof(layer2) / sizeof(layer2[0]), KILN_COMP_ZSTD, &layers[1], ids[1]);
-        put_layer(layer3, sizeof(layer3) / sizeof(layer3[0]), KILN_COMP_NONE, &layers[2], ids[2]);
+        put_three_layers(layers, ids);
         char *idv[] = {ids[0], ids[1], ids[2]};
         _cleanup_err_ struct kiln_err *err = NULL;
         _cleanup_free_ char *path = NULL, *path2 = NULL;
@@ -618,14 +735,7 @@ static void test_snapshot(void)
         _cleanup_free_ char *etc = kiln_xasprintf("%s/etc/passwd", want2);
         _cleanup_free_ char *pw = read_text(etc);
         CHECK_STR(pw, "root:x:0:0:new\n");
-        _cleanup_free_ char *sd = kiln_xasprintf("%s/snapshots", kiln_store_root(store));
-        DIR *d = opendir(sd);
-        int leftovers = 0;
-        struct dirent *de;
-        while (d && (de = readdir(d)))
-                leftovers += kiln_str_has_prefix(de->d_name, "tmp-");
-        if (d)
-                closedir(d);
+        int leftovers = count_tmp_snapshots();
         CHECK(leftovers == 0, "%d temp snapshot dirs left", leftovers);
 
         /* a failing layer leaves no snapshot and no temp dir */
@@ -639,12 +749,7 @@ static void test_snapshot(void)
         _cleanup_free_ char *bad =
             kiln_xasprintf("%s/snapshots/%s", kiln_store_root(store), kiln_digest_hex(chain));
         CHECK(!exists(bad), "failed snapshot published");
-        leftovers = 0;
-        d = opendir(sd);
-        while (d && (de = readdir(d)))
-                leftovers += kiln_str_has_prefix(de->d_name, "tmp-");
-        if (d)
-                closedir(d);
+        leftovers = count_tmp_snapshots();
         CHECK(leftovers == 0, "%d temp snapshot dirs left after failure", leftovers);
         for (int i = 0; i < 2; i++)
                 kiln_descriptor_release(&layers[i]);
@@ -1249,6 +1354,7 @@ int main(void)
         test_unpack_symlink_inside(true);
         test_unpack_digest_and_magic();
         test_snapshot();
+        test_snapshot_fetching();
         test_from_upper();
         test_from_upper_empty();
         test_overlay_round_trip();
