@@ -37,11 +37,15 @@ static const struct kiln_step_kind *const step_kinds[] = {
 };
 
 struct pending_layer {
-        char *digest;
-        char *media_type;
+        struct kiln_descriptor d;
         char *diff_id;
-        int64_t size;
 };
+
+static void pending_release(struct pending_layer *p)
+{
+        kiln_descriptor_release(&p->d);
+        free(p->diff_id);
+}
 
 /* A sandboxed step's layer being written in the background. */
 struct bg_layer {
@@ -161,11 +165,8 @@ static void ctx_release(struct kiln_step_ctx *c)
         for (size_t i = 0; i < c->n_lowers; i++)
                 free(c->lowers[i]);
         free(c->lowers);
-        for (size_t i = 0; i < c->n_pending; i++) {
-                free(c->pending[i].digest);
-                free(c->pending[i].media_type);
-                free(c->pending[i].diff_id);
-        }
+        for (size_t i = 0; i < c->n_pending; i++)
+                pending_release(&c->pending[i]);
         free(c->pending);
         if (c->build_dir) {
                 struct kiln_err *e = NULL;
@@ -212,34 +213,40 @@ static int unpack_pending(struct kiln_step_ctx *c, struct kiln_err **err)
 {
         for (size_t i = 0; i < c->n_pending; i++) {
                 struct pending_layer *p = &c->pending[i];
-                struct kiln_descriptor d = {
-                    .digest = p->digest, .media_type = p->media_type, .size = p->size};
-                if (fetch_layers(c, &d, 1, false, err) < 0)
+                if (fetch_layers(c, &p->d, 1, false, err) < 0)
                         return -1;
                 _cleanup_free_ char *dir =
-                    kiln_xasprintf("%s/layer-%.19s", c->build_dir, kiln_digest_hex(p->digest));
+                    kiln_xasprintf("%s/layer-%.19s", c->build_dir, kiln_digest_hex(p->d.digest));
                 if (kiln_mkdir_p(dir, 0755, err) < 0)
                         return -1;
                 _cleanup_close_ int rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 _cleanup_close_ int blobfd = -1;
                 if (rootfd < 0)
                         return kiln_err_sys(err, "open %s", dir);
-                if (kiln_store_open_blob(c->store, p->digest, &blobfd, NULL, err) < 0)
+                if (kiln_store_open_blob(c->store, p->d.digest, &blobfd, NULL, err) < 0)
                         return -1;
                 struct kiln_unpack_stats st = {0};
-                if (kiln_layer_unpack(rootfd, blobfd, p->media_type, p->diff_id, p->digest, &st,
+                if (kiln_layer_unpack(rootfd, blobfd, p->d.media_type, p->diff_id, p->d.digest, &st,
                                       err) < 0)
                         return -1;
                 push_lower(c, steal_pointer(&dir));
-                free(p->digest);
-                free(p->media_type);
-                free(p->diff_id);
+                pending_release(p);
         }
         c->n_pending = 0;
         return 0;
 }
 
 /* ---------- blobs fetched on first need ---------- */
+
+/* An image manifest of the store, parsed. */
+static int read_manifest(struct kiln_store *store, const char *digest, struct kiln_manifest *m,
+                         struct kiln_err **err)
+{
+        _cleanup_buf_ struct kiln_buf b = {0};
+        if (kiln_store_read(store, digest, KILN_MANIFEST_MAX, &b, err) < 0)
+                return -1;
+        return kiln_manifest_parse(b.data, b.len, NULL, m, err);
+}
 
 static bool is_base_layer(const struct kiln_step_ctx *c, const char *digest)
 {
@@ -262,13 +269,6 @@ static int fetch_from_base(struct kiln_step_ctx *c, const struct kiln_descriptor
                                                    watches, err);
         kiln_progress_free(p);
         return rc < 0 ? kiln_err_prefix(err, "base image") : 0;
-}
-
-static int fetch_base_watched(void *ud, struct kiln_blob_watch *const *watches,
-                              struct kiln_err **err)
-{
-        struct kiln_step_ctx *c = ud;
-        return fetch_from_base(c, c->base_layers, c->n_base, watches, err);
 }
 
 /* The layers among ls that the store lacks: the base's from the base's
@@ -301,15 +301,32 @@ static int fetch_layers(struct kiln_step_ctx *c, const struct kiln_descriptor *l
         return 0;
 }
 
+/* The base's layers for its snapshot (called only when there is none yet):
+ * from its registry, told to the watches as they arrive, so they unpack
+ * while they download; from elsewhere (the registry cache) whole, first. */
+static int fetch_base_for_snapshot(void *ud, struct kiln_blob_watch *const *watches,
+                                   struct kiln_err **err)
+{
+        struct kiln_step_ctx *c = ud;
+        if (c->base_ref.domain)
+                return fetch_from_base(c, c->base_layers, c->n_base, watches, err);
+        int rc = fetch_layers(c, c->base_layers, c->n_base, false, err);
+        for (size_t i = 0; i < c->n_base; i++) {
+                if (rc == 0)
+                        kiln_blob_watch_done(watches[i]);
+                else
+                        kiln_blob_watch_failed(watches[i]);
+        }
+        return rc;
+}
+
 /* What writing the image to dest_domain needs locally: every layer, less
  * those a registry there can mount (NULL: an output, which needs all). */
 static int fetch_for(struct kiln_step_ctx *c, const struct kiln_descriptor *image,
                      const char *dest_domain, struct kiln_err **err)
 {
-        _cleanup_buf_ struct kiln_buf b = {0};
         struct kiln_manifest m = {0};
-        if (kiln_store_read(c->store, image->digest, KILN_MANIFEST_MAX, &b, err) < 0 ||
-            kiln_manifest_parse(b.data, b.len, NULL, &m, err) < 0)
+        if (read_manifest(c->store, image->digest, &m, err) < 0)
                 return -1;
         _cleanup_free_ struct kiln_descriptor *need = kiln_xcalloc(m.n_layers + 1, sizeof(*need));
         size_t n = 0;
@@ -349,16 +366,12 @@ static int ensure_rootfs(struct kiln_step_ctx *c, struct kiln_err **err)
 {
         if (!c->rootfs_ready) {
                 char *snap = NULL;
-                /* Layers still in the registry are unpacked as they arrive. */
                 bool local = true;
                 for (size_t i = 0; local && i < c->n_base; i++)
                         local = kiln_store_has(c->store, c->base_layers[i].digest,
                                                c->base_layers[i].size);
-                bool stream = !local && c->base_ref.domain;
-                if (!local && !stream && fetch_layers(c, c->base_layers, c->n_base, false, err) < 0)
-                        return -1;
                 if (kiln_snapshot_get_fetching(c->store, c->base_layers, c->base_diff_ids,
-                                               c->n_base, stream ? fetch_base_watched : NULL, c,
+                                               c->n_base, local ? NULL : fetch_base_for_snapshot, c,
                                                &snap, err) < 0)
                         return kiln_err_prefix(err, "unpack base image");
                 /* The snapshot goes under everything built so far. */
@@ -414,10 +427,10 @@ static void add_pending(struct kiln_step_ctx *c, const char *digest, const char 
 {
         c->pending = kiln_xrealloc(c->pending, (c->n_pending + 1) * sizeof(*c->pending));
         c->pending[c->n_pending++] = (struct pending_layer){
-            .digest = kiln_xstrdup(digest),
-            .media_type = kiln_xstrdup(media_type),
+            .d = {.digest = kiln_xstrdup(digest),
+                  .media_type = kiln_xstrdup(media_type),
+                  .size = size},
             .diff_id = kiln_xstrdup(diff_id),
-            .size = size,
         };
 }
 
@@ -448,13 +461,24 @@ void kiln_step_set_fact(struct kiln_step_ctx *c, const char *name, const char *v
         c->out.facts[n + 1] = NULL;
 }
 
-const char *kiln_step_get_fact(const struct kiln_step_ctx *c, const char *name)
+/* The value of name in facts[0..n) ("name=value", the latest wins). */
+static const char *fact_in(char *const *facts, size_t n, const char *name)
 {
         size_t nl = strlen(name);
-        for (size_t i = c->n_facts; i-- > 0;)
-                if (!strncmp(c->facts[i], name, nl) && c->facts[i][nl] == '=')
-                        return c->facts[i] + nl + 1;
+        for (size_t i = n; i-- > 0;)
+                if (!strncmp(facts[i], name, nl) && facts[i][nl] == '=')
+                        return facts[i] + nl + 1;
         return NULL;
+}
+
+const char *kiln_step_get_fact(const struct kiln_step_ctx *c, const char *name)
+{
+        return fact_in(c->facts, c->n_facts, name);
+}
+
+static const char *entry_fact(const struct kiln_step_entry *e, const char *name)
+{
+        return e->facts ? fact_in(e->facts, kiln_strv_len(e->facts), name) : NULL;
 }
 
 /* What runs in a sandboxed step: a program of the image, or a function of
@@ -725,10 +749,8 @@ int kiln_build_pull_base(const struct kiln_build_opts *o, const char *base,
                 return 0;
         /* Where the layers are, for the fetch on first need and for pushes
          * to that registry, which mount them. */
-        _cleanup_buf_ struct kiln_buf b = {0};
         struct kiln_manifest m = {0};
-        if (kiln_store_read(store, top->digest, KILN_MANIFEST_MAX, &b, err) < 0 ||
-            kiln_manifest_parse(b.data, b.len, NULL, &m, err) < 0)
+        if (read_manifest(store, top->digest, &m, err) < 0)
                 return kiln_err_prefix(err, "base image");
         kiln_store_note_missing(store, base_ref->domain, base_ref->path, m.layers, m.n_layers);
         kiln_manifest_release(&m);
@@ -1016,12 +1038,9 @@ static int layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc,
  * the base's, which are fetched when needed (prune may have taken any). */
 static bool image_usable(struct kiln_step_ctx *c, const char *digest)
 {
-        _cleanup_buf_ struct kiln_buf b = {0};
         _cleanup_err_ struct kiln_err *e = NULL;
-        if (kiln_store_read(c->store, digest, KILN_MANIFEST_MAX, &b, &e) < 0)
-                return false;
         struct kiln_manifest m = {0};
-        if (kiln_manifest_parse(b.data, b.len, NULL, &m, &e) < 0)
+        if (read_manifest(c->store, digest, &m, &e) < 0)
                 return false;
         bool ok = !m.is_index && kiln_store_has(c->store, m.config.digest, m.config.size);
         for (size_t i = 0; ok && i < m.n_layers; i++)
@@ -1066,18 +1085,8 @@ static int image_from_cache(struct kiln_step_ctx *c, const char *key, const char
                 return -1;
         if (!found)
                 return 0;
-        const char *digest = NULL, *mt = NULL, *size = NULL, *eid = NULL;
-        for (size_t i = 0; e.facts && e.facts[i]; i++) {
-                const char *f = e.facts[i];
-                if (kiln_str_has_prefix(f, "manifest="))
-                        digest = f + 9;
-                else if (kiln_str_has_prefix(f, "mediaType="))
-                        mt = f + 10;
-                else if (kiln_str_has_prefix(f, "size="))
-                        size = f + 5;
-                else if (kiln_str_has_prefix(f, "id="))
-                        eid = f + 3;
-        }
+        const char *digest = entry_fact(&e, "manifest"), *mt = entry_fact(&e, "mediaType");
+        const char *size = entry_fact(&e, "size"), *eid = entry_fact(&e, "id");
         bool ok = digest && mt && size && eid && !strcmp(eid, id) &&
                   kiln_digest_validate(digest, NULL) == 0 && image_usable(c, digest);
         if (ok && steps_layers_ok(c, &ok, err) < 0) {
@@ -1319,10 +1328,9 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
                 bool found = false;
                 if (kiln_store_step_get(store, ik, &e, &found, err) < 0)
                         return -1;
-                for (size_t i = 0; found && e.facts && e.facts[i]; i++)
-                        if (kiln_str_has_prefix(e.facts[i], "manifest=") &&
-                            kiln_store_has(store, e.facts[i] + 9, -1))
-                                printf("cached image: %s (no step runs)\n", e.facts[i] + 9);
+                const char *m = found ? entry_fact(&e, "manifest") : NULL;
+                if (m && kiln_store_has(store, m, -1))
+                        printf("cached image: %s (no step runs)\n", m);
                 if (found)
                         kiln_step_entry_release(&e);
         }

@@ -100,11 +100,6 @@ int kiln_registry_head_manifest(struct kiln_registry *r, const char *repo, const
 
 /* ---------- blobs, several at once ---------- */
 
-static int fetch_blobs(struct kiln_registry *r, const char *repo,
-                       const struct kiln_descriptor *blobs, size_t n, struct kiln_store *store,
-                       struct kiln_progress *progress, struct kiln_blob_watch *const *watches,
-                       struct kiln_err **err);
-
 struct fetch_job {
         struct kiln_registry *r;
         const char *repo;
@@ -162,30 +157,6 @@ static int fetch_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
         return 0;
 }
 
-int kiln_registry_fetch_blobs(struct kiln_registry *r, const char *repo,
-                              const struct kiln_descriptor *blobs, size_t n,
-                              struct kiln_store *store, struct kiln_progress *progress,
-                              struct kiln_err **err)
-{
-        return kiln_registry_fetch_blobs_watched(r, repo, blobs, n, store, progress, NULL, err);
-}
-
-int kiln_registry_fetch_blobs_watched(struct kiln_registry *r, const char *repo,
-                                      const struct kiln_descriptor *blobs, size_t n,
-                                      struct kiln_store *store, struct kiln_progress *progress,
-                                      struct kiln_blob_watch *const *watches, struct kiln_err **err)
-{
-        int rc = fetch_blobs(r, repo, blobs, n, store, progress, watches, err);
-        /* every watch hears the end: duplicates, blobs that were there */
-        for (size_t i = 0; watches && i < n; i++) {
-                if (rc == 0)
-                        kiln_blob_watch_done(watches[i]);
-                else
-                        kiln_blob_watch_failed(watches[i]);
-        }
-        return rc;
-}
-
 static int fetch_blobs(struct kiln_registry *r, const char *repo,
                        const struct kiln_descriptor *blobs, size_t n, struct kiln_store *store,
                        struct kiln_progress *progress, struct kiln_blob_watch *const *watches,
@@ -225,4 +196,28 @@ static int fetch_blobs(struct kiln_registry *r, const char *repo,
         if (registry_parallel(r, n_todo, fetch_one, &j, &cancel, err) < 0)
                 return kiln_err_prefix(err, "pull from %s/%s", r->domain, repo);
         return 0;
+}
+
+int kiln_registry_fetch_blobs(struct kiln_registry *r, const char *repo,
+                              const struct kiln_descriptor *blobs, size_t n,
+                              struct kiln_store *store, struct kiln_progress *progress,
+                              struct kiln_err **err)
+{
+        return kiln_registry_fetch_blobs_watched(r, repo, blobs, n, store, progress, NULL, err);
+}
+
+int kiln_registry_fetch_blobs_watched(struct kiln_registry *r, const char *repo,
+                                      const struct kiln_descriptor *blobs, size_t n,
+                                      struct kiln_store *store, struct kiln_progress *progress,
+                                      struct kiln_blob_watch *const *watches, struct kiln_err **err)
+{
+        int rc = fetch_blobs(r, repo, blobs, n, store, progress, watches, err);
+        /* every watch hears the end: duplicates, blobs that were there */
+        for (size_t i = 0; watches && i < n; i++) {
+                if (rc == 0)
+                        kiln_blob_watch_done(watches[i]);
+                else
+                        kiln_blob_watch_failed(watches[i]);
+        }
+        return rc;
 }
