@@ -17,7 +17,10 @@ static const char apt_conf[] = "// written by kiln for one build step; not part 
                                "APT::Keep-Downloaded-Packages \"true\";\n"
                                "Binary::apt::APT::Keep-Downloaded-Packages \"true\";\n"
                                "Dir::Cache::pkgcache \"\";\n"
-                               "Dir::Cache::srcpkgcache \"\";\n";
+                               "Dir::Cache::srcpkgcache \"\";\n"
+                               "Dir::Log::Terminal \"/dev/null\";\n"
+                               "Dir::Log::History \"/dev/null\";\n"
+                               "DPkg::Options:: \"--log=/dev/null\";\n";
 
 static bool wanted(const struct kiln_spec *s)
 {
@@ -33,6 +36,10 @@ static char *describe(const struct kiln_spec *s)
         return kiln_buf_steal(&b);
 }
 
+/* ldconfig's aux-cache records each library's inode and ctime, which
+ * differ on every run; it only speeds up the next ldconfig, so it is
+ * dropped to keep the layer the same for the same packages (as are apt's
+ * and dpkg's logs, which hold the time of the run, by apt_conf). */
 static void apt_script(const struct kiln_spec *s, struct kiln_buf *b)
 {
         kiln_buf_puts(b, "apt-get update && apt-get install -y --no-install-recommends");
@@ -40,6 +47,7 @@ static void apt_script(const struct kiln_spec *s, struct kiln_buf *b)
                 kiln_buf_puts(b, " ");
                 kiln_buf_shell_quote(b, s->apt_packages[i]);
         }
+        kiln_buf_puts(b, " && rm -f /var/cache/ldconfig/aux-cache");
 }
 
 static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)

@@ -53,6 +53,7 @@ static const char script[] =
     " $cand from its distribution\"\n"
     "  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
     " \"python$KILN_PY_VERSION\" \"python$KILN_PY_VERSION-venv\"\n"
+    "  rm -f /var/cache/ldconfig/aux-cache\n"
     "fi\n"
     "if \"$KILN_PY\" -c 'import pip' >/dev/null 2>&1; then\n"
     "  \"$KILN_PY\" -m venv --system-site-packages --without-pip " KILN_VENV "\n"

@@ -525,9 +525,14 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
         }
         _cleanup_strv_ char **env = kiln_image_env(&c->img);
         size_t n = kiln_strv_len(env), extra = kiln_strv_len((char **)extra_env);
-        env = kiln_xrealloc(env, (n + extra + 1) * sizeof(char *));
+        env = kiln_xrealloc(env, (n + extra + 2) * sizeof(char *));
         for (size_t i = 0; i < extra; i++)
                 env[n++] = kiln_xstrdup(extra_env[i]);
+        /* Programs that honour it make the same files on every run (pip's
+         * .pyc files then carry a hash of their source, not its mtime). */
+        if (c->lopts.source_date_epoch >= 0)
+                env[n++] =
+                    kiln_xasprintf("SOURCE_DATE_EPOCH=%lld", (long long)c->lopts.source_date_epoch);
         env[n] = NULL;
         const char *wd = kiln_image_config_string(&c->img, "WorkingDir");
         _cleanup_free_ char *prefix = kiln_xasprintf("%s[%s] ", kiln_log_prefix(), c->kind->name);
