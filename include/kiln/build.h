@@ -5,7 +5,7 @@
 #ifndef KILN_BUILD_H
 #define KILN_BUILD_H
 
-#include "kiln/layer.h"
+#include "kiln/archive.h"
 #include "kiln/oci.h"
 #include "kiln/output.h"
 #include "kiln/registry.h"
@@ -30,7 +30,7 @@ void kiln_image_release(struct kiln_image *img);
 /* created = SOURCE_DATE_EPOCH when set (epoch < 0: now). */
 void kiln_image_set_created(struct kiln_image *img, int64_t epoch);
 /* Appends a layer and its history entry. */
-void kiln_image_add_layer(struct kiln_image *img, const struct kiln_layer_result *l,
+void kiln_image_add_layer(struct kiln_image *img, const struct kiln_archive_result *l,
                           const char *created_by);
 /* A history entry for a config-only change (empty_layer). */
 void kiln_image_add_history(struct kiln_image *img, const char *created_by);
@@ -44,7 +44,7 @@ struct kiln_image_slot {
 void kiln_image_reserve_layer(struct kiln_image *img, const char *created_by,
                               struct kiln_image_slot *slot);
 void kiln_image_settle_layer(struct kiln_image *img, const struct kiln_image_slot *slot,
-                             const struct kiln_layer_result *l);
+                             const struct kiln_archive_result *l);
 /* Replaces KEY=... in Env, or appends KEY=value. */
 void kiln_image_set_env(struct kiln_image *img, const char *key, const char *value);
 /* The value of KEY in Env, or NULL. */
@@ -183,10 +183,10 @@ int kiln_step_sandbox_fn(struct kiln_step_ctx *ctx, int (*fn)(void *arg, struct 
                          void *arg, const struct kiln_bind *binds, size_t n_binds,
                          const char *created_by, struct kiln_err **err);
 /* The cache key input of a host-file step: a digest of exactly what its
- * layer would hold (kiln_layer_host_digest). */
+ * layer would hold (kiln_archive_host_digest). */
 int kiln_step_files_key(const struct kiln_copy_entry *entries, size_t n, struct kiln_buf *b,
                         struct kiln_err **err);
-/* Writes host files as a layer (see kiln_layer_from_host). */
+/* Writes host files as a layer (see kiln_archive_from_host). */
 int kiln_step_host_layer(struct kiln_step_ctx *ctx, const struct kiln_copy_entry *entries, size_t n,
                          uid_t uid, gid_t gid, const char *created_by, struct kiln_err **err);
 /* A scratch directory of this build (removed when it ends), for files a

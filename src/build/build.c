@@ -49,7 +49,7 @@ static void pending_release(struct pending_layer *p)
 
 /* A sandboxed step's layer being written in the background. */
 struct bg_layer {
-        struct kiln_layer_job *job;
+        struct kiln_archive_job *job;
         struct kiln_image_slot slot;
         size_t step_no;
         char *label, *created_by;
@@ -67,7 +67,7 @@ struct kiln_step_ctx {
         const struct kiln_step_kind *kind;
         struct kiln_store *store;
         struct kiln_image img;
-        struct kiln_layer_opts lopts;
+        struct kiln_archive_opts lopts;
         struct kiln_platform platform;
         enum kiln_idmap idmap;
         char *build_dir;
@@ -134,7 +134,7 @@ void kiln_build_result_release(struct kiln_build_result *r)
 
 static void bg_release(struct bg_layer *b)
 {
-        kiln_layer_job_abandon(b->job);
+        kiln_archive_job_abandon(b->job);
         if (b->has_entry) {
                 kiln_step_entry_release(&b->out);
                 if (b->lock >= 0)
@@ -226,8 +226,8 @@ static int unpack_pending(struct kiln_step_ctx *c, struct kiln_err **err)
                 if (kiln_store_open_blob(c->store, p->d.digest, &blobfd, NULL, err) < 0)
                         return -1;
                 struct kiln_unpack_stats st = {0};
-                if (kiln_layer_unpack(rootfd, blobfd, p->d.media_type, p->diff_id, p->d.digest, &st,
-                                      err) < 0)
+                if (kiln_archive_unpack(rootfd, blobfd, p->d.media_type, p->diff_id, p->d.digest,
+                                        &st, err) < 0)
                         return -1;
                 push_lower(c, steal_pointer(&dir));
                 pending_release(p);
@@ -435,7 +435,7 @@ static void add_pending(struct kiln_step_ctx *c, const char *digest, const char 
 }
 
 /* What a step produced, for its cache entry. */
-static void record_result(struct kiln_step_entry *out, const struct kiln_layer_result *res,
+static void record_result(struct kiln_step_entry *out, const struct kiln_archive_result *res,
                           const char *created_by)
 {
         free(out->created_by);
@@ -571,7 +571,7 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
                 return -1;
         struct bg_layer *b = &c->bg[c->n_bg];
         t0 = kiln_now_ns();
-        rc = kiln_layer_job_start(upper, label, c->store, &c->lopts, &b->job, err);
+        rc = kiln_archive_job_start(upper, label, c->store, &c->lopts, &b->job, err);
         c->commit_ns += kiln_now_ns() - t0;
         if (rc < 0)
                 return -1;
@@ -603,8 +603,8 @@ int kiln_step_sandbox_fn(struct kiln_step_ctx *c, int (*fn)(void *arg, struct ki
 int kiln_step_host_layer(struct kiln_step_ctx *c, const struct kiln_copy_entry *entries, size_t n,
                          uid_t uid, gid_t gid, const char *created_by, struct kiln_err **err)
 {
-        struct kiln_layer_result res = {0};
-        if (kiln_layer_from_host(entries, n, uid, gid, c->store, &c->lopts, &res, err) < 0) {
+        struct kiln_archive_result res = {0};
+        if (kiln_archive_from_host(entries, n, uid, gid, c->store, &c->lopts, &res, err) < 0) {
                 _cleanup_free_ char *label = step_label(c);
                 return kiln_err_prefix(err, "%s", label);
         }
@@ -623,7 +623,7 @@ int kiln_step_files_key(const struct kiln_copy_entry *entries, size_t n, struct 
                         struct kiln_err **err)
 {
         char d[KILN_DIGEST_MAX];
-        if (kiln_layer_host_digest(entries, n, d, err) < 0)
+        if (kiln_archive_host_digest(entries, n, d, err) < 0)
                 return -1;
         kiln_buf_printf(b, "files %s\n", d);
         return 0;
@@ -800,7 +800,7 @@ static void hex_of(const char *text, size_t len, char out[65])
 }
 
 static void base_key(const struct kiln_platform *platform, enum kiln_idmap idmap,
-                     const struct kiln_layer_opts *lo, const char *base_digest, char out[65])
+                     const struct kiln_archive_opts *lo, const char *base_digest, char out[65])
 {
         _cleanup_free_ char *plat = kiln_platform_string(platform);
         _cleanup_buf_ struct kiln_buf b = {0};
@@ -884,7 +884,7 @@ static int cache_lookup(struct kiln_step_ctx *c, struct kiln_step_entry *e, bool
 static void apply_entry(struct kiln_step_ctx *c, const struct kiln_step_entry *e)
 {
         if (e->has_layer) {
-                struct kiln_layer_result res = {.size = e->size, .media_type = e->media_type};
+                struct kiln_archive_result res = {.size = e->size, .media_type = e->media_type};
                 snprintf(res.digest, sizeof(res.digest), "%s", e->digest);
                 snprintf(res.diff_id, sizeof(res.diff_id), "%s", e->diff_id);
                 kiln_image_add_layer(&c->img, &res, e->created_by);
@@ -955,9 +955,9 @@ static int settle_layer(struct kiln_step_ctx *c, struct kiln_err **err)
         if (!c->n_bg)
                 return 0;
         struct bg_layer *b = &c->bg[0];
-        struct kiln_layer_result res;
+        struct kiln_archive_result res;
         uint64_t t0 = kiln_now_ns(), took = 0;
-        int rc = kiln_layer_job_finish(steal_pointer(&b->job), &res, &took, err);
+        int rc = kiln_archive_job_finish(steal_pointer(&b->job), &res, &took, err);
         c->commit_ns += kiln_now_ns() - t0;
         c->commit_bg_ns += took;
         if (rc == 0) {
@@ -1285,7 +1285,7 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
         _cleanup_store_ struct kiln_store *store = NULL;
         struct kiln_platform platform = {0};
         enum kiln_idmap idmap = KILN_IDMAP_HOST;
-        struct kiln_layer_opts lo;
+        struct kiln_archive_opts lo;
         char digest[KILN_DIGEST_MAX];
         _cleanup_err_ struct kiln_err *why = NULL;
         if (spec->base_spec)
@@ -1295,7 +1295,7 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
                                      &platform, &why) == 0 &&
                  kiln_userns_enter(&idmap, &why) == 0 &&
                  kiln_store_open(o->cache_dir, &store, &why) == 0 &&
-                 kiln_layer_opts_init(&lo, &why) == 0 &&
+                 kiln_archive_opts_init(&lo, &why) == 0 &&
                  kiln_build_resolve_base(o, base, &platform, store, digest, &why) == 0) {
                 lo.compression = o->compression;
                 base_key(&platform, idmap, &lo, digest, key);
@@ -1527,7 +1527,7 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
         if (rc == 0)
                 rc = kiln_store_open(o->cache_dir, &c.store, err);
         if (rc == 0)
-                rc = kiln_layer_opts_init(&c.lopts, err);
+                rc = kiln_archive_opts_init(&c.lopts, err);
         if (rc == 0) {
                 c.lopts.compression = o->compression;
                 /* The base's layers wait until something needs their bytes. */

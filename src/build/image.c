@@ -125,7 +125,7 @@ static void add_history(struct kiln_image *img, const char *created_by, bool emp
         json_array_append_new(json_object_get(img->config, "history"), h);
 }
 
-void kiln_image_add_layer(struct kiln_image *img, const struct kiln_layer_result *l,
+void kiln_image_add_layer(struct kiln_image *img, const struct kiln_archive_result *l,
                           const char *created_by)
 {
         img->layers = kiln_xrealloc(img->layers, (img->n_layers + 1) * sizeof(*img->layers));
@@ -158,7 +158,7 @@ void kiln_image_reserve_layer(struct kiln_image *img, const char *created_by,
 }
 
 void kiln_image_settle_layer(struct kiln_image *img, const struct kiln_image_slot *slot,
-                             const struct kiln_layer_result *l)
+                             const struct kiln_archive_result *l)
 {
         json_t *diff_ids = json_object_get(json_object_get(img->config, "rootfs"), "diff_ids");
         if (l->empty) {

@@ -1,10 +1,10 @@
-/* kiln_layer_unpack of the input as an uncompressed tar layer into a fresh
+/* kiln_archive_unpack of the input as an uncompressed tar layer into a fresh
  * root directory per run. The layer must stay inside the root: a sentinel
  * directory beside it has to stay empty, and the scratch directory must
  * hold nothing but the two. */
 #include "fuzz-common.h"
 
-#include "kiln/layer.h"
+#include "kiln/archive.h"
 
 static char *scratch;
 static char *sentinel;
@@ -55,8 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fuzz_die("open %s: %s", rootfd < 0 ? root : blob, strerror(errno));
         struct kiln_unpack_stats stats = {0};
         _cleanup_err_ struct kiln_err *err = NULL;
-        int rc =
-            kiln_layer_unpack(rootfd, blobfd, KILN_MT_OCI_LAYER, NULL, "fuzz layer", &stats, &err);
+        int rc = kiln_archive_unpack(rootfd, blobfd, KILN_MT_OCI_LAYER, NULL, "fuzz layer", &stats,
+                                     &err);
         if (rc < 0 && (!err || !err->msg))
                 abort(); /* a failure must say why */
         fuzz_debug_err("unpack", err);

@@ -62,7 +62,7 @@ static void test_commit(void)
                 struct kiln_image img;
                 kiln_image_scratch(&img, &p);
                 kiln_image_set_created(&img, 1700000000);
-                struct kiln_layer_result l = {
+                struct kiln_archive_result l = {
                     .digest =
                         "sha256:1111111111111111111111111111111111111111111111111111111111111111",
                     .diff_id =
@@ -111,9 +111,9 @@ static void test_commit(void)
         kiln_rm_rf(dir, NULL);
 }
 
-static struct kiln_layer_result layer_of(char c)
+static struct kiln_archive_result layer_of(char c)
 {
-        struct kiln_layer_result l = {.size = c, .media_type = KILN_MT_OCI_LAYER_GZIP};
+        struct kiln_archive_result l = {.size = c, .media_type = KILN_MT_OCI_LAYER_GZIP};
         snprintf(l.digest, sizeof(l.digest), "sha256:%064d", c);
         snprintf(l.diff_id, sizeof(l.diff_id), "sha256:%063d%c", 0, c);
         return l;
@@ -126,8 +126,8 @@ static struct kiln_layer_result layer_of(char c)
 static void test_reserved_layers(void)
 {
         struct kiln_platform p = {.os = "linux", .architecture = "amd64"};
-        struct kiln_layer_result a = layer_of('1'), b = layer_of('2'), h = layer_of('3');
-        struct kiln_layer_result none = {.empty = true};
+        struct kiln_archive_result a = layer_of('1'), b = layer_of('2'), h = layer_of('3');
+        struct kiln_archive_result none = {.empty = true};
         for (int empty_first = 0; empty_first < 2; empty_first++) {
                 struct kiln_image img;
                 kiln_image_scratch(&img, &p);
@@ -147,9 +147,9 @@ static void test_reserved_layers(void)
                 CHECK(img.n_layers == want && json_array_size(ids) == want,
                       "layers %zu, diff_ids %zu", img.n_layers, json_array_size(ids));
                 CHECK(json_array_size(hist) == 4, "history entries: %zu", json_array_size(hist));
-                const struct kiln_layer_result *order[3] = {&a, &b, &h};
+                const struct kiln_archive_result *order[3] = {&a, &b, &h};
                 for (size_t i = 0; i < want; i++) {
-                        const struct kiln_layer_result *l = order[i + (size_t)empty_first];
+                        const struct kiln_archive_result *l = order[i + (size_t)empty_first];
                         CHECK_STR(img.layers[i].digest, l->digest);
                         CHECK_STR(json_string_value(json_array_get(ids, i)), l->diff_id);
                 }

@@ -1,10 +1,10 @@
-/* Throughput of kiln_layer_from_upper (and of unpacking its result) on one
+/* Throughput of kiln_archive_from_upper (and of unpacking its result) on one
  * large file, half zeros and half random bytes, or on a directory of real
  * files (KILN_LAYER_BENCH_UPPER=DIR, taken as an upper as it is; the rate
  * counts its regular files' bytes). Not a timed test: it only runs with
  * KILN_LAYER_BENCH=1 (size in MiB via KILN_LAYER_BENCH_MIB, default 1024);
  * run it under /usr/bin/time -v for the peak RSS. */
-#include "kiln/layer.h"
+#include "kiln/archive.h"
 #include "test.h"
 
 #include <fcntl.h>
@@ -77,17 +77,17 @@ int main(void)
         _cleanup_err_ struct kiln_err *err = NULL;
         _cleanup_free_ char *sr = kiln_xasprintf("%s/store", dir);
         CHECK(kiln_store_open(sr, &store, &err) == 0, "store");
-        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, -1, 0};
+        struct kiln_archive_opts o = {KILN_COMP_GZIP, -1, -1, 0};
         const char *threads = getenv("KILN_LAYER_BENCH_THREADS");
         if (threads)
                 o.threads = atoi(threads);
         const char *comp = getenv("KILN_LAYER_BENCH_COMP");
         if (comp && !strcmp(comp, "zstd"))
                 o.compression = KILN_COMP_ZSTD;
-        struct kiln_layer_result res = {0};
+        struct kiln_archive_result res = {0};
         int ufd = open(upper, O_RDONLY | O_DIRECTORY);
         uint64_t t0 = kiln_now_ns();
-        CHECK(kiln_layer_from_upper(ufd, "bench", store, &o, &res, &err) == 0, "from_upper: %s",
+        CHECK(kiln_archive_from_upper(ufd, "bench", store, &o, &res, &err) == 0, "from_upper: %s",
               err ? err->msg : "");
         double s = (double)(kiln_now_ns() - t0) / 1e9;
         close(ufd);
@@ -101,7 +101,7 @@ int main(void)
         CHECK(kiln_store_open_blob(store, res.digest, &bfd, &bsize, &err) == 0, "open blob");
         int rfd = open(root, O_RDONLY | O_DIRECTORY);
         t0 = kiln_now_ns();
-        CHECK(kiln_layer_unpack(rfd, bfd, res.media_type, res.diff_id, "bench", NULL, &err) == 0,
+        CHECK(kiln_archive_unpack(rfd, bfd, res.media_type, res.diff_id, "bench", NULL, &err) == 0,
               "unpack: %s", err ? err->msg : "");
         s = (double)(kiln_now_ns() - t0) / 1e9;
         printf("unpack: %" PRIu64 " MiB in %.2fs = %.1f MB/s\n", mib, s, (double)bytes / 1e6 / s);

@@ -2,7 +2,7 @@
  * went in, for sizes around the block boundaries; the bytes are the same
  * for 1, 2, 3 and 8 threads; the ratio stays within 1% of one zlib stream
  * at the same level (blocks of 256 KiB, each compressed on its own). */
-#include "../../src/layer/layer-internal.h"
+#include "archive/archive-internal.h"
 #include "test.h"
 
 #include <zlib.h>

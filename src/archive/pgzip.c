@@ -9,7 +9,7 @@
  * built on 2 cores has the digest of one built on 64.
  *
  * Memory is bounded: at most 2 blocks per worker are in flight. */
-#include "layer-internal.h"
+#include "archive-internal.h"
 
 #include <libdeflate.h>
 #include <pthread.h>

@@ -2,8 +2,8 @@
  * base snapshots, and writing new layers — from an overlay upper directory or
  * from host files — compressed and hashed in one streaming pass straight into
  * the blob store. */
-#ifndef KILN_LAYER_H
-#define KILN_LAYER_H
+#ifndef KILN_ARCHIVE_H
+#define KILN_ARCHIVE_H
 
 #include "kiln/oci.h"
 #include "kiln/store.h"
@@ -28,8 +28,8 @@ struct kiln_unpack_stats {
  * blobfd is the layer as stored (compression by media type, checked against
  * the magic bytes); when diff_id is given the uncompressed stream must hash
  * to it. `what` names the layer in messages. */
-int kiln_layer_unpack(int rootfd, int blobfd, const char *media_type, const char *diff_id,
-                      const char *what, struct kiln_unpack_stats *stats, struct kiln_err **err);
+int kiln_archive_unpack(int rootfd, int blobfd, const char *media_type, const char *diff_id,
+                        const char *what, struct kiln_unpack_stats *stats, struct kiln_err **err);
 
 /* chain id of diff_ids[0..n) as the OCI image spec defines it. */
 void kiln_chain_id(char *const *diff_ids, size_t n, char out[KILN_DIGEST_MAX]);
@@ -59,7 +59,7 @@ int kiln_snapshot_get_fetching(struct kiln_store *store, const struct kiln_descr
 
 /* ---------- write ---------- */
 
-struct kiln_layer_opts {
+struct kiln_archive_opts {
         enum kiln_compression compression; /* GZIP, ZSTD or NONE */
         int level;                         /* <0: the library's default level */
         int64_t source_date_epoch;         /* <0: unset; else mtimes are clamped to it */
@@ -67,9 +67,9 @@ struct kiln_layer_opts {
 };
 /* gzip at the default level, SOURCE_DATE_EPOCH from the environment (an
  * invalid value is an error naming it). */
-int kiln_layer_opts_init(struct kiln_layer_opts *o, struct kiln_err **err);
+int kiln_archive_opts_init(struct kiln_archive_opts *o, struct kiln_err **err);
 
-struct kiln_layer_result {
+struct kiln_archive_result {
         bool empty;                    /* nothing changed: no blob was written */
         char digest[KILN_DIGEST_MAX];  /* of the compressed blob, now in the store */
         char diff_id[KILN_DIGEST_MAX]; /* of the uncompressed tar */
@@ -84,23 +84,23 @@ struct kiln_layer_result {
  * overlay's own xattrs are dropped. PAX tar, entries sorted by path, parents
  * before children, hardlinks as links, owners, modes and xattrs
  * (security.capability, user.*) kept, mtimes clamped. */
-int kiln_layer_from_upper(int upperfd, const char *what, struct kiln_store *store,
-                          const struct kiln_layer_opts *opts, struct kiln_layer_result *out,
-                          struct kiln_err **err);
+int kiln_archive_from_upper(int upperfd, const char *what, struct kiln_store *store,
+                            const struct kiln_archive_opts *opts, struct kiln_archive_result *out,
+                            struct kiln_err **err);
 
 /* The same, in a process of its own (the caller goes on: the next step's
  * programs run while this layer compresses). upper must stay unchanged
  * until the job is finished. */
-struct kiln_layer_job;
-int kiln_layer_job_start(const char *upper, const char *what, struct kiln_store *store,
-                         const struct kiln_layer_opts *opts, struct kiln_layer_job **job,
-                         struct kiln_err **err);
+struct kiln_archive_job;
+int kiln_archive_job_start(const char *upper, const char *what, struct kiln_store *store,
+                           const struct kiln_archive_opts *opts, struct kiln_archive_job **job,
+                           struct kiln_err **err);
 /* Waits for the job and frees it: its result, or its error as the writer
  * gave it; *ns (may be NULL) is the time the writer took. */
-int kiln_layer_job_finish(struct kiln_layer_job *job, struct kiln_layer_result *out, uint64_t *ns,
-                          struct kiln_err **err);
+int kiln_archive_job_finish(struct kiln_archive_job *job, struct kiln_archive_result *out,
+                            uint64_t *ns, struct kiln_err **err);
 /* Waits for the job and frees it, its result unwanted (NULL: nothing). */
-void kiln_layer_job_abandon(struct kiln_layer_job *job);
+void kiln_archive_job_abandon(struct kiln_archive_job *job);
 
 /* One host file or directory copied into the image at dest (relative to /,
  * e.g. "root/src/pkg"). */
@@ -114,15 +114,15 @@ struct kiln_copy_entry {
  * metadata (mtime is SOURCE_DATE_EPOCH when set, else 0). Parent
  * directories of each dest are included, owned by uid:gid, mode 0755.
  * Symlinks are kept as symlinks; sockets, fifos and devices are refused. */
-int kiln_layer_from_host(const struct kiln_copy_entry *entries, size_t n, uid_t uid, gid_t gid,
-                         struct kiln_store *store, const struct kiln_layer_opts *opts,
-                         struct kiln_layer_result *out, struct kiln_err **err);
+int kiln_archive_from_host(const struct kiln_copy_entry *entries, size_t n, uid_t uid, gid_t gid,
+                           struct kiln_store *store, const struct kiln_archive_opts *opts,
+                           struct kiln_archive_result *out, struct kiln_err **err);
 
-/* A digest of what kiln_layer_from_host would write for entries, owners
+/* A digest of what kiln_archive_from_host would write for entries, owners
  * and mtimes aside: every path, type, normalised mode, link target and
  * file content. Equal digests mean equal layers (for the same owner and
  * SOURCE_DATE_EPOCH); the build cache keys host-file steps by it. */
-int kiln_layer_host_digest(const struct kiln_copy_entry *entries, size_t n,
-                           char out[KILN_DIGEST_MAX], struct kiln_err **err);
+int kiln_archive_host_digest(const struct kiln_copy_entry *entries, size_t n,
+                             char out[KILN_DIGEST_MAX], struct kiln_err **err);
 
 #endif

@@ -1,4 +1,4 @@
-#include "layer-internal.h"
+#include "archive-internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-bool kiln_layer_force_no_openat2 = false;
+bool kiln_archive_force_no_openat2 = false;
 
 /* Emulates RESOLVE_IN_ROOT for kernels before 5.6: one component at a time
  * with O_NOFOLLOW; a symlink's target is spliced into the remaining path,
@@ -96,18 +96,18 @@ out:
         return rc;
 }
 
-int kiln_layer_open_in_root(int rootfd, const char *rel)
+int kiln_archive_open_in_root(int rootfd, const char *rel)
 {
         int fd = -1;
         errno = ENOSYS;
-        if (!kiln_layer_force_no_openat2)
+        if (!kiln_archive_force_no_openat2)
                 fd = kiln_open_in_root(rootfd, rel, O_PATH | O_DIRECTORY);
         if (fd >= 0 || errno != ENOSYS)
                 return fd;
         return walk_in_root(rootfd, rel);
 }
 
-int kiln_layer_rm_rf_at(int parent, const char *name)
+int kiln_archive_rm_rf_at(int parent, const char *name)
 {
         if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
                 return 0;
@@ -128,7 +128,7 @@ int kiln_layer_rm_rf_at(int parent, const char *name)
         while (rc == 0 && (de = readdir(d))) {
                 if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
                         continue;
-                rc = kiln_layer_rm_rf_at(dirfd(d), de->d_name);
+                rc = kiln_archive_rm_rf_at(dirfd(d), de->d_name);
         }
         int e = errno;
         closedir(d);
@@ -141,7 +141,7 @@ int kiln_layer_rm_rf_at(int parent, const char *name)
         return 0;
 }
 
-int kiln_layer_path_cmp(const char *a, const char *b)
+int kiln_archive_path_cmp(const char *a, const char *b)
 {
         const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
         for (;; x++, y++) {

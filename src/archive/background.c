@@ -7,7 +7,7 @@
  * (stdio, zlib's allocator, the logger) leaves the child with that lock
  * held forever. The job is forked between steps, when kiln runs no thread
  * of its own. */
-#include "layer-internal.h"
+#include "archive-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +19,7 @@
 
 #define REPORT_MAX ((size_t)64 << 10)
 
-struct kiln_layer_job {
+struct kiln_archive_job {
         pid_t pid;
         int fd; /* the report's read end */
         char *what;
@@ -31,12 +31,12 @@ struct kiln_layer_job {
 struct job_report {
         int32_t rc;
         int32_t domain, code;
-        struct kiln_layer_result res;
+        struct kiln_archive_result res;
         uint64_t ns;
 };
 
 static _Noreturn void run_child(const char *upper, const char *what, struct kiln_store *store,
-                                const struct kiln_layer_opts *opts, int fd)
+                                const struct kiln_archive_opts *opts, int fd)
 {
         /* Nothing of the parent's stays open here: a lock it holds (apt's
          * cache, a step, a blob) is released when the parent closes it, not
@@ -52,7 +52,7 @@ static _Noreturn void run_child(const char *upper, const char *what, struct kiln
         if (upperfd < 0)
                 rep.rc = kiln_err_sys(&e, "%s: open %s", what, upper);
         else
-                rep.rc = kiln_layer_from_upper(upperfd, what, store, opts, &rep.res, &e);
+                rep.rc = kiln_archive_from_upper(upperfd, what, store, opts, &rep.res, &e);
         rep.ns = kiln_now_ns() - t0;
         if (e) {
                 rep.domain = (int32_t)e->domain;
@@ -63,9 +63,9 @@ static _Noreturn void run_child(const char *upper, const char *what, struct kiln
         _exit(ok ? 0 : 1);
 }
 
-int kiln_layer_job_start(const char *upper, const char *what, struct kiln_store *store,
-                         const struct kiln_layer_opts *opts, struct kiln_layer_job **job,
-                         struct kiln_err **err)
+int kiln_archive_job_start(const char *upper, const char *what, struct kiln_store *store,
+                           const struct kiln_archive_opts *opts, struct kiln_archive_job **job,
+                           struct kiln_err **err)
 {
         *job = NULL;
         int p[2];
@@ -83,7 +83,7 @@ int kiln_layer_job_start(const char *upper, const char *what, struct kiln_store 
                 run_child(upper, what, store, opts, p[1]);
         }
         close(p[1]);
-        struct kiln_layer_job *j = kiln_xcalloc(1, sizeof(*j));
+        struct kiln_archive_job *j = kiln_xcalloc(1, sizeof(*j));
         j->pid = pid;
         j->fd = p[0];
         j->what = kiln_xstrdup(what);
@@ -99,8 +99,8 @@ static int wait_child(pid_t pid, int *status)
         return 0;
 }
 
-int kiln_layer_job_finish(struct kiln_layer_job *j, struct kiln_layer_result *out, uint64_t *ns,
-                          struct kiln_err **err)
+int kiln_archive_job_finish(struct kiln_archive_job *j, struct kiln_archive_result *out,
+                            uint64_t *ns, struct kiln_err **err)
 {
         memset(out, 0, sizeof(*out));
         _cleanup_buf_ struct kiln_buf b = {0};
@@ -139,12 +139,12 @@ int kiln_layer_job_finish(struct kiln_layer_job *j, struct kiln_layer_result *ou
         return 0;
 }
 
-void kiln_layer_job_abandon(struct kiln_layer_job *j)
+void kiln_archive_job_abandon(struct kiln_archive_job *j)
 {
         if (!j)
                 return;
-        struct kiln_layer_result r;
+        struct kiln_archive_result r;
         struct kiln_err *e = NULL;
-        kiln_layer_job_finish(j, &r, NULL, &e);
+        kiln_archive_job_finish(j, &r, NULL, &e);
         kiln_err_free(e);
 }

@@ -2,8 +2,8 @@
  * Tar layers are built here with libarchive's own gzip/zstd filters, so the
  * module's decompressors are checked against an independent encoder; the
  * produced layers are read back with libarchive and zlib. */
-#include "kiln/layer.h"
-#include "../../src/layer/layer-internal.h"
+#include "kiln/archive.h"
+#include "archive/archive-internal.h"
 #include "test.h"
 
 #include <archive.h>
@@ -131,8 +131,8 @@ static int unpack_ents(int rootfd, const struct ent *ents, size_t n, enum kiln_c
         kiln_sha256_digest(plain.data, plain.len, d);
         _cleanup_close_ int fd = mem_fd(blob.data, blob.len);
         struct kiln_unpack_stats local = {0};
-        return kiln_layer_unpack(rootfd, fd, mt ? mt : mt_of(comp), diff_id ? diff_id : d,
-                                 "test-layer", st ? st : &local, err);
+        return kiln_archive_unpack(rootfd, fd, mt ? mt : mt_of(comp), diff_id ? diff_id : d,
+                                   "test-layer", st ? st : &local, err);
 }
 
 static char *mkroot(const char *name)
@@ -263,7 +263,7 @@ static void check_layers_applied(const char *r)
 
 static void test_unpack_layers(bool fallback)
 {
-        kiln_layer_force_no_openat2 = fallback;
+        kiln_archive_force_no_openat2 = fallback;
         _cleanup_free_ char *r = mkroot(fallback ? "unpack-fallback" : "unpack");
         _cleanup_close_ int rootfd = open(r, O_RDONLY | O_DIRECTORY);
         _cleanup_err_ struct kiln_err *err = NULL;
@@ -296,7 +296,7 @@ static void test_unpack_layers(bool fallback)
                           NULL, NULL, &err) == 0,
               "layer3: %s", err ? err->msg : "");
         check_layers_applied(r);
-        kiln_layer_force_no_openat2 = false;
+        kiln_archive_force_no_openat2 = false;
 }
 
 static void test_unpack_capability(void)
@@ -325,8 +325,8 @@ static void test_unpack_capability(void)
         _cleanup_close_ int rootfd = open(r, O_RDONLY | O_DIRECTORY);
         _cleanup_close_ int fd = mem_fd(plain.data, plain.len);
         _cleanup_err_ struct kiln_err *err = NULL;
-        CHECK(kiln_layer_unpack(rootfd, fd, KILN_MT_OCI_LAYER, NULL, "cap", NULL, &err) == 0, "%s",
-              err ? err->msg : "");
+        CHECK(kiln_archive_unpack(rootfd, fd, KILN_MT_OCI_LAYER, NULL, "cap", NULL, &err) == 0,
+              "%s", err ? err->msg : "");
         _cleanup_free_ char *p = kiln_xasprintf("%s/ping", r);
         unsigned char got[64];
         ssize_t n = getxattr(p, "security.capability", got, sizeof(got));
@@ -396,7 +396,7 @@ struct hostile {
 
 static void test_unpack_hostile(bool fallback)
 {
-        kiln_layer_force_no_openat2 = fallback;
+        kiln_archive_force_no_openat2 = fallback;
         _cleanup_free_ char *sentinel = mkroot("sentinel");
         _cleanup_free_ char *rel_sentinel = kiln_xasprintf("../../../../../../..%s", sentinel);
         const struct hostile cases[] = {
@@ -448,13 +448,13 @@ static void test_unpack_hostile(bool fallback)
                 CHECK(!exists("/tmp/kiln-layer-escape"), "%s: escaped to /tmp", c->name);
                 unlink("/tmp/kiln-layer-escape");
         }
-        kiln_layer_force_no_openat2 = false;
+        kiln_archive_force_no_openat2 = false;
 }
 
 /* Symlinks inside the root are followed as the container would see them. */
 static void test_unpack_symlink_inside(bool fallback)
 {
-        kiln_layer_force_no_openat2 = fallback;
+        kiln_archive_force_no_openat2 = fallback;
         const struct ent ents[] = {
             {"real/", 'd', 0755, NULL, 0, NULL, NULL, 0, 0},
             {"alias", 'l', 0777, "real", 0, NULL, NULL, 0, 0},
@@ -478,7 +478,7 @@ static void test_unpack_symlink_inside(bool fallback)
                 CHECK(lstat(p, &st) == 0 && S_ISREG(st.st_mode), "%s exists%s", want[i],
                       fallback ? " (fallback)" : "");
         }
-        kiln_layer_force_no_openat2 = false;
+        kiln_archive_force_no_openat2 = false;
 }
 
 static void test_unpack_digest_and_magic(void)
@@ -517,7 +517,8 @@ static void test_unpack_digest_and_magic(void)
         _cleanup_free_ char *r = mkroot("digest");
         _cleanup_close_ int rootfd = open(r, O_RDONLY | O_DIRECTORY);
         _cleanup_err_ struct kiln_err *err = NULL;
-        CHECK(kiln_layer_unpack(rootfd, fd, KILN_MT_OCI_LAYER_GZIP, NULL, "trunc", NULL, &err) < 0,
+        CHECK(kiln_archive_unpack(rootfd, fd, KILN_MT_OCI_LAYER_GZIP, NULL, "trunc", NULL, &err) <
+                  0,
               "truncated gzip accepted");
 }
 
@@ -847,7 +848,7 @@ static void check_order(const struct layer_read *l, const char *const *want, siz
                 CHECK_STR(l->v[i].path, want[i]);
 }
 
-static void check_hashes(const struct kiln_layer_result *res, enum kiln_compression comp)
+static void check_hashes(const struct kiln_archive_result *res, enum kiln_compression comp)
 {
         _cleanup_free_ char *p = kiln_store_blob_path(store, res->digest);
         char d[KILN_DIGEST_MAX];
@@ -956,10 +957,10 @@ static void test_from_upper(void)
         }
         _cleanup_free_ char *u = make_upper("upper");
         _cleanup_close_ int ufd = open(u, O_RDONLY | O_DIRECTORY);
-        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, 1000000, 0};
-        struct kiln_layer_result res = {0}, res2 = {0};
+        struct kiln_archive_opts o = {KILN_COMP_GZIP, -1, 1000000, 0};
+        struct kiln_archive_result res = {0}, res2 = {0};
         _cleanup_err_ struct kiln_err *err = NULL;
-        CHECK(kiln_layer_from_upper(ufd, "step 1", store, &o, &res, &err) == 0, "%s",
+        CHECK(kiln_archive_from_upper(ufd, "step 1", store, &o, &res, &err) == 0, "%s",
               err ? err->msg : "");
         CHECK(!res.empty, "not empty");
         CHECK_STR(res.media_type, KILN_MT_OCI_LAYER_GZIP);
@@ -1018,15 +1019,15 @@ static void test_from_upper(void)
         check_hashes(&res, KILN_COMP_GZIP);
 
         /* deterministic: the same upper gives the same blob */
-        CHECK(kiln_layer_from_upper(ufd, "step 1", store, &o, &res2, &err) == 0, "again");
+        CHECK(kiln_archive_from_upper(ufd, "step 1", store, &o, &res2, &err) == 0, "again");
         CHECK_STR(res2.digest, res.digest);
 
         /* zstd and plain tar */
         enum kiln_compression comps[] = {KILN_COMP_ZSTD, KILN_COMP_NONE};
         for (size_t i = 0; i < 2; i++) {
-                struct kiln_layer_opts oz = {comps[i], -1, 1000000, 0};
-                struct kiln_layer_result rz = {0};
-                CHECK(kiln_layer_from_upper(ufd, "step z", store, &oz, &rz, &err) == 0, "%s",
+                struct kiln_archive_opts oz = {comps[i], -1, 1000000, 0};
+                struct kiln_archive_result rz = {0};
+                CHECK(kiln_archive_from_upper(ufd, "step z", store, &oz, &rz, &err) == 0, "%s",
                       err ? err->msg : "");
                 CHECK_STR(rz.media_type, mt_of(comps[i]));
                 CHECK_STR(rz.diff_id, res.diff_id);
@@ -1038,9 +1039,9 @@ static void test_from_upper(void)
         }
 
         /* unclamped */
-        struct kiln_layer_opts on = {KILN_COMP_GZIP, 1, -1, 0};
-        struct kiln_layer_result rn = {0};
-        CHECK(kiln_layer_from_upper(ufd, "step", store, &on, &rn, &err) == 0, "unclamped");
+        struct kiln_archive_opts on = {KILN_COMP_GZIP, 1, -1, 0};
+        struct kiln_archive_result rn = {0};
+        CHECK(kiln_archive_from_upper(ufd, "step", store, &on, &rn, &err) == 0, "unclamped");
         read_layer(rn.digest, &l);
         if ((g = find(&l, "a.txt")))
                 CHECK(g->mtime == 5000000000, "unclamped mtime %ld", (long)g->mtime);
@@ -1058,7 +1059,8 @@ static void test_from_upper(void)
         _cleanup_close_ int bfd = -1;
         uint64_t bsize;
         CHECK(kiln_store_open_blob(store, res.digest, &bfd, &bsize, &err) == 0, "open blob");
-        CHECK(kiln_layer_unpack(rfd, bfd, res.media_type, res.diff_id, "produced", NULL, &err) == 0,
+        CHECK(kiln_archive_unpack(rfd, bfd, res.media_type, res.diff_id, "produced", NULL, &err) ==
+                  0,
               "unpack produced layer: %s", err ? err->msg : "");
         _cleanup_free_ char *keep = kiln_xasprintf("%s/opq/keep", r);
         CHECK(!exists(lg) && !exists(lol) && exists(keep), "whiteout/opaque round trip");
@@ -1066,9 +1068,9 @@ static void test_from_upper(void)
         /* metacopy uppers have no data: refused */
         _cleanup_free_ char *mc = kiln_xasprintf("%s/a.txt", u);
         setxattr(mc, "trusted.overlay.metacopy", "", 0, 0);
-        struct kiln_layer_result rm = {0};
+        struct kiln_archive_result rm = {0};
         kiln_err_clear(&err);
-        CHECK(kiln_layer_from_upper(ufd, "step 9", store, &o, &rm, &err) < 0 && err &&
+        CHECK(kiln_archive_from_upper(ufd, "step 9", store, &o, &rm, &err) < 0 && err &&
                   strstr(err->msg, "metacopy") && strstr(err->msg, "step 9"),
               "metacopy: %s", err ? err->msg : "(accepted)");
 }
@@ -1090,11 +1092,11 @@ static void test_from_upper_empty(void)
 {
         _cleanup_free_ char *u = mkroot("upper-empty");
         _cleanup_close_ int ufd = open(u, O_RDONLY | O_DIRECTORY);
-        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, -1, 0};
-        struct kiln_layer_result res = {0};
+        struct kiln_archive_opts o = {KILN_COMP_GZIP, -1, -1, 0};
+        struct kiln_archive_result res = {0};
         _cleanup_err_ struct kiln_err *err = NULL;
         int before = count_blobs();
-        CHECK(kiln_layer_from_upper(ufd, "empty", store, &o, &res, &err) == 0, "empty upper");
+        CHECK(kiln_archive_from_upper(ufd, "empty", store, &o, &res, &err) == 0, "empty upper");
         CHECK(res.empty, "empty flag");
         CHECK(count_blobs() == before, "a blob was written for an empty upper");
 }
@@ -1140,10 +1142,10 @@ static void test_overlay_round_trip(void)
 #undef L
 #undef M
         _cleanup_close_ int ufd = open(upper, O_RDONLY | O_DIRECTORY);
-        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, 1000, 0};
-        struct kiln_layer_result res = {0};
+        struct kiln_archive_opts o = {KILN_COMP_GZIP, -1, 1000, 0};
+        struct kiln_archive_result res = {0};
         _cleanup_err_ struct kiln_err *err = NULL;
-        CHECK(kiln_layer_from_upper(ufd, "ovl", store, &o, &res, &err) == 0, "%s",
+        CHECK(kiln_archive_from_upper(ufd, "ovl", store, &o, &res, &err) == 0, "%s",
               err ? err->msg : "");
         struct layer_read l = {0};
         read_layer(res.digest, &l);
@@ -1183,14 +1185,14 @@ static void test_from_host(void)
         make_tree(t1, 1111, 0600, 0);
         make_tree(t2, 2222222, 0664, 4242);
         touch(single, "conf", 0600, 5);
-        struct kiln_layer_opts o = {KILN_COMP_GZIP, -1, -1, 0};
+        struct kiln_archive_opts o = {KILN_COMP_GZIP, -1, -1, 0};
         struct kiln_copy_entry e1[] = {{t1, "root/data"}, {single, "etc/app/app.conf"}};
         struct kiln_copy_entry e2[] = {{single, "etc/app/app.conf"}, {t2, "root/data/"}};
-        struct kiln_layer_result r1 = {0}, r2 = {0};
+        struct kiln_archive_result r1 = {0}, r2 = {0};
         _cleanup_err_ struct kiln_err *err = NULL;
-        CHECK(kiln_layer_from_host(e1, 2, 1000, 1000, store, &o, &r1, &err) == 0, "%s",
+        CHECK(kiln_archive_from_host(e1, 2, 1000, 1000, store, &o, &r1, &err) == 0, "%s",
               err ? err->msg : "");
-        CHECK(kiln_layer_from_host(e2, 2, 1000, 1000, store, &o, &r2, &err) == 0, "%s",
+        CHECK(kiln_archive_from_host(e2, 2, 1000, 1000, store, &o, &r2, &err) == 0, "%s",
               err ? err->msg : "");
         CHECK_STR(r1.digest, r2.digest);
         CHECK_STR(r1.diff_id, r2.diff_id);
@@ -1231,11 +1233,11 @@ static void test_from_host(void)
         /* the test can fail: other content or SOURCE_DATE_EPOCH change the digest */
         _cleanup_free_ char *g2 = kiln_xasprintf("%s/sub/g", t2);
         touch(g2, "file G", 0600, 1);
-        struct kiln_layer_result r3 = {0};
-        CHECK(kiln_layer_from_host(e2, 2, 1000, 1000, store, &o, &r3, &err) == 0, "r3");
+        struct kiln_archive_result r3 = {0};
+        CHECK(kiln_archive_from_host(e2, 2, 1000, 1000, store, &o, &r3, &err) == 0, "r3");
         CHECK(strcmp(r3.digest, r1.digest) != 0, "content change not seen");
-        struct kiln_layer_opts os = {KILN_COMP_GZIP, -1, 1234, 0};
-        CHECK(kiln_layer_from_host(e1, 2, 1000, 1000, store, &os, &r3, &err) == 0, "sde");
+        struct kiln_archive_opts os = {KILN_COMP_GZIP, -1, 1234, 0};
+        CHECK(kiln_archive_from_host(e1, 2, 1000, 1000, store, &os, &r3, &err) == 0, "sde");
         read_layer(r3.digest, &l);
         g = find(&l, "root/data/f");
         CHECK(g && g->mtime == 1234, "SOURCE_DATE_EPOCH mtime");
@@ -1243,7 +1245,7 @@ static void test_from_host(void)
 
         /* to the root */
         struct kiln_copy_entry er[] = {{t1, "."}};
-        CHECK(kiln_layer_from_host(er, 1, 0, 0, store, &o, &r3, &err) == 0, "to root: %s",
+        CHECK(kiln_archive_from_host(er, 1, 0, 0, store, &o, &r3, &err) == 0, "to root: %s",
               err ? err->msg : "");
         read_layer(r3.digest, &l);
         CHECK(l.n == 6 && !strcmp(l.v[0].path, "Z"), "to root: %zu entries, first %s", l.n,
@@ -1266,17 +1268,17 @@ static void test_from_host(void)
             {"file to root", {single, ""}, single},
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                struct kiln_layer_result rb = {0};
+                struct kiln_archive_result rb = {0};
                 kiln_err_clear(&err);
-                int rc = kiln_layer_from_host(&bad[i].e, 1, 0, 0, store, &o, &rb, &err);
+                int rc = kiln_archive_from_host(&bad[i].e, 1, 0, 0, store, &o, &rb, &err);
                 CHECK(rc < 0 && err && strstr(err->msg, bad[i].blame), "%s: %s", bad[i].name,
                       err ? err->msg : "(accepted)");
         }
         /* a file where another entry needs a directory */
         struct kiln_copy_entry conflict[] = {{single, "etc"}, {single, "etc/x"}};
-        struct kiln_layer_result rc3 = {0};
+        struct kiln_archive_result rc3 = {0};
         kiln_err_clear(&err);
-        CHECK(kiln_layer_from_host(conflict, 2, 0, 0, store, &o, &rc3, &err) < 0,
+        CHECK(kiln_archive_from_host(conflict, 2, 0, 0, store, &o, &rc3, &err) < 0,
               "file/parent conflict accepted");
 }
 
@@ -1297,9 +1299,9 @@ static void test_opts_init(void)
                         setenv("SOURCE_DATE_EPOCH", rows[i].env, 1);
                 else
                         unsetenv("SOURCE_DATE_EPOCH");
-                struct kiln_layer_opts o;
+                struct kiln_archive_opts o;
                 _cleanup_err_ struct kiln_err *err = NULL;
-                int rc = kiln_layer_opts_init(&o, &err);
+                int rc = kiln_archive_opts_init(&o, &err);
                 CHECK(rc == rows[i].rc, "SOURCE_DATE_EPOCH=%s: rc %d", rows[i].env, rc);
                 if (rc == 0)
                         CHECK(o.source_date_epoch == rows[i].want && o.level < 0 &&
@@ -1322,7 +1324,7 @@ static void test_path_cmp(void)
             {"a/z", "ab", -1}, {"a.b", "a/b", 1}, {"", "a", -1},      {"b/c", "b/c/d", -1},
         };
         for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-                int c = kiln_layer_path_cmp(rows[i].a, rows[i].b);
+                int c = kiln_archive_path_cmp(rows[i].a, rows[i].b);
                 c = c < 0 ? -1 : c > 0;
                 CHECK(c == rows[i].want, "cmp(%s, %s) = %d", rows[i].a, rows[i].b, c);
         }

@@ -1,4 +1,4 @@
-#include "layer-internal.h"
+#include "archive-internal.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -374,7 +374,7 @@ static int get_parent(struct unpack *u, const char *parent, struct kiln_err **er
         if (u->cache_path && !strcmp(u->cache_path, parent))
                 return u->cache_fd;
         cache_drop(u);
-        int fd = kiln_layer_open_in_root(u->rootfd, parent);
+        int fd = kiln_archive_open_in_root(u->rootfd, parent);
         if (fd < 0 && errno == ENOENT) {
                 _cleanup_free_ char *prefix = kiln_xstrdup(parent);
                 for (char *s = prefix;; s++) {
@@ -382,12 +382,12 @@ static int get_parent(struct unpack *u, const char *parent, struct kiln_err **er
                                 continue;
                         char saved = *s;
                         *s = '\0';
-                        int pfd = kiln_layer_open_in_root(u->rootfd, prefix);
+                        int pfd = kiln_archive_open_in_root(u->rootfd, prefix);
                         if (pfd < 0 && errno == ENOENT) {
                                 _cleanup_free_ char *dir = kiln_xstrdup(prefix);
                                 const char *dp, *dn;
                                 split(dir, &dp, &dn);
-                                _cleanup_close_ int gfd = kiln_layer_open_in_root(u->rootfd, dp);
+                                _cleanup_close_ int gfd = kiln_archive_open_in_root(u->rootfd, dp);
                                 if (gfd < 0)
                                         return open_err(err, dp);
                                 if (mkdirat(gfd, dn, 0755) < 0) {
@@ -409,7 +409,7 @@ static int get_parent(struct unpack *u, const char *parent, struct kiln_err **er
                         if (!saved)
                                 break;
                 }
-                fd = kiln_layer_open_in_root(u->rootfd, parent);
+                fd = kiln_archive_open_in_root(u->rootfd, parent);
         }
         if (fd < 0)
                 return open_err(err, parent);
@@ -422,7 +422,7 @@ static int remove_at(struct unpack *u, int dirfd, const char *name, const char *
                      struct kiln_err **err)
 {
         /* the cached parent may be inside what goes away; callers re-open */
-        int rc = kiln_layer_rm_rf_at(dirfd, name);
+        int rc = kiln_archive_rm_rf_at(dirfd, name);
         cache_drop(u);
         if (rc < 0)
                 return kiln_err_sys(err, "remove \"%s\"", shown);
@@ -431,7 +431,7 @@ static int remove_at(struct unpack *u, int dirfd, const char *name, const char *
 
 static int apply_opaque(struct unpack *u, const char *dir, struct kiln_err **err)
 {
-        _cleanup_close_ int pfd = kiln_layer_open_in_root(u->rootfd, dir);
+        _cleanup_close_ int pfd = kiln_archive_open_in_root(u->rootfd, dir);
         if (pfd < 0)
                 return errno == ENOENT ? 0 : open_err(err, dir);
         _cleanup_strv_ char **names = NULL;
@@ -460,7 +460,7 @@ static int apply_whiteout(struct unpack *u, const char *parent, const char *name
         const char *victim = name + 4;
         if (!*victim || !strcmp(victim, ".") || !strcmp(victim, ".."))
                 return kiln_err_set(err, KILN_ERR_FORMAT, 0, "invalid whiteout name");
-        _cleanup_close_ int pfd = kiln_layer_open_in_root(u->rootfd, parent);
+        _cleanup_close_ int pfd = kiln_archive_open_in_root(u->rootfd, parent);
         if (pfd < 0)
                 return errno == ENOENT ? 0 : open_err(err, parent);
         _cleanup_free_ char *path = join(parent, victim);
@@ -614,7 +614,7 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
                                             "hardlink to the root refused");
                 const char *tparent, *tname;
                 split(target, &tparent, &tname);
-                _cleanup_close_ int tfd = kiln_layer_open_in_root(u->rootfd, tparent);
+                _cleanup_close_ int tfd = kiln_archive_open_in_root(u->rootfd, tparent);
                 if (tfd < 0)
                         return open_err(err, tparent);
                 if (linkat(tfd, tname, pfd, name, 0) < 0)
@@ -715,7 +715,7 @@ static int apply_dir_times(struct unpack *u, struct kiln_err **err)
                 _cleanup_free_ char *copy = kiln_xstrdup(d->path);
                 const char *parent, *name;
                 split(copy, &parent, &name);
-                _cleanup_close_ int pfd = kiln_layer_open_in_root(u->rootfd, parent);
+                _cleanup_close_ int pfd = kiln_archive_open_in_root(u->rootfd, parent);
                 if (pfd < 0)
                         continue; /* removed by a later entry */
                 if (utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0 && errno != ENOENT)
@@ -739,8 +739,8 @@ static void archive_read_freep(struct archive **a)
                 archive_read_free(*a);
 }
 
-int kiln_layer_unpack(int rootfd, int blobfd, const char *media_type, const char *diff_id,
-                      const char *what, struct kiln_unpack_stats *stats, struct kiln_err **err)
+int kiln_archive_unpack(int rootfd, int blobfd, const char *media_type, const char *diff_id,
+                        const char *what, struct kiln_unpack_stats *stats, struct kiln_err **err)
 {
         enum kiln_compression comp = kiln_mt_layer_compression(media_type);
         if (comp == KILN_COMP_UNKNOWN)

@@ -1,4 +1,4 @@
-#include "layer-internal.h"
+#include "archive-internal.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -17,9 +17,9 @@
 #define OUT_SIZE  ((size_t)256 << 10)
 #define COPY_SIZE ((size_t)256 << 10)
 
-int kiln_layer_opts_init(struct kiln_layer_opts *o, struct kiln_err **err)
+int kiln_archive_opts_init(struct kiln_archive_opts *o, struct kiln_err **err)
 {
-        *o = (struct kiln_layer_opts){
+        *o = (struct kiln_archive_opts){
             .compression = KILN_COMP_GZIP, .level = -1, .source_date_epoch = -1};
         const char *v = getenv("SOURCE_DATE_EPOCH");
         if (!v || !*v)
@@ -118,7 +118,7 @@ static void tw_release(struct tw *w)
         *w = (struct tw){0};
 }
 
-static int tw_open(struct tw *w, struct kiln_store *store, const struct kiln_layer_opts *o,
+static int tw_open(struct tw *w, struct kiln_store *store, const struct kiln_archive_opts *o,
                    struct kiln_err **err)
 {
         *w = (struct tw){0};
@@ -232,7 +232,7 @@ static const char *comp_media_type(enum kiln_compression c)
         }
 }
 
-static int tw_finish(struct tw *w, struct kiln_layer_result *out, struct kiln_err **err)
+static int tw_finish(struct tw *w, struct kiln_archive_result *out, struct kiln_err **err)
 {
         if (archive_write_close(w->a) != ARCHIVE_OK)
                 return tw_fail(w, err, "(end of archive)");
@@ -310,7 +310,7 @@ static void ino_map_release(struct ino_map *m)
 
 struct upper {
         struct tw *w;
-        const struct kiln_layer_opts *o;
+        const struct kiln_archive_opts *o;
         const char *what;
         struct ino_map links;
 };
@@ -594,11 +594,11 @@ static bool dir_is_empty(int fd, struct kiln_err **err, int *rc)
         return empty;
 }
 
-int kiln_layer_from_upper(int upperfd, const char *what, struct kiln_store *store,
-                          const struct kiln_layer_opts *opts, struct kiln_layer_result *out,
-                          struct kiln_err **err)
+int kiln_archive_from_upper(int upperfd, const char *what, struct kiln_store *store,
+                            const struct kiln_archive_opts *opts, struct kiln_archive_result *out,
+                            struct kiln_err **err)
 {
-        *out = (struct kiln_layer_result){.media_type = comp_media_type(opts->compression)};
+        *out = (struct kiln_archive_result){.media_type = comp_media_type(opts->compression)};
         int rc;
         if (dir_is_empty(upperfd, err, &rc)) {
                 out->empty = true;
@@ -663,7 +663,7 @@ static void hlist_release(struct hlist *l)
 static int hent_cmp(const void *a, const void *b)
 {
         const struct hent *x = a, *y = b;
-        int c = kiln_layer_path_cmp(x->path, y->path);
+        int c = kiln_archive_path_cmp(x->path, y->path);
         if (c)
                 return c;
         return x->seq < y->seq ? -1 : x->seq > y->seq;
@@ -868,8 +868,8 @@ static int host_collect(const struct kiln_copy_entry *entries, size_t n, struct 
         return host_sort(l, err);
 }
 
-int kiln_layer_host_digest(const struct kiln_copy_entry *entries, size_t n,
-                           char out[KILN_DIGEST_MAX], struct kiln_err **err)
+int kiln_archive_host_digest(const struct kiln_copy_entry *entries, size_t n,
+                             char out[KILN_DIGEST_MAX], struct kiln_err **err)
 {
         struct hlist l = {0};
         _cleanup_sha256_ struct kiln_sha256 *h = kiln_sha256_new();
@@ -912,11 +912,11 @@ int kiln_layer_host_digest(const struct kiln_copy_entry *entries, size_t n,
         return rc;
 }
 
-int kiln_layer_from_host(const struct kiln_copy_entry *entries, size_t n, uid_t uid, gid_t gid,
-                         struct kiln_store *store, const struct kiln_layer_opts *opts,
-                         struct kiln_layer_result *out, struct kiln_err **err)
+int kiln_archive_from_host(const struct kiln_copy_entry *entries, size_t n, uid_t uid, gid_t gid,
+                           struct kiln_store *store, const struct kiln_archive_opts *opts,
+                           struct kiln_archive_result *out, struct kiln_err **err)
 {
-        *out = (struct kiln_layer_result){.media_type = comp_media_type(opts->compression)};
+        *out = (struct kiln_archive_result){.media_type = comp_media_type(opts->compression)};
         struct hlist l = {0};
         struct tw w = {0};
         int rc = host_collect(entries, n, &l, err);

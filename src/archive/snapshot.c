@@ -1,4 +1,4 @@
-#include "layer-internal.h"
+#include "archive-internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -29,7 +29,7 @@ static int unpack_one(int rootfd, int fd, const struct kiln_descriptor *layers,
         _cleanup_free_ char *what = kiln_xasprintf("layer %zu (%s)", i + 1, layers[i].digest);
         struct kiln_unpack_stats st = {0};
         uint64_t t0 = kiln_now_ns();
-        if (kiln_layer_unpack(rootfd, fd, layers[i].media_type, diff_ids[i], what, &st, err) < 0)
+        if (kiln_archive_unpack(rootfd, fd, layers[i].media_type, diff_ids[i], what, &st, err) < 0)
                 return -1;
         kiln_debug("%s: %" PRIu64 " entries unpacked in %.1fs", what, st.entries,
                    (double)(kiln_now_ns() - t0) / 1e9);
