@@ -7,7 +7,7 @@
  * cache, media type KILN_MT_STEP), its one layer (if any) the step's layer
  * as built. A lookup that finds the tag fetches both into the local store,
  * where the layer is verified against its digest like any pulled blob. */
-#include "build-internal.h"
+#include "builder-internal.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* Private to the build module: what the single and the many-spec build
  * share, and the step cache in a registry. */
-#ifndef KILN_BUILD_INTERNAL_H
-#define KILN_BUILD_INTERNAL_H
+#ifndef KILN_BUILDER_INTERNAL_H
+#define KILN_BUILDER_INTERNAL_H
 
 #include "kiln/build.h"
 

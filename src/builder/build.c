@@ -5,7 +5,7 @@
  * earlier host-file steps, and the base snapshot (unpacked once per base and
  * cached). Everything is prepared lazily: a copy-only spec never unpacks
  * the base, never needs a sandbox, and so never needs emulation. */
-#include "build-internal.h"
+#include "builder-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

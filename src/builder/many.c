@@ -9,7 +9,7 @@
  * once and an identical step run once. A child reports its result to the parent as one JSON
  * document on a pipe; outputs are written by the parent at the end so
  * that one OCI layout can take every image without writers racing. */
-#include "build-internal.h"
+#include "builder-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
