@@ -2,7 +2,7 @@
 #ifndef KILN_LAYERS_PYTHON_H
 #define KILN_LAYERS_PYTHON_H
 
-#include "kiln/spec.h"
+#include "kiln/imagespec.h"
 
 #define KILN_VENV "/root/.venv"
 

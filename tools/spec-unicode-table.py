@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes src/spec/unicode_nonprintable.inc: the code points >= 0x80 for
+"""Writes src/imagespec/unicode_nonprintable.inc: the code points >= 0x80 for
 which Python's str.isprintable() is False (repr escapes them). Generated
 with the Python that flytekit users most likely run; re-run to update."""
 import sys

@@ -10,7 +10,7 @@
 #include "kiln/output.h"
 #include "kiln/registry.h"
 #include "kiln/sandbox.h"
-#include "kiln/spec.h"
+#include "kiln/imagespec.h"
 #include "kiln/store.h"
 
 struct kiln_image {

@@ -61,7 +61,7 @@ int cli_registry_open(const struct cli_common *c, const struct kiln_ref *ref,
 
 /* ---------- spec fields as flags (spec_flags.c) ---------- */
 
-#include "kiln/spec.h"
+#include "kiln/imagespec.h"
 
 enum { OPT_SPEC_FIRST = 1100 }; /* spec flags are OPT_SPEC_FIRST + table index */
 

@@ -1,6 +1,6 @@
 #include "cli.h"
 
-#include "kiln/spec.h"
+#include "kiln/imagespec.h"
 
 static const char name_usage[] =
     "Usage: kiln name [--json] [--explain] [SPEC.yaml] [SPEC FLAGS]\n"

@@ -3,7 +3,7 @@
  * requirements files are missing and naming fails cleanly for them. */
 #include "fuzz-common.h"
 
-#include "kiln/spec.h"
+#include "kiln/imagespec.h"
 
 static char *base_dir;
 

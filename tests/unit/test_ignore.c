@@ -4,7 +4,7 @@
  * given with -x), including a seeded random differential run; dockerignore
  * matching by tables from moby's patternmatcher tests and by trees with
  * their expected listings. */
-#include "kiln/spec.h"
+#include "kiln/imagespec.h"
 #include "test.h"
 
 #include <errno.h>

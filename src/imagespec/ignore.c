@@ -5,7 +5,7 @@
  * Both syntaxes compile to one small pattern language (literals, `?`, `*`,
  * classes, "any directories" and "anything") run as an NFA, so a hostile
  * pattern costs time linear in the path, never exponential. */
-#include "kiln/spec.h"
+#include "kiln/imagespec.h"
 
 #include <errno.h>
 #include <fcntl.h>

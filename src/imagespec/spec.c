@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "kiln/oci.h"
-#include "kiln/spec.h"
-#include "spec-internal.h"
+#include "kiln/imagespec.h"
+#include "imagespec-internal.h"
 
 enum field_kind {
         F_STR,     /* str */

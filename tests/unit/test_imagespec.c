@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kiln/spec.h"
+#include "kiln/imagespec.h"
 #include "kiln/util.h"
 #include "test.h"
 

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "kiln/spec.h"
-#include "spec-internal.h"
+#include "kiln/imagespec.h"
+#include "imagespec-internal.h"
 
 #define REQUIREMENTS_MAX (64u * 1024 * 1024)
 

@@ -1,8 +1,8 @@
 /* Shared between the spec module's files; not part of the interface. */
-#ifndef KILN_SPEC_INTERNAL_H
-#define KILN_SPEC_INTERNAL_H
+#ifndef KILN_IMAGESPEC_INTERNAL_H
+#define KILN_IMAGESPEC_INTERNAL_H
 
-#include "kiln/spec.h"
+#include "kiln/imagespec.h"
 
 /* Python prints at most this many digits of an int (sys.int_info's
  * default_max_str_digits since 3.11); PyYAML then fails, so kiln does too. */

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "kiln/spec.h"
-#include "spec-internal.h"
+#include "kiln/imagespec.h"
+#include "imagespec-internal.h"
 
 enum implicit {
         IMPL_STR,

@@ -12,8 +12,8 @@
  * made from command-line flags use the working directory.
  *
  * Errors are KILN_ERR_SPEC and read "FILE:LINE:COL: field: reason". */
-#ifndef KILN_SPEC_H
-#define KILN_SPEC_H
+#ifndef KILN_IMAGESPEC_H
+#define KILN_IMAGESPEC_H
 
 #include "kiln/util.h"
 

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kiln/spec.h"
-#include "spec-internal.h"
+#include "kiln/imagespec.h"
+#include "imagespec-internal.h"
 
 #include "unicode_nonprintable.inc"
 

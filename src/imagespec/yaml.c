@@ -7,8 +7,8 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "kiln/spec.h"
-#include "spec-internal.h"
+#include "kiln/imagespec.h"
+#include "imagespec-internal.h"
 
 struct anchor {
         char *name;
