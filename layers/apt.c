@@ -4,7 +4,7 @@
  * /var/cache/apt/archives for the run, so they never reach the layer and a
  * rebuild downloads nothing it already has. */
 #include "kiln/build.h"
-#include "apt.h"
+#include "apt-internal.h"
 
 #include <unistd.h>
 

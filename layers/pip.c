@@ -6,7 +6,7 @@
  * them with any credentials removed. pip_secret_mounts are bound read-only
  * for this step only. */
 #include "kiln/build.h"
-#include "python.h"
+#include "python-internal.h"
 
 #include "kiln/ref.h"
 

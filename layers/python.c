@@ -6,8 +6,8 @@
  * most of a venv's creation time, and the base's pip installs into the venv
  * with --python. */
 #include "kiln/build.h"
-#include "apt.h"
-#include "python.h"
+#include "apt-internal.h"
+#include "python-internal.h"
 
 #include <string.h>
 

@@ -1,4 +1,4 @@
-#include "output_internal.h"
+#include "output-internal.h"
 
 #include <archive_entry.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* A session with one registry: picks the scheme on first contact, answers
  * Basic and Bearer challenges, caches tokens per scope until they expire. */
-#include "client.h"
+#include "client-internal.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,5 +1,5 @@
 /* Reading from a registry: manifests into memory, blobs into the store. */
-#include "client.h"
+#include "client-internal.h"
 
 #include <string.h>
 

@@ -1,4 +1,4 @@
-#include "http.h"
+#include "http-internal.h"
 
 #include <ctype.h>
 #include <errno.h>

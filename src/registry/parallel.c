@@ -1,7 +1,7 @@
 /* Runs one function per blob on a few worker threads, each with its own
  * curl handle so its connection stays open from one blob to the next. The
  * first failure cancels the rest and is the one reported. */
-#include "client.h"
+#include "client-internal.h"
 
 #include <stdatomic.h>
 

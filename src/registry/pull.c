@@ -1,7 +1,7 @@
 /* kiln_pull: resolve a reference to the platform's image (or the whole
  * index), keep the exact manifest bytes in the store, then fetch every blob
  * they name. */
-#include "client.h"
+#include "client-internal.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* Writing to a registry: blobs (HEAD first, cross-repository mount, then a
  * monolithic or chunked upload), then manifests with their exact bytes. */
-#include "client.h"
+#include "client-internal.h"
 
 #include <fcntl.h>
 #include <string.h>

@@ -21,7 +21,7 @@
  * decided on a first read-only overlay of the lowers, resolving symlinks
  * inside the image, so the skeleton never changes under a mounted overlay. */
 #include "kiln/sandbox.h"
-#include "sandbox-private.h"
+#include "sandbox-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

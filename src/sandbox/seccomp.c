@@ -4,7 +4,7 @@
  * the files stay owned by root (the user's own id on the host), which is
  * the only owner such an image layer could record anyway. */
 #include "kiln/sandbox.h"
-#include "sandbox-private.h"
+#include "sandbox-internal.h"
 
 #include <errno.h>
 #include <seccomp.h>

@@ -1,6 +1,6 @@
 /* Internal helpers shared by the sandbox's source files. */
-#ifndef KILN_SANDBOX_PRIVATE_H
-#define KILN_SANDBOX_PRIVATE_H
+#ifndef KILN_SANDBOX_INTERNAL_H
+#define KILN_SANDBOX_INTERNAL_H
 
 #include "kiln/util.h"
 

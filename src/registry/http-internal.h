@@ -2,8 +2,8 @@
  * manual redirects (credentials never follow to another host), bounded
  * in-memory bodies, streaming bodies into the blob store, and retries with
  * backoff for 429/5xx and dropped connections. */
-#ifndef KILN_REGISTRY_HTTP_H
-#define KILN_REGISTRY_HTTP_H
+#ifndef KILN_REGISTRY_HTTP_INTERNAL_H
+#define KILN_REGISTRY_HTTP_INTERNAL_H
 
 #include "kiln/registry.h"
 

@@ -1,7 +1,7 @@
 /* Shared by the steps of layers/ that run apt-get (apt_packages, and a
  * python_version installed from the distribution). */
-#ifndef KILN_LAYERS_APT_H
-#define KILN_LAYERS_APT_H
+#ifndef KILN_LAYERS_APT_INTERNAL_H
+#define KILN_LAYERS_APT_INTERNAL_H
 
 #include "kiln/build.h"
 

@@ -1,9 +1,9 @@
 /* Private to the registry module: the session state shared by the manifest,
  * blob and pull code. */
-#ifndef KILN_REGISTRY_CLIENT_H
-#define KILN_REGISTRY_CLIENT_H
+#ifndef KILN_REGISTRY_CLIENT_INTERNAL_H
+#define KILN_REGISTRY_CLIENT_INTERNAL_H
 
-#include "http.h"
+#include "http-internal.h"
 
 #include <pthread.h>
 

@@ -1,6 +1,6 @@
 /* Shared by the python steps of layers/. */
-#ifndef KILN_LAYERS_PYTHON_H
-#define KILN_LAYERS_PYTHON_H
+#ifndef KILN_LAYERS_PYTHON_INTERNAL_H
+#define KILN_LAYERS_PYTHON_INTERNAL_H
 
 #include "kiln/imagespec.h"
 
