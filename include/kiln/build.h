@@ -26,6 +26,7 @@ int kiln_image_from_base(struct kiln_image *img, struct kiln_store *store,
 /* Starts from nothing (FROM scratch) for platform. */
 void kiln_image_scratch(struct kiln_image *img, const struct kiln_platform *platform);
 void kiln_image_release(struct kiln_image *img);
+#define _cleanup_image_ _cleanup_(kiln_image_release)
 
 /* created = SOURCE_DATE_EPOCH when set (epoch < 0: now). */
 void kiln_image_set_created(struct kiln_image *img, int64_t epoch);
@@ -99,6 +100,7 @@ struct kiln_build_result {
         bool skipped;                    /* the image existed: nothing was built */
 };
 void kiln_build_result_release(struct kiln_build_result *r);
+#define _cleanup_build_result_ _cleanup_(kiln_build_result_release)
 
 /* Does the registry already have the spec's image name? An unreachable
  * registry is an error, never "assume it exists". */

@@ -201,6 +201,7 @@ struct kiln_image_name {
 int kiln_spec_image_name(const struct kiln_spec *s, struct kiln_image_name *out,
                          struct kiln_err **err);
 void kiln_image_name_release(struct kiln_image_name *n);
+#define _cleanup_image_name_ _cleanup_(kiln_image_name_release)
 
 /* ---------- source trees ---------- */
 

@@ -9,6 +9,10 @@
 
 #include <jansson.h>
 
+/* A json_t a local owns: json_decref at scope exit. */
+void kiln_json_decrefp(json_t **j);
+#define _cleanup_json_ _cleanup_(kiln_json_decrefp)
+
 #define KILN_MT_OCI_MANIFEST      "application/vnd.oci.image.manifest.v1+json"
 #define KILN_MT_OCI_INDEX         "application/vnd.oci.image.index.v1+json"
 #define KILN_MT_OCI_CONFIG        "application/vnd.oci.image.config.v1+json"
@@ -52,6 +56,7 @@ int kiln_platform_parse(const char *s, struct kiln_platform *out, struct kiln_er
 /* The platform this process runs on (linux/amd64, linux/arm64/v8, ...). */
 void kiln_platform_host(struct kiln_platform *out);
 void kiln_platform_release(struct kiln_platform *p);
+#define _cleanup_platform_ _cleanup_(kiln_platform_release)
 void kiln_platform_copy(struct kiln_platform *dst, const struct kiln_platform *src);
 /* "os/arch[/variant]". Caller frees. */
 char *kiln_platform_string(const struct kiln_platform *p);
@@ -69,6 +74,7 @@ struct kiln_descriptor {
         char **urls;                    /* NULL or NULL-terminated */
 };
 void kiln_descriptor_release(struct kiln_descriptor *d);
+#define _cleanup_descriptor_ _cleanup_(kiln_descriptor_release)
 void kiln_descriptor_copy(struct kiln_descriptor *dst, const struct kiln_descriptor *src);
 /* Parses one descriptor object; validates digest and size >= 0. `what`
  * names it in errors ("layers[2]"). */
@@ -99,6 +105,7 @@ struct kiln_manifest {
 int kiln_manifest_parse(const char *data, size_t len, const char *declared_mt,
                         struct kiln_manifest *out, struct kiln_err **err);
 void kiln_manifest_release(struct kiln_manifest *m);
+#define _cleanup_manifest_ _cleanup_(kiln_manifest_release)
 /* Picks the index entry for want. Among several matches the first wins
  * (as containerd does). A miss is KILN_ERR_NOT_FOUND and lists the
  * platforms the index offers. Attestation manifests (platform unknown/unknown)
@@ -122,5 +129,6 @@ struct kiln_config_summary {
 int kiln_config_summary_parse(const char *data, size_t len, struct kiln_config_summary *out,
                               struct kiln_err **err);
 void kiln_config_summary_release(struct kiln_config_summary *c);
+#define _cleanup_config_summary_ _cleanup_(kiln_config_summary_release)
 
 #endif

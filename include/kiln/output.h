@@ -42,6 +42,7 @@ struct kiln_local_image {
 int kiln_local_image_open(const struct kiln_image_loc *src, struct kiln_local_image *out,
                           struct kiln_err **err);
 void kiln_local_image_release(struct kiln_local_image *img);
+#define _cleanup_local_image_ _cleanup_(kiln_local_image_release)
 /* Reads a blob of the layout into memory with a size bound, verifying its
  * digest. */
 int kiln_local_image_read_blob(const struct kiln_local_image *img, const char *digest, size_t max,

@@ -26,6 +26,7 @@ struct kiln_ref {
  * Errors are KILN_ERR_USAGE. */
 int kiln_ref_parse(const char *s, struct kiln_ref *out, struct kiln_err **err);
 void kiln_ref_release(struct kiln_ref *r);
+#define _cleanup_ref_ _cleanup_(kiln_ref_release)
 void kiln_ref_copy(struct kiln_ref *dst, const struct kiln_ref *src);
 /* "domain/path[:tag][@digest]" fully qualified. Caller frees. */
 char *kiln_ref_string(const struct kiln_ref *r);
@@ -60,6 +61,7 @@ struct kiln_image_loc {
 int kiln_image_loc_parse(const char *s, bool allow_bare, struct kiln_image_loc *out,
                          struct kiln_err **err);
 void kiln_image_loc_release(struct kiln_image_loc *l);
+#define _cleanup_image_loc_ _cleanup_(kiln_image_loc_release)
 /* Canonical text form, e.g. "docker://docker.io/library/debian:latest". */
 char *kiln_image_loc_string(const struct kiln_image_loc *l);
 

@@ -34,6 +34,7 @@ struct kiln_token {
 };
 int kiln_token_parse(const char *body, size_t len, struct kiln_token *out, struct kiln_err **err);
 void kiln_token_release(struct kiln_token *t);
+#define _cleanup_token_ _cleanup_(kiln_token_release)
 
 struct kiln_creds {
         char *username;
@@ -42,6 +43,7 @@ struct kiln_creds {
         char *source;         /* where they came from, for messages (a path or helper name) */
 };
 void kiln_creds_release(struct kiln_creds *c);
+#define _cleanup_creds_ _cleanup_(kiln_creds_release)
 
 /* Finds credentials for a registry host (as written in the reference:
  * "docker.io", "127.0.0.1:5000"). Search order, first hit wins:

@@ -103,6 +103,7 @@ struct kiln_step_entry {
         int64_t last_used; /* seconds since 1970 (the entry's mtime); set by get */
 };
 void kiln_step_entry_release(struct kiln_step_entry *e);
+#define _cleanup_step_entry_ _cleanup_(kiln_step_entry_release)
 /* The entry as JSON (what ROOT/steps/<key>.json and a registry cache hold;
  * sorted keys, so equal entries give equal bytes); caller frees. */
 char *kiln_step_entry_dump(const struct kiln_step_entry *e);
@@ -197,5 +198,6 @@ struct kiln_verify_report {
 /* Hashes every blob; removes the bad ones and the entries that used them. */
 int kiln_store_verify(struct kiln_store *s, struct kiln_verify_report *r, struct kiln_err **err);
 void kiln_verify_report_release(struct kiln_verify_report *r);
+#define _cleanup_verify_report_ _cleanup_(kiln_verify_report_release)
 
 #endif

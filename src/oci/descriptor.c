@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-void kiln_oci_json_decrefp(json_t **j)
+void kiln_json_decrefp(json_t **j)
 {
         if (*j) {
                 json_decref(*j);

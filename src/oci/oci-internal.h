@@ -5,9 +5,6 @@
 
 #include "kiln/oci.h"
 
-void kiln_oci_json_decrefp(json_t **j);
-#define _cleanup_json_ _cleanup_(kiln_oci_json_decrefp)
-
 /* Like kiln_xstrdup but keeps NULL as NULL (kiln_xstrdup turns it into ""). */
 char *kiln_oci_strdup0(const char *s);
 char **kiln_oci_strv_copy(char *const *v);

@@ -12,17 +12,6 @@
 #include <jansson.h>
 #include <time.h>
 
-/* oci.h may grow its own json cleanup helper; use it when it does. */
-#ifndef _cleanup_json_
-static inline void output_json_decrefp(json_t **j)
-{
-        if (*j)
-                json_decref(*j);
-        *j = NULL;
-}
-#define _cleanup_json_ _cleanup_(output_json_decrefp)
-#endif
-
 /* A descriptor as the writers see it. */
 struct kiln_output_desc {
         char *media_type; /* NULL if the document gave none */

@@ -27,13 +27,6 @@
  * shorter lifetimes to this minimum. */
 #define TOKEN_MIN_EXPIRES 60
 
-static void jsonp_decref(json_t **j)
-{
-        if (*j)
-                json_decref(*j);
-}
-#define _cleanup_json_ _cleanup_(jsonp_decref)
-
 static void free_secret(char *s)
 {
         if (s) {
