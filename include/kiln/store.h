@@ -87,7 +87,7 @@ int kiln_blob_watch_follow(struct kiln_blob_watch *w, struct kiln_store *store, 
  * see build.h) in ROOT/steps/<key>.json, so an unchanged step is not run
  * again. The layer blob itself lives in the blob store. */
 struct kiln_step_entry {
-        char key[65];
+        char key[KILN_HEX_MAX];
         char *kind;
         char *created_by;
         bool has_layer; /* false: the step changed no file */
@@ -103,6 +103,8 @@ struct kiln_step_entry {
         int64_t last_used; /* seconds since 1970 (the entry's mtime); set by get */
 };
 void kiln_step_entry_release(struct kiln_step_entry *e);
+/* The value of the fact name the step recorded, or NULL. */
+const char *kiln_step_entry_fact(const struct kiln_step_entry *e, const char *name);
 #define _cleanup_step_entry_ _cleanup_(kiln_step_entry_release)
 /* The entry as JSON (what ROOT/steps/<key>.json and a registry cache hold;
  * sorted keys, so equal entries give equal bytes); caller frees. */

@@ -95,6 +95,9 @@ bool kiln_str_has_prefix(const char *s, const char *prefix);
 bool kiln_str_has_suffix(const char *s, const char *suffix);
 bool kiln_str_case_prefix(const char *s, const char *prefix);
 size_t kiln_strv_len(char *const *v);
+/* The value of the last "name=value" among v[0..n), or NULL: a later
+ * entry overrides an earlier one, as in an environment. */
+const char *kiln_strv_lookup(char *const *v, size_t n, const char *name);
 void kiln_strv_free(char **v);
 
 /* Growable byte buffer; data is always NUL-terminated for convenience. */
@@ -147,6 +150,7 @@ char *kiln_tmp_sibling(const char *path);
 
 #define KILN_SHA256_HEX_LEN 64
 #define KILN_DIGEST_MAX     (7 + KILN_SHA256_HEX_LEN + 1) /* "sha256:" + hex + NUL */
+#define KILN_HEX_MAX        (KILN_SHA256_HEX_LEN + 1)     /* bare hex (a cache key) + NUL */
 
 struct kiln_sha256; /* opaque streaming hasher */
 struct kiln_sha256 *kiln_sha256_new(void);

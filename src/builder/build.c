@@ -85,7 +85,7 @@ struct kiln_step_ctx {
         struct pending_layer *pending;
         size_t n_pending;
         /* the step cache: the running step's key, and what it produced */
-        char key[65];
+        char key[KILN_HEX_MAX];
         struct kiln_step_entry out;
         size_t n_cached;
         char **facts; /* "name=value" recorded by steps so far, latest last */
@@ -97,11 +97,11 @@ struct kiln_step_ctx {
         struct kiln_remote_cache *remote; /* --cache-repo, or NULL */
         const char *mount_from;           /* the base's repository on the cache's registry */
         size_t n_remote_hits;
-        bool image_remote;      /* the whole image is the registry cache's */
-        char (*layer_keys)[65]; /* the keys of the steps with a layer part */
-        uint64_t sandbox_ns;    /* time inside sandboxed programs (the installers) */
-        uint64_t commit_ns;     /* time the build waited for layers to be written */
-        uint64_t commit_bg_ns;  /* time the layer writers took, mostly behind later steps */
+        bool image_remote;                /* the whole image is the registry cache's */
+        char (*layer_keys)[KILN_HEX_MAX]; /* the keys of the steps with a layer part */
+        uint64_t sandbox_ns;              /* time inside sandboxed programs (the installers) */
+        uint64_t commit_ns;               /* time the build waited for layers to be written */
+        uint64_t commit_bg_ns; /* time the layer writers took, mostly behind later steps */
         size_t n_layer_keys;
         /* after the first failure the registry cache is left alone for the
          * rest of the build: one warning, not one per step */
@@ -462,23 +462,9 @@ void kiln_step_set_fact(struct kiln_step_ctx *c, const char *name, const char *v
 }
 
 /* The value of name in facts[0..n) ("name=value", the latest wins). */
-static const char *fact_in(char *const *facts, size_t n, const char *name)
-{
-        size_t nl = strlen(name);
-        for (size_t i = n; i-- > 0;)
-                if (!strncmp(facts[i], name, nl) && facts[i][nl] == '=')
-                        return facts[i] + nl + 1;
-        return NULL;
-}
-
 const char *kiln_step_get_fact(const struct kiln_step_ctx *c, const char *name)
 {
-        return fact_in(c->facts, c->n_facts, name);
-}
-
-static const char *entry_fact(const struct kiln_step_entry *e, const char *name)
-{
-        return e->facts ? fact_in(e->facts, kiln_strv_len(e->facts), name) : NULL;
+        return kiln_strv_lookup(c->facts, c->n_facts, name);
 }
 
 /* What runs in a sandboxed step: a program of the image, or a function of
@@ -792,7 +778,7 @@ static int capture_base(struct kiln_step_ctx *c, struct kiln_err **err)
 
 #define CACHE_SCHEMA "kiln step cache 1"
 
-static void hex_of(const char *text, size_t len, char out[65])
+static void hex_of(const char *text, size_t len, char out[KILN_HEX_MAX])
 {
         char d[KILN_DIGEST_MAX];
         kiln_sha256_digest(text, len, d);
@@ -800,7 +786,8 @@ static void hex_of(const char *text, size_t len, char out[65])
 }
 
 static void base_key(const struct kiln_platform *platform, enum kiln_idmap idmap,
-                     const struct kiln_archive_opts *lo, const char *base_digest, char out[65])
+                     const struct kiln_archive_opts *lo, const char *base_digest,
+                     char out[KILN_HEX_MAX])
 {
         _cleanup_free_ char *plat = kiln_platform_string(platform);
         _cleanup_buf_ struct kiln_buf b = {0};
@@ -812,8 +799,8 @@ static void base_key(const struct kiln_platform *platform, enum kiln_idmap idmap
         hex_of(b.data, b.len, out);
 }
 
-static int step_key(const struct kiln_step_kind *k, const struct kiln_spec *s, char key[65],
-                    struct kiln_err **err)
+static int step_key(const struct kiln_step_kind *k, const struct kiln_spec *s,
+                    char key[KILN_HEX_MAX], struct kiln_err **err)
 {
         _cleanup_buf_ struct kiln_buf b = {0};
         kiln_buf_printf(&b, "%s\n%s\n", key, k->name);
@@ -1090,8 +1077,9 @@ static int image_from_cache(struct kiln_step_ctx *c, const char *key, const char
                 return -1;
         if (!found)
                 return 0;
-        const char *digest = entry_fact(&e, "manifest"), *mt = entry_fact(&e, "mediaType");
-        const char *size = entry_fact(&e, "size"), *eid = entry_fact(&e, "id");
+        const char *digest = kiln_step_entry_fact(&e, "manifest"),
+                   *mt = kiln_step_entry_fact(&e, "mediaType");
+        const char *size = kiln_step_entry_fact(&e, "size"), *eid = kiln_step_entry_fact(&e, "id");
         bool ok = digest && mt && size && eid && !strcmp(eid, id) &&
                   kiln_digest_validate(digest, NULL) == 0 && image_usable(c, digest);
         if (ok && steps_layers_ok(c, &ok, err) < 0) {
@@ -1157,7 +1145,7 @@ static void image_to_remote(struct kiln_step_ctx *c, const char *key,
 }
 
 /* The assembled image's key: the last step's and the id. */
-static void image_key(const char *last_key, const char *id, char out[65])
+static void image_key(const char *last_key, const char *id, char out[KILN_HEX_MAX])
 {
         _cleanup_free_ char *k = kiln_xasprintf("%s\nimage\n%s\n", last_key, id);
         hex_of(k, strlen(k), out);
@@ -1165,10 +1153,10 @@ static void image_key(const char *last_key, const char *id, char out[65])
 
 /* Every step's key, before anything runs (keys depend on inputs, never on
  * results): the image key then says whether the whole image is cached. */
-static int chain_image_key(struct kiln_step_ctx *c, const char *id, char out[65],
+static int chain_image_key(struct kiln_step_ctx *c, const char *id, char out[KILN_HEX_MAX],
                            struct kiln_err **err)
 {
-        char key[65];
+        char key[KILN_HEX_MAX];
         snprintf(key, sizeof(key), "%s", c->key);
         size_t n = sizeof(step_kinds) / sizeof(step_kinds[0]);
         c->layer_keys = kiln_xcalloc(n, sizeof(*c->layer_keys));
@@ -1281,7 +1269,7 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
 {
         printf("image: %s\n", name->full);
         printf("base:  %s\n", base);
-        char key[65] = "";
+        char key[KILN_HEX_MAX] = "";
         _cleanup_store_ struct kiln_store *store = NULL;
         struct kiln_platform platform = {0};
         enum kiln_idmap idmap = KILN_IDMAP_HOST;
@@ -1327,13 +1315,13 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
         }
         printf("%zu. config: _F_IMG_ID=%s\n", k, name->id);
         if (key[0] && !o->no_cache) {
-                char ik[65];
+                char ik[KILN_HEX_MAX];
                 image_key(key, name->id, ik);
                 struct kiln_step_entry e;
                 bool found = false;
                 if (kiln_store_step_get(store, ik, &e, &found, err) < 0)
                         return -1;
-                const char *m = found ? entry_fact(&e, "manifest") : NULL;
+                const char *m = found ? kiln_step_entry_fact(&e, "manifest") : NULL;
                 if (m && kiln_store_has(store, m, -1))
                         printf("cached image: %s (no step runs)\n", m);
                 if (found)
@@ -1564,7 +1552,7 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                     !strcmp(c.base_ref.domain, kiln_remote_cache_domain(c.remote)))
                         c.mount_from = c.base_ref.path;
         }
-        char image_key[65] = "";
+        char image_key[KILN_HEX_MAX] = "";
         bool image_hit = false;
         if (rc == 0)
                 rc = chain_image_key(&c, res->name.id, image_key, err);

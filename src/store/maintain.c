@@ -131,15 +131,6 @@ static struct obj *find_blob(struct objs *o, const char *digest)
         return NULL;
 }
 
-static const char *fact(const struct kiln_step_entry *e, const char *name)
-{
-        size_t n = strlen(name);
-        for (size_t i = 0; e->facts && e->facts[i]; i++)
-                if (!strncmp(e->facts[i], name, n) && e->facts[i][n] == '=')
-                        return e->facts[i] + n + 1;
-        return NULL;
-}
-
 static void use(struct objs *o, const char *digest, int64_t when)
 {
         struct obj *b = digest ? find_blob(o, digest) : NULL;
@@ -177,7 +168,7 @@ static int collect(struct kiln_store *s, struct objs *o, struct kiln_step_entry 
                 const struct kiln_step_entry *e = &(*steps)[i];
                 if (e->has_layer)
                         use(o, e->digest, e->last_used);
-                const char *m = fact(e, "manifest");
+                const char *m = kiln_step_entry_fact(e, "manifest");
                 if (m && kiln_digest_validate(m, NULL) == 0)
                         use_image(s, o, m, e->last_used);
                 if (!e->has_layer && !m) {
@@ -302,7 +293,7 @@ int kiln_store_prune(struct kiln_store *s, const struct kiln_prune_opts *po,
         /* entries whose blob went */
         for (size_t i = 0; rc == 0 && i < n_steps; i++) {
                 const struct kiln_step_entry *e = &steps[i];
-                const char *m = fact(e, "manifest");
+                const char *m = kiln_step_entry_fact(e, "manifest");
                 if ((e->has_layer && !kiln_store_has(s, e->digest, -1)) ||
                     (m && !kiln_store_has(s, m, -1))) {
                         rc = kiln_store_step_remove(s, e->key, err);
@@ -346,7 +337,7 @@ int kiln_store_verify(struct kiln_store *s, struct kiln_verify_report *r, struct
                 return -1;
         for (size_t i = 0; rc == 0 && i < n_steps; i++) {
                 const struct kiln_step_entry *e = &steps[i];
-                const char *m = fact(e, "manifest");
+                const char *m = kiln_step_entry_fact(e, "manifest");
                 if ((e->has_layer && !kiln_store_has(s, e->digest, -1)) ||
                     (m && !kiln_store_has(s, m, -1))) {
                         rc = kiln_store_step_remove(s, e->key, err);

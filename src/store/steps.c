@@ -40,6 +40,11 @@ static char *entry_path(const struct kiln_store *s, const char *key, const char 
         return kiln_xasprintf("%s/%s.%s", d, key, ext);
 }
 
+const char *kiln_step_entry_fact(const struct kiln_step_entry *e, const char *name)
+{
+        return e->facts ? kiln_strv_lookup(e->facts, kiln_strv_len(e->facts), name) : NULL;
+}
+
 void kiln_step_entry_release(struct kiln_step_entry *e)
 {
         free(e->kind);
@@ -222,7 +227,7 @@ int kiln_store_step_list(struct kiln_store *s, struct kiln_step_entry **out, siz
                 size_t len = strlen(de->d_name);
                 if (len != 69 || !kiln_str_has_suffix(de->d_name, ".json"))
                         continue;
-                char key[65];
+                char key[KILN_HEX_MAX];
                 memcpy(key, de->d_name, 64);
                 key[64] = '\0';
                 struct kiln_step_entry e;

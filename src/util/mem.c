@@ -111,6 +111,15 @@ size_t kiln_strv_len(char *const *v)
         return n;
 }
 
+const char *kiln_strv_lookup(char *const *v, size_t n, const char *name)
+{
+        size_t nl = strlen(name);
+        for (size_t i = n; i-- > 0;)
+                if (!strncmp(v[i], name, nl) && v[i][nl] == '=')
+                        return v[i] + nl + 1;
+        return NULL;
+}
+
 void kiln_strv_free(char **v)
 {
         for (size_t i = 0; v && v[i]; i++)

@@ -56,6 +56,22 @@ static void test_buf(void)
         CHECK(kiln_str_has_suffix(b.data, "998,999,"), "suffix");
 }
 
+static void test_strv_lookup(void)
+{
+        char *v[] = {"user.a=1:1", "user.ab=2:2", "user.a=3:3", "empty=", "noequals"};
+        const struct {
+                size_t n;
+                const char *name, *want;
+        } rows[] = {
+            {5, "user.a", "3:3"},  /* the later entry wins */
+            {2, "user.a", "1:1"},  /* only v[0..n) is looked at */
+            {5, "user.ab", "2:2"}, /* a name is not a prefix match */
+            {5, "user", NULL},     {5, "empty", ""}, {5, "noequals", NULL}, {0, "user.a", NULL},
+        };
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+                CHECK_STR(kiln_strv_lookup(v, rows[i].n, rows[i].name), rows[i].want);
+}
+
 static void test_shell_quote(void)
 {
         static const struct {
@@ -149,5 +165,6 @@ int main(void)
         test_buf();
         test_read_bound();
         test_shell_quote();
+        test_strv_lookup();
         TEST_DONE();
 }
