@@ -24,6 +24,14 @@ struct kiln_challenge {
 int kiln_challenges_parse(const char *header, struct kiln_challenge **out, size_t *n,
                           struct kiln_err **err);
 void kiln_challenges_free(struct kiln_challenge *c, size_t n);
+/* What kiln_challenges_parse gives, owned as one value:
+ * kiln_challenges_parse(header, &l.v, &l.n, err). */
+struct kiln_challenges {
+        struct kiln_challenge *v;
+        size_t n;
+};
+void kiln_challenges_release(struct kiln_challenges *l);
+#define _cleanup_challenges_ _cleanup_(kiln_challenges_release)
 bool kiln_challenge_is(const struct kiln_challenge *c, const char *scheme);
 
 /* A token endpoint's JSON answer: "token" or "access_token" (token wins when
