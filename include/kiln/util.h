@@ -80,8 +80,8 @@ void kiln_strv_freep(char ***v);
 #define _cleanup_err_    _cleanup_(kiln_err_freep)
 #define _cleanup_strv_   _cleanup_(kiln_strv_freep)
 
-/* closedir at scope exit, errno kept: a function that reports through
- * errno returns before its directory is closed. */
+/* closedir at scope exit. Like kiln_closep it keeps errno: a function that
+ * reports through errno returns before its descriptors are closed. */
 void kiln_closedirp(DIR **d);
 #define _cleanup_closedir_ _cleanup_(kiln_closedirp)
 

@@ -76,8 +76,11 @@ void kiln_freep(void *p)
 
 void kiln_closep(int *fd)
 {
-        if (*fd >= 0)
+        if (*fd >= 0) {
+                int saved = errno;
                 close(*fd);
+                errno = saved;
+        }
         *fd = -1;
 }
 
