@@ -83,6 +83,8 @@ int kiln_base64_decode(const char *s, struct kiln_buf *out);
 struct kiln_progress;
 struct kiln_progress *kiln_progress_new(const char *verb, bool quiet);
 void kiln_progress_free(struct kiln_progress *p);
+void kiln_progress_freep(struct kiln_progress **p);
+#define _cleanup_progress_ _cleanup_(kiln_progress_freep)
 /* Registers a blob; returns its slot. total < 0: unknown. */
 int kiln_progress_add(struct kiln_progress *p, const char *label, int64_t total);
 void kiln_progress_update(struct kiln_progress *p, int slot, uint64_t done);
