@@ -24,6 +24,14 @@ struct kiln_challenge {
 int kiln_challenges_parse(const char *header, struct kiln_challenge **out, size_t *n,
                           struct kiln_err **err);
 void kiln_challenges_free(struct kiln_challenge *c, size_t n);
+/* What kiln_challenges_parse gives, owned as one value:
+ * kiln_challenges_parse(header, &l.v, &l.n, err). */
+struct kiln_challenges {
+        struct kiln_challenge *v;
+        size_t n;
+};
+void kiln_challenges_release(struct kiln_challenges *l);
+#define _cleanup_challenges_ _cleanup_(kiln_challenges_release)
 bool kiln_challenge_is(const struct kiln_challenge *c, const char *scheme);
 
 /* A token endpoint's JSON answer: "token" or "access_token" (token wins when
@@ -75,6 +83,8 @@ int kiln_base64_decode(const char *s, struct kiln_buf *out);
 struct kiln_progress;
 struct kiln_progress *kiln_progress_new(const char *verb, bool quiet);
 void kiln_progress_free(struct kiln_progress *p);
+void kiln_progress_freep(struct kiln_progress **p);
+#define _cleanup_progress_ _cleanup_(kiln_progress_freep)
 /* Registers a blob; returns its slot. total < 0: unknown. */
 int kiln_progress_add(struct kiln_progress *p, const char *label, int64_t total);
 void kiln_progress_update(struct kiln_progress *p, int slot, uint64_t done);

@@ -124,6 +124,14 @@ int kiln_store_step_remove(struct kiln_store *s, const char *key, struct kiln_er
 /* Every entry, in no particular order; caller releases each and frees. */
 int kiln_store_step_list(struct kiln_store *s, struct kiln_step_entry **out, size_t *n,
                          struct kiln_err **err);
+/* What kiln_store_step_list gives, owned as one value:
+ * kiln_store_step_list(s, &l.v, &l.n, err). */
+struct kiln_step_entries {
+        struct kiln_step_entry *v;
+        size_t n;
+};
+void kiln_step_entries_release(struct kiln_step_entries *l);
+#define _cleanup_step_entries_ _cleanup_(kiln_step_entries_release)
 /* An exclusive lock for building the step with this key: a second builder
  * of the same step waits, then finds the first one's result. *fd is the
  * lock; closing it releases. */

@@ -6,6 +6,7 @@
 #ifndef KILN_UTIL_H
 #define KILN_UTIL_H
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -78,6 +79,11 @@ void kiln_strv_freep(char ***v);
 #define _cleanup_fclose_ _cleanup_(kiln_fclosep)
 #define _cleanup_err_    _cleanup_(kiln_err_freep)
 #define _cleanup_strv_   _cleanup_(kiln_strv_freep)
+
+/* closedir at scope exit. Like kiln_closep it keeps errno: a function that
+ * reports through errno returns before its descriptors are closed. */
+void kiln_closedirp(DIR **d);
+#define _cleanup_closedir_ _cleanup_(kiln_closedirp)
 
 /* ---------- memory and strings ---------- */
 

@@ -8,16 +8,49 @@
 
 bool kiln_archive_force_no_openat2 = false;
 
+/* The fds of the directories walk_in_root has entered. */
+struct fd_stack {
+        int *v;
+        size_t n, cap;
+};
+
+static void fd_stack_push(struct fd_stack *s, int fd)
+{
+        if (s->n == s->cap) {
+                s->cap = s->cap ? s->cap * 2 : 16;
+                s->v = kiln_xrealloc(s->v, s->cap * sizeof(int));
+        }
+        s->v[s->n++] = fd;
+}
+
+static void fd_stack_pop(struct fd_stack *s)
+{
+        if (s->n > 0)
+                close(s->v[--s->n]);
+}
+
+/* Keeps errno: walk_in_root reports through it. */
+static void fd_stack_release(struct fd_stack *s)
+{
+        int saved = errno;
+        while (s->n > 0)
+                fd_stack_pop(s);
+        free(s->v);
+        *s = (struct fd_stack){0};
+        errno = saved;
+}
+#define _cleanup_fd_stack_ _cleanup_(fd_stack_release)
+
 /* Emulates RESOLVE_IN_ROOT for kernels before 5.6: one component at a time
  * with O_NOFOLLOW; a symlink's target is spliced into the remaining path,
  * an absolute one restarts at rootfd and ".." never climbs above it. The
- * stack holds the fd of every directory entered so ".." can go back. */
+ * stack holds the fd of every directory entered so ".." can go back.
+ * Returns -1 with errno set on failure. */
 static int walk_in_root(int rootfd, const char *rel)
 {
         _cleanup_free_ char *rest = kiln_xstrdup(rel);
-        size_t cap = 16, depth = 0;
-        _cleanup_free_ int *stack = kiln_xmalloc(cap * sizeof(int));
-        int links = 0, rc = -1, saved = 0;
+        _cleanup_fd_stack_ struct fd_stack stack = {0};
+        int links = 0;
 
         for (;;) {
                 char *p = rest;
@@ -34,66 +67,44 @@ static int walk_in_root(int rootfd, const char *rel)
                 if (!strcmp(comp, "."))
                         continue;
                 if (!strcmp(comp, "..")) {
-                        if (depth > 0)
-                                close(stack[--depth]);
+                        fd_stack_pop(&stack);
                         continue;
                 }
-                int cur = depth ? stack[depth - 1] : rootfd;
-                int fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-                if (fd < 0) {
-                        saved = errno;
-                        goto out;
-                }
+                int cur = stack.n ? stack.v[stack.n - 1] : rootfd;
+                _cleanup_close_ int fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return -1;
                 struct stat st;
-                if (fstat(fd, &st) < 0) {
-                        saved = errno;
-                        close(fd);
-                        goto out;
-                }
+                if (fstat(fd, &st) < 0)
+                        return -1;
                 if (S_ISLNK(st.st_mode)) {
                         char target[PATH_MAX];
                         ssize_t n = readlinkat(fd, "", target, sizeof(target) - 1);
-                        close(fd);
-                        if (n < 0) {
-                                saved = errno;
-                                goto out;
-                        }
+                        close(steal_fd(&fd));
+                        if (n < 0)
+                                return -1;
                         target[n] = '\0';
                         if (++links > 40) {
-                                saved = ELOOP;
-                                goto out;
+                                errno = ELOOP;
+                                return -1;
                         }
                         if (target[0] == '/')
-                                while (depth > 0)
-                                        close(stack[--depth]);
+                                while (stack.n > 0)
+                                        fd_stack_pop(&stack);
                         char *spliced = kiln_xasprintf("%s%s", target, rest);
                         free(rest);
                         rest = spliced;
                         continue;
                 }
                 if (!S_ISDIR(st.st_mode)) {
-                        close(fd);
-                        saved = ENOTDIR;
-                        goto out;
+                        errno = ENOTDIR;
+                        return -1;
                 }
-                if (depth == cap) {
-                        cap *= 2;
-                        stack = kiln_xrealloc(stack, cap * sizeof(int));
-                }
-                stack[depth++] = fd;
+                fd_stack_push(&stack, steal_fd(&fd));
         }
-        if (depth > 0) {
-                rc = stack[--depth];
-        } else {
-                rc = openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-                saved = errno;
-        }
-out:
-        while (depth > 0)
-                close(stack[--depth]);
-        if (rc < 0)
-                errno = saved;
-        return rc;
+        if (stack.n > 0)
+                return stack.v[--stack.n];
+        return openat(rootfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
 int kiln_archive_open_in_root(int rootfd, const char *rel)
@@ -107,35 +118,36 @@ int kiln_archive_open_in_root(int rootfd, const char *rel)
         return walk_in_root(rootfd, rel);
 }
 
+/* Removes what the directory name in parent holds; the directory is closed
+ * again before its caller removes it. -1 with errno set on failure. */
+static int rm_rf_children(int parent, const char *name)
+{
+        _cleanup_close_ int fd =
+            openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        _cleanup_closedir_ DIR *d = fdopendir(fd);
+        if (!d)
+                return -1;
+        (void)steal_fd(&fd); /* d owns it */
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                if (kiln_archive_rm_rf_at(dirfd(d), de->d_name) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
 int kiln_archive_rm_rf_at(int parent, const char *name)
 {
         if (unlinkat(parent, name, 0) == 0 || errno == ENOENT)
                 return 0;
         if (errno != EISDIR && errno != EPERM)
                 return -1;
-        int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
+        if (rm_rf_children(parent, name) < 0)
                 return -1;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                int e = errno;
-                close(fd);
-                errno = e;
-                return -1;
-        }
-        struct dirent *de;
-        int rc = 0;
-        while (rc == 0 && (de = readdir(d))) {
-                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                rc = kiln_archive_rm_rf_at(dirfd(d), de->d_name);
-        }
-        int e = errno;
-        closedir(d);
-        if (rc < 0) {
-                errno = e;
-                return -1;
-        }
         if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
                 return -1;
         return 0;

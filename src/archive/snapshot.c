@@ -83,6 +83,7 @@ struct streaming {
         size_t n;
         struct kiln_blob_watch **watches;
         int (*socks)[2];
+        size_t made; /* socket pairs and watches made so far */
         kiln_snapshot_fetch_fn fetch;
         void *fetch_ud;
         int fetch_rc;
@@ -99,21 +100,36 @@ static void *fetch_thread(void *arg)
         return NULL;
 }
 
+static void close_write_end(struct streaming *s, size_t i)
+{
+        if (s->socks[i][1] >= 0)
+                close(s->socks[i][1]);
+        s->socks[i][1] = -1;
+}
+
+/* Passes the layers on in order until one fails; the unpack of layer i
+ * sees the end of its stream once it is passed on. */
+static int follow_layers(struct streaming *s)
+{
+        for (size_t i = 0; i < s->n; i++) {
+                int rc = kiln_blob_watch_follow(s->watches[i], s->store, s->layers[i].digest,
+                                                s->socks[i][1], &s->follow_void, &s->follow_err);
+                if (rc < 0 && !s->follow_void)
+                        kiln_debug("%s", s->follow_err->msg);
+                close_write_end(s, i);
+                if (rc < 0)
+                        return -1;
+        }
+        return 0;
+}
+
 static void *follow_thread(void *arg)
 {
         struct streaming *s = arg;
-        for (size_t i = 0; i < s->n; i++) {
-                if (s->follow_rc == 0) {
-                        s->follow_rc =
-                            kiln_blob_watch_follow(s->watches[i], s->store, s->layers[i].digest,
-                                                   s->socks[i][1], &s->follow_void, &s->follow_err);
-                        if (s->follow_rc < 0 && !s->follow_void)
-                                kiln_debug("%s", s->follow_err->msg);
-                }
-                /* the unpack of layer i sees the end of its stream */
-                close(s->socks[i][1]);
-                s->socks[i][1] = -1;
-        }
+        s->follow_rc = follow_layers(s);
+        /* after a failure the later layers' streams end at once */
+        for (size_t i = 0; i < s->n; i++)
+                close_write_end(s, i);
         return NULL;
 }
 
@@ -122,6 +138,16 @@ static void wipe_dir(const char *dir)
         _cleanup_err_ struct kiln_err *e = NULL;
         if (kiln_rm_rf(dir, &e) < 0 || kiln_mkdir_p(dir, 0755, &e) < 0)
                 kiln_warn("%s", e->msg);
+}
+
+/* Unpacks the layers from their sockets in order, up to the first failure. */
+static int unpack_sockets(struct streaming *s, int rootfd, char *const *diff_ids,
+                          struct kiln_unpack_stats *total, struct kiln_err **err)
+{
+        for (size_t i = 0; i < s->n; i++)
+                if (unpack_one(rootfd, s->socks[i][0], s->layers, diff_ids, i, total, err) < 0)
+                        return -1;
+        return 0;
 }
 
 static int unpack_streaming(struct streaming *s, char *const *diff_ids, const char *dir,
@@ -140,10 +166,8 @@ static int unpack_streaming(struct streaming *s, char *const *diff_ids, const ch
                 return kiln_err_set(err, KILN_ERR_SYSTEM, 0, "start the base's unpack");
         }
         struct kiln_unpack_stats total = {0};
-        struct kiln_err *uerr = NULL;
-        int urc = 0;
-        for (size_t i = 0; i < s->n && urc == 0; i++)
-                urc = unpack_one(rootfd, s->socks[i][0], s->layers, diff_ids, i, &total, &uerr);
+        _cleanup_err_ struct kiln_err *uerr = NULL;
+        int urc = unpack_sockets(s, rootfd, diff_ids, &total, &uerr);
         if (urc < 0)
                 for (size_t i = 0; i < s->n; i++)
                         kiln_blob_watch_cancel(s->watches[i]);
@@ -155,19 +179,17 @@ static int unpack_streaming(struct streaming *s, char *const *diff_ids, const ch
         pthread_join(follower, NULL);
         pthread_join(fetcher, NULL);
         if (s->fetch_rc < 0) {
-                kiln_err_free(uerr);
                 *err = steal_pointer(&s->fetch_err);
                 return -1;
         }
         if (s->follow_rc < 0 && s->follow_void) {
                 kiln_debug("the base's layers are unpacked again from the cache: %s",
                            s->follow_err->msg);
-                kiln_err_free(uerr);
                 wipe_dir(dir);
                 return unpack_all(s->store, s->layers, diff_ids, s->n, dir, err);
         }
         if (urc < 0) {
-                *err = uerr;
+                *err = steal_pointer(&uerr);
                 return -1;
         }
         if (s->follow_rc < 0) {
@@ -177,36 +199,36 @@ static int unpack_streaming(struct streaming *s, char *const *diff_ids, const ch
         return unpack_done(rootfd, dir, &total, err);
 }
 
+static void streaming_release(struct streaming *s)
+{
+        for (size_t i = 0; i < s->made; i++) {
+                for (int k = 0; k < 2; k++)
+                        if (s->socks[i][k] >= 0)
+                                close(s->socks[i][k]);
+                kiln_blob_watch_free(s->watches[i]);
+        }
+        kiln_err_free(s->fetch_err);
+        kiln_err_free(s->follow_err);
+        free(s->watches);
+        free(s->socks);
+        *s = (struct streaming){0};
+}
+#define _cleanup_streaming_ _cleanup_(streaming_release)
+
 static int unpack_fetching(struct kiln_store *store, const struct kiln_descriptor *layers,
                            char *const *diff_ids, size_t n, kiln_snapshot_fetch_fn fetch, void *ud,
                            const char *dir, struct kiln_err **err)
 {
-        struct streaming s = {
+        _cleanup_streaming_ struct streaming s = {
             .store = store, .layers = layers, .n = n, .fetch = fetch, .fetch_ud = ud};
         s.watches = kiln_xcalloc(n + 1, sizeof(*s.watches));
         s.socks = kiln_xcalloc(n + 1, sizeof(*s.socks));
-        int rc = 0;
-        size_t made = 0;
-        for (; made < n; made++) {
-                if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s.socks[made]) < 0) {
-                        rc = kiln_err_sys(err, "socketpair");
-                        break;
-                }
-                s.watches[made] = kiln_blob_watch_new();
+        for (; s.made < n; s.made++) {
+                if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s.socks[s.made]) < 0)
+                        return kiln_err_sys(err, "socketpair");
+                s.watches[s.made] = kiln_blob_watch_new();
         }
-        if (rc == 0)
-                rc = unpack_streaming(&s, diff_ids, dir, err);
-        for (size_t i = 0; i < made; i++) {
-                for (int k = 0; k < 2; k++)
-                        if (s.socks[i][k] >= 0)
-                                close(s.socks[i][k]);
-                kiln_blob_watch_free(s.watches[i]);
-        }
-        kiln_err_free(s.fetch_err);
-        kiln_err_free(s.follow_err);
-        free(s.watches);
-        free(s.socks);
-        return rc;
+        return unpack_streaming(&s, diff_ids, dir, err);
 }
 
 static char *snapshot_path(struct kiln_store *store, char *const *diff_ids, size_t n,
@@ -222,11 +244,22 @@ static char *snapshot_path(struct kiln_store *store, char *const *diff_ids, size
                               n ? kiln_digest_hex(chain) : "empty");
 }
 
+/* An unfinished snapshot directory: removed, whatever is in it, unless
+ * stolen (renamed into place). */
+static void tmp_dir_removep(char **dir)
+{
+        if (*dir) {
+                _cleanup_err_ struct kiln_err *ignored = NULL;
+                kiln_rm_rf(*dir, &ignored);
+        }
+        free(*dir);
+        *dir = NULL;
+}
+
 bool kiln_snapshot_has(struct kiln_store *store, char *const *diff_ids, size_t n)
 {
-        struct kiln_err *ignored = NULL;
+        _cleanup_err_ struct kiln_err *ignored = NULL;
         _cleanup_free_ char *p = snapshot_path(store, diff_ids, n, &ignored);
-        kiln_err_free(ignored);
         struct stat st;
         return p && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
@@ -264,31 +297,23 @@ int kiln_snapshot_get_fetching(struct kiln_store *store, const struct kiln_descr
                 return 0;
         }
         kiln_info("unpacking the base image (%zu layers, cached for later builds)", n);
-        _cleanup_free_ char *tmp = kiln_xasprintf("%s/tmp-XXXXXX", base);
-        if (!mkdtemp(tmp))
-                return kiln_err_sys(err, "create %s", tmp);
-        int rc = chmod(tmp, 0755) < 0 ? kiln_err_sys(err, "chmod %s", tmp) : 0;
-        if (rc == 0)
-                rc = fetch ? unpack_fetching(store, layers, diff_ids, n, fetch, fetch_ud, tmp, err)
-                           : unpack_all(store, layers, diff_ids, n, tmp, err);
-        if (rc < 0) {
-                struct kiln_err *ignored = NULL;
-                kiln_rm_rf(tmp, &ignored);
-                kiln_err_free(ignored);
+        _cleanup_free_ char *tmpl = kiln_xasprintf("%s/tmp-XXXXXX", base);
+        if (!mkdtemp(tmpl))
+                return kiln_err_sys(err, "create %s", tmpl);
+        /* removed on every way out but the rename into place */
+        _cleanup_(tmp_dir_removep) char *tmp = steal_pointer(&tmpl);
+        if (chmod(tmp, 0755) < 0)
+                return kiln_err_sys(err, "chmod %s", tmp);
+        if ((fetch ? unpack_fetching(store, layers, diff_ids, n, fetch, fetch_ud, tmp, err)
+                   : unpack_all(store, layers, diff_ids, n, tmp, err)) < 0)
                 return -1;
-        }
         if (rename(tmp, final) < 0) {
-                if (errno != EEXIST && errno != ENOTEMPTY) {
-                        kiln_err_sys(err, "rename %s to %s", tmp, final);
-                        struct kiln_err *ignored = NULL;
-                        kiln_rm_rf(tmp, &ignored);
-                        kiln_err_free(ignored);
-                        return -1;
-                }
-                /* another builder finished first; its snapshot is the same */
-                struct kiln_err *ignored = NULL;
-                kiln_rm_rf(tmp, &ignored);
-                kiln_err_free(ignored);
+                if (errno != EEXIST && errno != ENOTEMPTY)
+                        return kiln_err_sys(err, "rename %s to %s", tmp, final);
+                /* another builder finished first; its snapshot is the same
+                 * (tmp is removed on the way out) */
+        } else {
+                free(steal_pointer(&tmp)); /* in place: nothing to remove */
         }
         *path = steal_pointer(&final);
         return 0;

@@ -218,6 +218,15 @@ static void reader_release(struct reader *r)
         free(r->out);
         kiln_sha256_free(r->h);
         kiln_err_free(r->err);
+        *r = (struct reader){0};
+}
+#define _cleanup_reader_ _cleanup_(reader_release)
+
+/* The reader's own error (a read, decompression or digest failure) is the
+ * cause of whatever libarchive or the caller saw after it. */
+static int reader_fail(const struct reader *r, struct kiln_err **err)
+{
+        return kiln_err_set(err, r->err->domain, r->err->code, "%s", r->err->msg);
 }
 
 /* ---------- set of paths created by the current layer ---------- */
@@ -316,17 +325,15 @@ static int normalise(const char *raw, char **out, struct kiln_err **err)
 {
         if (raw[0] == '/')
                 return kiln_err_set(err, KILN_ERR_FORMAT, 0, "absolute path refused");
-        struct kiln_buf b = {0};
+        _cleanup_buf_ struct kiln_buf b = {0};
         const char *p = raw;
         while (*p) {
                 while (*p == '/')
                         p++;
                 const char *e = strchrnul(p, '/');
                 size_t len = (size_t)(e - p);
-                if (len == 2 && p[0] == '.' && p[1] == '.') {
-                        kiln_buf_release(&b);
+                if (len == 2 && p[0] == '.' && p[1] == '.')
                         return kiln_err_set(err, KILN_ERR_FORMAT, 0, "\"..\" component refused");
-                }
                 if (len > 0 && !(len == 1 && p[0] == '.')) {
                         if (b.len)
                                 kiln_buf_append(&b, "/", 1);
@@ -382,7 +389,7 @@ static int get_parent(struct unpack *u, const char *parent, struct kiln_err **er
                                 continue;
                         char saved = *s;
                         *s = '\0';
-                        int pfd = kiln_archive_open_in_root(u->rootfd, prefix);
+                        _cleanup_close_ int pfd = kiln_archive_open_in_root(u->rootfd, prefix);
                         if (pfd < 0 && errno == ENOENT) {
                                 _cleanup_free_ char *dir = kiln_xstrdup(prefix);
                                 const char *dp, *dn;
@@ -402,8 +409,6 @@ static int get_parent(struct unpack *u, const char *parent, struct kiln_err **er
                                 strset_add(&u->created, prefix);
                         } else if (pfd < 0) {
                                 return open_err(err, prefix);
-                        } else {
-                                close(pfd);
                         }
                         *s = saved;
                         if (!saved)
@@ -500,8 +505,7 @@ static int apply_xattrs(struct unpack *u, struct archive_entry *e, int fd, int p
         while (archive_entry_xattr_next(e, &xn, &xv, &xs) == ARCHIVE_OK) {
                 if (xattr_dropped(xn))
                         continue;
-                int rc = fd >= 0 ? fsetxattr(fd, xn, xv, xs, 0) : lsetxattr(ppath, xn, xv, xs, 0);
-                if (rc == 0)
+                if ((fd >= 0 ? fsetxattr(fd, xn, xv, xs, 0) : lsetxattr(ppath, xn, xv, xs, 0)) == 0)
                         continue;
                 if (!strcmp(xn, "security.capability"))
                         return kiln_err_sys(err, "set security.capability on \"%s\"", path);
@@ -731,13 +735,17 @@ static void unpack_release(struct unpack *u)
         for (size_t i = 0; i < u->ndirs; i++)
                 free(u->dirs[i].path);
         free(u->dirs);
+        *u = (struct unpack){.cache_fd = -1};
 }
+#define _cleanup_unpack_ _cleanup_(unpack_release)
 
 static void archive_read_freep(struct archive **a)
 {
         if (*a)
                 archive_read_free(*a);
+        *a = NULL;
 }
+#define _cleanup_archive_read_ _cleanup_(archive_read_freep)
 
 int kiln_archive_unpack(int rootfd, int blobfd, const char *media_type, const char *diff_id,
                         const char *what, struct kiln_unpack_stats *stats, struct kiln_err **err)
@@ -749,26 +757,22 @@ int kiln_archive_unpack(int rootfd, int blobfd, const char *media_type, const ch
         struct kiln_unpack_stats local = {0};
         if (!stats)
                 stats = &local;
-        struct reader r;
-        struct unpack u = {.rootfd = rootfd, .what = what, .stats = stats, .cache_fd = -1};
-        _cleanup_(archive_read_freep) struct archive *a = NULL;
-        int rc = -1;
+        _cleanup_reader_ struct reader r = {0};
+        _cleanup_unpack_ struct unpack u = {
+            .rootfd = rootfd, .what = what, .stats = stats, .cache_fd = -1};
+        _cleanup_archive_read_ struct archive *a = NULL;
 
         if (reader_init(&r, blobfd, comp, what, err) < 0)
-                goto out;
-        if (reader_check_magic(&r) < 0) {
-                kiln_err_set(err, r.err->domain, r.err->code, "%s", r.err->msg);
-                goto out;
-        }
+                return -1;
+        if (reader_check_magic(&r) < 0)
+                return reader_fail(&r, err);
         a = archive_read_new();
         archive_read_support_format_tar(a);
         if (archive_read_open(a, &r, NULL, reader_cb, NULL) != ARCHIVE_OK) {
                 if (r.err)
-                        kiln_err_set(err, r.err->domain, r.err->code, "%s", r.err->msg);
-                else
-                        kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: not a tar archive: %s", what,
-                                     archive_error_string(a));
-                goto out;
+                        return reader_fail(&r, err);
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: not a tar archive: %s", what,
+                                    archive_error_string(a));
         }
         for (;;) {
                 struct archive_entry *e;
@@ -777,55 +781,40 @@ int kiln_archive_unpack(int rootfd, int blobfd, const char *media_type, const ch
                         break;
                 if (ar < ARCHIVE_WARN) {
                         if (r.err)
-                                kiln_err_set(err, r.err->domain, r.err->code, "%s", r.err->msg);
-                        else
-                                kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: bad tar: %s", what,
-                                             archive_error_string(a));
-                        goto out;
+                                return reader_fail(&r, err);
+                        return kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: bad tar: %s", what,
+                                            archive_error_string(a));
                 }
                 const char *raw = archive_entry_pathname(e);
                 if (!raw)
                         raw = archive_entry_pathname_utf8(e);
-                if (!raw) {
-                        kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: entry without a path", what);
-                        goto out;
-                }
+                if (!raw)
+                        return kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: entry without a path",
+                                            what);
                 _cleanup_free_ char *shown = kiln_xstrdup(raw);
                 _cleanup_free_ char *rel = NULL;
                 stats->entries++;
                 if (normalise(raw, &rel, err) < 0 || unpack_entry(&u, a, e, rel, err) < 0) {
                         if (r.err) {
                                 kiln_err_clear(err);
-                                kiln_err_set(err, r.err->domain, r.err->code, "%s", r.err->msg);
-                        } else {
-                                kiln_err_prefix(err, "%s: entry \"%s\"", what, shown);
+                                return reader_fail(&r, err);
                         }
-                        goto out;
+                        return kiln_err_prefix(err, "%s: entry \"%s\"", what, shown);
                 }
         }
-        if (reader_drain(&r) < 0) {
-                kiln_err_set(err, r.err->domain, r.err->code, "%s", r.err->msg);
-                goto out;
-        }
-        if (apply_dir_times(&u, err) < 0) {
-                kiln_err_prefix(err, "%s", what);
-                goto out;
-        }
+        if (reader_drain(&r) < 0)
+                return reader_fail(&r, err);
+        if (apply_dir_times(&u, err) < 0)
+                return kiln_err_prefix(err, "%s", what);
         if (u.xattr_failures > 1)
                 kiln_warn("%s: %" PRIu64 " xattrs could not be set", what, u.xattr_failures);
         if (diff_id) {
                 char got[KILN_DIGEST_MAX];
                 kiln_sha256_final(r.h, got);
-                if (strcmp(got, diff_id) != 0) {
-                        kiln_err_set(err, KILN_ERR_DIGEST, 0,
-                                     "%s: uncompressed content has diff_id %s, expected %s", what,
-                                     got, diff_id);
-                        goto out;
-                }
+                if (strcmp(got, diff_id) != 0)
+                        return kiln_err_set(err, KILN_ERR_DIGEST, 0,
+                                            "%s: uncompressed content has diff_id %s, expected %s",
+                                            what, got, diff_id);
         }
-        rc = 0;
-out:
-        unpack_release(&u);
-        reader_release(&r);
-        return rc;
+        return 0;
 }

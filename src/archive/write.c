@@ -64,12 +64,14 @@ static int sink_feed(struct sink *s, const void *p, size_t n, bool finish)
         if (s->comp == KILN_COMP_NONE)
                 return n ? sink_put(s, p, n) : 0;
         if (s->comp == KILN_COMP_GZIP) {
-                int r = n ? kiln_pgzip_write(s->gz, p, n) : 0;
-                if (r == 0 && finish)
-                        r = kiln_pgzip_finish(s->gz);
-                if (r < 0 && !s->err)
-                        kiln_err_set(&s->err, KILN_ERR_INTERNAL, 0, "gzip compression failed");
-                return r;
+                if ((n && kiln_pgzip_write(s->gz, p, n) < 0) ||
+                    (finish && kiln_pgzip_finish(s->gz) < 0)) {
+                        if (!s->err)
+                                kiln_err_set(&s->err, KILN_ERR_INTERNAL, 0,
+                                             "gzip compression failed");
+                        return -1;
+                }
+                return 0;
         }
         ZSTD_inBuffer ib = {p, n, 0};
         for (;;) {
@@ -117,6 +119,7 @@ static void tw_release(struct tw *w)
         free(w->buf);
         *w = (struct tw){0};
 }
+#define _cleanup_tw_ _cleanup_(tw_release)
 
 static int tw_open(struct tw *w, struct kiln_store *store, const struct kiln_archive_opts *o,
                    struct kiln_err **err)
@@ -306,6 +309,7 @@ static void ino_map_release(struct ino_map *m)
         for (size_t i = 0; i < m->cap; i++)
                 free(m->slot[i].path);
         free(m->slot);
+        *m = (struct ino_map){0};
 }
 
 struct upper {
@@ -314,6 +318,12 @@ struct upper {
         const char *what;
         struct ino_map links;
 };
+
+static void upper_release(struct upper *u)
+{
+        ino_map_release(&u->links);
+}
+#define _cleanup_upper_ _cleanup_(upper_release)
 
 struct xattrs {
         bool opaque;        /* overlay.opaque = "y" */
@@ -328,6 +338,7 @@ static void xattrs_release(struct xattrs *x)
 {
         kiln_buf_release(&x->kv);
 }
+#define _cleanup_xattrs_ _cleanup_(xattrs_release)
 
 static bool overlay_xattr(const char *name, const char **suffix)
 {
@@ -447,7 +458,7 @@ static int upper_item(struct upper *u, int dirfd, const char *prefix, struct upp
                     tw_new_entry(path, S_IFREG, 0600, st->st_uid, st->st_gid, mtime);
                 return tw_write(u->w, e, -1, 0, path, err);
         }
-        _cleanup_(xattrs_release) struct xattrs x = {0};
+        _cleanup_xattrs_ struct xattrs x = {0};
         if (read_xattrs(dirfd, it->name, path, &x, err) < 0)
                 return -1;
         if (x.metacopy || x.redirect)
@@ -513,85 +524,98 @@ static int upper_item(struct upper *u, int dirfd, const char *prefix, struct upp
         }
 }
 
-static void items_free(struct upper_item *items, size_t n)
-{
-        for (size_t i = 0; i < n; i++) {
-                free(items[i].name);
-                free(items[i].emit);
-        }
-        free(items);
-}
+struct items {
+        struct upper_item *v;
+        size_t n, cap;
+};
 
-static int upper_walk(struct upper *u, int dirfd, const char *prefix, struct kiln_err **err)
+static void items_release(struct items *l)
 {
-        int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (size_t i = 0; i < l->n; i++) {
+                free(l->v[i].name);
+                free(l->v[i].emit);
+        }
+        free(l->v);
+        *l = (struct items){0};
+}
+#define _cleanup_items_ _cleanup_(items_release)
+
+/* The entries of the directory dirfd, whiteouts recognised, unsorted.
+ * The directory is read through a descriptor of its own, closed before
+ * the caller descends: deep trees must not hold two per level. */
+static int read_items(int dirfd, const char *prefix, struct items *l, struct kiln_err **err)
+{
+        _cleanup_close_ int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return kiln_err_sys(err, "open %s", *prefix ? prefix : "upper directory");
-        DIR *d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
+        _cleanup_closedir_ DIR *d = fdopendir(dfd);
+        if (!d)
                 return kiln_err_sys(err, "open %s", prefix);
-        }
-        struct upper_item *items = NULL;
-        size_t n = 0, cap = 0;
+        (void)steal_fd(&dfd); /* d owns it */
         struct dirent *de;
-        int rc = 0;
         while ((de = readdir(d))) {
                 if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
                         continue;
-                if (n == cap) {
-                        cap = cap ? cap * 2 : 32;
-                        items = kiln_xrealloc(items, cap * sizeof(*items));
+                if (l->n == l->cap) {
+                        l->cap = l->cap ? l->cap * 2 : 32;
+                        l->v = kiln_xrealloc(l->v, l->cap * sizeof(*l->v));
                 }
-                struct upper_item *it = &items[n++];
+                struct upper_item *it = &l->v[l->n++];
                 *it = (struct upper_item){.name = kiln_xstrdup(de->d_name)};
-                if (fstatat(dirfd, it->name, &it->st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        rc = kiln_err_sys(err, "stat %s%s", prefix, it->name);
-                        break;
-                }
+                if (fstatat(dirfd, it->name, &it->st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return kiln_err_sys(err, "stat %s%s", prefix, it->name);
                 it->whiteout = S_ISCHR(it->st.st_mode) && it->st.st_rdev == 0;
                 if (!it->whiteout && S_ISREG(it->st.st_mode) && it->st.st_size == 0) {
-                        struct xattrs x = {0};
-                        rc = read_xattrs(dirfd, it->name, it->name, &x, err);
-                        kiln_buf_release(&x.kv);
-                        if (rc < 0)
-                                break;
+                        _cleanup_xattrs_ struct xattrs x = {0};
+                        if (read_xattrs(dirfd, it->name, it->name, &x, err) < 0)
+                                return -1;
                         it->whiteout = x.whiteout;
                 }
                 it->emit =
                     it->whiteout ? kiln_xasprintf(".wh.%s", it->name) : kiln_xstrdup(it->name);
         }
-        closedir(d);
-        if (rc == 0) {
-                if (n > 1)
-                        qsort(items, n, sizeof(*items), item_cmp);
-                for (size_t i = 0; i < n && rc == 0; i++)
-                        rc = upper_item(u, dirfd, prefix, &items[i], err);
-        }
-        items_free(items, n);
-        return rc;
+        return 0;
 }
 
-static bool dir_is_empty(int fd, struct kiln_err **err, int *rc)
+static int upper_walk(struct upper *u, int dirfd, const char *prefix, struct kiln_err **err)
 {
-        int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-        if (!d) {
-                if (dfd >= 0)
-                        close(dfd);
-                *rc = kiln_err_sys(err, "open upper directory");
-                return false;
-        }
+        _cleanup_items_ struct items items = {0};
+        if (read_items(dirfd, prefix, &items, err) < 0)
+                return -1;
+        if (items.n > 1)
+                qsort(items.v, items.n, sizeof(*items.v), item_cmp);
+        for (size_t i = 0; i < items.n; i++)
+                if (upper_item(u, dirfd, prefix, &items.v[i], err) < 0)
+                        return -1;
+        return 0;
+}
+
+static int dir_is_empty(int fd, bool *empty, struct kiln_err **err)
+{
+        _cleanup_close_ int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_closedir_ DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (!d)
+                return kiln_err_sys(err, "open upper directory");
+        (void)steal_fd(&dfd); /* d owns it */
         struct dirent *de;
-        bool empty = true;
+        *empty = true;
         while ((de = readdir(d)))
                 if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-                        empty = false;
+                        *empty = false;
                         break;
                 }
-        closedir(d);
-        *rc = 0;
-        return empty;
+        return 0;
+}
+
+static int write_upper(int upperfd, const char *what, struct kiln_store *store,
+                       const struct kiln_archive_opts *opts, struct kiln_archive_result *out,
+                       struct kiln_err **err)
+{
+        _cleanup_tw_ struct tw w = {0};
+        _cleanup_upper_ struct upper u = {.w = &w, .o = opts, .what = what};
+        if (tw_open(&w, store, opts, err) < 0 || upper_walk(&u, upperfd, "", err) < 0)
+                return -1;
+        return tw_finish(&w, out, err);
 }
 
 int kiln_archive_from_upper(int upperfd, const char *what, struct kiln_store *store,
@@ -599,23 +623,14 @@ int kiln_archive_from_upper(int upperfd, const char *what, struct kiln_store *st
                             struct kiln_err **err)
 {
         *out = (struct kiln_archive_result){.media_type = comp_media_type(opts->compression)};
-        int rc;
-        if (dir_is_empty(upperfd, err, &rc)) {
+        bool empty = false;
+        if (dir_is_empty(upperfd, &empty, err) < 0)
+                return kiln_err_prefix(err, "%s", what);
+        if (empty) {
                 out->empty = true;
                 return 0;
         }
-        if (rc < 0)
-                return kiln_err_prefix(err, "%s", what);
-        struct tw w;
-        struct upper u = {.w = &w, .o = opts, .what = what};
-        rc = tw_open(&w, store, opts, err);
-        if (rc == 0)
-                rc = upper_walk(&u, upperfd, "", err);
-        if (rc == 0)
-                rc = tw_finish(&w, out, err);
-        tw_release(&w);
-        ino_map_release(&u.links);
-        if (rc < 0)
+        if (write_upper(upperfd, what, store, opts, out, err) < 0)
                 return kiln_err_prefix(err, "%s", what);
         return 0;
 }
@@ -658,7 +673,9 @@ static void hlist_release(struct hlist *l)
                 free(l->v[i].link);
         }
         free(l->v);
+        *l = (struct hlist){0};
 }
+#define _cleanup_hlist_ _cleanup_(hlist_release)
 
 static int hent_cmp(const void *a, const void *b)
 {
@@ -676,16 +693,14 @@ static int check_dest(const char *dest, char **out, struct kiln_err **err)
         if (dest[0] == '/')
                 return kiln_err_set(err, KILN_ERR_USAGE, 0,
                                     "copy destination \"%s\" must be relative to /", dest);
-        struct kiln_buf b = {0};
+        _cleanup_buf_ struct kiln_buf b = {0};
         for (const char *p = dest; *p;) {
                 const char *e = strchrnul(p, '/');
                 size_t len = (size_t)(e - p);
-                if ((len == 2 && p[0] == '.' && p[1] == '.') || (len == 0 && *e == '/')) {
-                        kiln_buf_release(&b);
+                if ((len == 2 && p[0] == '.' && p[1] == '.') || (len == 0 && *e == '/'))
                         return kiln_err_set(err, KILN_ERR_USAGE, 0, "copy destination \"%s\": %s",
                                             dest,
                                             len ? "\"..\" is not allowed" : "empty component");
-                }
                 if (!(len == 1 && p[0] == '.')) {
                         if (b.len)
                                 kiln_buf_append(&b, "/", 1);
@@ -699,19 +714,22 @@ static int check_dest(const char *dest, char **out, struct kiln_err **err)
 
 static int host_add(struct hlist *l, const char *src, const char *dest, struct kiln_err **err);
 
+/* The names in the directory src. Its descriptor is closed before the
+ * caller descends: deep trees must not hold a descriptor per level. */
+static int host_dir_names(const char *src, char ***names, size_t *n, struct kiln_err **err)
+{
+        _cleanup_close_ int fd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return kiln_err_sys(err, "open %s", src);
+        return kiln_dir_names(fd, src, names, n, err);
+}
+
 static int host_add_dir_children(struct hlist *l, const char *src, const char *dest,
                                  struct kiln_err **err)
 {
-        int fd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return kiln_err_sys(err, "open %s", src);
         _cleanup_strv_ char **names = NULL;
         size_t n = 0;
-        /* Closed before descending: deep trees must not hold a descriptor
-         * per level. */
-        int rc = kiln_dir_names(fd, src, &names, &n, err);
-        close(fd);
-        if (rc < 0)
+        if (host_dir_names(src, &names, &n, err) < 0)
                 return -1;
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *s = kiln_xasprintf("%s/%s", src, names[i]);
@@ -868,13 +886,38 @@ static int host_collect(const struct kiln_copy_entry *entries, size_t n, struct 
         return host_sort(l, err);
 }
 
+/* Hashes the content of a regular file of the list, which must still have
+ * the size it was listed with. */
+static int hash_file(struct kiln_sha256 *h, const struct hent *e, struct kiln_err **err)
+{
+        _cleanup_close_ int fd = open(e->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return kiln_err_sys(err, "open %s", e->src);
+        char buf[COPY_SIZE < 65536 ? COPY_SIZE : 65536];
+        uint64_t left = e->size;
+        while (left > 0) {
+                ssize_t r = read(fd, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return kiln_err_sys(err, "read %s", e->src);
+                if (r == 0)
+                        return kiln_err_set(err, KILN_ERR_BUILD, 0, "%s changed while being read",
+                                            e->src);
+                kiln_sha256_update(h, buf, (size_t)r);
+                left -= (uint64_t)r;
+        }
+        return 0;
+}
+
 int kiln_archive_host_digest(const struct kiln_copy_entry *entries, size_t n,
                              char out[KILN_DIGEST_MAX], struct kiln_err **err)
 {
-        struct hlist l = {0};
+        _cleanup_hlist_ struct hlist l = {0};
         _cleanup_sha256_ struct kiln_sha256 *h = kiln_sha256_new();
-        int rc = host_collect(entries, n, &l, err);
-        for (size_t i = 0; i < l.n && rc == 0; i++) {
+        if (host_collect(entries, n, &l, err) < 0)
+                return -1;
+        for (size_t i = 0; i < l.n; i++) {
                 const struct hent *e = &l.v[i];
                 /* path, "type perm size", link: each NUL-terminated */
                 char meta[64];
@@ -883,33 +926,11 @@ int kiln_archive_host_digest(const struct kiln_copy_entry *entries, size_t n,
                 kiln_sha256_update(h, e->path, strlen(e->path) + 1);
                 kiln_sha256_update(h, meta, (size_t)ml + 1);
                 kiln_sha256_update(h, e->link ? e->link : "", e->link ? strlen(e->link) + 1 : 1);
-                if (e->type != S_IFREG)
-                        continue;
-                _cleanup_close_ int fd = open(e->src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-                if (fd < 0) {
-                        rc = kiln_err_sys(err, "open %s", e->src);
-                        break;
-                }
-                char buf[COPY_SIZE < 65536 ? COPY_SIZE : 65536];
-                uint64_t left = e->size;
-                while (left > 0) {
-                        ssize_t r = read(fd, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf));
-                        if (r < 0 && errno == EINTR)
-                                continue;
-                        if (r <= 0) {
-                                rc = r < 0 ? kiln_err_sys(err, "read %s", e->src)
-                                           : kiln_err_set(err, KILN_ERR_BUILD, 0,
-                                                          "%s changed while being read", e->src);
-                                break;
-                        }
-                        kiln_sha256_update(h, buf, (size_t)r);
-                        left -= (uint64_t)r;
-                }
+                if (e->type == S_IFREG && hash_file(h, e, err) < 0)
+                        return -1;
         }
-        if (rc == 0)
-                kiln_sha256_final(h, out);
-        hlist_release(&l);
-        return rc;
+        kiln_sha256_final(h, out);
+        return 0;
 }
 
 int kiln_archive_from_host(const struct kiln_copy_entry *entries, size_t n, uid_t uid, gid_t gid,
@@ -917,22 +938,19 @@ int kiln_archive_from_host(const struct kiln_copy_entry *entries, size_t n, uid_
                            struct kiln_archive_result *out, struct kiln_err **err)
 {
         *out = (struct kiln_archive_result){.media_type = comp_media_type(opts->compression)};
-        struct hlist l = {0};
-        struct tw w = {0};
-        int rc = host_collect(entries, n, &l, err);
-        if (rc == 0 && l.n == 0) {
+        _cleanup_hlist_ struct hlist l = {0};
+        if (host_collect(entries, n, &l, err) < 0)
+                return -1;
+        if (l.n == 0) {
                 out->empty = true;
-                goto done;
+                return 0;
         }
         int64_t mtime = opts->source_date_epoch >= 0 ? opts->source_date_epoch : 0;
-        if (rc == 0)
-                rc = tw_open(&w, store, opts, err);
-        for (size_t i = 0; i < l.n && rc == 0; i++)
-                rc = host_write(&w, &l.v[i], uid, gid, mtime, err);
-        if (rc == 0)
-                rc = tw_finish(&w, out, err);
-done:
-        tw_release(&w);
-        hlist_release(&l);
-        return rc;
+        _cleanup_tw_ struct tw w = {0};
+        if (tw_open(&w, store, opts, err) < 0)
+                return -1;
+        for (size_t i = 0; i < l.n; i++)
+                if (host_write(&w, &l.v[i], uid, gid, mtime, err) < 0)
+                        return -1;
+        return tw_finish(&w, out, err);
 }

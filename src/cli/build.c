@@ -96,8 +96,8 @@ static int print_result(const struct cli_common *c, const struct kiln_build_resu
 static int print_many(const struct cli_common *c, struct kiln_build_job *jobs, size_t n,
                       struct kiln_err **err)
 {
-        json_t *all = c->json ? json_array() : NULL;
-        struct kiln_buf why = {0};
+        _cleanup_json_ json_t *all = c->json ? json_array() : NULL;
+        _cleanup_buf_ struct kiln_buf why = {0};
         size_t failed = 0;
         const struct kiln_err *first = NULL;
         for (size_t i = 0; i < n; i++) {
@@ -117,16 +117,47 @@ static int print_many(const struct cli_common *c, struct kiln_build_job *jobs, s
                         print_text(&jobs[i].res);
                 }
         }
-        if (all) {
+        if (all)
                 cli_print_json(all);
-                json_decref(all);
-        }
         if (failed)
-                kiln_err_set(err, first->domain, first->code, "%zu of %zu specs failed:%s", failed,
-                             n, why.data);
-        kiln_buf_release(&why);
-        return failed ? -1 : 0;
+                return kiln_err_set(err, first->domain, first->code, "%zu of %zu specs failed:%s",
+                                    failed, n, why.data);
+        return 0;
 }
+
+/* The jobs of a run of several specs, each owning its spec, result and
+ * error. */
+struct build_jobs {
+        struct kiln_build_job *v;
+        size_t n;
+};
+
+static void build_jobs_release(struct build_jobs *l)
+{
+        for (size_t i = 0; i < l->n; i++) {
+                kiln_spec_free((struct kiln_spec *)l->v[i].spec);
+                kiln_build_result_release(&l->v[i].res);
+                kiln_err_free(l->v[i].err);
+        }
+        free(l->v);
+        *l = (struct build_jobs){0};
+}
+#define _cleanup_build_jobs_ _cleanup_(build_jobs_release)
+
+/* The -o destinations given. */
+struct image_locs {
+        struct kiln_image_loc *v;
+        size_t n;
+};
+
+static void image_locs_release(struct image_locs *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                kiln_image_loc_release(&l->v[i]);
+        free(l->v);
+        *l = (struct image_locs){0};
+}
+#define _cleanup_image_locs_ _cleanup_(image_locs_release)
 
 static int build_many(const struct cli_common *c, const struct kiln_build_opts *bo,
                       char *const *files, size_t n, const struct cli_spec_flags *flags, int jobs_n,
@@ -137,35 +168,29 @@ static int build_many(const struct cli_common *c, const struct kiln_build_opts *
                         return kiln_err_set(err, KILN_ERR_USAGE, 0,
                                             "-o: several specs need an OCI layout without a tag "
                                             "(oci:DIR), where each image gets its own tag");
-        struct kiln_build_job *jobs = kiln_xcalloc(n, sizeof(*jobs));
-        int rc = 0;
-        for (size_t i = 0; i < n && rc == 0; i++) {
+        _cleanup_build_jobs_ struct build_jobs jobs = {.v = kiln_xcalloc(n, sizeof(*jobs.v)),
+                                                       .n = n};
+        for (size_t i = 0; i < n; i++) {
                 struct kiln_spec *s = NULL;
-                rc = cli_spec_load(files[i], flags, &s, err);
-                jobs[i].spec = s;
-                jobs[i].label = files[i];
+                int r = cli_spec_load(files[i], flags, &s, err);
+                jobs.v[i].spec = s;
+                jobs.v[i].label = files[i];
+                if (r < 0)
+                        return kiln_err_prefix(err, "build");
         }
-        if (rc < 0) {
-                kiln_err_prefix(err, "build");
-        } else if (bo->dry_run) {
+        if (bo->dry_run) {
                 /* The plans, one after another: nothing runs. */
-                for (size_t i = 0; i < n && rc == 0; i++) {
+                for (size_t i = 0; i < n; i++) {
                         printf("%s== %s\n", i ? "\n" : "", files[i]);
                         fflush(stdout);
-                        rc = kiln_build(jobs[i].spec, bo, &jobs[i].res, err);
+                        if (kiln_build(jobs.v[i].spec, bo, &jobs.v[i].res, err) < 0)
+                                return -1;
                 }
-        } else {
-                rc = kiln_build_many(jobs, n, bo, jobs_n, err);
-                if (rc == 0)
-                        rc = print_many(c, jobs, n, err);
+                return 0;
         }
-        for (size_t i = 0; i < n; i++) {
-                kiln_spec_free((struct kiln_spec *)jobs[i].spec);
-                kiln_build_result_release(&jobs[i].res);
-                kiln_err_free(jobs[i].err);
-        }
-        free(jobs);
-        return rc;
+        if (kiln_build_many(jobs.v, n, bo, jobs_n, err) < 0)
+                return -1;
+        return print_many(c, jobs.v, n, err);
 }
 
 int cmd_build(int argc, char **argv, struct kiln_err **err)
@@ -185,26 +210,23 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
             CLI_COMMON_LONGOPTS,
             {NULL, 0, NULL, 0},
         };
-        struct cli_common c = {0};
+        _cleanup_cli_common_ struct cli_common c = {0};
         struct kiln_build_opts bo = {.compression = KILN_COMP_GZIP};
-        struct kiln_image_loc *outs = NULL;
-        size_t n_outs = 0;
-        struct cli_spec_flags flags = {0};
+        _cleanup_image_locs_ struct image_locs outs = {0};
+        _cleanup_(cli_spec_flags_release) struct cli_spec_flags flags = {0};
         _cleanup_free_ struct option *all = cli_spec_longopts(longopts);
         const char *digest_file = NULL;
         _cleanup_strv_ char **files = NULL;
         size_t n_files = 0;
         int jobs_n = 0;
-        struct kiln_spec *spec = NULL;
-        struct kiln_build_result res = {0};
-        int opt, rc = -1;
+        int opt;
         optind = 1;
         while ((opt = getopt_long(argc, argv, "f:j:o:qh", all, NULL)) != -1) {
                 if (cli_spec_flag(&flags, opt, optarg))
                         continue;
                 int r = cli_common_option(&c, opt, optarg, err);
                 if (r < 0)
-                        goto out;
+                        return -1;
                 if (r > 0)
                         continue;
                 switch (opt) {
@@ -216,26 +238,24 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                 case 'j': {
                         char *end = NULL;
                         long v = strtol(optarg, &end, 10);
-                        if (end == optarg || *end || v < 1 || v > 1024) {
-                                kiln_err_set(err, KILN_ERR_USAGE, 0,
-                                             "--jobs %s: want a number from 1 to 1024", optarg);
-                                goto out;
-                        }
+                        if (end == optarg || *end || v < 1 || v > 1024)
+                                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                                    "--jobs %s: want a number from 1 to 1024",
+                                                    optarg);
                         jobs_n = (int)v;
                         break;
                 }
                 case 'o':
-                        outs = kiln_xrealloc(outs, (n_outs + 1) * sizeof(*outs));
-                        memset(&outs[n_outs], 0, sizeof(*outs));
-                        if (kiln_image_loc_parse(optarg, false, &outs[n_outs], err) < 0)
-                                goto out;
-                        n_outs++;
-                        if (outs[n_outs - 1].transport == KILN_TRANSPORT_DOCKER) {
-                                kiln_err_set(err, KILN_ERR_USAGE, 0,
-                                             "-o %s: use --push to write to the spec's registry",
-                                             optarg);
-                                goto out;
-                        }
+                        outs.v = kiln_xrealloc(outs.v, (outs.n + 1) * sizeof(*outs.v));
+                        memset(&outs.v[outs.n], 0, sizeof(*outs.v));
+                        if (kiln_image_loc_parse(optarg, false, &outs.v[outs.n], err) < 0)
+                                return -1;
+                        outs.n++;
+                        if (outs.v[outs.n - 1].transport == KILN_TRANSPORT_DOCKER)
+                                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                                    "-o %s: use --push to write to the spec's "
+                                                    "registry",
+                                                    optarg);
                         break;
                 case OPT_PUSH:
                         bo.push = true;
@@ -260,20 +280,16 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                                 bo.compression = KILN_COMP_GZIP;
                         else if (!strcmp(optarg, "zstd"))
                                 bo.compression = KILN_COMP_ZSTD;
-                        else {
-                                kiln_err_set(err, KILN_ERR_USAGE, 0,
-                                             "--compression %s: want gzip or zstd", optarg);
-                                goto out;
-                        }
+                        else
+                                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                                    "--compression %s: want gzip or zstd", optarg);
                         break;
                 case 'h':
                         fputs(build_usage, stdout);
-                        rc = 0;
-                        goto out;
+                        return 0;
                 default:
-                        kiln_err_set(err, KILN_ERR_USAGE, 0,
-                                     "build: bad option (see kiln help build)");
-                        goto out;
+                        return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                            "build: bad option (see kiln help build)");
                 }
         }
         for (; optind < argc; optind++) {
@@ -284,38 +300,25 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
         size_t stdin_uses = 0;
         for (size_t i = 0; i < n_files; i++)
                 stdin_uses += !strcmp(files[i], "-");
-        if (stdin_uses > 1) {
-                kiln_err_set(err, KILN_ERR_USAGE, 0, "build: stdin (-) can give only one spec");
-                goto out;
-        }
+        if (stdin_uses > 1)
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "build: stdin (-) can give only one spec");
         bo.reg = c.reg;
         bo.cache_dir = c.cache_dir;
-        bo.outputs = outs;
-        bo.n_outputs = n_outs;
+        bo.outputs = outs.v;
+        bo.n_outputs = outs.n;
         if (n_files > 1) {
-                if (digest_file) {
-                        kiln_err_set(err, KILN_ERR_USAGE, 0,
-                                     "--digest-file takes one spec; with several, --json gives "
-                                     "every digest");
-                        goto out;
-                }
-                rc = build_many(&c, &bo, files, n_files, &flags, jobs_n, err);
-                goto out;
+                if (digest_file)
+                        return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                            "--digest-file takes one spec; with several, --json "
+                                            "gives every digest");
+                return build_many(&c, &bo, files, n_files, &flags, jobs_n, err);
         }
-        if (cli_spec_load(n_files ? files[0] : NULL, &flags, &spec, err) < 0) {
-                kiln_err_prefix(err, "build");
-                goto out;
-        }
+        _cleanup_spec_ struct kiln_spec *spec = NULL;
+        if (cli_spec_load(n_files ? files[0] : NULL, &flags, &spec, err) < 0)
+                return kiln_err_prefix(err, "build");
+        _cleanup_build_result_ struct kiln_build_result res = {0};
         if (kiln_build(spec, &bo, &res, err) < 0)
-                goto out;
-        rc = print_result(&c, &res, bo.dry_run, digest_file, err);
-out:
-        kiln_build_result_release(&res);
-        kiln_spec_free(spec);
-        for (size_t i = 0; i < n_outs; i++)
-                kiln_image_loc_release(&outs[i]);
-        free(outs);
-        cli_spec_flags_release(&flags);
-        cli_common_release(&c);
-        return rc;
+                return -1;
+        return print_result(&c, &res, bo.dry_run, digest_file, err);
 }

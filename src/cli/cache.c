@@ -23,13 +23,19 @@ static const char cache_usage[] =
     "            the cached steps that used them (exit 6 when any was bad)\n"
     "Options: --cache-dir DIR, --json (ls)\n";
 
+static int bad_size(const char *s, struct kiln_err **err)
+{
+        return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                            "--keep-bytes %s: want a size such as 10G, 500M or 1048576", s);
+}
+
 /* "10G", "500M", "1.5GiB", "4096": bytes (powers of 1024). */
 static int parse_size(const char *s, int64_t *out, struct kiln_err **err)
 {
         char *end = NULL;
         double v = strtod(s, &end);
         if (end == s || v < 0)
-                goto bad;
+                return bad_size(s, err);
         double mul = 1;
         switch (toupper((unsigned char)*end)) {
         case 'K':
@@ -47,7 +53,7 @@ static int parse_size(const char *s, int64_t *out, struct kiln_err **err)
         case '\0':
                 break;
         default:
-                goto bad;
+                return bad_size(s, err);
         }
         if (*end) {
                 end++;
@@ -55,12 +61,15 @@ static int parse_size(const char *s, int64_t *out, struct kiln_err **err)
                         end += strlen(end);
         }
         if (*end)
-                goto bad;
+                return bad_size(s, err);
         *out = (int64_t)(v * mul);
         return 0;
-bad:
+}
+
+static int bad_age(const char *s, struct kiln_err **err)
+{
         return kiln_err_set(err, KILN_ERR_USAGE, 0,
-                            "--keep-bytes %s: want a size such as 10G, 500M or 1048576", s);
+                            "--older-than %s: want an age such as 7d, 12h, 30m or 45s", s);
 }
 
 /* "7d", "12h", "30m", "45s", "3600": seconds. */
@@ -70,7 +79,7 @@ static int parse_age(const char *s, int64_t *out, struct kiln_err **err)
         long long v = strtoll(s, &end, 10);
         int64_t mul = 1;
         if (end == s || v < 0)
-                goto bad;
+                return bad_age(s, err);
         if (*end == 'd')
                 mul = 86400;
         else if (*end == 'h')
@@ -78,14 +87,11 @@ static int parse_age(const char *s, int64_t *out, struct kiln_err **err)
         else if (*end == 'm')
                 mul = 60;
         else if (*end != 's' && *end != '\0')
-                goto bad;
+                return bad_age(s, err);
         if (*end && end[1])
-                goto bad;
+                return bad_age(s, err);
         *out = (int64_t)v * mul;
         return 0;
-bad:
-        return kiln_err_set(err, KILN_ERR_USAGE, 0,
-                            "--older-than %s: want an age such as 7d, 12h, 30m or 45s", s);
 }
 
 static int step_cmp(const void *a, const void *b)
@@ -98,20 +104,20 @@ static int step_cmp(const void *a, const void *b)
 
 static int cache_ls(struct kiln_store *s, bool json, struct kiln_err **err)
 {
-        struct kiln_step_entry *v = NULL;
-        size_t n = 0;
+        _cleanup_step_entries_ struct kiln_step_entries steps = {0};
         struct kiln_cache_usage u;
-        if (kiln_store_step_list(s, &v, &n, err) < 0)
+        if (kiln_store_step_list(s, &steps.v, &steps.n, err) < 0 ||
+            kiln_store_usage(s, &u, err) < 0)
                 return -1;
-        int rc = kiln_store_usage(s, &u, err);
+        size_t n = steps.n;
         if (n > 1)
-                qsort(v, n, sizeof(*v), step_cmp);
-        json_t *arr = json ? json_array() : NULL;
-        if (rc == 0 && !json)
+                qsort(steps.v, n, sizeof(*steps.v), step_cmp);
+        _cleanup_json_ json_t *arr = json ? json_array() : NULL;
+        if (!json)
                 printf("%-12s  %-10s  %10s  %-19s  %s\n", "KEY", "KIND", "LAYER", "LAST USED",
                        "CREATED BY");
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-                const struct kiln_step_entry *e = &v[i];
+        for (size_t i = 0; i < n; i++) {
+                const struct kiln_step_entry *e = &steps.v[i];
                 char when[32] = "";
                 time_t t = (time_t)e->last_used;
                 struct tm tm;
@@ -133,33 +139,25 @@ static int cache_ls(struct kiln_store *s, bool json, struct kiln_err **err)
                 printf("%.12s  %-10s  %10s  %-19s  %.60s\n", e->key, e->kind, size, when,
                        e->created_by);
         }
-        if (rc == 0) {
-                char b[32], sn[32], in[32];
-                kiln_human_size(u.blob_bytes, b, sizeof(b));
-                kiln_human_size(u.snapshot_bytes, sn, sizeof(sn));
-                kiln_human_size(u.installer_bytes, in, sizeof(in));
-                if (json) {
-                        json_t *o = json_pack("{s:o, s:{s:I, s:I}, s:{s:I, s:I}, s:I}", "steps",
-                                              arr, "blobs", "count", (json_int_t)u.n_blobs, "bytes",
-                                              (json_int_t)u.blob_bytes, "snapshots", "count",
-                                              (json_int_t)u.n_snapshots, "bytes",
-                                              (json_int_t)u.snapshot_bytes, "installerCacheBytes",
-                                              (json_int_t)u.installer_bytes);
-                        arr = NULL;
-                        cli_print_json(o);
-                        json_decref(o);
-                } else {
-                        printf("%zu steps; %llu blobs, %s; %llu base snapshots, %s; apt and pip "
-                               "caches, %s (%s)\n",
-                               n, (unsigned long long)u.n_blobs, b,
-                               (unsigned long long)u.n_snapshots, sn, in, kiln_store_root(s));
-                }
+        char b[32], sn[32], in[32];
+        kiln_human_size(u.blob_bytes, b, sizeof(b));
+        kiln_human_size(u.snapshot_bytes, sn, sizeof(sn));
+        kiln_human_size(u.installer_bytes, in, sizeof(in));
+        if (json) {
+                /* "o" takes arr's reference */
+                _cleanup_json_ json_t *o = json_pack(
+                    "{s:o, s:{s:I, s:I}, s:{s:I, s:I}, s:I}", "steps", steal_pointer(&arr), "blobs",
+                    "count", (json_int_t)u.n_blobs, "bytes", (json_int_t)u.blob_bytes, "snapshots",
+                    "count", (json_int_t)u.n_snapshots, "bytes", (json_int_t)u.snapshot_bytes,
+                    "installerCacheBytes", (json_int_t)u.installer_bytes);
+                cli_print_json(o);
+        } else {
+                printf("%zu steps; %llu blobs, %s; %llu base snapshots, %s; apt and pip "
+                       "caches, %s (%s)\n",
+                       n, (unsigned long long)u.n_blobs, b, (unsigned long long)u.n_snapshots, sn,
+                       in, kiln_store_root(s));
         }
-        json_decref(arr);
-        for (size_t i = 0; i < n; i++)
-                kiln_step_entry_release(&v[i]);
-        free(v);
-        return rc;
+        return 0;
 }
 
 int cmd_cache(int argc, char **argv, struct kiln_err **err)
@@ -234,7 +232,7 @@ int cmd_cache(int argc, char **argv, struct kiln_err **err)
                        (unsigned long long)r.removed_steps, kb);
                 return 0;
         }
-        struct kiln_verify_report r;
+        _cleanup_verify_report_ struct kiln_verify_report r = {0};
         if (kiln_store_verify(s, &r, err) < 0)
                 return kiln_err_prefix(err, "cache verify");
         char bytes[32];
@@ -244,12 +242,10 @@ int cmd_cache(int argc, char **argv, struct kiln_err **err)
                 printf("bad: %s (its content does not hash to its name): removed\n", r.bad[i]);
         printf("verified %llu blobs (%s): %zu bad; %llu cached steps dropped\n",
                (unsigned long long)r.blobs, bytes, n_bad, (unsigned long long)r.dropped_steps);
-        int rc = 0;
         if (n_bad)
-                rc = kiln_err_set(err, KILN_ERR_DIGEST, 0,
-                                  "cache verify: %zu blobs did not match their digest (removed; "
-                                  "the steps that made them run again on the next build)",
-                                  n_bad);
-        kiln_verify_report_release(&r);
-        return rc;
+                return kiln_err_set(err, KILN_ERR_DIGEST, 0,
+                                    "cache verify: %zu blobs did not match their digest (removed; "
+                                    "the steps that made them run again on the next build)",
+                                    n_bad);
+        return 0;
 }

@@ -55,6 +55,7 @@ enum {
 /* Handles a shared option; returns 1 if opt was one, 0 if not, -1 on error. */
 int cli_common_option(struct cli_common *c, int opt, const char *arg, struct kiln_err **err);
 void cli_common_release(struct cli_common *c);
+#define _cleanup_cli_common_ _cleanup_(cli_common_release)
 /* Opens a registry session for ref's domain with the common options. */
 int cli_registry_open(const struct cli_common *c, const struct kiln_ref *ref,
                       struct kiln_registry **out, struct kiln_err **err);

@@ -54,8 +54,8 @@ int cli_common_option(struct cli_common *c, int opt, const char *arg, struct kil
 void cli_common_release(struct cli_common *c)
 {
         kiln_strv_free(c->insecure);
-        c->insecure = NULL;
         kiln_platform_release(&c->platform);
+        *c = (struct cli_common){0};
 }
 
 int cli_registry_open(const struct cli_common *c, const struct kiln_ref *ref,

@@ -29,7 +29,9 @@ static void source_release(struct source *s)
         if (s->is_local)
                 kiln_local_image_release(&s->local);
         kiln_image_loc_release(&s->loc);
+        *s = (struct source){0};
 }
+#define _cleanup_source_ _cleanup_(source_release)
 
 /* The top manifest or index: its bytes, digest and declared media type. */
 static int source_top(struct source *s, struct kiln_buf *body, char **mt,
@@ -173,6 +175,59 @@ static json_t *image_json(const char *name, const char *digest, const struct kil
         return o;
 }
 
+/* An index is resolved to the platform's image (--platform, default this
+ * host): m and body become that manifest, digest its digest. */
+static int resolve_index(struct source *s, const struct cli_common *c, struct kiln_manifest *m,
+                         struct kiln_buf *body, char digest[KILN_DIGEST_MAX], struct kiln_err **err)
+{
+        _cleanup_platform_ struct kiln_platform want = {0};
+        if (c->platform.os)
+                kiln_platform_copy(&want, &c->platform);
+        else
+                kiln_platform_host(&want);
+        const struct kiln_descriptor *pick = NULL;
+        if (kiln_index_select(m, &want, &pick, err) < 0)
+                return -1;
+        _cleanup_free_ char *child = kiln_xstrdup(pick->digest);
+        _cleanup_free_ char *child_mt = kiln_xstrdup(pick->media_type);
+        kiln_manifest_release(m);
+        body->len = 0;
+        if (source_manifest(s, child, body, err) < 0 ||
+            kiln_manifest_parse(body->data, body->len, child_mt, m, err) < 0)
+                return -1;
+        if (m->is_index)
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0, "nested index %s", child);
+        snprintf(digest, KILN_DIGEST_MAX, "%s", child);
+        return 0;
+}
+
+static int inspect_image(struct source *s, const struct cli_common *c, const char *name,
+                         struct kiln_buf *body, const char *mt, char digest[KILN_DIGEST_MAX],
+                         struct kiln_err **err)
+{
+        _cleanup_manifest_ struct kiln_manifest m = {0};
+        _cleanup_config_summary_ struct kiln_config_summary cfg = {0};
+        _cleanup_json_ json_t *index = NULL;
+        _cleanup_buf_ struct kiln_buf cbuf = {0};
+        if (kiln_manifest_parse(body->data, body->len, mt, &m, err) < 0)
+                return -1;
+        if (m.is_index) {
+                index = index_json(&m, digest);
+                if (resolve_index(s, c, &m, body, digest, err) < 0)
+                        return -1;
+        }
+        if (source_config(s, &m.config, &cbuf, err) < 0 ||
+            kiln_config_summary_parse(cbuf.data, cbuf.len, &cfg, err) < 0)
+                return -1;
+        if (c->json) {
+                _cleanup_json_ json_t *o = image_json(name, digest, &m, &cfg, index);
+                cli_print_json(o);
+        } else {
+                print_text(name, digest, &m, &cfg, index);
+        }
+        return 0;
+}
+
 static int inspect(struct source *s, const struct cli_common *c, bool raw, struct kiln_err **err)
 {
         _cleanup_buf_ struct kiln_buf body = {0};
@@ -185,54 +240,9 @@ static int inspect(struct source *s, const struct cli_common *c, bool raw, struc
                 fwrite(body.data, 1, body.len, stdout);
                 return fflush(stdout) == 0 ? 0 : kiln_err_sys(err, "write stdout");
         }
-        struct kiln_manifest m = {0};
-        struct kiln_config_summary cfg = {0};
-        json_t *index = NULL;
-        _cleanup_buf_ struct kiln_buf cbuf = {0};
-        int rc = kiln_manifest_parse(body.data, body.len, mt, &m, err);
-        if (rc == 0 && m.is_index) {
-                struct kiln_platform want = {0};
-                if (c->platform.os)
-                        kiln_platform_copy(&want, &c->platform);
-                else
-                        kiln_platform_host(&want);
-                const struct kiln_descriptor *pick = NULL;
-                index = index_json(&m, digest);
-                rc = kiln_index_select(&m, &want, &pick, err);
-                _cleanup_free_ char *child = rc == 0 ? kiln_xstrdup(pick->digest) : NULL;
-                _cleanup_free_ char *child_mt = rc == 0 ? kiln_xstrdup(pick->media_type) : NULL;
-                kiln_platform_release(&want);
-                kiln_manifest_release(&m);
-                if (rc == 0) {
-                        body.len = 0;
-                        rc = source_manifest(s, child, &body, err);
-                }
-                if (rc == 0)
-                        rc = kiln_manifest_parse(body.data, body.len, child_mt, &m, err);
-                if (rc == 0 && m.is_index)
-                        rc = kiln_err_set(err, KILN_ERR_FORMAT, 0, "nested index %s", child);
-                if (rc == 0)
-                        snprintf(digest, sizeof(digest), "%s", child);
-        }
-        if (rc == 0)
-                rc = source_config(s, &m.config, &cbuf, err);
-        if (rc == 0)
-                rc = kiln_config_summary_parse(cbuf.data, cbuf.len, &cfg, err);
-        if (rc == 0) {
-                if (c->json) {
-                        json_t *o = image_json(name, digest, &m, &cfg, index);
-                        cli_print_json(o);
-                        json_decref(o);
-                } else {
-                        print_text(name, digest, &m, &cfg, index);
-                }
-        }
-        json_decref(index);
-        kiln_config_summary_release(&cfg);
-        kiln_manifest_release(&m);
-        if (rc < 0)
-                kiln_err_prefix(err, "inspect %s", name);
-        return rc;
+        if (inspect_image(s, c, name, &body, mt, digest, err) < 0)
+                return kiln_err_prefix(err, "inspect %s", name);
+        return 0;
 }
 
 int cmd_inspect(int argc, char **argv, struct kiln_err **err)
@@ -244,57 +254,48 @@ int cmd_inspect(int argc, char **argv, struct kiln_err **err)
             CLI_COMMON_LONGOPTS,
             {NULL, 0, NULL, 0},
         };
-        struct cli_common c = {0};
-        struct source s = {0};
+        _cleanup_cli_common_ struct cli_common c = {0};
+        _cleanup_source_ struct source s = {0};
         bool raw = false;
-        int opt, rc = -1;
+        int opt;
         optind = 1;
         while ((opt = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
                 int r = cli_common_option(&c, opt, optarg, err);
                 if (r < 0)
-                        goto out;
+                        return -1;
                 if (r > 0)
                         continue;
                 if (opt == OPT_RAW) {
                         raw = true;
                 } else if (opt == 'h') {
                         fputs(inspect_usage, stdout);
-                        rc = 0;
-                        goto out;
+                        return 0;
                 } else {
-                        kiln_err_set(err, KILN_ERR_USAGE, 0,
-                                     "inspect: bad option (see kiln help inspect)");
-                        goto out;
+                        return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                            "inspect: bad option (see kiln help inspect)");
                 }
         }
-        if (optind != argc - 1) {
-                kiln_err_set(err, KILN_ERR_USAGE, 0,
-                             "inspect: expected one image (see kiln help inspect)");
-                goto out;
-        }
+        if (optind != argc - 1)
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "inspect: expected one image (see kiln help inspect)");
         if (kiln_image_loc_parse(argv[optind], true, &s.loc, err) < 0)
-                goto out;
+                return -1;
         switch (s.loc.transport) {
         case KILN_TRANSPORT_DOCKER:
                 if (kiln_store_open(c.cache_dir, &s.store, err) < 0 ||
                     cli_registry_open(&c, &s.loc.ref, &s.reg, err) < 0)
-                        goto out;
+                        return -1;
                 break;
         case KILN_TRANSPORT_OCI:
         case KILN_TRANSPORT_OCI_ARCHIVE:
                 if (kiln_local_image_open(&s.loc, &s.local, err) < 0)
-                        goto out;
+                        return -1;
                 s.is_local = true;
                 break;
         default:
-                kiln_err_set(err, KILN_ERR_USAGE, 0,
-                             "inspect: %s: docker-archive images cannot be inspected yet",
-                             argv[optind]);
-                goto out;
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "inspect: %s: docker-archive images cannot be inspected yet",
+                                    argv[optind]);
         }
-        rc = inspect(&s, &c, raw, err);
-out:
-        source_release(&s);
-        cli_common_release(&c);
-        return rc;
+        return inspect(&s, &c, raw, err);
 }

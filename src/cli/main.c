@@ -64,7 +64,7 @@ int main(int argc, char **argv)
                 return 2;
         }
         const char *cmd = argv[1];
-        struct kiln_err *err = NULL;
+        _cleanup_err_ struct kiln_err *err = NULL;
         if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
                 printf("kiln %s\n", KILN_VERSION);
                 return 0;
@@ -88,7 +88,5 @@ int main(int argc, char **argv)
         if (commands[k].fn(argc - 1, argv + 1, &err) == 0)
                 return 0;
         fprintf(stderr, "kiln: error: %s\n", err ? err->msg : "unknown failure");
-        int code = err ? kiln_err_exit_code(err) : 1;
-        kiln_err_free(err);
-        return code;
+        return err ? kiln_err_exit_code(err) : 1;
 }

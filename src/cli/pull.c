@@ -24,25 +24,15 @@ int cmd_pull(int argc, char **argv, struct kiln_err **err)
             CLI_COMMON_LONGOPTS,
             {NULL, 0, NULL, 0},
         };
-        /* Everything the exits below release is declared before the first
-         * goto, so no cleanup ever sees an uninitialised pointer. */
-        struct cli_common c = {0};
-        struct kiln_image_loc src = {0}, dest = {0};
-        struct kiln_store *store = NULL;
-        struct kiln_registry *reg = NULL;
-        struct kiln_progress *progress = NULL;
-        struct kiln_descriptor top = {0};
-        _cleanup_free_ char *name = NULL;
-        _cleanup_free_ char *plat = NULL;
-        _cleanup_free_ char *where = NULL;
+        _cleanup_cli_common_ struct cli_common c = {0};
         const char *dest_s = NULL;
         bool all = false;
-        int opt, rc = -1;
+        int opt;
         optind = 1;
         while ((opt = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
                 int r = cli_common_option(&c, opt, optarg, err);
                 if (r < 0)
-                        goto out;
+                        return -1;
                 if (r > 0)
                         continue;
                 switch (opt) {
@@ -54,62 +44,58 @@ int cmd_pull(int argc, char **argv, struct kiln_err **err)
                         break;
                 case 'h':
                         fputs(pull_usage, stdout);
-                        rc = 0;
-                        goto out;
+                        return 0;
                 default:
-                        kiln_err_set(err, KILN_ERR_USAGE, 0,
-                                     "pull: bad option (see kiln help pull)");
-                        goto out;
+                        return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                            "pull: bad option (see kiln help pull)");
                 }
         }
-        if (optind != argc - 1) {
-                kiln_err_set(err, KILN_ERR_USAGE, 0,
-                             "pull: expected one image (see kiln help pull)");
-                goto out;
-        }
+        if (optind != argc - 1)
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "pull: expected one image (see kiln help pull)");
+        _cleanup_image_loc_ struct kiln_image_loc src = {0};
+        _cleanup_image_loc_ struct kiln_image_loc dest = {0};
         if (kiln_image_loc_parse(argv[optind], true, &src, err) < 0)
-                goto out;
-        if (src.transport != KILN_TRANSPORT_DOCKER) {
-                kiln_err_set(err, KILN_ERR_USAGE, 0,
-                             "pull: %s is not a registry image (pull reads docker://REF)",
-                             argv[optind]);
-                goto out;
-        }
+                return -1;
+        if (src.transport != KILN_TRANSPORT_DOCKER)
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "pull: %s is not a registry image (pull reads docker://REF)",
+                                    argv[optind]);
         if (dest_s && kiln_image_loc_parse(dest_s, false, &dest, err) < 0)
-                goto out;
-        if (dest_s && dest.transport == KILN_TRANSPORT_DOCKER) {
-                kiln_err_set(err, KILN_ERR_USAGE, 0,
-                             "pull: -o %s: pushing to a registry is not what pull does", dest_s);
-                goto out;
-        }
-        if (all && dest_s && dest.transport == KILN_TRANSPORT_DOCKER_ARCHIVE) {
-                kiln_err_set(err, KILN_ERR_USAGE, 0,
-                             "pull: a docker-archive holds one image; --all-platforms needs oci: "
-                             "or oci-archive:");
-                goto out;
-        }
-        name = kiln_ref_string(&src.ref);
+                return -1;
+        if (dest_s && dest.transport == KILN_TRANSPORT_DOCKER)
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "pull: -o %s: pushing to a registry is not what pull does",
+                                    dest_s);
+        if (all && dest_s && dest.transport == KILN_TRANSPORT_DOCKER_ARCHIVE)
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "pull: a docker-archive holds one image; --all-platforms "
+                                    "needs oci: or oci-archive:");
+        _cleanup_free_ char *name = kiln_ref_string(&src.ref);
+        _cleanup_store_ struct kiln_store *store = NULL;
+        _cleanup_registry_ struct kiln_registry *reg = NULL;
         if (kiln_store_open(c.cache_dir, &store, err) < 0 ||
             cli_registry_open(&c, &src.ref, &reg, err) < 0)
-                goto out;
-        progress = kiln_progress_new("pull", c.reg.quiet);
+                return -1;
+        _cleanup_progress_ struct kiln_progress *progress = kiln_progress_new("pull", c.reg.quiet);
         struct kiln_pull_opts po = {.all_platforms = all};
         po.platform = c.platform;
+        _cleanup_descriptor_ struct kiln_descriptor top = {0};
         if (kiln_pull(reg, &src.ref, &po, store, progress, &top, err) < 0)
-                goto out;
+                return -1;
         if (dest_s && kiln_output_write(&dest, store, &top, name, err) < 0)
-                goto out;
-        plat = top.platform ? kiln_platform_string(top.platform) : NULL;
-        where = dest_s ? kiln_image_loc_string(&dest) : NULL;
+                return -1;
+        _cleanup_free_ char *plat = top.platform ? kiln_platform_string(top.platform) : NULL;
+        _cleanup_free_ char *where = dest_s ? kiln_image_loc_string(&dest) : NULL;
         if (c.json) {
-                json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "source", name, "digest", top.digest,
-                                      "mediaType", top.media_type, "size", (json_int_t)top.size);
+                _cleanup_json_ json_t *o =
+                    json_pack("{s:s, s:s, s:s, s:I}", "source", name, "digest", top.digest,
+                              "mediaType", top.media_type, "size", (json_int_t)top.size);
                 if (plat)
                         json_object_set_new(o, "platform", json_string(plat));
                 if (where)
                         json_object_set_new(o, "destination", json_string(where));
                 cli_print_json(o);
-                json_decref(o);
         } else {
                 printf("%s\n  digest:     %s\n  media type: %s\n", name, top.digest,
                        top.media_type);
@@ -117,14 +103,5 @@ int cmd_pull(int argc, char **argv, struct kiln_err **err)
                         printf("  platform:   %s\n", plat);
                 printf("  written to: %s\n", where ? where : kiln_store_root(store));
         }
-        rc = 0;
-out:
-        kiln_descriptor_release(&top);
-        kiln_progress_free(progress);
-        kiln_registry_free(reg);
-        kiln_store_free(store);
-        kiln_image_loc_release(&src);
-        kiln_image_loc_release(&dest);
-        cli_common_release(&c);
-        return rc;
+        return 0;
 }

@@ -94,11 +94,10 @@ int kiln_config_summary_parse(const char *data, size_t len, struct kiln_config_s
                 return kiln_err_set(err, KILN_ERR_FORMAT, 0,
                                     "image config: invalid JSON at line %d column %d: %s",
                                     jerr.line, jerr.column, jerr.text);
-        struct kiln_config_summary c = {0};
-        if (summary_parse(doc, &c, err) < 0) {
-                kiln_config_summary_release(&c);
+        _cleanup_config_summary_ struct kiln_config_summary c = {0};
+        if (summary_parse(doc, &c, err) < 0)
                 return kiln_err_prefix(err, "image config");
-        }
         *out = c;
+        c = (struct kiln_config_summary){0};
         return 0;
 }

@@ -163,13 +163,12 @@ static int descriptor_parse(json_t *obj, const char *what, struct kiln_descripto
 int kiln_descriptor_from_json(json_t *obj, const char *what, struct kiln_descriptor *out,
                               struct kiln_err **err)
 {
-        struct kiln_descriptor d = {0};
+        _cleanup_descriptor_ struct kiln_descriptor d = {0};
         *out = (struct kiln_descriptor){0};
-        if (descriptor_parse(obj, what ? what : "descriptor", &d, err) < 0) {
-                kiln_descriptor_release(&d);
+        if (descriptor_parse(obj, what ? what : "descriptor", &d, err) < 0)
                 return -1;
-        }
         *out = d;
+        d = (struct kiln_descriptor){0};
         return 0;
 }
 

@@ -166,12 +166,11 @@ int kiln_manifest_parse(const char *data, size_t len, const char *declared_mt,
                 return kiln_err_set(err, KILN_ERR_FORMAT, 0,
                                     "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
                                     jerr.text);
-        struct kiln_manifest m = {0};
-        if (manifest_parse(doc, declared_mt, &m, err) < 0) {
-                kiln_manifest_release(&m);
+        _cleanup_manifest_ struct kiln_manifest m = {0};
+        if (manifest_parse(doc, declared_mt, &m, err) < 0)
                 return -1;
-        }
         *out = m;
+        m = (struct kiln_manifest){0};
         return 0;
 }
 

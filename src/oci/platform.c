@@ -219,22 +219,17 @@ bool kiln_oci_platform_matches_ex(const struct kiln_platform *want,
 {
         if (!want || !cand)
                 return false;
-        struct kiln_platform w = {0}, c = {0};
+        _cleanup_platform_ struct kiln_platform w = {0}, c = {0};
         kiln_platform_copy(&w, want);
         kiln_platform_copy(&c, cand);
         normalise(&w);
         normalise(&c);
-        bool ok = false;
         if (is_unknown(&w) || is_unknown(&c) || !eq(w.os, c.os) ||
             !eq(w.architecture, c.architecture))
-                ok = false;
-        else if (w.variant || strict || eq(w.architecture, "arm"))
-                ok = eq(effective_variant(&w), effective_variant(&c));
-        else
-                ok = true;
-        kiln_platform_release(&w);
-        kiln_platform_release(&c);
-        return ok;
+                return false;
+        if (w.variant || strict || eq(w.architecture, "arm"))
+                return eq(effective_variant(&w), effective_variant(&c));
+        return true;
 }
 
 bool kiln_platform_matches(const struct kiln_platform *want, const struct kiln_platform *cand)
@@ -244,7 +239,7 @@ bool kiln_platform_matches(const struct kiln_platform *want, const struct kiln_p
 
 int kiln_oci_platform_from_json(json_t *obj, struct kiln_platform *out, struct kiln_err **err)
 {
-        struct kiln_platform p = {0};
+        _cleanup_platform_ struct kiln_platform p = {0};
         static const struct {
                 const char *key;
                 bool required;
@@ -259,20 +254,17 @@ int kiln_oci_platform_from_json(json_t *obj, struct kiln_platform *out, struct k
         for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
                 json_t *v = json_object_get(obj, fields[i].key);
                 char **dst = (char **)((char *)&p + fields[i].off);
-                if (!v && fields[i].required) {
-                        kiln_platform_release(&p);
+                if (!v && fields[i].required)
                         return kiln_err_set(err, KILN_ERR_FORMAT, 0, "missing \"%s\"",
                                             fields[i].key);
-                }
                 if (!v || (!fields[i].required && json_is_null(v)))
                         continue;
-                if (!json_is_string(v)) {
-                        kiln_platform_release(&p);
+                if (!json_is_string(v))
                         return kiln_err_set(err, KILN_ERR_FORMAT, 0, "\"%s\" must be a string",
                                             fields[i].key);
-                }
                 *dst = kiln_xstrdup(json_string_value(v));
         }
         *out = p;
+        p = (struct kiln_platform){0};
         return 0;
 }

@@ -137,25 +137,28 @@ static int copy_plain(int in, struct sink *s, struct kiln_err **err)
         }
 }
 
+/* inflateEnd at scope exit; a zeroed stream (never initialised) is left
+ * alone by zlib. */
+static void inflate_endp(z_stream *z)
+{
+        inflateEnd(z);
+}
+
 /* Multi-member gzip (pigz, concatenated streams) is legal and Go's reader,
  * which docker uses, accepts it; trailing garbage is not. */
 static int gunzip(int in, struct sink *s, struct kiln_err **err)
 {
         _cleanup_free_ unsigned char *ibuf = kiln_xmalloc(CHUNK);
         _cleanup_free_ unsigned char *obuf = kiln_xmalloc(CHUNK);
-        z_stream z;
-        memset(&z, 0, sizeof(z));
+        _cleanup_(inflate_endp) z_stream z = {0};
         if (inflateInit2(&z, 15 + 16) != Z_OK)
                 return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "%s: zlib init failed", s->what);
-        int rc = 0;
         bool in_member = true, eof = false, padding = false;
-        while (rc == 0) {
+        for (;;) {
                 if (z.avail_in == 0 && !eof) {
                         ssize_t n = read_some(in, ibuf, CHUNK);
-                        if (n < 0) {
-                                rc = kiln_err_sys(err, "read %s", s->what);
-                                break;
-                        }
+                        if (n < 0)
+                                return kiln_err_sys(err, "read %s", s->what);
                         eof = n == 0;
                         z.next_in = ibuf;
                         z.avail_in = (uInt)n;
@@ -169,71 +172,60 @@ static int gunzip(int in, struct sink *s, struct kiln_err **err)
                                 z.avail_in--;
                         }
                         if (z.avail_in == 0 && eof)
-                                break;
+                                return 0;
                         if (z.avail_in == 0)
                                 continue;
-                        if (padding) {
-                                rc = kiln_err_set(err, KILN_ERR_FORMAT, 0,
-                                                  "%s: garbage after the gzip data", s->what);
-                                break;
-                        }
+                        if (padding)
+                                return kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                                                    "%s: garbage after the gzip data", s->what);
                         inflateReset(&z);
                         in_member = true;
                 }
-                if (z.avail_in == 0 && eof) {
-                        rc = kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: gzip stream is truncated",
-                                          s->what);
-                        break;
-                }
+                if (z.avail_in == 0 && eof)
+                        return kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: gzip stream is truncated",
+                                            s->what);
                 z.next_out = obuf;
                 z.avail_out = CHUNK;
                 int zr = inflate(&z, Z_NO_FLUSH);
-                if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-                        rc = kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: corrupt gzip data: %s",
-                                          s->what, z.msg ? z.msg : "inflate failed");
-                        break;
-                }
+                if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
+                        return kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: corrupt gzip data: %s",
+                                            s->what, z.msg ? z.msg : "inflate failed");
                 size_t have = CHUNK - z.avail_out;
                 if (have && sink_write(s, obuf, have, err) < 0)
-                        rc = -1;
+                        return -1;
                 if (zr == Z_STREAM_END)
                         in_member = false;
         }
-        inflateEnd(&z);
-        return rc;
 }
 
 /* libzstd is reached through libarchive's raw reader, which links it and
  * streams with bounded memory. */
 static int unzstd(int in, struct sink *s, struct kiln_err **err)
 {
-        struct archive *a = archive_read_new();
+        _cleanup_archive_read_ struct archive *a = archive_read_new();
         if (!a)
                 abort();
-        int rc = 0;
         struct archive_entry *e = NULL;
         if (archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
             archive_read_support_format_raw(a) != ARCHIVE_OK ||
             archive_read_open_fd(a, in, CHUNK) != ARCHIVE_OK ||
-            archive_read_next_header(a, &e) != ARCHIVE_OK) {
-                rc = kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: cannot read zstd data: %s", s->what,
-                                  archive_error_string(a) ? archive_error_string(a) : "");
-        }
+            archive_read_next_header(a, &e) != ARCHIVE_OK)
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: cannot read zstd data: %s",
+                                    s->what,
+                                    archive_error_string(a) ? archive_error_string(a) : "");
         _cleanup_free_ char *buf = kiln_xmalloc(CHUNK);
-        while (rc == 0) {
+        for (;;) {
                 la_ssize_t n = archive_read_data(a, buf, CHUNK);
                 if (n < 0) {
                         const char *m = archive_error_string(a);
-                        rc = kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: corrupt zstd data: %s",
-                                          s->what, m ? m : "read failed");
-                        break;
+                        return kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: corrupt zstd data: %s",
+                                            s->what, m ? m : "read failed");
                 }
                 if (n == 0)
-                        break;
-                rc = sink_write(s, buf, (size_t)n, err);
+                        return 0;
+                if (sink_write(s, buf, (size_t)n, err) < 0)
+                        return -1;
         }
-        archive_read_free(a);
-        return rc;
 }
 
 /* Decompresses one layer into an unlinked temp file next to the
@@ -362,6 +354,65 @@ static char *repositories_json(const char *tag, const char *top_diff_id)
         return s;
 }
 
+/* The archive's entries, sorted by name. */
+struct entries {
+        struct entry *v;
+        size_t n;
+};
+
+static void entries_release(struct entries *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                free(l->v[i].name);
+        free(l->v);
+        *l = (struct entries){0};
+}
+#define _cleanup_entries_ _cleanup_(entries_release)
+
+/* What goes into the archive for one entry. */
+struct docker_image {
+        struct kiln_store *store;
+        const struct kiln_image_loc *dest;
+        const struct kiln_output_doc *m;
+        char **diff_ids;
+        const struct kiln_buf *config;
+        const char *manifest;
+        const char *repositories;
+};
+
+static int write_entry(struct kiln_output_tar *t, const struct docker_image *img,
+                       const struct entry *e, struct kiln_err **err)
+{
+        switch (e->kind) {
+        case ENTRY_LAYER: {
+                _cleanup_close_ int fd = -1;
+                uint64_t size = 0;
+                if (layer_to_temp(img->store, &img->m->layers[e->layer], img->diff_ids[e->layer],
+                                  img->dest->path, e->layer, &fd, &size, err) < 0)
+                        return -1;
+                return kiln_output_tar_add_fd(t, e->name, fd, size, NULL, err);
+        }
+        case ENTRY_CONFIG:
+                return kiln_output_tar_add_mem(t, e->name, img->config->data, img->config->len,
+                                               err);
+        case ENTRY_MANIFEST:
+                return kiln_output_tar_add_mem(t, e->name, img->manifest, strlen(img->manifest),
+                                               err);
+        case ENTRY_REPOSITORIES:
+                return kiln_output_tar_add_mem(t, e->name, img->repositories,
+                                               strlen(img->repositories), err);
+        }
+        return 0;
+}
+
+/* Checks every blob is present before anything is written. */
+static int check_blobs(struct kiln_store *store, const struct kiln_descriptor *top,
+                       struct kiln_err **err)
+{
+        _cleanup_output_blobs_ struct kiln_output_blobs blobs = {0};
+        return kiln_output_collect(store, top, &blobs, err);
+}
+
 int kiln_output_write_docker_archive(const struct kiln_image_loc *dest, struct kiln_store *store,
                                      const struct kiln_descriptor *top, const char *source_name,
                                      struct kiln_err **err)
@@ -373,34 +424,25 @@ int kiln_output_write_docker_archive(const struct kiln_image_loc *dest, struct k
         if (kiln_output_mt_is_index(top->media_type))
                 return kiln_err_set(err, KILN_ERR_USAGE, 0,
                                     "docker-archive holds a single image; choose a platform");
-        /* Checks every blob is present before anything is written. */
-        struct kiln_output_blobs blobs;
-        if (kiln_output_collect(store, top, &blobs, err) < 0)
+        if (check_blobs(store, top, err) < 0)
                 return -1;
-        kiln_output_blobs_release(&blobs);
 
         _cleanup_buf_ struct kiln_buf mbuf = {0};
         if (kiln_store_read(store, top->digest, KILN_MANIFEST_MAX, &mbuf, err) < 0)
                 return -1;
         _cleanup_free_ char *mwhat = kiln_xasprintf("manifest %s", top->digest);
-        struct kiln_output_doc m;
+        _cleanup_output_doc_ struct kiln_output_doc m = {0};
         if (kiln_output_doc_parse(mbuf.data, mbuf.len, top->media_type, mwhat, &m, err) < 0)
                 return -1;
-        if (m.is_index) {
-                kiln_output_doc_release(&m);
+        if (m.is_index)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0,
                                     "docker-archive holds a single image; choose a platform");
-        }
         _cleanup_buf_ struct kiln_buf cbuf = {0};
         _cleanup_strv_ char **diff_ids = NULL;
         _cleanup_free_ char *cwhat = kiln_xasprintf("config %s", m.config.digest);
-        int rc = kiln_store_read(store, m.config.digest, KILN_CONFIG_MAX, &cbuf, err);
-        if (rc == 0)
-                rc = read_diff_ids(cbuf.data, cbuf.len, cwhat, m.n_layers, &diff_ids, err);
-        if (rc < 0) {
-                kiln_output_doc_release(&m);
+        if (kiln_store_read(store, m.config.digest, KILN_CONFIG_MAX, &cbuf, err) < 0 ||
+            read_diff_ids(cbuf.data, cbuf.len, cwhat, m.n_layers, &diff_ids, err) < 0)
                 return -1;
-        }
 
         _cleanup_free_ char *tag = repo_tag(dest, source_name);
         _cleanup_free_ char *config_name =
@@ -409,57 +451,36 @@ int kiln_output_write_docker_archive(const struct kiln_image_loc *dest, struct k
         _cleanup_free_ char *repositories =
             tag && m.n_layers ? repositories_json(tag, diff_ids[m.n_layers - 1]) : NULL;
 
-        size_t n_entries = 0;
-        struct entry *entries = kiln_xcalloc(m.n_layers + 3, sizeof(*entries));
+        _cleanup_entries_ struct entries entries = {0};
+        entries.v = kiln_xcalloc(m.n_layers + 3, sizeof(*entries.v));
         for (size_t i = 0; i < m.n_layers; i++) {
                 bool dup = false;
                 for (size_t j = 0; j < i; j++)
                         dup = dup || !strcmp(diff_ids[i], diff_ids[j]);
                 if (dup)
                         continue; /* an empty layer twice: stored once, listed twice */
-                entries[n_entries++] = (struct entry){
+                entries.v[entries.n++] = (struct entry){
                     kiln_xasprintf("%s.tar", kiln_digest_hex(diff_ids[i])), ENTRY_LAYER, i};
         }
-        entries[n_entries++] = (struct entry){kiln_xstrdup(config_name), ENTRY_CONFIG, 0};
-        entries[n_entries++] = (struct entry){kiln_xstrdup("manifest.json"), ENTRY_MANIFEST, 0};
+        entries.v[entries.n++] = (struct entry){kiln_xstrdup(config_name), ENTRY_CONFIG, 0};
+        entries.v[entries.n++] = (struct entry){kiln_xstrdup("manifest.json"), ENTRY_MANIFEST, 0};
         if (repositories)
-                entries[n_entries++] =
+                entries.v[entries.n++] =
                     (struct entry){kiln_xstrdup("repositories"), ENTRY_REPOSITORIES, 0};
-        qsort(entries, n_entries, sizeof(*entries), cmp_entry);
+        qsort(entries.v, entries.n, sizeof(*entries.v), cmp_entry);
 
-        struct kiln_output_tar t;
-        rc = kiln_output_tar_begin(dest->path, &t, err);
-        for (size_t i = 0; rc == 0 && i < n_entries; i++) {
-                const struct entry *e = &entries[i];
-                switch (e->kind) {
-                case ENTRY_LAYER: {
-                        _cleanup_close_ int fd = -1;
-                        uint64_t size = 0;
-                        rc = layer_to_temp(store, &m.layers[e->layer], diff_ids[e->layer],
-                                           dest->path, e->layer, &fd, &size, err);
-                        if (rc == 0)
-                                rc = kiln_output_tar_add_fd(&t, e->name, fd, size, NULL, err);
-                        break;
-                }
-                case ENTRY_CONFIG:
-                        rc = kiln_output_tar_add_mem(&t, e->name, cbuf.data, cbuf.len, err);
-                        break;
-                case ENTRY_MANIFEST:
-                        rc = kiln_output_tar_add_mem(&t, e->name, manifest, strlen(manifest), err);
-                        break;
-                case ENTRY_REPOSITORIES:
-                        rc = kiln_output_tar_add_mem(&t, e->name, repositories,
-                                                     strlen(repositories), err);
-                        break;
-                }
-        }
-        if (rc == 0)
-                rc = kiln_output_tar_commit(&t, err);
-        else if (t.dest)
-                kiln_output_tar_abort(&t);
-        for (size_t i = 0; i < n_entries; i++)
-                free(entries[i].name);
-        free(entries);
-        kiln_output_doc_release(&m);
-        return rc;
+        const struct docker_image img = {.store = store,
+                                         .dest = dest,
+                                         .m = &m,
+                                         .diff_ids = diff_ids,
+                                         .config = &cbuf,
+                                         .manifest = manifest,
+                                         .repositories = repositories};
+        _cleanup_output_tar_ struct kiln_output_tar t = {.fd = -1};
+        if (kiln_output_tar_begin(dest->path, &t, err) < 0)
+                return -1;
+        for (size_t i = 0; i < entries.n; i++)
+                if (write_entry(&t, &img, &entries.v[i], err) < 0)
+                        return -1;
+        return kiln_output_tar_commit(&t, err);
 }

@@ -139,34 +139,33 @@ static int extract_entry(struct archive *a, struct archive_entry *e, const char 
 
 static int extract_archive(const char *file, const char *dir, struct kiln_err **err)
 {
-        struct archive *a = archive_read_new();
+        /* declared first: the reader is freed before the file is closed */
+        _cleanup_close_ int fd = -1;
+        _cleanup_archive_read_ struct archive *a = archive_read_new();
         if (!a)
                 abort();
         archive_read_support_format_tar(a);
         archive_read_support_filter_gzip(a);
         archive_read_support_filter_zstd(a);
-        _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC);
-        int rc = 0;
+        fd = open(file, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                rc = kiln_err_sys(err, "open %s", file);
-        else if (archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK)
-                rc = kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: not a tar archive: %s", file,
-                                  archive_error_string(a) ? archive_error_string(a) : "");
-        while (rc == 0) {
+                return kiln_err_sys(err, "open %s", file);
+        if (archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK)
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: not a tar archive: %s", file,
+                                    archive_error_string(a) ? archive_error_string(a) : "");
+        for (;;) {
                 struct archive_entry *e = NULL;
                 int r = archive_read_next_header(a, &e);
                 if (r == ARCHIVE_EOF)
-                        break;
+                        return 0;
                 if (r < ARCHIVE_WARN) {
                         const char *m = archive_error_string(a);
-                        rc = kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: corrupt tar archive: %s",
-                                          file, m ? m : "read failed");
-                        break;
+                        return kiln_err_set(err, KILN_ERR_FORMAT, 0, "%s: corrupt tar archive: %s",
+                                            file, m ? m : "read failed");
                 }
-                rc = extract_entry(a, e, dir, file, err);
+                if (extract_entry(a, e, dir, file, err) < 0)
+                        return -1;
         }
-        archive_read_free(a);
-        return rc;
 }
 
 /* ---------- index.json ---------- */
@@ -234,10 +233,7 @@ static char *tag_list(json_t *manifests)
         }
         if (!b.len)
                 return kiln_xstrdup("it has no tagged images");
-        char *tags = kiln_buf_steal(&b);
-        char *s = kiln_xasprintf("tags present: %s", tags);
-        free(tags);
-        return s;
+        return kiln_xasprintf("tags present: %s", b.data);
 }
 
 static int open_layout(const char *dir, const char *tag, const char *shown,
@@ -308,33 +304,30 @@ int kiln_local_image_open(const struct kiln_image_loc *src, struct kiln_local_im
         memset(out, 0, sizeof(*out));
         if (!src->path || !*src->path)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0, "no path given");
+        _cleanup_local_image_ struct kiln_local_image img = {0};
         _cleanup_free_ char *shown = NULL;
         if (src->transport == KILN_TRANSPORT_OCI) {
                 shown = kiln_xasprintf("oci:%s", src->path);
-                out->dir = kiln_xstrdup(src->path);
+                img.dir = kiln_xstrdup(src->path);
         } else if (src->transport == KILN_TRANSPORT_OCI_ARCHIVE) {
                 shown = kiln_xasprintf("oci-archive:%s", src->path);
                 const char *tmpdir = getenv("TMPDIR");
-                out->dir =
-                    kiln_xasprintf("%s/kiln-oci-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-                if (!mkdtemp(out->dir)) {
-                        kiln_err_sys(err, "create temporary directory %s", out->dir);
-                        kiln_local_image_release(out);
+                img.dir = kiln_xasprintf("%s/kiln-oci-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+                if (!mkdtemp(img.dir)) {
+                        kiln_err_sys(err, "create temporary directory %s", img.dir);
                         return kiln_err_prefix(err, "open %s", shown);
                 }
-                out->cleanup = true;
-                if (extract_archive(src->path, out->dir, err) < 0) {
-                        kiln_local_image_release(out);
+                img.cleanup = true;
+                if (extract_archive(src->path, img.dir, err) < 0)
                         return kiln_err_prefix(err, "open %s", shown);
-                }
         } else {
                 return kiln_err_set(err, KILN_ERR_INTERNAL, 0,
                                     "kiln_local_image_open: not a local image transport");
         }
-        if (open_layout(out->dir, src->tag, shown, out, err) < 0) {
-                kiln_local_image_release(out);
+        if (open_layout(img.dir, src->tag, shown, &img, err) < 0)
                 return -1;
-        }
+        *out = img;
+        img = (struct kiln_local_image){0};
         return 0;
 }
 

@@ -16,7 +16,7 @@ int kiln_output_write_oci_archive(const struct kiln_image_loc *dest, struct kiln
         if (!dest->path || !*dest->path)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0, "no file given");
         const char *tag = dest->tag ? dest->tag : "latest";
-        struct kiln_output_blobs blobs;
+        _cleanup_output_blobs_ struct kiln_output_blobs blobs = {0};
         if (kiln_output_collect(store, top, &blobs, err) < 0)
                 return -1;
         qsort(blobs.v, blobs.n, sizeof(*blobs.v), cmp_blob);
@@ -27,30 +27,23 @@ int kiln_output_write_oci_archive(const struct kiln_image_loc *dest, struct kiln
         _cleanup_free_ char *index = kiln_output_index_dump(list);
         static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
 
-        struct kiln_output_tar t;
-        int rc = kiln_output_tar_begin(dest->path, &t, err);
-        if (rc == 0)
-                rc = kiln_output_tar_add_dir(&t, "blobs/", err);
-        if (rc == 0)
-                rc = kiln_output_tar_add_dir(&t, "blobs/sha256/", err);
-        for (size_t i = 0; rc == 0 && i < blobs.n; i++) {
+        _cleanup_output_tar_ struct kiln_output_tar t = {.fd = -1};
+        if (kiln_output_tar_begin(dest->path, &t, err) < 0 ||
+            kiln_output_tar_add_dir(&t, "blobs/", err) < 0 ||
+            kiln_output_tar_add_dir(&t, "blobs/sha256/", err) < 0)
+                return -1;
+        for (size_t i = 0; i < blobs.n; i++) {
                 const struct kiln_output_blob *b = &blobs.v[i];
                 _cleanup_free_ char *name =
                     kiln_xasprintf("blobs/sha256/%s", kiln_digest_hex(b->digest));
                 _cleanup_close_ int fd = -1;
                 uint64_t size = 0;
-                rc = kiln_store_open_blob(store, b->digest, &fd, &size, err);
-                if (rc == 0)
-                        rc = kiln_output_tar_add_fd(&t, name, fd, size, b->digest, err);
+                if (kiln_store_open_blob(store, b->digest, &fd, &size, err) < 0 ||
+                    kiln_output_tar_add_fd(&t, name, fd, size, b->digest, err) < 0)
+                        return -1;
         }
-        if (rc == 0)
-                rc = kiln_output_tar_add_mem(&t, "index.json", index, strlen(index), err);
-        if (rc == 0)
-                rc = kiln_output_tar_add_mem(&t, "oci-layout", layout, strlen(layout), err);
-        if (rc == 0)
-                rc = kiln_output_tar_commit(&t, err);
-        else if (t.dest)
-                kiln_output_tar_abort(&t);
-        kiln_output_blobs_release(&blobs);
-        return rc;
+        if (kiln_output_tar_add_mem(&t, "index.json", index, strlen(index), err) < 0 ||
+            kiln_output_tar_add_mem(&t, "oci-layout", layout, strlen(layout), err) < 0)
+                return -1;
+        return kiln_output_tar_commit(&t, err);
 }

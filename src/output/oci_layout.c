@@ -12,7 +12,7 @@
 
 static int dir_is_empty(const char *dir, bool *empty, struct kiln_err **err)
 {
-        DIR *d = opendir(dir);
+        _cleanup_closedir_ DIR *d = opendir(dir);
         if (!d)
                 return kiln_err_sys(err, "open %s", dir);
         struct dirent *de;
@@ -24,7 +24,6 @@ static int dir_is_empty(const char *dir, bool *empty, struct kiln_err **err)
                         break;
                 }
         }
-        closedir(d);
         return 0;
 }
 
@@ -73,6 +72,16 @@ static int prepare_dir(const char *dir, struct kiln_err **err)
         return 0;
 }
 
+/* A temp file next to its destination: unlinked on the way out unless it
+ * was renamed into place (then stolen). */
+static void tmp_file_removep(char **path)
+{
+        if (*path)
+                unlink(*path);
+        free(*path);
+        *path = NULL;
+}
+
 static int copy_blob(struct kiln_store *store, const char *digest, const char *dst,
                      struct kiln_err **err)
 {
@@ -80,44 +89,37 @@ static int copy_blob(struct kiln_store *store, const char *digest, const char *d
         uint64_t size = 0;
         if (kiln_store_open_blob(store, digest, &in, &size, err) < 0)
                 return -1;
-        _cleanup_free_ char *tmp = kiln_tmp_sibling(dst);
-        _cleanup_close_ int out = mkostemp(tmp, O_CLOEXEC);
+        _cleanup_free_ char *tmpl = kiln_tmp_sibling(dst);
+        _cleanup_close_ int out = mkostemp(tmpl, O_CLOEXEC);
         if (out < 0)
                 return kiln_err_sys(err, "create temporary file for %s", dst);
+        _cleanup_(tmp_file_removep) char *tmp = steal_pointer(&tmpl);
         _cleanup_sha256_ struct kiln_sha256 *h = kiln_sha256_new();
         _cleanup_free_ char *buf = kiln_xmalloc(1 << 16);
-        int rc = 0;
         for (;;) {
                 ssize_t n = read(in, buf, 1 << 16);
                 if (n < 0 && errno == EINTR)
                         continue;
-                if (n < 0) {
-                        rc = kiln_err_sys(err, "read cached blob %s", digest);
-                        break;
-                }
+                if (n < 0)
+                        return kiln_err_sys(err, "read cached blob %s", digest);
                 if (n == 0)
                         break;
                 kiln_sha256_update(h, buf, (size_t)n);
-                if (kiln_write_all(out, buf, (size_t)n) < 0) {
-                        rc = kiln_err_sys(err, "write %s", dst);
-                        break;
-                }
+                if (kiln_write_all(out, buf, (size_t)n) < 0)
+                        return kiln_err_sys(err, "write %s", dst);
         }
-        if (rc == 0) {
-                char got[KILN_DIGEST_MAX];
-                kiln_sha256_final(h, got);
-                if (strcmp(got, digest) != 0)
-                        rc = kiln_err_set(err, KILN_ERR_DIGEST, 0,
-                                          "cached blob %s is corrupt (content hashes to %s)",
-                                          digest, got);
-        }
-        if (rc == 0 && (fchmod(out, 0644) < 0 || fsync(out) < 0))
-                rc = kiln_err_sys(err, "write %s", dst);
-        if (rc == 0 && rename(tmp, dst) < 0)
-                rc = kiln_err_sys(err, "rename %s into place", dst);
-        if (rc < 0)
-                unlink(tmp);
-        return rc;
+        char got[KILN_DIGEST_MAX];
+        kiln_sha256_final(h, got);
+        if (strcmp(got, digest) != 0)
+                return kiln_err_set(err, KILN_ERR_DIGEST, 0,
+                                    "cached blob %s is corrupt (content hashes to %s)", digest,
+                                    got);
+        if (fchmod(out, 0644) < 0 || fsync(out) < 0)
+                return kiln_err_sys(err, "write %s", dst);
+        if (rename(tmp, dst) < 0)
+                return kiln_err_sys(err, "rename %s into place", dst);
+        free(steal_pointer(&tmp)); /* in place: nothing to remove */
+        return 0;
 }
 
 /* A hardlink shares the store's read-only inode: no copy, no extra space.
@@ -212,35 +214,33 @@ int kiln_output_write_oci(const struct kiln_image_loc *dest, struct kiln_store *
         const char *tag = dest->tag ? dest->tag : "latest";
         if (!dir || !*dir)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0, "no directory given");
-        struct kiln_output_blobs blobs;
+        _cleanup_output_blobs_ struct kiln_output_blobs blobs = {0};
         if (kiln_output_collect(store, top, &blobs, err) < 0)
                 return -1;
-        int rc = prepare_dir(dir, err);
+        if (prepare_dir(dir, err) < 0)
+                return -1;
         _cleanup_free_ char *marker = kiln_xasprintf("%s/oci-layout", dir);
         _cleanup_free_ char *blobdir = kiln_xasprintf("%s/blobs/sha256", dir);
-        if (rc == 0 && access(marker, F_OK) < 0)
-                rc = kiln_write_file_atomic(marker, OCI_LAYOUT_CONTENT, strlen(OCI_LAYOUT_CONTENT),
-                                            0644, err);
-        if (rc == 0)
-                rc = kiln_mkdir_p(blobdir, 0755, err);
-        for (size_t i = 0; rc == 0 && i < blobs.n; i++)
-                rc = write_blob(store, dir, &blobs.v[i], err);
-        _cleanup_json_ json_t *entry = NULL;
-        _cleanup_json_ json_t *list = NULL;
+        if (access(marker, F_OK) < 0 &&
+            kiln_write_file_atomic(marker, OCI_LAYOUT_CONTENT, strlen(OCI_LAYOUT_CONTENT), 0644,
+                                   err) < 0)
+                return -1;
+        if (kiln_mkdir_p(blobdir, 0755, err) < 0)
+                return -1;
+        for (size_t i = 0; i < blobs.n; i++)
+                if (write_blob(store, dir, &blobs.v[i], err) < 0)
+                        return -1;
         /* Two kiln processes tagging into one layout must not lose each
          * other's entry: the read-merge-write of index.json is serialised. */
-        _cleanup_close_ int lock = rc == 0 ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-        if (rc == 0 && (lock < 0 || flock(lock, LOCK_EX) < 0))
-                rc = kiln_err_sys(err, "lock %s", dir);
-        if (rc == 0) {
-                entry = kiln_output_index_entry(top, blobs.top_media_type, blobs.top_size, tag);
-                rc = merged_manifests(dir, tag, entry, &list, err);
-        }
-        if (rc == 0) {
-                _cleanup_free_ char *text = kiln_output_index_dump(list);
-                _cleanup_free_ char *path = kiln_xasprintf("%s/index.json", dir);
-                rc = kiln_write_file_atomic(path, text, strlen(text), 0644, err);
-        }
-        kiln_output_blobs_release(&blobs);
-        return rc;
+        _cleanup_close_ int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (lock < 0 || flock(lock, LOCK_EX) < 0)
+                return kiln_err_sys(err, "lock %s", dir);
+        _cleanup_json_ json_t *entry =
+            kiln_output_index_entry(top, blobs.top_media_type, blobs.top_size, tag);
+        _cleanup_json_ json_t *list = NULL;
+        if (merged_manifests(dir, tag, entry, &list, err) < 0)
+                return -1;
+        _cleanup_free_ char *text = kiln_output_index_dump(list);
+        _cleanup_free_ char *path = kiln_xasprintf("%s/index.json", dir);
+        return kiln_write_file_atomic(path, text, strlen(text), 0644, err);
 }

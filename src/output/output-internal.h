@@ -35,6 +35,7 @@ struct kiln_output_doc {
 int kiln_output_doc_parse(const char *data, size_t len, const char *declared_mt, const char *what,
                           struct kiln_output_doc *out, struct kiln_err **err);
 void kiln_output_doc_release(struct kiln_output_doc *d);
+#define _cleanup_output_doc_ _cleanup_(kiln_output_doc_release)
 
 bool kiln_output_mt_is_index(const char *mt);
 
@@ -56,6 +57,7 @@ struct kiln_output_blobs {
 int kiln_output_collect(struct kiln_store *store, const struct kiln_descriptor *top,
                         struct kiln_output_blobs *out, struct kiln_err **err);
 void kiln_output_blobs_release(struct kiln_output_blobs *b);
+#define _cleanup_output_blobs_ _cleanup_(kiln_output_blobs_release)
 
 /* An index.json entry for top with the ref.name annotation set to tag. */
 json_t *kiln_output_index_entry(const struct kiln_descriptor *top, const char *media_type,
@@ -85,6 +87,18 @@ int kiln_output_tar_add_fd(struct kiln_output_tar *t, const char *name, int fd, 
 int kiln_output_tar_commit(struct kiln_output_tar *t, struct kiln_err **err);
 /* Discards the temp file; safe after commit (then a no-op). */
 void kiln_output_tar_abort(struct kiln_output_tar *t);
+/* A cleanup variable of this type is initialised {.fd = -1}: abort closes
+ * any fd >= 0. */
+#define _cleanup_output_tar_ _cleanup_(kiln_output_tar_abort)
+
+/* A libarchive reader a local owns. */
+static inline void kiln_output_archive_read_freep(struct archive **a)
+{
+        if (*a)
+                archive_read_free(*a);
+        *a = NULL;
+}
+#define _cleanup_archive_read_ _cleanup_(kiln_output_archive_read_freep)
 
 int kiln_output_write_oci(const struct kiln_image_loc *dest, struct kiln_store *store,
                           const struct kiln_descriptor *top, struct kiln_err **err);

@@ -114,26 +114,26 @@ int kiln_output_doc_parse(const char *data, size_t len, const char *declared_mt,
                                     doc_mt, declared_mt);
         const char *eff = doc_mt ? doc_mt : (declared_mt && *declared_mt ? declared_mt : NULL);
         json_t *manifests = json_object_get(root, "manifests");
-        out->media_type = eff ? kiln_xstrdup(eff) : NULL;
-        out->is_index = eff ? kiln_output_mt_is_index(eff) : json_is_array(manifests);
-        int rc;
-        if (out->is_index) {
-                rc = desc_array_parse(manifests, what, "manifests", &out->children,
-                                      &out->n_children, err);
+        _cleanup_output_doc_ struct kiln_output_doc d = {0};
+        d.media_type = eff ? kiln_xstrdup(eff) : NULL;
+        d.is_index = eff ? kiln_output_mt_is_index(eff) : json_is_array(manifests);
+        if (d.is_index) {
+                if (desc_array_parse(manifests, what, "manifests", &d.children, &d.n_children,
+                                     err) < 0)
+                        return -1;
         } else {
                 if (eff && !strcmp(eff, KILN_MT_DOCKER_V1_SIGNED))
-                        rc = kiln_err_set(err, KILN_ERR_FORMAT, 0,
-                                          "%s: schema 1 manifests are not supported", what);
-                else
-                        rc = desc_parse(json_object_get(root, "config"), what, "config",
-                                        &out->config, err);
-                if (rc == 0)
-                        rc = desc_array_parse(json_object_get(root, "layers"), what, "layers",
-                                              &out->layers, &out->n_layers, err);
+                        return kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                                            "%s: schema 1 manifests are not supported", what);
+                if (desc_parse(json_object_get(root, "config"), what, "config", &d.config, err) < 0)
+                        return -1;
+                if (desc_array_parse(json_object_get(root, "layers"), what, "layers", &d.layers,
+                                     &d.n_layers, err) < 0)
+                        return -1;
         }
-        if (rc < 0)
-                kiln_output_doc_release(out);
-        return rc;
+        *out = d;
+        d = (struct kiln_output_doc){0};
+        return 0;
 }
 
 void kiln_output_blobs_release(struct kiln_output_blobs *b)
@@ -210,7 +210,7 @@ static int walk(struct kiln_store *store, const char *declared_mt, const char *d
                                     "manifest %s of %s is %zu bytes, its descriptor says %lld",
                                     digest, owner, doc.len, (long long)size);
         _cleanup_free_ char *what = kiln_xasprintf("manifest %s of %s", digest, owner);
-        struct kiln_output_doc d;
+        _cleanup_output_doc_ struct kiln_output_doc d = {0};
         if (kiln_output_doc_parse(doc.data, doc.len, declared_mt, what, &d, err) < 0)
                 return -1;
         if (depth == 0) {
@@ -218,25 +218,26 @@ static int walk(struct kiln_store *store, const char *declared_mt, const char *d
                 out->top_size = (int64_t)doc.len;
         }
         blobs_add(out, digest, (int64_t)doc.len, true);
-        int rc = 0;
         if (d.is_index) {
-                for (size_t i = 0; rc == 0 && i < d.n_children; i++) {
+                for (size_t i = 0; i < d.n_children; i++) {
                         const struct kiln_output_desc *c = &d.children[i];
                         _cleanup_free_ char *child =
                             c->platform ? kiln_xstrdup(c->platform)
                                         : kiln_xasprintf("manifests[%zu] of %s", i, owner);
-                        rc = walk(store, c->media_type, c->digest, c->size, child, depth + 1, out,
-                                  err);
+                        if (walk(store, c->media_type, c->digest, c->size, child, depth + 1, out,
+                                 err) < 0)
+                                return -1;
                 }
-        } else {
-                rc = need_blob(store, &d.config, "config", owner, out, err);
-                for (size_t i = 0; rc == 0 && i < d.n_layers; i++) {
-                        _cleanup_free_ char *kind = kiln_xasprintf("layer %zu", i);
-                        rc = need_blob(store, &d.layers[i], kind, owner, out, err);
-                }
+                return 0;
         }
-        kiln_output_doc_release(&d);
-        return rc;
+        if (need_blob(store, &d.config, "config", owner, out, err) < 0)
+                return -1;
+        for (size_t i = 0; i < d.n_layers; i++) {
+                _cleanup_free_ char *kind = kiln_xasprintf("layer %zu", i);
+                if (need_blob(store, &d.layers[i], kind, owner, out, err) < 0)
+                        return -1;
+        }
+        return 0;
 }
 
 int kiln_output_collect(struct kiln_store *store, const struct kiln_descriptor *top,
@@ -252,13 +253,14 @@ int kiln_output_collect(struct kiln_store *store, const struct kiln_descriptor *
                                         top->platform->variant)
                        : kiln_xasprintf("%s/%s", top->platform->os, top->platform->architecture))
                 : kiln_xstrdup("the image");
-        if (walk(store, top->media_type, top->digest, top->size, owner, 0, out, err) < 0) {
-                kiln_output_blobs_release(out);
+        _cleanup_output_blobs_ struct kiln_output_blobs b = {0};
+        if (walk(store, top->media_type, top->digest, top->size, owner, 0, &b, err) < 0)
                 return -1;
-        }
-        if (!out->top_media_type)
+        if (!b.top_media_type)
                 return kiln_err_set(err, KILN_ERR_FORMAT, 0,
                                     "manifest %s has no mediaType and none was given", top->digest);
+        *out = b;
+        b = (struct kiln_output_blobs){0};
         return 0;
 }
 

@@ -124,10 +124,8 @@ int kiln_challenges_parse(const char *header, struct kiln_challenge **out, size_
         *n = 0;
         if (!header)
                 header = "";
-        struct kiln_challenge *list = NULL;
-        size_t count = 0;
+        _cleanup_challenges_ struct kiln_challenges list = {0};
         const char *p = header;
-        const char *reason = NULL;
 
         for (;;) {
                 while (is_ows(*p) || *p == ',')
@@ -135,29 +133,24 @@ int kiln_challenges_parse(const char *header, struct kiln_challenge **out, size_
                 if (!*p)
                         break;
                 size_t sl = token_len(p);
-                if (sl == 0) {
-                        reason = "expected an authentication scheme";
-                        goto fail;
-                }
-                list = kiln_xrealloc(list, (count + 1) * sizeof(*list));
-                struct kiln_challenge *c = &list[count++];
+                if (sl == 0)
+                        return challenge_fail(err, header, "expected an authentication scheme");
+                list.v = kiln_xrealloc(list.v, (list.n + 1) * sizeof(*list.v));
+                struct kiln_challenge *c = &list.v[list.n++];
                 memset(c, 0, sizeof(*c));
                 c->scheme = kiln_xstrndup(p, sl);
                 p += sl;
-                if (*p && !is_ows(*p) && *p != ',') {
-                        reason = "expected a space after the scheme";
-                        goto fail;
-                }
+                if (*p && !is_ows(*p) && *p != ',')
+                        return challenge_fail(err, header, "expected a space after the scheme");
                 p = skip_ows(p);
                 if (*p && *p != ',' && !at_auth_param(p)) {
                         size_t tl = token68_len(p);
                         if (tl > 0) {
                                 /* token68 credentials carry nothing kiln uses. */
                                 p = skip_ows(p + tl);
-                                if (*p && *p != ',') {
-                                        reason = "unexpected text after token68";
-                                        goto fail;
-                                }
+                                if (*p && *p != ',')
+                                        return challenge_fail(err, header,
+                                                              "unexpected text after token68");
                                 continue;
                         }
                 }
@@ -171,10 +164,9 @@ int kiln_challenges_parse(const char *header, struct kiln_challenge **out, size_
                                 break;
                         }
                         if (!at_auth_param(q)) {
-                                if (token_len(q) == 0) {
-                                        reason = "expected a parameter name";
-                                        goto fail;
-                                }
+                                if (token_len(q) == 0)
+                                        return challenge_fail(err, header,
+                                                              "expected a parameter name");
                                 /* a token not followed by '=': the next challenge */
                                 p = q;
                                 break;
@@ -188,18 +180,17 @@ int kiln_challenges_parse(const char *header, struct kiln_challenge **out, size_
                         if (*q == '"') {
                                 q++;
                                 for (;;) {
-                                        if (!*q) {
-                                                reason = "unterminated quoted string";
-                                                goto fail;
-                                        }
+                                        if (!*q)
+                                                return challenge_fail(err, header,
+                                                                      "unterminated quoted string");
                                         if (*q == '"')
                                                 break;
                                         if (*q == '\\') {
                                                 q++;
-                                                if (!*q) {
-                                                        reason = "unterminated quoted string";
-                                                        goto fail;
-                                                }
+                                                if (!*q)
+                                                        return challenge_fail(
+                                                            err, header,
+                                                            "unterminated quoted string");
                                         }
                                         kiln_buf_append(&value, q, 1);
                                         q++;
@@ -209,32 +200,26 @@ int kiln_challenges_parse(const char *header, struct kiln_challenge **out, size_
                                         kiln_buf_append(&value, "", 0);
                         } else {
                                 size_t vl = token_len(q);
-                                if (vl == 0) {
-                                        reason = "expected a parameter value";
-                                        goto fail;
-                                }
+                                if (vl == 0)
+                                        return challenge_fail(err, header,
+                                                              "expected a parameter value");
                                 kiln_buf_append(&value, q, vl);
                                 q += vl;
                         }
                         challenge_set(c, name, kiln_buf_steal(&value));
                         q = skip_ows(q);
-                        if (*q && *q != ',') {
-                                reason = "expected ',' between parameters";
-                                goto fail;
-                        }
+                        if (*q && *q != ',')
+                                return challenge_fail(err, header,
+                                                      "expected ',' between parameters");
                         p = q;
                 }
         }
-        if (count == 0) {
-                reason = "no challenge";
-                goto fail;
-        }
-        *out = list;
-        *n = count;
+        if (list.n == 0)
+                return challenge_fail(err, header, "no challenge");
+        *out = list.v;
+        *n = list.n;
+        list = (struct kiln_challenges){0};
         return 0;
-fail:
-        kiln_challenges_free(list, count);
-        return challenge_fail(err, header, reason);
 }
 
 void kiln_challenges_free(struct kiln_challenge *c, size_t n)
@@ -249,6 +234,12 @@ void kiln_challenges_free(struct kiln_challenge *c, size_t n)
                 free(c[i].error);
         }
         free(c);
+}
+
+void kiln_challenges_release(struct kiln_challenges *l)
+{
+        kiln_challenges_free(l->v, l->n);
+        *l = (struct kiln_challenges){0};
 }
 
 bool kiln_challenge_is(const struct kiln_challenge *c, const char *scheme)
@@ -377,6 +368,28 @@ static void first_line(const char *s, char *out, size_t n)
         out[l] = '\0';
 }
 
+/* A socket pair and a pipe, close-on-exec, each as two fds the caller
+ * owns: ours, and the helper's. -1 with errno set. */
+static int socket_pair(int *ours, int *child)
+{
+        int sp[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+                return -1;
+        *ours = sp[0];
+        *child = sp[1];
+        return 0;
+}
+
+static int pipe_pair(int *rd, int *wr)
+{
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -1;
+        *rd = p[0];
+        *wr = p[1];
+        return 0;
+}
+
 int kiln_creds_from_helper(const char *helper, const char *host, struct kiln_creds *out,
                            bool *found, struct kiln_err **err)
 {
@@ -394,33 +407,21 @@ int kiln_creds_from_helper(const char *helper, const char *host, struct kiln_cre
                                     prog);
 
         /* stdin is a socket so a helper that exits without reading can't kill
-         * us with SIGPIPE (send with MSG_NOSIGNAL). */
-        int in_sp[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in_sp) < 0)
+         * us with SIGPIPE (send with MSG_NOSIGNAL). Our ends and the
+         * helper's: each closed at scope exit unless closed before. */
+        _cleanup_close_ int in_fd = -1, in_child = -1;
+        _cleanup_close_ int out_fd = -1, out_child = -1;
+        _cleanup_close_ int err_fd = -1, err_child = -1;
+        if (socket_pair(&in_fd, &in_child) < 0 || pipe_pair(&out_fd, &out_child) < 0 ||
+            pipe_pair(&err_fd, &err_child) < 0)
                 return kiln_err_sys(err, "run %s", prog);
-        if (pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0) {
-                int e = errno;
-                close(in_sp[0]);
-                close(in_sp[1]);
-                if (out_p[0] >= 0) {
-                        close(out_p[0]);
-                        close(out_p[1]);
-                }
-                errno = e;
-                return kiln_err_sys(err, "run %s", prog);
-        }
         char *argv[] = {prog, (char *)"get", NULL};
         pid_t pid = fork();
-        if (pid < 0) {
-                int e = errno;
-                close(in_sp[0]), close(in_sp[1]), close(out_p[0]), close(out_p[1]);
-                close(err_p[0]), close(err_p[1]);
-                errno = e;
+        if (pid < 0)
                 return kiln_err_sys(err, "run %s", prog);
-        }
         if (pid == 0) {
-                /* async-signal-safe only */
-                if (dup2(in_sp[1], 0) < 0 || dup2(out_p[1], 1) < 0 || dup2(err_p[1], 2) < 0)
+                /* async-signal-safe only; never returns, so no cleanup runs here */
+                if (dup2(in_child, 0) < 0 || dup2(out_child, 1) < 0 || dup2(err_child, 2) < 0)
                         _exit(127);
                 sigset_t none;
                 sigemptyset(&none);
@@ -429,12 +430,9 @@ int kiln_creds_from_helper(const char *helper, const char *host, struct kiln_cre
                 execv(exe, argv);
                 _exit(127);
         }
-        close(in_sp[1]);
-        close(out_p[1]);
-        close(err_p[1]);
-        _cleanup_close_ int in_fd = in_sp[0];
-        _cleanup_close_ int out_fd = out_p[0];
-        _cleanup_close_ int err_fd = err_p[0];
+        close(steal_fd(&in_child));
+        close(steal_fd(&out_child));
+        close(steal_fd(&err_child));
 
         size_t hl = strlen(host);
         const char *hp = host;
@@ -716,7 +714,7 @@ int kiln_creds_lookup(const char *host, struct kiln_creds *out, bool *found, str
 {
         memset(out, 0, sizeof(*out));
         *found = false;
-        char *files[3] = {NULL, NULL, NULL};
+        _cleanup_strv_ char **files = kiln_xcalloc(4, sizeof(char *));
         size_t nf = 0;
         const char *v;
         if ((v = env_nonempty("REGISTRY_AUTH_FILE")))
@@ -734,15 +732,14 @@ int kiln_creds_lookup(const char *host, struct kiln_creds *out, bool *found, str
                 if (home)
                         files[nf++] = kiln_xasprintf("%s/.docker/config.json", home);
         }
-        int rc = 0;
-        for (size_t i = 0; i < nf && rc == 0 && !*found; i++) {
-                rc = lookup_file(files[i], host, out, found, err);
-                if (rc < 0 || !*found)
+        for (size_t i = 0; i < nf && !*found; i++) {
+                if (lookup_file(files[i], host, out, found, err) < 0) {
+                        kiln_creds_release(out);
+                        *found = false;
+                        return -1;
+                }
+                if (!*found)
                         kiln_creds_release(out);
         }
-        for (size_t i = 0; i < nf; i++)
-                free(files[i]);
-        if (rc < 0)
-                *found = false;
-        return rc;
+        return 0;
 }

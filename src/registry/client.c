@@ -68,38 +68,33 @@ static bool host_listed(char **list, const char *host)
 static int load_cert_dir(struct kiln_registry *r, const char *dir, struct kiln_buf *bundle,
                          bool required, struct kiln_err **err)
 {
-        DIR *d = opendir(dir);
+        _cleanup_closedir_ DIR *d = opendir(dir);
         if (!d) {
                 if (!required && errno == ENOENT)
                         return 0;
                 return kiln_err_sys(err, "open certificate directory %s", dir);
         }
         struct dirent *de;
-        int rc = 0;
-        while (rc == 0 && (de = readdir(d))) {
+        while ((de = readdir(d))) {
                 _cleanup_free_ char *path = kiln_xasprintf("%s/%s", dir, de->d_name);
                 if (kiln_str_has_suffix(de->d_name, ".crt")) {
-                        rc = kiln_read_file(path, CA_BUNDLE_MAX, bundle, err);
+                        if (kiln_read_file(path, CA_BUNDLE_MAX, bundle, err) < 0)
+                                return -1;
                         kiln_buf_puts(bundle, "\n");
                 } else if (kiln_str_has_suffix(de->d_name, ".cert")) {
                         _cleanup_free_ char *key = kiln_xstrndup(path, strlen(path) - 5);
-                        char *k = kiln_xasprintf("%s.key", key);
-                        if (access(k, R_OK) != 0) {
-                                kiln_err_set(err, KILN_ERR_USAGE, 0,
-                                             "client certificate %s has no matching key %s", path,
-                                             k);
-                                free(k);
-                                rc = -1;
-                                continue;
-                        }
+                        _cleanup_free_ char *k = kiln_xasprintf("%s.key", key);
+                        if (access(k, R_OK) != 0)
+                                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                                    "client certificate %s has no matching key %s",
+                                                    path, k);
                         free(r->tls.client_cert);
                         free(r->tls.client_key);
                         r->tls.client_cert = kiln_xstrdup(path);
-                        r->tls.client_key = k;
+                        r->tls.client_key = steal_pointer(&k);
                 }
         }
-        closedir(d);
-        return rc;
+        return 0;
 }
 
 static int setup_tls(struct kiln_registry *r, const struct kiln_registry_opts *o,
@@ -201,42 +196,63 @@ static char *basic_header(const struct kiln_creds *c)
  * registry that offers a token service expects it to be used. */
 static int adopt_challenge(struct kiln_registry *r, const char *header, struct kiln_err **err)
 {
-        struct kiln_challenge *ch = NULL;
-        size_t n = 0;
         if (!header)
                 return kiln_err_set(err, KILN_ERR_AUTH, 401,
                                     "%s answered 401 without a WWW-Authenticate challenge",
                                     r->domain);
-        if (kiln_challenges_parse(header, &ch, &n, err) < 0)
+        _cleanup_challenges_ struct kiln_challenges ch = {0};
+        if (kiln_challenges_parse(header, &ch.v, &ch.n, err) < 0)
                 return kiln_err_prefix(err, "%s: WWW-Authenticate", r->domain);
         const struct kiln_challenge *bearer = NULL, *basic = NULL;
-        for (size_t i = 0; i < n; i++) {
-                if (!bearer && kiln_challenge_is(&ch[i], "Bearer"))
-                        bearer = &ch[i];
-                if (!basic && kiln_challenge_is(&ch[i], "Basic"))
-                        basic = &ch[i];
+        for (size_t i = 0; i < ch.n; i++) {
+                if (!bearer && kiln_challenge_is(&ch.v[i], "Bearer"))
+                        bearer = &ch.v[i];
+                if (!basic && kiln_challenge_is(&ch.v[i], "Basic"))
+                        basic = &ch.v[i];
         }
-        int rc = 0;
         if (bearer) {
-                if (!bearer->realm) {
-                        rc = kiln_err_set(err, KILN_ERR_AUTH, 401,
-                                          "%s: Bearer challenge without a realm", r->domain);
-                } else {
-                        r->auth = AUTH_BEARER;
-                        free(r->realm);
-                        free(r->service);
-                        r->realm = kiln_xstrdup(bearer->realm);
-                        r->service = bearer->service ? kiln_xstrdup(bearer->service) : NULL;
-                }
-        } else if (basic) {
-                r->auth = AUTH_BASIC;
-        } else {
-                rc = kiln_err_set(err, KILN_ERR_AUTH, 401,
-                                  "%s: no supported authentication scheme in \"%s\"", r->domain,
-                                  ch && n ? ch[0].scheme : "");
+                if (!bearer->realm)
+                        return kiln_err_set(err, KILN_ERR_AUTH, 401,
+                                            "%s: Bearer challenge without a realm", r->domain);
+                r->auth = AUTH_BEARER;
+                free(r->realm);
+                free(r->service);
+                r->realm = kiln_xstrdup(bearer->realm);
+                r->service = bearer->service ? kiln_xstrdup(bearer->service) : NULL;
+                return 0;
         }
-        kiln_challenges_free(ch, n);
-        return rc;
+        if (basic) {
+                r->auth = AUTH_BASIC;
+                return 0;
+        }
+        return kiln_err_set(err, KILN_ERR_AUTH, 401,
+                            "%s: no supported authentication scheme in \"%s\"", r->domain,
+                            ch.v && ch.n ? ch.v[0].scheme : "");
+}
+
+static bool no_tls_code(const struct kiln_err *e)
+{
+        return e->code == CURLE_SSL_CONNECT_ERROR || e->code == CURLE_RECV_ERROR ||
+               e->code == CURLE_GOT_NOTHING;
+}
+
+/* Is there TLS at all? Asked without verifying: loading the system CA
+ * store costs ~20 ms of CPU, wasted on the plain-HTTP registries that
+ * loopback hosts usually are. Where TLS answers, a verified request
+ * decides. */
+static bool tls_missing(struct kiln_registry *r, const char *url)
+{
+        struct http_tls probe_tls = r->tls;
+        probe_tls.insecure = true;
+        probe_tls.ca_blob = NULL;
+        _cleanup_http_resp_ struct http_resp pr = {0};
+        struct http_req probe = {
+            .method = "GET", .url = url, .tls = &probe_tls, .upload_fd = -1, .max_attempts = 1};
+        _cleanup_err_ struct kiln_err *pe = NULL;
+        if (http_do(r->token_handle, &probe, &pr, &pe) == 0 || !no_tls_code(pe))
+                return false;
+        kiln_debug("%s: no TLS (%s); trying plain HTTP", r->domain, pe->msg);
+        return true;
 }
 
 /* First contact: GET /v2/ over HTTPS, falling back to plain HTTP where that
@@ -251,50 +267,19 @@ static int ping_locked(struct kiln_registry *r, struct kiln_err **err)
                         break;
                 _cleanup_free_ char *base = kiln_xasprintf("%s://%s", schemes[i], r->api_host);
                 _cleanup_free_ char *url = kiln_xasprintf("%s/v2/", base);
-                struct http_resp resp = {0};
-                /* Is there TLS at all? Ask without verifying first: loading
-                 * the system CA store costs ~20 ms of CPU, wasted on the
-                 * plain-HTTP registries that loopback hosts usually are.
-                 * Where TLS answers, the verified request below decides. */
-                if (i == 0 && r->allow_http && !r->insecure) {
-                        struct http_tls probe_tls = r->tls;
-                        probe_tls.insecure = true;
-                        probe_tls.ca_blob = NULL;
-                        struct http_resp pr = {0};
-                        struct http_req probe = {.method = "GET",
-                                                 .url = url,
-                                                 .tls = &probe_tls,
-                                                 .upload_fd = -1,
-                                                 .max_attempts = 1};
-                        struct kiln_err *pe = NULL;
-                        int prc = http_do(r->token_handle, &probe, &pr, &pe);
-                        bool no_tls = prc < 0 && (pe->code == CURLE_SSL_CONNECT_ERROR ||
-                                                  pe->code == CURLE_RECV_ERROR ||
-                                                  pe->code == CURLE_GOT_NOTHING);
-                        http_resp_release(&pr);
-                        if (no_tls) {
-                                kiln_debug("%s: no TLS (%s); trying plain HTTP", r->domain,
-                                           pe->msg);
-                                kiln_err_free(pe);
-                                continue;
-                        }
-                        kiln_err_free(pe);
-                }
+                if (i == 0 && r->allow_http && !r->insecure && tls_missing(r, url))
+                        continue;
                 struct http_req q = {.method = "GET",
                                      .url = url,
                                      .tls = &r->tls,
                                      .upload_fd = -1,
                                      .max_attempts = r->max_attempts};
-                struct kiln_err *e = NULL;
-                int rc = http_do(r->token_handle, &q, &resp, &e);
-                if (rc < 0) {
-                        bool no_tls = e->code == CURLE_SSL_CONNECT_ERROR ||
-                                      e->code == CURLE_RECV_ERROR || e->code == CURLE_GOT_NOTHING;
-                        if (i == 0 && r->allow_http && no_tls) {
+                _cleanup_http_resp_ struct http_resp resp = {0};
+                _cleanup_err_ struct kiln_err *e = NULL;
+                if (http_do(r->token_handle, &q, &resp, &e) < 0) {
+                        if (i == 0 && r->allow_http && no_tls_code(e)) {
                                 kiln_debug("%s: HTTPS failed (%s); trying plain HTTP", r->domain,
                                            e->msg);
-                                kiln_err_free(e);
-                                http_resp_release(&resp);
                                 continue;
                         }
                         if (e->code == CURLE_PEER_FAILED_VERIFICATION)
@@ -303,26 +288,23 @@ static int ping_locked(struct kiln_registry *r, struct kiln_err **err)
                                                 "--cert-dir or SSL_CERT_FILE, or name the host "
                                                 "with --insecure-registry)",
                                                 r->domain);
-                        *err = e;
-                        http_resp_release(&resp);
+                        *err = steal_pointer(&e);
                         return kiln_err_prefix(err, "registry %s", r->domain);
                 }
                 if (resp.status == 401) {
-                        rc = adopt_challenge(r, resp.www_authenticate, err);
+                        if (adopt_challenge(r, resp.www_authenticate, err) < 0)
+                                return -1;
                 } else if (resp.status == 200) {
                         r->auth = AUTH_NONE;
                 } else if (resp.status == 404) {
-                        rc = kiln_err_set(err, KILN_ERR_NETWORK, 404,
-                                          "%s does not serve the registry API (GET /v2/: 404)",
-                                          base);
+                        return kiln_err_set(err, KILN_ERR_NETWORK, 404,
+                                            "%s does not serve the registry API (GET /v2/: 404)",
+                                            base);
                 } else {
                         _cleanup_free_ char *t = http_error_text(&resp);
-                        rc = kiln_err_set(err, KILN_ERR_NETWORK, (int)resp.status, "GET %s: %s",
-                                          url, t);
+                        return kiln_err_set(err, KILN_ERR_NETWORK, (int)resp.status, "GET %s: %s",
+                                            url, t);
                 }
-                http_resp_release(&resp);
-                if (rc < 0)
-                        return -1;
                 r->base_url = steal_pointer(&base);
                 r->origin = http_origin(r->base_url);
                 kiln_debug("registry %s at %s, auth %s", r->domain, r->base_url,
@@ -389,7 +371,7 @@ static int fetch_token_locked(struct kiln_registry *r, const char *scope, struct
                              .body_max = TOKEN_BODY_MAX,
                              .max_attempts = r->max_attempts,
                              .upload_fd = -1};
-        struct curl_slist *hdrs = NULL;
+        _cleanup_curl_slist_ struct curl_slist *hdrs = NULL;
         if (r->have_creds && r->creds.identity_token) {
                 /* OAuth2 refresh-token grant, as docker login stores it. */
                 _cleanup_free_ char *rt = url_escape(r->creds.identity_token);
@@ -416,15 +398,10 @@ static int fetch_token_locked(struct kiln_registry *r, const char *scope, struct
         }
         q.url = url;
         q.headers = hdrs;
-        struct http_resp resp = {0};
-        int rc = http_do(r->token_handle, &q, &resp, err);
-        curl_slist_free_all(hdrs);
-        if (rc < 0) {
-                http_resp_release(&resp);
+        _cleanup_http_resp_ struct http_resp resp = {0};
+        if (http_do(r->token_handle, &q, &resp, err) < 0)
                 return kiln_err_prefix(err, "token for %s", r->domain);
-        }
         if (resp.status == 401 || resp.status == 403) {
-                http_resp_release(&resp);
                 if (r->have_creds)
                         return kiln_err_set(err, KILN_ERR_AUTH, 401,
                                             "%s: authentication failed: the token service refused "
@@ -437,11 +414,9 @@ static int fetch_token_locked(struct kiln_registry *r, const char *scope, struct
         }
         if (resp.status != 200) {
                 _cleanup_free_ char *t = http_error_text(&resp);
-                http_resp_release(&resp);
                 return kiln_err_set(err, KILN_ERR_AUTH, 0, "%s: token service: %s", r->domain, t);
         }
-        http_resp_release(&resp);
-        struct kiln_token tok = {0};
+        _cleanup_token_ struct kiln_token tok = {0};
         if (kiln_token_parse(body.data, body.len, &tok, err) < 0)
                 return kiln_err_prefix(err, "%s: token service answer", r->domain);
         /* Renew a little early so a token never expires in flight. */
@@ -451,7 +426,6 @@ static int fetch_token_locked(struct kiln_registry *r, const char *scope, struct
         r->tokens[r->n_tokens].token = steal_pointer(&tok.token);
         r->tokens[r->n_tokens].expires_ns = kiln_now_ns() + (uint64_t)life * 1000000000ull;
         r->n_tokens++;
-        kiln_token_release(&tok);
         return 0;
 }
 
@@ -476,6 +450,19 @@ static int authorization_locked(struct kiln_registry *r, const char *scope, char
                 t = cached_token(r, scope);
         }
         *out = t ? kiln_xasprintf("Bearer %s", t) : NULL;
+        return 0;
+}
+
+/* A 401 to a request: the scope's token is dropped and the challenge
+ * taken afresh (with credentials loaded for Basic). */
+static int readopt_locked(struct kiln_registry *r, const char *scope, const char *header,
+                          struct kiln_err **err)
+{
+        drop_token(r, scope);
+        if (adopt_challenge(r, header, err) < 0)
+                return -1;
+        if (r->auth == AUTH_BASIC)
+                return load_creds(r, err);
         return 0;
 }
 
@@ -534,10 +521,7 @@ int registry_request(struct kiln_registry *r, CURL *h, const char *scope, struct
                  * auth although /v2/ did not: take the fresh challenge and
                  * try once more. */
                 pthread_mutex_lock(&r->lock);
-                drop_token(r, scope);
-                rc = adopt_challenge(r, resp->www_authenticate, err);
-                if (rc == 0 && r->auth == AUTH_BASIC)
-                        rc = load_creds(r, err);
+                rc = readopt_locked(r, scope, resp->www_authenticate, err);
                 pthread_mutex_unlock(&r->lock);
                 if (rc < 0)
                         return -1;

@@ -35,16 +35,14 @@ static int manifest_request(struct kiln_registry *r, const char *method, const c
         _cleanup_free_ char *path = kiln_xasprintf("/v2/%s/manifests/%s", repo, reference);
         _cleanup_free_ char *scope = registry_scope(repo, "pull");
         _cleanup_free_ char *accept = kiln_xasprintf("Accept: %s", KILN_MANIFEST_ACCEPT);
-        struct curl_slist *hdrs = curl_slist_append(NULL, accept);
+        _cleanup_curl_slist_ struct curl_slist *hdrs = curl_slist_append(NULL, accept);
         struct http_req q = {.method = method,
                              .url = path,
                              .headers = hdrs,
                              .body = body,
                              .body_max = KILN_MANIFEST_MAX,
                              .upload_fd = -1};
-        int rc = registry_request(r, r->handle, scope, &q, resp, err);
-        curl_slist_free_all(hdrs);
-        return rc;
+        return registry_request(r, r->handle, scope, &q, resp, err);
 }
 
 int kiln_registry_get_manifest(struct kiln_registry *r, const char *repo, const char *reference,
@@ -52,50 +50,39 @@ int kiln_registry_get_manifest(struct kiln_registry *r, const char *repo, const 
                                char digest[KILN_DIGEST_MAX], struct kiln_err **err)
 {
         _cleanup_free_ char *name = object_name(r, repo, reference);
-        struct http_resp resp = {0};
-        if (manifest_request(r, "GET", repo, reference, body, &resp, err) < 0) {
-                http_resp_release(&resp);
+        _cleanup_http_resp_ struct http_resp resp = {0};
+        if (manifest_request(r, "GET", repo, reference, body, &resp, err) < 0)
                 return kiln_err_prefix(err, "manifest %s", name);
-        }
-        if (resp.status != 200) {
-                status_error(r, "manifest", name, &resp, err);
-                http_resp_release(&resp);
-                return -1;
-        }
+        if (resp.status != 200)
+                return status_error(r, "manifest", name, &resp, err);
         kiln_sha256_digest(body->data ? body->data : "", body->len, digest);
         const char *want = is_digest_ref(reference) ? reference : NULL;
         if (!want && resp.docker_digest && kiln_str_has_prefix(resp.docker_digest, "sha256:"))
                 want = resp.docker_digest;
-        int rc = 0;
         if (want && strcmp(want, digest) != 0)
-                rc = kiln_err_set(err, KILN_ERR_DIGEST, 0,
-                                  "manifest %s: content hashes to %s, expected %s", name, digest,
-                                  want);
-        if (rc == 0 && media_type)
+                return kiln_err_set(err, KILN_ERR_DIGEST, 0,
+                                    "manifest %s: content hashes to %s, expected %s", name, digest,
+                                    want);
+        if (media_type)
                 *media_type = resp.content_type ? kiln_xstrdup(resp.content_type) : NULL;
-        http_resp_release(&resp);
-        return rc;
+        return 0;
 }
 
 int kiln_registry_head_manifest(struct kiln_registry *r, const char *repo, const char *reference,
                                 bool *exists, char digest[KILN_DIGEST_MAX], struct kiln_err **err)
 {
         _cleanup_free_ char *name = object_name(r, repo, reference);
-        struct http_resp resp = {0};
+        _cleanup_http_resp_ struct http_resp resp = {0};
         digest[0] = '\0';
-        if (manifest_request(r, "HEAD", repo, reference, NULL, &resp, err) < 0) {
-                http_resp_release(&resp);
+        if (manifest_request(r, "HEAD", repo, reference, NULL, &resp, err) < 0)
                 return kiln_err_prefix(err, "manifest %s", name);
-        }
-        int rc = 0;
         *exists = resp.status == 200;
         if (resp.status == 200 && resp.docker_digest &&
             kiln_digest_validate(resp.docker_digest, NULL) == 0)
                 snprintf(digest, KILN_DIGEST_MAX, "%s", resp.docker_digest);
         else if (resp.status != 200 && resp.status != 404)
-                rc = status_error(r, "manifest", name, &resp, err);
-        http_resp_release(&resp);
-        return rc;
+                return status_error(r, "manifest", name, &resp, err);
+        return 0;
 }
 
 /* ---------- blobs, several at once ---------- */
@@ -111,6 +98,23 @@ struct fetch_job {
         struct kiln_blob_watch *const *watches; /* by index into blobs, or NULL */
         const volatile int *cancel;
 };
+
+/* GETs the blob into w and commits it (verified against its digest). */
+static int download(const struct fetch_job *j, CURL *h, const struct kiln_descriptor *d,
+                    struct http_req *q, struct kiln_blob_writer *w, struct kiln_err **err)
+{
+        _cleanup_free_ char *scope = registry_scope(j->repo, "pull");
+        _cleanup_http_resp_ struct http_resp resp = {0};
+        if (registry_request(j->r, h, scope, q, &resp, err) < 0)
+                return -1;
+        if (resp.status != 200) {
+                _cleanup_free_ char *name =
+                    kiln_xasprintf("%s/%s@%s", j->r->domain, j->repo, d->digest);
+                return status_error(j->r, "blob", name, &resp, err);
+        }
+        http_resp_release(&resp);
+        return kiln_blob_writer_commit(w, NULL, err);
+}
 
 static int fetch_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
 {
@@ -131,7 +135,6 @@ static int fetch_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
         if (watch)
                 kiln_blob_writer_watch(w, watch);
         _cleanup_free_ char *path = kiln_xasprintf("/v2/%s/blobs/%s", j->repo, d->digest);
-        _cleanup_free_ char *scope = registry_scope(j->repo, "pull");
         struct http_req q = {.method = "GET",
                              .url = path,
                              .writer = w,
@@ -139,21 +142,12 @@ static int fetch_one(void *ctx, CURL *h, size_t k, struct kiln_err **err)
                              .progress_slot = j->slots[k],
                              .cancel = j->cancel,
                              .upload_fd = -1};
-        struct http_resp resp = {0};
-        int rc = registry_request(j->r, h, scope, &q, &resp, err);
-        if (rc == 0 && resp.status != 200) {
-                _cleanup_free_ char *name =
-                    kiln_xasprintf("%s/%s@%s", j->r->domain, j->repo, d->digest);
-                rc = status_error(j->r, "blob", name, &resp, err);
-        }
-        http_resp_release(&resp);
-        if (rc == 0)
-                rc = kiln_blob_writer_commit(w, NULL, err);
-        if (rc == 0)
-                kiln_store_note_blob_location(j->store, j->r->domain, d->digest, j->repo);
-        kiln_progress_finish(j->progress, j->slots[k], rc == 0 ? "done" : "failed");
-        if (rc < 0)
+        if (download(j, h, d, &q, w, err) < 0) {
+                kiln_progress_finish(j->progress, j->slots[k], "failed");
                 return kiln_err_prefix(err, "blob %s", d->digest);
+        }
+        kiln_store_note_blob_location(j->store, j->r->domain, d->digest, j->repo);
+        kiln_progress_finish(j->progress, j->slots[k], "done");
         return 0;
 }
 
@@ -214,10 +208,10 @@ int kiln_registry_fetch_blobs_watched(struct kiln_registry *r, const char *repo,
         int rc = fetch_blobs(r, repo, blobs, n, store, progress, watches, err);
         /* every watch hears the end: duplicates, blobs that were there */
         for (size_t i = 0; watches && i < n; i++) {
-                if (rc == 0)
-                        kiln_blob_watch_done(watches[i]);
-                else
+                if (rc < 0)
                         kiln_blob_watch_failed(watches[i]);
+                else
+                        kiln_blob_watch_done(watches[i]);
         }
         return rc;
 }

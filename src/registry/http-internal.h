@@ -52,6 +52,22 @@ struct http_resp {
         struct kiln_buf error_body; /* first bytes of a non-2xx body, for messages */
 };
 void http_resp_release(struct http_resp *r);
+#define _cleanup_http_resp_ _cleanup_(http_resp_release)
+
+/* libcurl objects a local owns: a handle, a header list. */
+static inline void http_curl_cleanupp(CURL **h)
+{
+        if (*h)
+                curl_easy_cleanup(*h);
+        *h = NULL;
+}
+#define _cleanup_curl_ _cleanup_(http_curl_cleanupp)
+static inline void http_slist_freep(struct curl_slist **l)
+{
+        curl_slist_free_all(*l);
+        *l = NULL;
+}
+#define _cleanup_curl_slist_ _cleanup_(http_slist_freep)
 
 /* Performs the request on handle h (reused across calls so the connection
  * stays open). Returns 0 when an HTTP response was received, whatever its

@@ -280,7 +280,7 @@ static CURLcode exchange_once(CURL *h, const struct http_req *q, const char *url
                               struct exchange *x, char *errbuf)
 {
         curl_easy_reset(h);
-        struct curl_slist *hdrs = NULL;
+        _cleanup_curl_slist_ struct curl_slist *hdrs = NULL;
         for (struct curl_slist *s = q->headers; s; s = s->next)
                 hdrs = curl_slist_append(hdrs, s->data);
         _cleanup_free_ char *auth = NULL;
@@ -331,9 +331,7 @@ static CURLcode exchange_once(CURL *h, const struct http_req *q, const char *url
                 }
         }
         x->resp->status = 0;
-        CURLcode c = curl_easy_perform(h);
-        curl_slist_free_all(hdrs);
-        return c;
+        return curl_easy_perform(h);
 }
 
 static int reset_sinks(const struct http_req *q, struct kiln_err **err)
@@ -430,7 +428,8 @@ char *http_error_text(const struct http_resp *resp)
         struct kiln_buf out = {0};
         if (resp->error_body.len) {
                 json_error_t je;
-                json_t *doc = json_loadb(resp->error_body.data, resp->error_body.len, 0, &je);
+                _cleanup_json_ json_t *doc =
+                    json_loadb(resp->error_body.data, resp->error_body.len, 0, &je);
                 json_t *errors = doc ? json_object_get(doc, "errors") : NULL;
                 size_t i;
                 json_t *e;
@@ -445,7 +444,6 @@ char *http_error_text(const struct http_resp *resp)
                         if (msg)
                                 kiln_buf_printf(&out, "%s%s", code ? ": " : "", msg);
                 }
-                json_decref(doc);
         }
         if (!out.len)
                 kiln_buf_printf(&out, "HTTP %ld", resp->status);
@@ -457,7 +455,7 @@ char *http_error_text(const struct http_resp *resp)
 int kiln_http_probe(const char *url, long timeout_ms, struct kiln_err **err)
 {
         http_global_init();
-        CURL *h = curl_easy_init();
+        _cleanup_curl_ CURL *h = curl_easy_init();
         if (!h)
                 return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "curl_easy_init failed");
         curl_easy_setopt(h, CURLOPT_URL, url);
@@ -467,7 +465,6 @@ int kiln_http_probe(const char *url, long timeout_ms, struct kiln_err **err)
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         CURLcode rc = curl_easy_perform(h);
-        curl_easy_cleanup(h);
         if (rc != CURLE_OK)
                 return kiln_err_set(err, KILN_ERR_NETWORK, (int)rc, "%s is unreachable: %s", url,
                                     curl_easy_strerror(rc));

@@ -18,7 +18,7 @@ struct pool {
 static void *worker(void *arg)
 {
         struct pool *p = arg;
-        CURL *h = curl_easy_init();
+        _cleanup_curl_ CURL *h = curl_easy_init();
         for (;;) {
                 size_t k = atomic_fetch_add(&p->next, 1);
                 if (k >= p->n || *p->cancel)
@@ -38,8 +38,6 @@ static void *worker(void *arg)
                 pthread_mutex_unlock(&p->lock);
                 break;
         }
-        if (h)
-                curl_easy_cleanup(h);
         return NULL;
 }
 

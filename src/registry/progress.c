@@ -134,3 +134,9 @@ void kiln_progress_free(struct kiln_progress *p)
         free(p->verb);
         free(p);
 }
+
+void kiln_progress_freep(struct kiln_progress **p)
+{
+        kiln_progress_free(*p);
+        *p = NULL;
+}

@@ -26,6 +26,7 @@ static void blob_list_release(struct blob_list *l)
         l->v = NULL;
         l->n = 0;
 }
+#define _cleanup_blob_list_ _cleanup_(blob_list_release)
 
 /* Fetches a manifest, stores its exact bytes and parses it. */
 static int fetch_manifest(struct kiln_registry *r, const char *repo, const char *reference,
@@ -75,21 +76,18 @@ static int collect_index(struct kiln_registry *r, const char *repo, const struct
                         blob_list_add(blobs, c);
                         continue;
                 }
-                struct kiln_manifest m = {0};
-                struct kiln_descriptor d = {0};
-                int rc = fetch_manifest(r, repo, c->digest, c->media_type, store, &m, &d, err);
-                if (rc == 0 && m.is_index) {
-                        if (depth >= 2)
-                                rc = kiln_err_set(err, KILN_ERR_FORMAT, 0,
-                                                  "index %s nests indexes too deeply", c->digest);
-                        else
-                                rc = collect_index(r, repo, &m, store, blobs, depth + 1, err);
-                } else if (rc == 0) {
+                _cleanup_manifest_ struct kiln_manifest m = {0};
+                _cleanup_descriptor_ struct kiln_descriptor d = {0};
+                if (fetch_manifest(r, repo, c->digest, c->media_type, store, &m, &d, err) < 0)
+                        return -1;
+                if (!m.is_index) {
                         add_image_blobs(blobs, &m, true);
+                        continue;
                 }
-                kiln_manifest_release(&m);
-                kiln_descriptor_release(&d);
-                if (rc < 0)
+                if (depth >= 2)
+                        return kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                                            "index %s nests indexes too deeply", c->digest);
+                if (collect_index(r, repo, &m, store, blobs, depth + 1, err) < 0)
                         return -1;
         }
         return 0;
@@ -104,18 +102,52 @@ static int check_config_platform(struct kiln_store *store, const struct kiln_man
         _cleanup_buf_ struct kiln_buf cfg = {0};
         if (kiln_store_read(store, m->config.digest, KILN_CONFIG_MAX, &cfg, err) < 0)
                 return -1;
-        struct kiln_config_summary s = {0};
+        _cleanup_config_summary_ struct kiln_config_summary s = {0};
         if (kiln_config_summary_parse(cfg.data, cfg.len, &s, err) < 0)
                 return kiln_err_prefix(err, "config of %s", name);
-        int rc = 0;
         if (s.platform.os && s.platform.architecture && !kiln_platform_matches(want, &s.platform)) {
                 _cleanup_free_ char *w = kiln_platform_string(want);
                 _cleanup_free_ char *g = kiln_platform_string(&s.platform);
-                rc = kiln_err_set(err, KILN_ERR_NOT_FOUND, 0,
-                                  "%s is a single-platform image for %s, not %s", name, g, w);
+                return kiln_err_set(err, KILN_ERR_NOT_FOUND, 0,
+                                    "%s is a single-platform image for %s, not %s", name, g, w);
         }
-        kiln_config_summary_release(&s);
-        return rc;
+        return 0;
+}
+
+/* The manifest (or index) the reference names, resolved to the platform's
+ * image unless every platform is wanted; the blobs to fetch go to blobs. */
+static int resolve(struct kiln_registry *r, const struct kiln_ref *ref,
+                   const struct kiln_pull_opts *opts, const struct kiln_platform *want,
+                   struct kiln_store *store, struct kiln_manifest *m, struct kiln_descriptor *d,
+                   struct blob_list *blobs, struct kiln_err **err)
+{
+        if (fetch_manifest(r, ref->path, kiln_ref_object(ref), NULL, store, m, d, err) < 0)
+                return -1;
+        if (!m->is_index) {
+                add_image_blobs(blobs, m, false);
+                return 0;
+        }
+        if (opts->all_platforms)
+                return collect_index(r, ref->path, m, store, blobs, 1, err);
+        const struct kiln_descriptor *pick = NULL;
+        if (kiln_index_select(m, want, &pick, err) < 0)
+                return -1;
+        _cleanup_descriptor_ struct kiln_descriptor child = {0};
+        kiln_descriptor_copy(&child, pick);
+        kiln_manifest_release(m);
+        kiln_descriptor_release(d);
+        if (fetch_manifest(r, ref->path, child.digest, child.media_type, store, m, d, err) < 0)
+                return -1;
+        if (m->is_index)
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                                    "index entry %s for %s is itself an index", child.digest,
+                                    child.platform ? "platform" : "?");
+        if (child.platform) {
+                d->platform = kiln_xcalloc(1, sizeof(*d->platform));
+                kiln_platform_copy(d->platform, child.platform);
+        }
+        add_image_blobs(blobs, m, false);
+        return 0;
 }
 
 int kiln_pull(struct kiln_registry *r, const struct kiln_ref *ref,
@@ -123,61 +155,29 @@ int kiln_pull(struct kiln_registry *r, const struct kiln_ref *ref,
               struct kiln_progress *progress, struct kiln_descriptor *top, struct kiln_err **err)
 {
         _cleanup_free_ char *name = kiln_ref_string(ref);
-        struct kiln_platform want = {0};
+        _cleanup_platform_ struct kiln_platform want = {0};
         if (opts->platform.os)
                 kiln_platform_copy(&want, &opts->platform);
         else
                 kiln_platform_host(&want);
 
-        struct kiln_manifest m = {0};
-        struct kiln_descriptor d = {0};
-        struct blob_list blobs = {0};
-        int rc = fetch_manifest(r, ref->path, kiln_ref_object(ref), NULL, store, &m, &d, err);
-        if (rc == 0 && m.is_index && opts->all_platforms) {
-                rc = collect_index(r, ref->path, &m, store, &blobs, 1, err);
-        } else if (rc == 0 && m.is_index) {
-                const struct kiln_descriptor *pick = NULL;
-                rc = kiln_index_select(&m, &want, &pick, err);
-                if (rc == 0) {
-                        struct kiln_descriptor child = {0};
-                        kiln_descriptor_copy(&child, pick);
-                        kiln_manifest_release(&m);
-                        kiln_descriptor_release(&d);
-                        rc = fetch_manifest(r, ref->path, child.digest, child.media_type, store, &m,
-                                            &d, err);
-                        if (rc == 0 && m.is_index)
-                                rc = kiln_err_set(err, KILN_ERR_FORMAT, 0,
-                                                  "index entry %s for %s is itself an index",
-                                                  child.digest, child.platform ? "platform" : "?");
-                        if (rc == 0 && child.platform) {
-                                d.platform = kiln_xcalloc(1, sizeof(*d.platform));
-                                kiln_platform_copy(d.platform, child.platform);
-                        }
-                        kiln_descriptor_release(&child);
-                }
-                if (rc == 0)
-                        add_image_blobs(&blobs, &m, false);
-        } else if (rc == 0) {
-                add_image_blobs(&blobs, &m, false);
-        }
-        if (rc < 0)
-                kiln_err_prefix(err, "pull %s", name);
+        _cleanup_manifest_ struct kiln_manifest m = {0};
+        _cleanup_descriptor_ struct kiln_descriptor d = {0};
+        _cleanup_blob_list_ struct blob_list blobs = {0};
+        if (resolve(r, ref, opts, &want, store, &m, &d, &blobs, err) < 0)
+                return kiln_err_prefix(err, "pull %s", name);
         /* The config first: it is small, and a wrong platform stops the pull
          * before any layer moves. */
-        if (rc == 0 && !m.is_index) {
-                rc = kiln_registry_fetch_blobs(r, ref->path, &m.config, 1, store, progress, err);
-                if (rc == 0 && opts->platform.os)
-                        rc = check_config_platform(store, &m, &want, name, err);
+        if (!m.is_index) {
+                if (kiln_registry_fetch_blobs(r, ref->path, &m.config, 1, store, progress, err) < 0)
+                        return -1;
+                if (opts->platform.os && check_config_platform(store, &m, &want, name, err) < 0)
+                        return -1;
         }
-        if (rc == 0 && !opts->manifest_only)
-                rc =
-                    kiln_registry_fetch_blobs(r, ref->path, blobs.v, blobs.n, store, progress, err);
-        if (rc == 0)
-                *top = d;
-        else
-                kiln_descriptor_release(&d);
-        blob_list_release(&blobs);
-        kiln_manifest_release(&m);
-        kiln_platform_release(&want);
-        return rc;
+        if (!opts->manifest_only &&
+            kiln_registry_fetch_blobs(r, ref->path, blobs.v, blobs.n, store, progress, err) < 0)
+                return -1;
+        *top = d;
+        d = (struct kiln_descriptor){0};
+        return 0;
 }

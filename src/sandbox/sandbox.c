@@ -701,14 +701,19 @@ struct line_sink {
         struct kiln_buf pending;
 };
 
+static void line_sink_release(struct line_sink *s)
+{
+        kiln_buf_release(&s->pending);
+}
+#define _cleanup_line_sink_ _cleanup_(line_sink_release)
+
 static void sink_emit(struct line_sink *s, const char *p, size_t n)
 {
-        struct kiln_buf line = {0};
+        _cleanup_buf_ struct kiln_buf line = {0};
         kiln_buf_puts(&line, s->label);
         kiln_buf_append(&line, p, n);
         kiln_buf_puts(&line, "\n");
         kiln_write_all(2, line.data, line.len); /* one write per line */
-        kiln_buf_release(&line);
 }
 
 static void sink_feed(struct line_sink *s, const char *p, size_t n)
@@ -756,13 +761,71 @@ static int check_opts(const struct kiln_sandbox_opts *o, struct kiln_err **err)
         return 0;
 }
 
-static void close_pair(int p[2])
+/* The sandbox's scratch directory: removed on the way out (nothing is
+ * mounted there outside the child). */
+static void scratch_removep(char **dir)
 {
-        for (int i = 0; i < 2; i++)
-                if (p[i] >= 0) {
-                        close(p[i]);
-                        p[i] = -1;
+        if (*dir) {
+                _cleanup_err_ struct kiln_err *rm_err = NULL;
+                kiln_rm_rf(*dir, &rm_err);
+        }
+        free(*dir);
+        *dir = NULL;
+}
+
+/* Passes the command's output on line by line and keeps the first setup
+ * report, until the children close both pipes. A failed poll kills the
+ * keeper. */
+static int pump(int out_r, int rep_r, pid_t keeper, struct line_sink *sink,
+                struct sb_report *report, size_t *report_len, struct kiln_err **err)
+{
+        struct pollfd pf[2] = {{.fd = out_r, .events = POLLIN}, {.fd = rep_r, .events = POLLIN}};
+        while (pf[0].fd >= 0 || pf[1].fd >= 0) {
+                if (poll(pf, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        kiln_err_sys(err, "sandbox: poll");
+                        kill(keeper, SIGKILL);
+                        return -1;
                 }
+                if (pf[0].revents) {
+                        char buf[16384];
+                        ssize_t n = read(out_r, buf, sizeof(buf));
+                        if (n > 0)
+                                sink_feed(sink, buf, (size_t)n);
+                        else if (n == 0 || errno != EINTR)
+                                pf[0].fd = -1;
+                }
+                if (pf[1].revents) {
+                        ssize_t n = -1;
+                        if (*report_len < sizeof(*report))
+                                n = read(rep_r, (char *)report + *report_len,
+                                         sizeof(*report) - *report_len);
+                        else {
+                                char drain[256]; /* a later report: the first is the cause */
+                                n = read(rep_r, drain, sizeof(drain));
+                        }
+                        if (n > 0 && *report_len < sizeof(*report))
+                                *report_len += (size_t)n;
+                        else if (n == 0 || (n < 0 && errno != EINTR))
+                                pf[1].fd = -1;
+                }
+        }
+        return 0;
+}
+
+/* Waits for the keeper (then -1); its wait status, 255 << 8 when waiting
+ * fails. */
+static int wait_keeper(pid_t *keeper)
+{
+        int st = 0;
+        while (waitpid(*keeper, &st, 0) < 0)
+                if (errno != EINTR) {
+                        st = 255 << 8;
+                        break;
+                }
+        *keeper = -1;
+        return st;
 }
 
 int kiln_sandbox_run(const struct kiln_sandbox_opts *o, int *status, struct kiln_err **err)
@@ -776,7 +839,7 @@ int kiln_sandbox_run(const struct kiln_sandbox_opts *o, int *status, struct kiln
         _cleanup_free_ char *tmpl = kiln_xasprintf("%s/.kiln-sandbox-XXXXXX", work_parent);
         if (!mkdtemp(tmpl))
                 return kiln_err_sys(err, "create sandbox directory in %s", work_parent);
-        _cleanup_free_ char *tmp = realpath(tmpl, NULL);
+        _cleanup_(scratch_removep) char *tmp = realpath(tmpl, NULL);
         if (!tmp) {
                 kiln_err_sys(err, "resolve %s", tmpl);
                 rmdir(tmpl);
@@ -784,21 +847,12 @@ int kiln_sandbox_run(const struct kiln_sandbox_opts *o, int *status, struct kiln
         }
         _cleanup_free_ char *mnt = kiln_xasprintf("%s/root", tmp);
         _cleanup_free_ char *skel = kiln_xasprintf("%s/skel", tmp);
-        int rc = 0;
-        int out[2] = {-1, -1}, rep[2] = {-1, -1};
-        struct line_sink sink = {.label = o->label ? o->label : ""};
-        struct sb_report report = {0};
-        size_t report_len = 0;
-        pid_t keeper = -1;
-
-        if (mkdir(mnt, 0700) < 0 || mkdir(skel, 0755) < 0) {
-                rc = kiln_err_sys(err, "create %s", mnt);
-                goto out;
-        }
-        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
-                rc = kiln_err_sys(err, "sandbox: pipe");
-                goto out;
-        }
+        if (mkdir(mnt, 0700) < 0 || mkdir(skel, 0755) < 0)
+                return kiln_err_sys(err, "create %s", mnt);
+        _cleanup_pipe_ int rep[2] = {-1, -1};
+        _cleanup_pipe_ int out[2] = {-1, -1};
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0)
+                return kiln_err_sys(err, "sandbox: pipe");
         struct sb_ctx ctx = {
             .o = o,
             .mnt = mnt,
@@ -808,12 +862,13 @@ int kiln_sandbox_run(const struct kiln_sandbox_opts *o, int *status, struct kiln
             .report_w = rep[1],
         };
         pid_t self = getpid();
-        keeper = fork();
-        if (keeper < 0) {
-                rc = kiln_err_sys(err, "sandbox: fork");
-                goto out;
-        }
+        /* killed and reaped on the way out unless waited for below */
+        _cleanup_kill_ pid_t keeper = fork();
+        if (keeper < 0)
+                return kiln_err_sys(err, "sandbox: fork");
         if (keeper == 0) {
+                /* the child's code from here on is unchanged by the cleanups
+                 * above: run_keeper ends in _exit, so none of them runs */
                 close(out[0]);
                 close(rep[0]);
                 run_keeper(&ctx, self);
@@ -822,66 +877,22 @@ int kiln_sandbox_run(const struct kiln_sandbox_opts *o, int *status, struct kiln
         close(rep[1]);
         out[1] = rep[1] = -1;
 
-        struct pollfd pf[2] = {{.fd = out[0], .events = POLLIN}, {.fd = rep[0], .events = POLLIN}};
-        while (pf[0].fd >= 0 || pf[1].fd >= 0) {
-                if (poll(pf, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        rc = kiln_err_sys(err, "sandbox: poll");
-                        kill(keeper, SIGKILL);
-                        break;
-                }
-                if (pf[0].revents) {
-                        char buf[16384];
-                        ssize_t n = read(out[0], buf, sizeof(buf));
-                        if (n > 0)
-                                sink_feed(&sink, buf, (size_t)n);
-                        else if (n == 0 || errno != EINTR)
-                                pf[0].fd = -1;
-                }
-                if (pf[1].revents) {
-                        ssize_t n = -1;
-                        if (report_len < sizeof(report))
-                                n = read(rep[0], (char *)&report + report_len,
-                                         sizeof(report) - report_len);
-                        else {
-                                char drain[256]; /* a later report: the first is the cause */
-                                n = read(rep[0], drain, sizeof(drain));
-                        }
-                        if (n > 0 && report_len < sizeof(report))
-                                report_len += (size_t)n;
-                        else if (n == 0 || (n < 0 && errno != EINTR))
-                                pf[1].fd = -1;
-                }
-        }
+        _cleanup_line_sink_ struct line_sink sink = {.label = o->label ? o->label : ""};
+        struct sb_report report = {0};
+        size_t report_len = 0;
+        int rc = pump(out[0], rep[0], keeper, &sink, &report, &report_len, err);
         if (sink.pending.len)
                 sink_emit(&sink, sink.pending.data, sink.pending.len);
-
-        int st = 0;
-        while (waitpid(keeper, &st, 0) < 0)
-                if (errno != EINTR) {
-                        st = 255 << 8;
-                        break;
-                }
-        keeper = -1;
-        if (rc == 0 && report_len > 0) {
+        int st = wait_keeper(&keeper);
+        if (rc < 0)
+                return -1;
+        if (report_len > 0) {
                 report.msg[sizeof(report.msg) - 1] = '\0';
                 /* KILN_ERR_BUILD when the command could not be started, the
                  * sandbox's own failures otherwise */
-                rc = kiln_err_set(err, (enum kiln_err_domain)report.domain, report.code,
-                                  "sandbox: %s", report.msg);
-        } else if (rc == 0) {
-                *status = status_of(st);
+                return kiln_err_set(err, (enum kiln_err_domain)report.domain, report.code,
+                                    "sandbox: %s", report.msg);
         }
-out:
-        if (keeper > 0) {
-                kill(keeper, SIGKILL);
-                waitpid(keeper, NULL, 0);
-        }
-        close_pair(out);
-        close_pair(rep);
-        kiln_buf_release(&sink.pending);
-        _cleanup_err_ struct kiln_err *rm_err = NULL;
-        kiln_rm_rf(tmp, &rm_err); /* nothing is mounted here outside the child */
-        return rc;
+        *status = status_of(st);
+        return 0;
 }

@@ -15,6 +15,15 @@ static void seccomp_ctx_releasep(scmp_filter_ctx *c)
 {
         if (*c)
                 seccomp_release(*c);
+        *c = NULL;
+}
+#define _cleanup_scmp_filter_ _cleanup_(seccomp_ctx_releasep)
+
+/* rc: a negative errno from libseccomp. */
+static int filter_fail(struct kiln_err **err, int rc)
+{
+        return kiln_err_set(err, KILN_ERR_SYSTEM, -rc, "seccomp filter for single-id mode: %s",
+                            strerror(-rc));
 }
 
 /* Ownership and identity changes. */
@@ -30,7 +39,7 @@ static const char *const fake_ids_compat[] = {
 
 int kiln_sandbox_seccomp_fake_ids(struct kiln_err **err)
 {
-        _cleanup_(seccomp_ctx_releasep) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+        _cleanup_scmp_filter_ scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
         if (!ctx)
                 return kiln_err_set(err, KILN_ERR_SYSTEM, 0, "seccomp: cannot create filter");
         /* We are root in our user namespace, so no_new_privs is not needed to
@@ -38,21 +47,21 @@ int kiln_sandbox_seccomp_fake_ids(struct kiln_err **err)
          * they would in the image. */
         int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
         if (rc < 0)
-                goto fail;
+                return filter_fail(err, rc);
         if (seccomp_arch_native() == SCMP_ARCH_X86_64) {
                 /* 32-bit binaries must keep working and get the same answers */
                 rc = seccomp_arch_add(ctx, SCMP_ARCH_X86);
                 if (rc < 0 && rc != -EEXIST)
-                        goto fail;
+                        return filter_fail(err, rc);
                 rc = seccomp_arch_add(ctx, SCMP_ARCH_X32);
                 if (rc < 0 && rc != -EEXIST)
-                        goto fail;
+                        return filter_fail(err, rc);
         }
         for (size_t i = 0; i < sizeof(fake_ids) / sizeof(fake_ids[0]); i++) {
                 rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(0),
                                       seccomp_syscall_resolve_name(fake_ids[i]), 0);
                 if (rc < 0)
-                        goto fail;
+                        return filter_fail(err, rc);
         }
         for (size_t i = 0; i < sizeof(fake_ids_compat) / sizeof(fake_ids_compat[0]); i++) {
                 int nr = seccomp_syscall_resolve_name(fake_ids_compat[i]);
@@ -68,17 +77,14 @@ int kiln_sandbox_seccomp_fake_ids(struct kiln_err **err)
                 rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(0), SCMP_SYS(mknod), 1,
                                       SCMP_A1(SCMP_CMP_MASKED_EQ, S_IFMT, dev_types[i]));
                 if (rc < 0)
-                        goto fail;
+                        return filter_fail(err, rc);
                 rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(0), SCMP_SYS(mknodat), 1,
                                       SCMP_A2(SCMP_CMP_MASKED_EQ, S_IFMT, dev_types[i]));
                 if (rc < 0)
-                        goto fail;
+                        return filter_fail(err, rc);
         }
         rc = seccomp_load(ctx);
         if (rc < 0)
-                goto fail;
+                return filter_fail(err, rc);
         return 0;
-fail:
-        return kiln_err_set(err, KILN_ERR_SYSTEM, -rc, "seccomp filter for single-id mode: %s",
-                            strerror(-rc));
 }

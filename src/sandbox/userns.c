@@ -4,6 +4,7 @@
  * helper forked before the unshare (still in the host namespace, where the
  * setuid newuidmap/newgidmap work) maps the parent once it has unshared. */
 #include "kiln/sandbox.h"
+#include "sandbox-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -113,6 +114,25 @@ static void helper_report(int fd, const char *fmt, ...)
         kiln_write_all(fd, msg, 1 + strlen(msg + 1));
 }
 
+/* Reads fd until EOF or until buf (n bytes) is full, and NUL-terminates
+ * what it read; its length. */
+static size_t read_upto(int fd, char *buf, size_t n)
+{
+        size_t len = 0;
+        for (;;) {
+                ssize_t r = read(fd, buf + len, n - 1 - len);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        break;
+                len += (size_t)r;
+                if (len == n - 1)
+                        break;
+        }
+        buf[len] = '\0';
+        return len;
+}
+
 /* Runs newuidmap/newgidmap; on failure reports the first line of its stderr. */
 static int helper_run_map(int report, const char *tool, pid_t pid, unsigned long id,
                           const struct subid_range *r)
@@ -141,18 +161,7 @@ static int helper_run_map(int report, const char *tool, pid_t pid, unsigned long
         }
         close(ep[1]);
         char buf[1024];
-        size_t len = 0;
-        for (;;) {
-                ssize_t n = read(ep[0], buf + len, sizeof(buf) - 1 - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                len += (size_t)n;
-                if (len == sizeof(buf) - 1)
-                        break;
-        }
-        buf[len] = '\0';
+        size_t len = read_upto(ep[0], buf, sizeof(buf));
         close(ep[0]);
         int st = 0;
         while (waitpid(c, &st, 0) < 0 && errno == EINTR)
@@ -190,7 +199,7 @@ struct map_plan {
         char *newuidmap, *newgidmap;
 };
 
-static void helper_main(int go, int report, pid_t parent, const struct map_plan *p)
+static _Noreturn void helper_main(int go, int report, pid_t parent, const struct map_plan *p)
 {
         char c;
         ssize_t n;
@@ -221,6 +230,49 @@ static void plan_release(struct map_plan *p)
 {
         free(p->newuidmap);
         free(p->newgidmap);
+}
+
+/* Unshares the user (and mount) namespace and has the helper, forked
+ * before in the host's namespace, write the id maps. */
+static int map_ids(const struct map_plan *plan, struct kiln_err **err)
+{
+        /* reaped last: it leaves once the pipes below are closed */
+        _cleanup_reap_ pid_t helper = -1;
+        _cleanup_pipe_ int go[2] = {-1, -1};
+        _cleanup_pipe_ int rep[2] = {-1, -1};
+        if (pipe2(go, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0)
+                return kiln_err_sys(err, "enter user namespace: pipe");
+        pid_t parent = getpid();
+        helper = fork();
+        if (helper < 0)
+                return kiln_err_sys(err, "enter user namespace: fork");
+        if (helper == 0) {
+                /* never returns: no cleanup of this scope runs in the helper */
+                close(go[1]);
+                close(rep[0]);
+                helper_main(go[0], rep[1], parent, plan);
+        }
+        close(go[0]);
+        close(rep[1]);
+        go[0] = rep[1] = -1;
+
+        /* on failure go is closed on the way out: the helper sees EOF and leaves */
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0)
+                return kiln_err_sys(err, "enter user namespace: unshare");
+        char c = 1;
+        kiln_write_all(go[1], &c, 1);
+        close(go[1]);
+        go[1] = -1;
+        char msg[512];
+        size_t len = read_upto(rep[0], msg, sizeof(msg));
+        if (len == 0)
+                return kiln_err_set(err, KILN_ERR_SYSTEM, 0,
+                                    "enter user namespace: the id-mapping helper died");
+        if (msg[0] != 0)
+                return kiln_err_set(err, KILN_ERR_SYSTEM, 0,
+                                    "enter user namespace (%s mapping): %s",
+                                    kiln_idmap_name(plan->mode), msg + 1);
+        return 0;
 }
 
 int kiln_userns_enter(enum kiln_idmap *mode, struct kiln_err **err)
@@ -258,65 +310,10 @@ int kiln_userns_enter(enum kiln_idmap *mode, struct kiln_err **err)
                         plan.mode = KILN_IDMAP_RANGE;
         }
 
-        int go[2] = {-1, -1}, rep[2] = {-1, -1};
-        if (pipe2(go, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
-                kiln_err_sys(err, "enter user namespace: pipe");
-                goto fail_pipes;
-        }
-        pid_t parent = getpid();
-        pid_t helper = fork();
-        if (helper < 0) {
-                kiln_err_sys(err, "enter user namespace: fork");
-                goto fail_pipes;
-        }
-        if (helper == 0) {
-                close(go[1]);
-                close(rep[0]);
-                helper_main(go[0], rep[1], parent, &plan);
-        }
-        close(go[0]);
-        close(rep[1]);
-        go[0] = rep[1] = -1;
-
-        int rc = 0;
-        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) {
-                rc = kiln_err_sys(err, "enter user namespace: unshare");
-                close(go[1]); /* the helper sees EOF and leaves */
-                go[1] = -1;
-        } else {
-                char c = 1;
-                kiln_write_all(go[1], &c, 1);
-                close(go[1]);
-                go[1] = -1;
-                char msg[512];
-                size_t len = 0;
-                for (;;) {
-                        ssize_t n = read(rep[0], msg + len, sizeof(msg) - 1 - len);
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n <= 0)
-                                break;
-                        len += (size_t)n;
-                        if (len == sizeof(msg) - 1)
-                                break;
-                }
-                msg[len] = '\0';
-                if (len == 0)
-                        rc = kiln_err_set(err, KILN_ERR_SYSTEM, 0,
-                                          "enter user namespace: the id-mapping helper died");
-                else if (msg[0] != 0)
-                        rc = kiln_err_set(err, KILN_ERR_SYSTEM, 0,
-                                          "enter user namespace (%s mapping): %s",
-                                          kiln_idmap_name(plan.mode), msg + 1);
-        }
-        close(rep[0]);
-        rep[0] = -1;
-        while (waitpid(helper, NULL, 0) < 0 && errno == EINTR)
-                ;
         /* after a failed mapping the process sits in an unusable namespace
          * (ids shown as overflow ids); the caller can only report and exit */
-        if (rc < 0)
-                return rc;
+        if (map_ids(&plan, err) < 0)
+                return -1;
 
         if (setresgid(0, 0, 0) < 0)
                 return kiln_err_sys(err, "enter user namespace: setresgid(0)");
@@ -330,13 +327,4 @@ int kiln_userns_enter(enum kiln_idmap *mode, struct kiln_err **err)
         userns_mode = plan.mode;
         *mode = userns_mode;
         return 0;
-
-fail_pipes:
-        for (int i = 0; i < 2; i++) {
-                if (go[i] >= 0)
-                        close(go[i]);
-                if (rep[i] >= 0)
-                        close(rep[i]);
-        }
-        return -1;
 }

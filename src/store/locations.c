@@ -31,11 +31,9 @@ char *kiln_store_blob_location(const struct kiln_store *s, const char *domain, c
                 return NULL;
         _cleanup_free_ char *p = note_path(s, domain, digest, "");
         _cleanup_buf_ struct kiln_buf b = {0};
-        struct kiln_err *ignored = NULL;
-        if (kiln_read_file(p, REPO_MAX, &b, &ignored) < 0) {
-                kiln_err_free(ignored);
+        _cleanup_err_ struct kiln_err *ignored = NULL;
+        if (kiln_read_file(p, REPO_MAX, &b, &ignored) < 0)
                 return NULL;
-        }
         if (!b.len || memchr(b.data, '\n', b.len) || memchr(b.data, '\0', b.len))
                 return NULL;
         return steal_pointer(&b.data);
@@ -49,7 +47,7 @@ void kiln_store_note_blob_location(const struct kiln_store *s, const char *domai
                 return;
         _cleanup_free_ char *dir = registry_dir(s, domain);
         _cleanup_free_ char *p = note_path(s, domain, digest, "");
-        struct kiln_err *ignored = NULL;
+        _cleanup_err_ struct kiln_err *ignored = NULL;
         /* No fsync: a note lost in a crash is only a missed mount. */
         _cleanup_free_ char *tmp = kiln_tmp_sibling(p);
         if (kiln_mkdir_p(dir, 0755, &ignored) == 0) {
@@ -58,7 +56,6 @@ void kiln_store_note_blob_location(const struct kiln_store *s, const char *domai
                         return;
                 unlink(tmp);
         }
-        kiln_err_free(ignored);
 }
 
 void kiln_store_note_missing(const struct kiln_store *s, const char *domain, const char *repo,

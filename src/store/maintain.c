@@ -55,6 +55,7 @@ static void objs_release(struct objs *o)
         free(o->v);
         memset(o, 0, sizeof(*o));
 }
+#define _cleanup_objs_ _cleanup_(objs_release)
 
 static __thread uint64_t du_total;
 
@@ -81,7 +82,7 @@ static uint64_t du(const char *path)
 static int list_objs(const char *dir, mode_t type, const char *kind, struct objs *o,
                      struct kiln_err **err)
 {
-        DIR *d = opendir(dir);
+        _cleanup_closedir_ DIR *d = opendir(dir);
         if (!d)
                 return errno == ENOENT ? 0 : kiln_err_sys(err, "open %s", dir);
         bool blobs = type == S_IFREG;
@@ -105,7 +106,6 @@ static int list_objs(const char *dir, mode_t type, const char *kind, struct objs
                         x->bytes = du(x->name);
                 }
         }
-        closedir(d);
         return 0;
 }
 
@@ -147,25 +147,24 @@ static void use_image(struct kiln_store *s, struct objs *o, const char *manifest
         _cleanup_err_ struct kiln_err *e = NULL;
         if (kiln_store_read(s, manifest, MANIFEST_MAX, &b, &e) < 0)
                 return;
-        json_t *m = json_loadb(b.data, b.len, 0, NULL);
+        _cleanup_json_ json_t *m = json_loadb(b.data, b.len, 0, NULL);
         use(o, json_string_value(json_object_get(json_object_get(m, "config"), "digest")), when);
         json_t *layers = json_object_get(m, "layers");
         for (size_t i = 0; i < json_array_size(layers); i++)
                 use(o, json_string_value(json_object_get(json_array_get(layers, i), "digest")),
                     when);
-        json_decref(m);
 }
 
-static int collect(struct kiln_store *s, struct objs *o, struct kiln_step_entry **steps,
-                   size_t *n_steps, struct kiln_err **err)
+static int collect(struct kiln_store *s, struct objs *o, struct kiln_step_entries *steps,
+                   struct kiln_err **err)
 {
         if (list_blobs(s, o, err) < 0 || list_dirs(s, "snapshots", "snapshot", o, err) < 0 ||
             list_dirs(s, "cache", "installer cache", o, err) < 0)
                 return -1;
-        if (kiln_store_step_list(s, steps, n_steps, err) < 0)
+        if (kiln_store_step_list(s, &steps->v, &steps->n, err) < 0)
                 return -1;
-        for (size_t i = 0; i < *n_steps; i++) {
-                const struct kiln_step_entry *e = &(*steps)[i];
+        for (size_t i = 0; i < steps->n; i++) {
+                const struct kiln_step_entry *e = &steps->v[i];
                 if (e->has_layer)
                         use(o, e->digest, e->last_used);
                 const char *m = kiln_step_entry_fact(e, "manifest");
@@ -191,21 +190,14 @@ static int obj_cmp(const void *a, const void *b)
         return strcmp(x->name, y->name);
 }
 
-static void release_steps(struct kiln_step_entry *v, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                kiln_step_entry_release(&v[i]);
-        free(v);
-}
-
 int kiln_store_usage(struct kiln_store *s, struct kiln_cache_usage *u, struct kiln_err **err)
 {
         memset(u, 0, sizeof(*u));
-        struct objs o = {0};
-        struct kiln_step_entry *steps = NULL;
-        size_t n_steps = 0;
-        int rc = collect(s, &o, &steps, &n_steps, err);
-        for (size_t i = 0; rc == 0 && i < o.n; i++) {
+        _cleanup_objs_ struct objs o = {0};
+        _cleanup_step_entries_ struct kiln_step_entries steps = {0};
+        if (collect(s, &o, &steps, err) < 0)
+                return -1;
+        for (size_t i = 0; i < o.n; i++) {
                 const struct obj *x = &o.v[i];
                 if (x->type == OBJ_BLOB) {
                         u->n_blobs++;
@@ -219,10 +211,8 @@ int kiln_store_usage(struct kiln_store *s, struct kiln_cache_usage *u, struct ki
                         u->installer_bytes += x->bytes;
                 }
         }
-        u->n_steps = n_steps;
-        release_steps(steps, n_steps);
-        objs_release(&o);
-        return rc;
+        u->n_steps = steps.n;
+        return 0;
 }
 
 /* Unfinished builds and downloads: gone with their process. */
@@ -232,7 +222,7 @@ static void remove_leftovers(struct kiln_store *s, int64_t now, struct kiln_prun
         static const char *const subs[] = {"builds", "tmp", "locks"};
         for (size_t k = 0; k < sizeof(subs) / sizeof(subs[0]); k++) {
                 _cleanup_free_ char *dir = kiln_xasprintf("%s/%s", kiln_store_root(s), subs[k]);
-                DIR *d = opendir(dir);
+                _cleanup_closedir_ DIR *d = opendir(dir);
                 if (!d)
                         continue;
                 struct dirent *de;
@@ -249,8 +239,25 @@ static void remove_leftovers(struct kiln_store *s, int64_t now, struct kiln_prun
                         if (kiln_rm_rf(p, &e) == 0)
                                 r->removed_dirs++;
                 }
-                closedir(d);
         }
+}
+
+/* Removes the entries whose layer or image manifest is no longer in the
+ * store (a miss next time anyway), counting them in *dropped. */
+static int drop_orphan_steps(struct kiln_store *s, const struct kiln_step_entries *steps,
+                             uint64_t *dropped, struct kiln_err **err)
+{
+        for (size_t i = 0; i < steps->n; i++) {
+                const struct kiln_step_entry *e = &steps->v[i];
+                const char *m = kiln_step_entry_fact(e, "manifest");
+                if ((e->has_layer && !kiln_store_has(s, e->digest, -1)) ||
+                    (m && !kiln_store_has(s, m, -1))) {
+                        (*dropped)++;
+                        if (kiln_store_step_remove(s, e->key, err) < 0)
+                                return -1;
+                }
+        }
+        return 0;
 }
 
 int kiln_store_prune(struct kiln_store *s, const struct kiln_prune_opts *po,
@@ -259,17 +266,17 @@ int kiln_store_prune(struct kiln_store *s, const struct kiln_prune_opts *po,
         memset(r, 0, sizeof(*r));
         if (kiln_store_lock_exclusive(s, err) < 0)
                 return -1;
-        struct objs o = {0};
-        struct kiln_step_entry *steps = NULL;
-        size_t n_steps = 0;
-        int rc = collect(s, &o, &steps, &n_steps, err);
+        _cleanup_objs_ struct objs o = {0};
+        _cleanup_step_entries_ struct kiln_step_entries steps = {0};
+        if (collect(s, &o, &steps, err) < 0)
+                return -1;
         int64_t now = (int64_t)time(NULL);
-        if (rc == 0 && o.n > 1)
+        if (o.n > 1)
                 qsort(o.v, o.n, sizeof(*o.v), obj_cmp);
         uint64_t total = 0;
         for (size_t i = 0; i < o.n; i++)
                 total += o.v[i].bytes;
-        for (size_t i = 0; rc == 0 && i < o.n; i++) {
+        for (size_t i = 0; i < o.n; i++) {
                 struct obj *x = &o.v[i];
                 bool old = po->older_than_s >= 0 && x->last_used < now - po->older_than_s;
                 bool over = po->keep_bytes >= 0 && total > (uint64_t)po->keep_bytes;
@@ -278,6 +285,7 @@ int kiln_store_prune(struct kiln_store *s, const struct kiln_prune_opts *po,
                 x->evict = true;
                 total -= x->bytes;
                 r->removed_bytes += x->bytes;
+                int rc;
                 if (x->type == OBJ_BLOB) {
                         rc = kiln_store_remove_blob(s, x->name, err);
                         r->removed_blobs++;
@@ -288,36 +296,28 @@ int kiln_store_prune(struct kiln_store *s, const struct kiln_prune_opts *po,
                         rc = kiln_rm_rf(x->name, err);
                         r->removed_dirs++;
                 }
+                if (rc < 0)
+                        return -1;
         }
         r->kept_bytes = total;
         /* entries whose blob went */
-        for (size_t i = 0; rc == 0 && i < n_steps; i++) {
-                const struct kiln_step_entry *e = &steps[i];
-                const char *m = kiln_step_entry_fact(e, "manifest");
-                if ((e->has_layer && !kiln_store_has(s, e->digest, -1)) ||
-                    (m && !kiln_store_has(s, m, -1))) {
-                        rc = kiln_store_step_remove(s, e->key, err);
-                        r->removed_steps++;
-                }
-        }
-        if (rc == 0)
-                remove_leftovers(s, now, r);
-        release_steps(steps, n_steps);
-        objs_release(&o);
-        return rc;
+        if (drop_orphan_steps(s, &steps, &r->removed_steps, err) < 0)
+                return -1;
+        remove_leftovers(s, now, r);
+        return 0;
 }
 
-int kiln_store_verify(struct kiln_store *s, struct kiln_verify_report *r, struct kiln_err **err)
+/* Hashes every blob; the bad ones are listed in r and removed. */
+static int verify_blobs(struct kiln_store *s, struct kiln_verify_report *r, struct kiln_err **err)
 {
-        memset(r, 0, sizeof(*r));
-        struct objs o = {0};
-        int rc = list_blobs(s, &o, err);
+        _cleanup_objs_ struct objs o = {0};
+        if (list_blobs(s, &o, err) < 0)
+                return -1;
         size_t n_bad = 0;
-        for (size_t i = 0; rc == 0 && i < o.n; i++) {
+        for (size_t i = 0; i < o.n; i++) {
                 bool ok = false;
-                rc = kiln_store_verify_blob(s, o.v[i].name, &ok, err);
-                if (rc < 0)
-                        break;
+                if (kiln_store_verify_blob(s, o.v[i].name, &ok, err) < 0)
+                        return -1;
                 r->blobs++;
                 r->bytes += o.v[i].bytes;
                 if (ok)
@@ -325,27 +325,22 @@ int kiln_store_verify(struct kiln_store *s, struct kiln_verify_report *r, struct
                 r->bad = kiln_xrealloc(r->bad, (n_bad + 2) * sizeof(char *));
                 r->bad[n_bad++] = kiln_xstrdup(o.v[i].name);
                 r->bad[n_bad] = NULL;
-                rc = kiln_store_remove_blob(s, o.v[i].name, err);
+                if (kiln_store_remove_blob(s, o.v[i].name, err) < 0)
+                        return -1;
         }
-        objs_release(&o);
-        if (rc < 0)
+        return 0;
+}
+
+int kiln_store_verify(struct kiln_store *s, struct kiln_verify_report *r, struct kiln_err **err)
+{
+        memset(r, 0, sizeof(*r));
+        if (verify_blobs(s, r, err) < 0)
                 return -1;
         /* step entries left without their layer: a miss next time anyway */
-        struct kiln_step_entry *steps = NULL;
-        size_t n_steps = 0;
-        if (kiln_store_step_list(s, &steps, &n_steps, err) < 0)
+        _cleanup_step_entries_ struct kiln_step_entries steps = {0};
+        if (kiln_store_step_list(s, &steps.v, &steps.n, err) < 0)
                 return -1;
-        for (size_t i = 0; rc == 0 && i < n_steps; i++) {
-                const struct kiln_step_entry *e = &steps[i];
-                const char *m = kiln_step_entry_fact(e, "manifest");
-                if ((e->has_layer && !kiln_store_has(s, e->digest, -1)) ||
-                    (m && !kiln_store_has(s, m, -1))) {
-                        rc = kiln_store_step_remove(s, e->key, err);
-                        r->dropped_steps++;
-                }
-        }
-        release_steps(steps, n_steps);
-        return rc;
+        return drop_orphan_steps(s, &steps, &r->dropped_steps, err);
 }
 
 void kiln_verify_report_release(struct kiln_verify_report *r)

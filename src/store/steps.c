@@ -65,11 +65,9 @@ bool kiln_step_entry_load(const char *key, const char *text, size_t len, struct 
 {
         memset(e, 0, sizeof(*e));
         json_error_t je;
-        json_t *o = json_loadb(text ? text : "", len, 0, &je);
-        if (!json_is_object(o)) {
-                json_decref(o);
+        _cleanup_json_ json_t *o = json_loadb(text ? text : "", len, 0, &je);
+        if (!json_is_object(o))
                 return false;
-        }
         bool ok = jstr(o, "kind") != NULL;
         snprintf(e->key, sizeof(e->key), "%s", key);
         e->kind = kiln_xstrdup(ok ? jstr(o, "kind") : "");
@@ -107,7 +105,6 @@ bool kiln_step_entry_load(const char *key, const char *text, size_t len, struct 
                                 e->facts[i++] = kiln_xasprintf("%s=%s", k, json_string_value(v));
                 }
         }
-        json_decref(o);
         if (!ok)
                 kiln_step_entry_release(e);
         return ok;
@@ -140,7 +137,7 @@ int kiln_store_step_get(struct kiln_store *s, const char *key, struct kiln_step_
 
 char *kiln_step_entry_dump(const struct kiln_step_entry *e)
 {
-        json_t *o = json_object();
+        _cleanup_json_ json_t *o = json_object();
         json_object_set_new(o, "kind", json_string(e->kind ? e->kind : ""));
         json_object_set_new(o, "createdBy", json_string(e->created_by ? e->created_by : ""));
         if (e->has_layer) {
@@ -164,9 +161,7 @@ char *kiln_step_entry_dump(const struct kiln_step_entry *e)
                 json_object_set_new(f, k, json_string(eq + 1));
         }
         json_object_set_new(o, "facts", f);
-        char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-        json_decref(o);
-        return text;
+        return json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 }
 
 int kiln_store_step_put(struct kiln_store *s, const struct kiln_step_entry *e,
@@ -177,13 +172,11 @@ int kiln_store_step_put(struct kiln_store *s, const struct kiln_step_entry *e,
         _cleanup_free_ char *d = steps_dir(s);
         if (kiln_mkdir_p(d, 0755, err) < 0)
                 return -1;
-        char *text = kiln_step_entry_dump(e);
+        _cleanup_free_ char *text = kiln_step_entry_dump(e);
         if (!text)
                 return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "step entry: out of memory");
         _cleanup_free_ char *p = entry_path(s, e->key, "json");
-        int rc = kiln_write_file_atomic(p, text, strlen(text), 0644, err);
-        free(text);
-        return rc;
+        return kiln_write_file_atomic(p, text, strlen(text), 0644, err);
 }
 
 int kiln_store_step_touch(struct kiln_store *s, const char *key)
@@ -212,15 +205,24 @@ int kiln_store_step_lock(struct kiln_store *s, const char *key, int *fd, struct 
         return kiln_lock_file(p, fd, err);
 }
 
+void kiln_step_entries_release(struct kiln_step_entries *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                kiln_step_entry_release(&l->v[i]);
+        free(l->v);
+        *l = (struct kiln_step_entries){0};
+}
+
 int kiln_store_step_list(struct kiln_store *s, struct kiln_step_entry **out, size_t *n,
                          struct kiln_err **err)
 {
         *out = NULL;
         *n = 0;
         _cleanup_free_ char *d = steps_dir(s);
-        DIR *dir = opendir(d);
+        _cleanup_closedir_ DIR *dir = opendir(d);
         if (!dir)
                 return errno == ENOENT ? 0 : kiln_err_sys(err, "open %s", d);
+        _cleanup_step_entries_ struct kiln_step_entries l = {0};
         struct dirent *de;
         size_t cap = 0;
         while ((de = readdir(dir))) {
@@ -232,19 +234,19 @@ int kiln_store_step_list(struct kiln_store *s, struct kiln_step_entry **out, siz
                 key[64] = '\0';
                 struct kiln_step_entry e;
                 bool found = false;
-                if (kiln_store_step_get(s, key, &e, &found, err) < 0) {
-                        closedir(dir);
+                if (kiln_store_step_get(s, key, &e, &found, err) < 0)
                         return -1;
-                }
                 if (!found)
                         continue;
-                if (*n == cap) {
+                if (l.n == cap) {
                         cap = cap ? cap * 2 : 16;
-                        *out = kiln_xrealloc(*out, cap * sizeof(**out));
+                        l.v = kiln_xrealloc(l.v, cap * sizeof(*l.v));
                 }
-                (*out)[(*n)++] = e;
+                l.v[l.n++] = e;
         }
-        closedir(dir);
+        *out = l.v;
+        *n = l.n;
+        l = (struct kiln_step_entries){0};
         return 0;
 }
 

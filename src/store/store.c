@@ -28,26 +28,20 @@ static char *default_root(void)
 
 int kiln_store_open(const char *root, struct kiln_store **out, struct kiln_err **err)
 {
-        struct kiln_store *s = kiln_xcalloc(1, sizeof(*s));
+        _cleanup_store_ struct kiln_store *s = kiln_xcalloc(1, sizeof(*s));
         s->root = root ? kiln_xstrdup(root) : default_root();
         s->blobs = kiln_xasprintf("%s/blobs/sha256", s->root);
         s->tmp = kiln_xasprintf("%s/tmp", s->root);
         s->lock = -1;
-        if (kiln_mkdir_p(s->blobs, 0755, err) < 0 || kiln_mkdir_p(s->tmp, 0755, err) < 0) {
-                kiln_err_prefix(err, "open cache %s", s->root);
-                kiln_store_free(s);
-                return -1;
-        }
+        if (kiln_mkdir_p(s->blobs, 0755, err) < 0 || kiln_mkdir_p(s->tmp, 0755, err) < 0)
+                return kiln_err_prefix(err, "open cache %s", s->root);
         /* Everyone using the cache holds its lock shared, so prune (which
          * takes it exclusive) never removes what a build is using. */
         _cleanup_free_ char *lp = kiln_xasprintf("%s/lock", s->root);
         s->lock = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (s->lock < 0 || flock(s->lock, LOCK_SH) < 0) {
-                kiln_err_sys(err, "lock cache %s", lp);
-                kiln_store_free(s);
-                return -1;
-        }
-        *out = s;
+        if (s->lock < 0 || flock(s->lock, LOCK_SH) < 0)
+                return kiln_err_sys(err, "lock cache %s", lp);
+        *out = steal_pointer(&s);
         return 0;
 }
 

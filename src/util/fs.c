@@ -164,14 +164,12 @@ int kiln_dir_names(int dirfd, const char *what, char ***names, size_t *n, struct
         *n = 0;
         /* fdopendir takes the descriptor: give it a fresh one for "." so the
          * caller's stays usable and keeps its position. */
-        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        if (!d) {
-                if (fd >= 0)
-                        close(fd);
+        _cleanup_close_ int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_closedir_ DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d)
                 return kiln_err_sys(err, "open %s", what);
-        }
-        char **v = kiln_xcalloc(1, sizeof(char *));
+        (void)steal_fd(&fd); /* d owns it */
+        _cleanup_strv_ char **v = kiln_xcalloc(1, sizeof(char *));
         size_t k = 0, cap = 1;
         struct dirent *de;
         errno = 0;
@@ -185,15 +183,35 @@ int kiln_dir_names(int dirfd, const char *what, char ***names, size_t *n, struct
                 v[k++] = kiln_xstrdup(de->d_name);
                 v[k] = NULL;
         }
-        int saved = errno;
-        closedir(d);
-        if (saved) {
-                kiln_strv_free(v);
-                errno = saved;
+        if (errno)
                 return kiln_err_sys(err, "read %s", what);
-        }
-        *names = v;
+        *names = steal_pointer(&v);
         *n = k;
+        return 0;
+}
+
+/* Removes what the directory name in parent holds; the directory is closed
+ * again before its caller removes it. */
+static int rm_rf_at(int parent, const char *name, const char *shown, struct kiln_err **err);
+
+static int rm_rf_children(int parent, const char *name, const char *shown, struct kiln_err **err)
+{
+        _cleanup_close_ int fd =
+            openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return kiln_err_sys(err, "open %s", shown);
+        _cleanup_closedir_ DIR *d = fdopendir(fd);
+        if (!d)
+                return kiln_err_sys(err, "open %s", shown);
+        (void)steal_fd(&fd); /* d owns it */
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                _cleanup_free_ char *child = kiln_xasprintf("%s/%s", shown, de->d_name);
+                if (rm_rf_at(dirfd(d), de->d_name, child, err) < 0)
+                        return -1;
+        }
         return 0;
 }
 
@@ -203,25 +221,8 @@ static int rm_rf_at(int parent, const char *name, const char *shown, struct kiln
                 return 0;
         if (errno != EISDIR && errno != EPERM)
                 return kiln_err_sys(err, "remove %s", shown);
-        int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return kiln_err_sys(err, "open %s", shown);
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                close(fd);
-                return kiln_err_sys(err, "open %s", shown);
-        }
-        struct dirent *de;
-        int rc = 0;
-        while (rc == 0 && (de = readdir(d))) {
-                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                        continue;
-                _cleanup_free_ char *child = kiln_xasprintf("%s/%s", shown, de->d_name);
-                rc = rm_rf_at(dirfd(d), de->d_name, child, err);
-        }
-        closedir(d);
-        if (rc < 0)
-                return rc;
+        if (rm_rf_children(parent, name, shown, err) < 0)
+                return -1;
         if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
                 return kiln_err_sys(err, "remove %s", shown);
         return 0;

@@ -1,5 +1,6 @@
 #include "kiln/util.h"
 
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
 
@@ -75,8 +76,11 @@ void kiln_freep(void *p)
 
 void kiln_closep(int *fd)
 {
-        if (*fd >= 0)
+        if (*fd >= 0) {
+                int saved = errno;
                 close(*fd);
+                errno = saved;
+        }
         *fd = -1;
 }
 
@@ -85,6 +89,16 @@ void kiln_fclosep(FILE **f)
         if (*f)
                 fclose(*f);
         *f = NULL;
+}
+
+void kiln_closedirp(DIR **d)
+{
+        if (*d) {
+                int saved = errno;
+                closedir(*d);
+                errno = saved;
+        }
+        *d = NULL;
 }
 
 bool kiln_str_has_prefix(const char *s, const char *prefix)
