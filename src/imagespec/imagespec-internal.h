@@ -28,9 +28,10 @@ int kiln_spec_yaml_parse(struct kiln_spec *s, const char *yaml, size_t len, cons
 
 /* Resolves and constructs a scalar as PyYAML's SafeLoader does. tag is the
  * explicit tag or NULL; plain says the scalar was unquoted (or tagged "!").
- * On error returns -1 with a reason in *why (static or owned in *why_owned). */
+ * Errors (KILN_ERR_SPEC) give the reason alone; the caller prefixes the
+ * scalar's position. */
 int kiln_spec_scalar(struct kiln_spec_value *v, const char *text, size_t len, const char *tag,
-                     bool plain, char **why);
+                     bool plain, struct kiln_err **err);
 
 /* The i-th field in flytekit's dataclass order (the hashed dict's order);
  * NULL past the end. */

@@ -350,13 +350,12 @@ static int compose(struct composer *c, yaml_event_t *ev, struct kiln_spec_value 
                 return compose_error(c, &ev->start_mark, err, "unknown anchor *%s",
                                      (const char *)ev->data.alias.anchor);
         case YAML_SCALAR_EVENT: {
-                _cleanup_free_ char *why = NULL;
                 anchor = ev->data.scalar.anchor;
                 tag = (const char *)ev->data.scalar.tag;
                 v = kiln_spec_value_new(c->s, KILN_SPEC_NULL, line, col);
                 if (kiln_spec_scalar(v, (const char *)ev->data.scalar.value, ev->data.scalar.length,
-                                     tag, ev->data.scalar.plain_implicit, &why) < 0)
-                        return compose_error(c, &ev->start_mark, err, "%s", why);
+                                     tag, ev->data.scalar.plain_implicit, err) < 0)
+                        return kiln_err_prefix(err, "%s:%d:%d", c->name, line, col);
                 *weight = add_weight(1, strlen(v->text));
                 aidx = register_anchor(c, anchor, v);
                 break;
