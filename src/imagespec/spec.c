@@ -96,16 +96,13 @@ static size_t edit_distance(const char *a, const char *b)
 
 /* ---------- errors ---------- */
 
+/* "FILE:LINE:COL: field: reason", or "FILE: field: reason" for a value
+ * made by the builder API (it has no position). */
 static int field_error(const struct kiln_spec *s, const struct kiln_spec_value *at,
-                       const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* The error pointer travels in a thread-local slot so every check can be a
- * one-line `return field_error(...)` without threading err through. */
-static __thread struct kiln_err **cur_err;
-
+                       const char *field, struct kiln_err **err, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 static int field_error(const struct kiln_spec *s, const struct kiln_spec_value *at,
-                       const char *field, const char *fmt, ...)
+                       const char *field, struct kiln_err **err, const char *fmt, ...)
 {
         va_list ap;
         _cleanup_free_ char *msg = NULL;
@@ -114,9 +111,9 @@ static int field_error(const struct kiln_spec *s, const struct kiln_spec_value *
         msg = kiln_xvasprintf(fmt, ap);
         va_end(ap);
         if (at && at->line > 0)
-                return kiln_err_set(cur_err, KILN_ERR_SPEC, 0, "%s:%d:%d: %s: %s", s->errname,
-                                    at->line, at->col, field, msg);
-        return kiln_err_set(cur_err, KILN_ERR_SPEC, 0, "%s: %s: %s", s->errname, field, msg);
+                return kiln_err_set(err, KILN_ERR_SPEC, 0, "%s:%d:%d: %s: %s", s->errname, at->line,
+                                    at->col, field, msg);
+        return kiln_err_set(err, KILN_ERR_SPEC, 0, "%s: %s: %s", s->errname, field, msg);
 }
 
 static const char *type_name(const struct kiln_spec_value *v)
@@ -309,7 +306,7 @@ char *kiln_spec_apply_tag_format(const char *fmt, const char *hash)
         return kiln_buf_steal(&b);
 }
 
-static int typed_build(struct kiln_spec *s, int depth);
+static int typed_build(struct kiln_spec *s, int depth, struct kiln_err **err);
 
 /* base_image: other.yaml names another spec, built first and used as the
  * base; it hashes as flytekit hashes a nested ImageSpec (by its name). */
@@ -325,45 +322,45 @@ static bool is_spec_file_name(const char *t)
 static __thread char *base_files[BASE_FILES_MAX];
 static __thread int n_base_files;
 
-static int load_base_file(struct kiln_spec *s, const struct kiln_spec_value *v)
+static int load_base_file(struct kiln_spec *s, const struct kiln_spec_value *v,
+                          struct kiln_err **err)
 {
         _cleanup_free_ char *path = join_path(s->dir, v->text);
         _cleanup_free_ char *real = realpath(path, NULL);
         if (!real)
-                return field_error(s, v, "base_image", "spec file %s: %s", path, strerror(errno));
+                return field_error(s, v, "base_image", err, "spec file %s: %s", path,
+                                   strerror(errno));
         bool cycle = false;
         for (int i = 0; i < n_base_files && !cycle; i++)
                 cycle = !strcmp(base_files[i], real);
         if (cycle)
-                return field_error(s, v, "base_image",
+                return field_error(s, v, "base_image", err,
                                    "%s is already being read as a base of this spec (a cycle)",
                                    path);
         if (n_base_files >= BASE_FILES_MAX)
-                return field_error(s, v, "base_image",
+                return field_error(s, v, "base_image", err,
                                    "spec files name each other as base deeper than %d",
                                    BASE_FILES_MAX);
-        struct kiln_err **saved = cur_err;
-        int r = kiln_spec_load_file(path, &s->base_spec, saved);
-        cur_err = saved;
-        if (r < 0) {
+        if (kiln_spec_load_file(path, &s->base_spec, err) < 0) {
                 if (v->line > 0)
-                        return kiln_err_prefix(saved, "%s:%d:%d: base_image", s->errname, v->line,
+                        return kiln_err_prefix(err, "%s:%d:%d: base_image", s->errname, v->line,
                                                v->col);
-                return kiln_err_prefix(saved, "%s: base_image", s->errname);
+                return kiln_err_prefix(err, "%s: base_image", s->errname);
         }
         return 0;
 }
 
 static int get_strlist(struct kiln_spec *s, const char *field, const struct kiln_spec_value *v,
-                       char ***out)
+                       char ***out, struct kiln_err **err)
 {
         if (v->type != KILN_SPEC_LIST)
-                return field_error(s, v, field, "must be a list of strings, not %s%s", type_name(v),
+                return field_error(s, v, field, err, "must be a list of strings, not %s%s",
+                                   type_name(v),
                                    v->type == KILN_SPEC_STR ? " (write [\"...\"])" : "");
         *out = kiln_xcalloc(1, sizeof(char *));
         for (size_t i = 0; i < v->n; i++) {
                 if (v->items[i]->type != KILN_SPEC_STR)
-                        return field_error(s, v->items[i], field,
+                        return field_error(s, v->items[i], field, err,
                                            "item %zu must be a string, not %s (quote it)", i + 1,
                                            type_name(v->items[i]));
                 strv_push(out, kiln_xstrdup(v->items[i]->text));
@@ -386,26 +383,26 @@ static bool path_has_dotdot(const char *p)
 }
 
 static int check_field(struct kiln_spec *s, const struct field *f, const struct kiln_spec_value *v,
-                       int depth)
+                       int depth, struct kiln_err **err)
 {
         const char *fn = f->name;
 
         if (v->type == KILN_SPEC_NULL) {
                 if (!strcmp(fn, "name") || !strcmp(fn, "platform"))
-                        return field_error(s, v, fn, "must be a string, not null");
+                        return field_error(s, v, fn, err, "must be a string, not null");
                 return 0; /* None: as if unset */
         }
 
         switch (f->kind) {
         case F_STR:
                 if (v->type != KILN_SPEC_STR)
-                        return field_error(s, v, fn, "must be a string, not %s (quote it)",
+                        return field_error(s, v, fn, err, "must be a string, not %s (quote it)",
                                            type_name(v));
                 break;
         case F_VERSION:
                 if (v->type != KILN_SPEC_STR && v->type != KILN_SPEC_INT &&
                     v->type != KILN_SPEC_FLOAT)
-                        return field_error(s, v, fn, "must be a string, not %s", type_name(v));
+                        return field_error(s, v, fn, err, "must be a string, not %s", type_name(v));
                 if (v->type != KILN_SPEC_STR)
                         warn(s,
                              "%s: YAML reads this as the number %s, which flytekit hashes "
@@ -427,7 +424,7 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
                 if (!regex_match("^[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
                                  "(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$",
                                  s->name))
-                        return field_error(s, v, fn,
+                        return field_error(s, v, fn, err,
                                            "'%s' is not a valid repository name (lowercase "
                                            "letters, digits, '.', '_', '-', '/' separators)",
                                            v->text);
@@ -441,13 +438,14 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
                 s->builder = kiln_xstrdup(v->text);
         } else if (!strcmp(fn, "source_root")) {
                 if (!v->text[0])
-                        return field_error(s, v, fn, "is empty");
+                        return field_error(s, v, fn, err, "is empty");
                 s->source_root = kiln_xstrdup(v->text);
         } else if (!strcmp(fn, "source_copy_mode")) {
                 if (strcmp(v->text, "loaded_modules") && strcmp(v->text, "all") &&
                     strcmp(v->text, "no_copy"))
-                        return field_error(
-                            s, v, fn, "'%s' is not one of loaded_modules, all, no_copy", v->text);
+                        return field_error(s, v, fn, err,
+                                           "'%s' is not one of loaded_modules, all, no_copy",
+                                           v->text);
                 s->source_copy_mode = kiln_xstrdup(v->text);
         } else if (!strcmp(fn, "registry")) {
                 /* flytekit skips lowercasing and validation of an empty
@@ -459,14 +457,14 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
                 if (!regex_match("^(localhost:[0-9]{1,5}|([a-z0-9._-]+)(:[0-9]{1,5})?)"
                                  "(/[A-Za-z0-9_.-]+)*$",
                                  s->registry))
-                        return field_error(s, v, fn,
+                        return field_error(s, v, fn, err,
                                            "'%s' is not a registry (host[:port][/path], e.g. "
                                            "ghcr.io/org or localhost:30000)",
                                            v->text);
         } else if (!strcmp(fn, "requirements")) {
                 const char *base;
                 if (v->text[0] == '\0')
-                        return field_error(s, v, fn, "is empty");
+                        return field_error(s, v, fn, err, "is empty");
                 s->requirements = kiln_xstrdup(v->text);
                 s->requirements_path = join_path(s->dir, v->text);
                 base = strrchr(v->text, '/');
@@ -487,10 +485,10 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
                         for (const char *c = one; *c; c++)
                                 slashes += *c == '/';
                         if (!one[0])
-                                return field_error(s, v, fn, "is empty or has an empty entry");
+                                return field_error(s, v, fn, err, "is empty or has an empty entry");
                         if (slashes < 1 || slashes > 2 ||
                             kiln_platform_parse(one, &plat, &perr) < 0)
-                                return field_error(s, v, fn,
+                                return field_error(s, v, fn, err,
                                                    "'%s' is not os/arch[/variant] (e.g. "
                                                    "linux/amd64, linux/arm64)",
                                                    one);
@@ -501,7 +499,7 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
                         p = end + 1;
                 }
                 if (!s->platforms[0])
-                        return field_error(s, v, fn, "is empty");
+                        return field_error(s, v, fn, err, "is empty");
         } else if (!strcmp(fn, "pip_index")) {
                 s->pip_index = kiln_xstrdup(v->text);
         } else if (!strcmp(fn, "pip_extra_args")) {
@@ -513,36 +511,38 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
         } else if (!strcmp(fn, "tag_format")) {
                 const char *bad = NULL, *why = NULL;
                 if (tag_format_check(v->text, &bad, &why) < 0)
-                        return field_error(s, v, fn, "'%s': %s (at offset %zu)", v->text, why,
+                        return field_error(s, v, fn, err, "'%s': %s (at offset %zu)", v->text, why,
                                            (size_t)(bad - v->text));
                 s->tag_format = kiln_xstrdup(v->text);
         } else if (!strcmp(fn, "env")) {
                 if (v->type != KILN_SPEC_MAP)
-                        return field_error(s, v, fn, "must be a mapping of NAME: value, not %s",
+                        return field_error(s, v, fn, err,
+                                           "must be a mapping of NAME: value, not %s",
                                            type_name(v));
                 s->env = kiln_xcalloc(v->n ? v->n : 1, sizeof(*s->env));
                 for (size_t i = 0; i < v->n; i++) {
                         const struct kiln_spec_value *k = v->keys[i], *val = v->items[i];
                         if (k->type != KILN_SPEC_STR)
-                                return field_error(s, k, fn,
+                                return field_error(s, k, fn, err,
                                                    "variable names must be strings, not %s",
                                                    type_name(k));
                         if (!k->text[0] || strchr(k->text, '='))
-                                return field_error(s, k, fn,
+                                return field_error(s, k, fn, err,
                                                    "'%s' is not a variable name (empty or "
                                                    "contains '=')",
                                                    k->text);
                         if (val->type == KILN_SPEC_NULL || val->type == KILN_SPEC_LIST ||
                             val->type == KILN_SPEC_MAP)
-                                return field_error(s, val, fn, "%s: value must be a string, not %s",
-                                                   k->text, type_name(val));
+                                return field_error(s, val, fn, err,
+                                                   "%s: value must be a string, not %s", k->text,
+                                                   type_name(val));
                         s->env[s->n_env].key = kiln_xstrdup(k->text);
                         s->env[s->n_env].value = kiln_xstrdup(val->text);
                         s->n_env++;
                 }
         } else if (!strcmp(fn, "pip_secret_mounts")) {
                 if (v->type != KILN_SPEC_LIST)
-                        return field_error(s, v, fn,
+                        return field_error(s, v, fn, err,
                                            "must be a list of [source, target] pairs, "
                                            "not %s",
                                            type_name(v));
@@ -552,12 +552,12 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
                         if (it->type != KILN_SPEC_LIST || it->n != 2 ||
                             it->items[0]->type != KILN_SPEC_STR ||
                             it->items[1]->type != KILN_SPEC_STR)
-                                return field_error(s, it, fn,
+                                return field_error(s, it, fn, err,
                                                    "item %zu must be a [source, target] pair of "
                                                    "strings",
                                                    i + 1);
                         if (!it->items[0]->text[0] || it->items[1]->text[0] != '/')
-                                return field_error(s, it, fn,
+                                return field_error(s, it, fn, err,
                                                    "item %zu: source must be non-empty and "
                                                    "target an absolute path",
                                                    i + 1);
@@ -567,11 +567,11 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
                 }
         } else if (!strcmp(fn, "base_image")) {
                 if (v->type == KILN_SPEC_STR && is_spec_file_name(v->text)) {
-                        if (load_base_file(s, v) < 0)
+                        if (load_base_file(s, v, err) < 0)
                                 return -1;
                 } else if (v->type == KILN_SPEC_STR) {
                         if (!v->text[0])
-                                return field_error(s, v, fn, "is empty");
+                                return field_error(s, v, fn, err, "is empty");
                         s->base_image = kiln_xstrdup(v->text);
                 } else if (v->type == KILN_SPEC_MAP) {
                         struct kiln_spec *b = kiln_xcalloc(1, sizeof(*b));
@@ -581,25 +581,26 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
                         b->raw = (struct kiln_spec_value *)v;
                         s->base_spec = b;
                         if (depth >= 8)
-                                return field_error(s, v, fn, "nested specs go deeper than 8");
-                        if (typed_build(b, depth + 1) < 0)
-                                return kiln_err_prefix(cur_err, "base_image");
+                                return field_error(s, v, fn, err, "nested specs go deeper than 8");
+                        if (typed_build(b, depth + 1, err) < 0)
+                                return kiln_err_prefix(err, "base_image");
                 } else {
-                        return field_error(s, v, fn,
+                        return field_error(s, v, fn, err,
                                            "must be an image reference or a nested spec "
                                            "mapping, not %s",
                                            type_name(v));
                 }
         } else if (!strcmp(fn, "builder_options") || !strcmp(fn, "builder_config")) {
                 if (v->type != KILN_SPEC_MAP)
-                        return field_error(s, v, fn, "must be a mapping, not %s", type_name(v));
+                        return field_error(s, v, fn, err, "must be a mapping, not %s",
+                                           type_name(v));
                 if (!strcmp(fn, "builder_options"))
                         s->builder_options = v;
                 else
                         s->builder_config = v;
         } else if (f->kind == F_STRLIST) {
                 char **list = NULL;
-                int r = get_strlist(s, fn, v, &list);
+                int r = get_strlist(s, fn, v, &list, err);
                 if (!strcmp(fn, "packages"))
                         s->packages = list;
                 else if (!strcmp(fn, "conda_packages"))
@@ -627,15 +628,15 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
                         for (size_t i = 0; i < v->n; i++) {
                                 const char *p = v->items[i]->text;
                                 if (!p[0])
-                                        return field_error(s, v->items[i], fn, "item %zu is empty",
-                                                           i + 1);
+                                        return field_error(s, v->items[i], fn, err,
+                                                           "item %zu is empty", i + 1);
                                 if (p[0] == '/')
-                                        return field_error(s, v->items[i], fn,
+                                        return field_error(s, v->items[i], fn, err,
                                                            "'%s' is absolute; copy takes paths "
                                                            "relative to the spec's directory",
                                                            p);
                                 if (path_has_dotdot(p))
-                                        return field_error(s, v->items[i], fn,
+                                        return field_error(s, v->items[i], fn, err,
                                                            "'%s' contains '..'; copy takes paths "
                                                            "inside the spec's directory",
                                                            p);
@@ -646,7 +647,7 @@ static int check_field(struct kiln_spec *s, const struct field *f, const struct 
         return 0;
 }
 
-static int typed_build(struct kiln_spec *s, int depth)
+static int typed_build(struct kiln_spec *s, int depth, struct kiln_err **err)
 {
         const struct kiln_spec_value *raw = s->raw;
 
@@ -655,7 +656,7 @@ static int typed_build(struct kiln_spec *s, int depth)
                 const struct field *f;
 
                 if (k->type != KILN_SPEC_STR)
-                        return field_error(s, k, k->text ? k->text : "?",
+                        return field_error(s, k, k->text ? k->text : "?", err,
                                            "unknown field (field names are strings, this is %s)",
                                            type_name(k));
                 f = field_find(k->text);
@@ -670,11 +671,11 @@ static int typed_build(struct kiln_spec *s, int depth)
                                 }
                         }
                         if (best)
-                                return field_error(s, k, k->text,
+                                return field_error(s, k, k->text, err,
                                                    "unknown field; did you mean '%s'?", best);
-                        return field_error(s, k, k->text, "unknown field");
+                        return field_error(s, k, k->text, err, "unknown field");
                 }
-                if (check_field(s, f, raw->items[i], depth) < 0)
+                if (check_field(s, f, raw->items[i], depth, err) < 0)
                         return -1;
         }
         if (!s->name)
@@ -686,7 +687,7 @@ static int typed_build(struct kiln_spec *s, int depth)
         }
         if (s->source_copy_mode && strcmp(s->source_copy_mode, "no_copy") && !s->source_root) {
                 const struct kiln_spec_value *mv = kiln_spec_value_get(raw, "source_copy_mode");
-                return field_error(s, mv, "source_copy_mode",
+                return field_error(s, mv, "source_copy_mode", err,
                                    "'%s' copies source_root, which is not set",
                                    s->source_copy_mode);
         }
@@ -696,7 +697,7 @@ static int typed_build(struct kiln_spec *s, int depth)
                         "not ignored, as 'all' does");
         if (s->requirements_lock && s->packages) {
                 const struct kiln_spec_value *pv = kiln_spec_value_get(raw, "packages");
-                return field_error(s, pv, "packages",
+                return field_error(s, pv, "packages", err,
                                    "cannot be combined with the lock file '%s' in requirements; "
                                    "add the packages to the project instead",
                                    s->requirements);
@@ -713,7 +714,7 @@ static int typed_build(struct kiln_spec *s, int depth)
                 errno = 0;
                 if (stat(pp, &st) < 0 || !S_ISREG(st.st_mode))
                         return field_error(
-                            s, v, "requirements",
+                            s, v, "requirements", err,
                             "%s needs the project's pyproject.toml beside it: %s: %s", base, pp,
                             errno ? strerror(errno) : "not a file");
         }
@@ -729,12 +730,8 @@ static int refresh(struct kiln_spec *s, struct kiln_spec_value *new_raw, struct 
 {
         struct kiln_spec tmp = {
             .path = s->path, .dir = s->dir, .raw = new_raw, .errname = s->errname};
-        struct kiln_err **saved = cur_err;
-        int r;
+        int r = typed_build(&tmp, 0, err);
 
-        cur_err = err;
-        r = typed_build(&tmp, 0);
-        cur_err = saved;
         /* the typed fields of tmp are all owned; move them over */
         tmp.path = NULL;
         tmp.dir = NULL;
