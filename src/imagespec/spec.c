@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <regex.h>
+#include <stddef.h>
 #include <sys/stat.h>
 #include <string.h>
 
@@ -11,90 +12,30 @@
 #include "kiln/imagespec.h"
 #include "imagespec-internal.h"
 
-enum field_kind {
-        F_STR,     /* str */
-        F_VERSION, /* str, int or float (flytekit types it str; YAML may not) */
-        F_STRLIST, /* list of str */
-        F_ENV,     /* mapping str -> scalar */
-        F_MOUNTS,  /* list of [src, dst] */
-        F_BASE,    /* str or a nested spec mapping */
-        F_MAP,     /* any mapping */
+/* How a field's YAML value is read into struct kiln_spec. */
+enum spec_type {
+        SPEC_STR,     /* str, into a char * */
+        SPEC_VERSION, /* str, int or float (flytekit types it str; YAML may not), into a char * */
+        SPEC_STRLIST, /* list of str, into a NULL-terminated char ** */
+        SPEC_MAP,     /* any mapping, kept as a const struct kiln_spec_value * into raw */
+        /* shapes of their own, each read by its own code: */
+        SPEC_ENV,    /* env: mapping of NAME: scalar */
+        SPEC_MOUNTS, /* pip_secret_mounts: list of [source, target] */
+        SPEC_BASE,   /* base_image: a reference, a spec file or a nested spec mapping */
 };
 
-struct field {
-        const char *name;
-        enum field_kind kind;
+struct spec_field {
+        const char *name; /* the YAML key */
+        enum spec_type type;
+        size_t offset; /* of the member the value is read into (not for the special types) */
+        /* Runs once the value is read (never on null); NULL when the type's
+         * own checks are all there is. */
+        int (*check)(struct kiln_spec *s, const struct spec_field *f,
+                     const struct kiln_spec_value *v, struct kiln_err **err);
+        bool no_null; /* null is refused, not read as unset */
 };
 
-/* flytekit's dataclass field order: the order of the hashed dict. */
-static const struct field fields[] = {
-    {"name", F_STR},
-    {"python_version", F_VERSION},
-    {"builder", F_STR},
-    {"source_root", F_STR},
-    {"env", F_ENV},
-    {"registry", F_STR},
-    {"packages", F_STRLIST},
-    {"conda_packages", F_STRLIST},
-    {"conda_channels", F_STRLIST},
-    {"requirements", F_STR},
-    {"apt_packages", F_STRLIST},
-    {"cuda", F_VERSION},
-    {"cudnn", F_VERSION},
-    {"base_image", F_BASE},
-    {"platform", F_STR},
-    {"pip_index", F_STR},
-    {"pip_extra_index_url", F_STRLIST},
-    {"pip_secret_mounts", F_MOUNTS},
-    {"pip_extra_args", F_STR},
-    {"registry_config", F_STR},
-    {"entrypoint", F_STRLIST},
-    {"commands", F_STRLIST},
-    {"tag_format", F_STR},
-    {"source_copy_mode", F_STR},
-    {"copy", F_STRLIST},
-    {"python_exec", F_STR},
-    {"runtime_packages", F_STRLIST},
-    {"builder_options", F_MAP},
-    {"builder_config", F_MAP},
-};
-#define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
-
-const char *kiln_spec_field_name(size_t i)
-{
-        return i < N_FIELDS ? fields[i].name : NULL;
-}
-
-static const struct field *field_find(const char *name)
-{
-        for (size_t i = 0; i < N_FIELDS; i++)
-                if (!strcmp(fields[i].name, name))
-                        return &fields[i];
-        return NULL;
-}
-
-static size_t edit_distance(const char *a, const char *b)
-{
-        size_t la = strlen(a), lb = strlen(b);
-        size_t prev[64], cur[64];
-
-        if (la >= 63 || lb >= 63)
-                return SIZE_MAX;
-        for (size_t j = 0; j <= lb; j++)
-                prev[j] = j;
-        for (size_t i = 1; i <= la; i++) {
-                cur[0] = i;
-                for (size_t j = 1; j <= lb; j++) {
-                        size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-                        size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-                        cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-                }
-                memcpy(prev, cur, (lb + 1) * sizeof(*prev));
-        }
-        return prev[lb];
-}
-
-/* ---------- errors ---------- */
+/* ---------- errors and small helpers ---------- */
 
 /* "FILE:LINE:COL: field: reason", or "FILE: field: reason" for a value
  * made by the builder API (it has no position). */
@@ -137,76 +78,6 @@ static const char *type_name(const struct kiln_spec_value *v)
         return "?";
 }
 
-/* ---------- typed extraction ---------- */
-
-static void typed_clear(struct kiln_spec *s)
-{
-        free(s->name);
-        free(s->python_version);
-        free(s->builder);
-        free(s->source_root);
-        free(s->source_copy_mode);
-        for (size_t i = 0; i < s->n_env; i++) {
-                free(s->env[i].key);
-                free(s->env[i].value);
-        }
-        free(s->env);
-        free(s->registry);
-        kiln_strv_free(s->packages);
-        kiln_strv_free(s->conda_packages);
-        kiln_strv_free(s->conda_channels);
-        free(s->requirements);
-        free(s->requirements_path);
-        kiln_strv_free(s->apt_packages);
-        free(s->cuda);
-        free(s->cudnn);
-        free(s->base_image);
-        kiln_spec_free(s->base_spec);
-        free(s->platform);
-        kiln_strv_free(s->platforms);
-        free(s->pip_index);
-        kiln_strv_free(s->pip_extra_index_url);
-        for (size_t i = 0; i < s->n_pip_secret_mounts; i++) {
-                free(s->pip_secret_mounts[i].src);
-                free(s->pip_secret_mounts[i].dst);
-        }
-        free(s->pip_secret_mounts);
-        free(s->pip_extra_args);
-        free(s->registry_config);
-        kiln_strv_free(s->entrypoint);
-        kiln_strv_free(s->commands);
-        free(s->tag_format);
-        kiln_strv_free(s->copy);
-        kiln_strv_free(s->copy_paths);
-        free(s->python_exec);
-        kiln_strv_free(s->runtime_packages);
-        kiln_strv_free(s->warnings);
-
-        s->name = s->python_version = s->builder = s->source_root = s->source_copy_mode = NULL;
-        s->env = NULL;
-        s->n_env = 0;
-        s->registry = s->requirements = s->requirements_path = NULL;
-        s->requirements_lock = false;
-        s->requirements_pyproject = false;
-        s->packages = s->conda_packages = s->conda_channels = s->apt_packages = NULL;
-        s->cuda = s->cudnn = s->base_image = NULL;
-        s->base_spec = NULL;
-        s->platform = NULL;
-        s->platforms = NULL;
-        s->pip_index = NULL;
-        s->pip_extra_index_url = NULL;
-        s->pip_secret_mounts = NULL;
-        s->n_pip_secret_mounts = 0;
-        s->pip_extra_args = s->registry_config = NULL;
-        s->entrypoint = s->commands = NULL;
-        s->tag_format = NULL;
-        s->copy = s->copy_paths = NULL;
-        s->python_exec = NULL;
-        s->runtime_packages = NULL;
-        s->builder_options = s->builder_config = NULL;
-        s->warnings = NULL;
-}
-
 static void strv_push(char ***v, char *s)
 {
         size_t n = *v ? kiln_strv_len(*v) : 0;
@@ -247,6 +118,20 @@ static void ascii_lower(char *s)
 {
         for (; *s; s++)
                 *s = (char)tolower((unsigned char)*s);
+}
+
+static bool path_has_dotdot(const char *p)
+{
+        for (const char *c = p; *c;) {
+                const char *e = strchr(c, '/');
+                size_t n = e ? (size_t)(e - c) : strlen(c);
+                if (n == 2 && c[0] == '.' && c[1] == '.')
+                        return true;
+                if (!e)
+                        break;
+                c = e + 1;
+        }
+        return false;
 }
 
 /* tag_format is str.format with only {spec_hash}; the result must be an
@@ -306,6 +191,393 @@ char *kiln_spec_apply_tag_format(const char *fmt, const char *hash)
         return kiln_buf_steal(&b);
 }
 
+/* ---------- validators ----------
+ *
+ * A field's check runs after its value has been read into the spec (so it
+ * sees a value of the right type, never null): it refuses what flytekit
+ * would refuse or what could not be built, may normalise the member it
+ * checks (lowercasing), and fills the members derived from it. What it
+ * derives is freed in derived_release. One check per kind of rule; fields
+ * that follow the same rule share it. */
+
+static char **str_member(struct kiln_spec *s, const struct spec_field *f)
+{
+        return (char **)((char *)s + f->offset);
+}
+
+/* A lowercased string must match re (extended regex), or it "is not WHAT". */
+struct lowercase_rule {
+        const char *re, *what;
+};
+
+/* name: a repository name, docker's path components. */
+static const struct lowercase_rule repo_name_rule = {
+    "^[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$",
+    "a valid repository name (lowercase letters, digits, '.', '_', '-', '/' separators)"};
+/* registry: the image name's prefix, host[:port][/path]. */
+static const struct lowercase_rule registry_rule = {
+    "^(localhost:[0-9]{1,5}|([a-z0-9._-]+)(:[0-9]{1,5})?)(/[A-Za-z0-9_.-]+)*$",
+    "a registry (host[:port][/path], e.g. ghcr.io/org or localhost:30000)"};
+
+/* Lowercases the string member, then checks it against rule. */
+static int lowercase_matching(struct kiln_spec *s, const struct spec_field *f,
+                              const struct kiln_spec_value *v, const struct lowercase_rule *rule,
+                              struct kiln_err **err)
+{
+        char *text = *str_member(s, f);
+
+        ascii_lower(text);
+        if (!regex_match(rule->re, text))
+                return field_error(s, v, f->name, err, "'%s' is not %s", v->text, rule->what);
+        return 0;
+}
+
+static int check_repo_name(struct kiln_spec *s, const struct spec_field *f,
+                           const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        return lowercase_matching(s, f, v, &repo_name_rule, err);
+}
+
+static int check_registry(struct kiln_spec *s, const struct spec_field *f,
+                          const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        char **reg = str_member(s, f);
+
+        /* flytekit skips lowercasing and validation of an empty
+         * registry and then leaves the prefix out */
+        if (!**reg) {
+                free(steal_pointer(reg));
+                return 0;
+        }
+        return lowercase_matching(s, f, v, &registry_rule, err);
+}
+
+/* A string that must not be empty (source_root). */
+static int check_not_empty(struct kiln_spec *s, const struct spec_field *f,
+                           const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        if (!v->text[0])
+                return field_error(s, v, f->name, err, "is empty");
+        return 0;
+}
+
+/* requirements: a file beside the spec; its name says how it installs. */
+static int check_requirements(struct kiln_spec *s, const struct spec_field *f,
+                              const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        const char *base;
+
+        if (check_not_empty(s, f, v, err) < 0)
+                return -1;
+        s->requirements_path = join_path(s->dir, v->text);
+        base = strrchr(v->text, '/');
+        base = base ? base + 1 : v->text;
+        s->requirements_lock = !strcmp(base, "uv.lock") || !strcmp(base, "poetry.lock");
+        s->requirements_pyproject = !strcmp(base, "pyproject.toml");
+        return 0;
+}
+
+/* source_copy_mode: one of flytekit's CopyFileDetection values. */
+static int check_copy_mode(struct kiln_spec *s, const struct spec_field *f,
+                           const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        if (strcmp(v->text, "loaded_modules") && strcmp(v->text, "all") &&
+            strcmp(v->text, "no_copy"))
+                return field_error(s, v, f->name, err,
+                                   "'%s' is not one of loaded_modules, all, no_copy", v->text);
+        return 0;
+}
+
+/* platform: os/arch[/variant], several separated by ','; fills platforms. */
+static int check_platform(struct kiln_spec *s, const struct spec_field *f,
+                          const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        const char *p = v->text;
+
+        s->platforms = kiln_xcalloc(1, sizeof(char *));
+        for (;;) {
+                const char *end = strchr(p, ',');
+                _cleanup_free_ char *one =
+                    end ? kiln_xstrndup(p, (size_t)(end - p)) : kiln_xstrdup(p);
+                struct kiln_platform plat = {0};
+                _cleanup_err_ struct kiln_err *perr = NULL;
+                int slashes = 0;
+                for (const char *c = one; *c; c++)
+                        slashes += *c == '/';
+                if (!one[0])
+                        return field_error(s, v, f->name, err, "is empty or has an empty entry");
+                if (slashes < 1 || slashes > 2 || kiln_platform_parse(one, &plat, &perr) < 0)
+                        return field_error(s, v, f->name, err,
+                                           "'%s' is not os/arch[/variant] (e.g. "
+                                           "linux/amd64, linux/arm64)",
+                                           one);
+                kiln_platform_release(&plat);
+                strv_push(&s->platforms, steal_pointer(&one));
+                if (!end)
+                        break;
+                p = end + 1;
+        }
+        if (!s->platforms[0])
+                return field_error(s, v, f->name, err, "is empty");
+        return 0;
+}
+
+/* tag_format: what str.format may make of it must be an OCI tag. */
+static int check_tag_format(struct kiln_spec *s, const struct spec_field *f,
+                            const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        const char *bad = NULL, *why = NULL;
+
+        if (tag_format_check(v->text, &bad, &why) < 0)
+                return field_error(s, v, f->name, err, "'%s': %s (at offset %zu)", v->text, why,
+                                   (size_t)(bad - v->text));
+        return 0;
+}
+
+/* copy: relative paths inside the spec's directory; fills copy_paths. */
+static int check_copy(struct kiln_spec *s, const struct spec_field *f,
+                      const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        s->copy_paths = kiln_xcalloc(1, sizeof(char *));
+        for (size_t i = 0; i < v->n; i++) {
+                const char *p = v->items[i]->text;
+                if (!p[0])
+                        return field_error(s, v->items[i], f->name, err, "item %zu is empty",
+                                           i + 1);
+                if (p[0] == '/')
+                        return field_error(s, v->items[i], f->name, err,
+                                           "'%s' is absolute; copy takes paths "
+                                           "relative to the spec's directory",
+                                           p);
+                if (path_has_dotdot(p))
+                        return field_error(s, v->items[i], f->name, err,
+                                           "'%s' contains '..'; copy takes paths "
+                                           "inside the spec's directory",
+                                           p);
+                strv_push(&s->copy_paths, join_path(s->dir, p));
+        }
+        return 0;
+}
+
+/* What the validators (and the whole-spec checks) fill beside the fields. */
+static void derived_release(struct kiln_spec *s)
+{
+        free(steal_pointer(&s->requirements_path));
+        s->requirements_lock = false;
+        s->requirements_pyproject = false;
+        kiln_strv_free(steal_pointer(&s->platforms));
+        kiln_strv_free(steal_pointer(&s->copy_paths));
+        kiln_strv_free(steal_pointer(&s->warnings));
+}
+
+/* ---------- the fields ---------- */
+
+/* offsetof(struct kiln_spec, member), refused at compile time unless the
+ * member has the C type that the field's type reads into. */
+#define MEMBER(m, ctype) _Generic(((struct kiln_spec *)0)->m, ctype : offsetof(struct kiln_spec, m))
+#define STR(m)           .type = SPEC_STR, .offset = MEMBER(m, char *)
+#define VERSION(m)       .type = SPEC_VERSION, .offset = MEMBER(m, char *)
+#define STRLIST(m)       .type = SPEC_STRLIST, .offset = MEMBER(m, char **)
+#define MAP(m)           .type = SPEC_MAP, .offset = MEMBER(m, const struct kiln_spec_value *)
+
+/* Every ImageSpec field, in flytekit's dataclass order: the order of the
+ * dict whose text the image tag hashes (hash.c), and of "did you mean"
+ * suggestions. A field is read by its type into its member, then checked
+ * by its check. env, pip_secret_mounts and base_image have shapes of their
+ * own and are read by their own code below (read_env, read_mounts,
+ * read_base_image). */
+static const struct spec_field fields[] = {
+    {"name", STR(name), .check = check_repo_name, .no_null = true},
+    {"python_version", VERSION(python_version)},
+    {"builder", STR(builder)},
+    {"source_root", STR(source_root), .check = check_not_empty},
+    {"env", .type = SPEC_ENV},
+    {"registry", STR(registry), .check = check_registry},
+    {"packages", STRLIST(packages)},
+    {"conda_packages", STRLIST(conda_packages)},
+    {"conda_channels", STRLIST(conda_channels)},
+    {"requirements", STR(requirements), .check = check_requirements},
+    {"apt_packages", STRLIST(apt_packages)},
+    {"cuda", VERSION(cuda)},
+    {"cudnn", VERSION(cudnn)},
+    {"base_image", .type = SPEC_BASE},
+    {"platform", STR(platform), .check = check_platform, .no_null = true},
+    {"pip_index", STR(pip_index)},
+    {"pip_extra_index_url", STRLIST(pip_extra_index_url)},
+    {"pip_secret_mounts", .type = SPEC_MOUNTS},
+    {"pip_extra_args", STR(pip_extra_args)},
+    {"registry_config", STR(registry_config)},
+    {"entrypoint", STRLIST(entrypoint)},
+    {"commands", STRLIST(commands)},
+    {"tag_format", STR(tag_format), .check = check_tag_format},
+    {"source_copy_mode", STR(source_copy_mode), .check = check_copy_mode},
+    {"copy", STRLIST(copy), .check = check_copy},
+    {"python_exec", STR(python_exec)},
+    {"runtime_packages", STRLIST(runtime_packages)},
+    {"builder_options", MAP(builder_options)},
+    {"builder_config", MAP(builder_config)},
+};
+#define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
+
+const char *kiln_spec_field_name(size_t i)
+{
+        return i < N_FIELDS ? fields[i].name : NULL;
+}
+
+static const struct spec_field *field_find(const char *name)
+{
+        for (size_t i = 0; i < N_FIELDS; i++)
+                if (!strcmp(fields[i].name, name))
+                        return &fields[i];
+        return NULL;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+        size_t la = strlen(a), lb = strlen(b);
+        size_t prev[64], cur[64];
+
+        if (la >= 63 || lb >= 63)
+                return SIZE_MAX;
+        for (size_t j = 0; j <= lb; j++)
+                prev[j] = j;
+        for (size_t i = 1; i <= la; i++) {
+                cur[0] = i;
+                for (size_t j = 1; j <= lb; j++) {
+                        size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+                        size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+                        cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+                }
+                memcpy(prev, cur, (lb + 1) * sizeof(*prev));
+        }
+        return prev[lb];
+}
+
+/* ---------- reading a field by its type ---------- */
+
+static int read_str(struct kiln_spec *s, const struct spec_field *f,
+                    const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        if (v->type != KILN_SPEC_STR)
+                return field_error(s, v, f->name, err, "must be a string, not %s (quote it)",
+                                   type_name(v));
+        *str_member(s, f) = kiln_xstrdup(v->text);
+        return 0;
+}
+
+/* flytekit types these str, but YAML reads 3.10 as a float: kept as
+ * Python's str() of the number (as flytekit would hash it), with a
+ * warning, since it is rarely what the author meant. */
+static int read_version(struct kiln_spec *s, const struct spec_field *f,
+                        const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        if (v->type != KILN_SPEC_STR && v->type != KILN_SPEC_INT && v->type != KILN_SPEC_FLOAT)
+                return field_error(s, v, f->name, err, "must be a string, not %s", type_name(v));
+        if (v->type != KILN_SPEC_STR)
+                warn(s,
+                     "%s: YAML reads this as the number %s, which flytekit hashes "
+                     "and uses as %s; quote it as written (e.g. %s: \"3.10\") to keep "
+                     "it a string",
+                     f->name, v->text, v->text, f->name);
+        *str_member(s, f) = kiln_xstrdup(v->text);
+        return 0;
+}
+
+static int read_strlist(struct kiln_spec *s, const struct spec_field *f,
+                        const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        _cleanup_strv_ char **list = NULL;
+
+        if (v->type != KILN_SPEC_LIST)
+                return field_error(s, v, f->name, err, "must be a list of strings, not %s%s",
+                                   type_name(v),
+                                   v->type == KILN_SPEC_STR ? " (write [\"...\"])" : "");
+        list = kiln_xcalloc(1, sizeof(char *));
+        for (size_t i = 0; i < v->n; i++) {
+                if (v->items[i]->type != KILN_SPEC_STR)
+                        return field_error(s, v->items[i], f->name, err,
+                                           "item %zu must be a string, not %s (quote it)", i + 1,
+                                           type_name(v->items[i]));
+                strv_push(&list, kiln_xstrdup(v->items[i]->text));
+        }
+        *(char ***)((char *)s + f->offset) = steal_pointer(&list);
+        return 0;
+}
+
+/* Any mapping, kept as the raw value (builder options are the builder's
+ * business; they only hash). */
+static int read_map(struct kiln_spec *s, const struct spec_field *f,
+                    const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        if (v->type != KILN_SPEC_MAP)
+                return field_error(s, v, f->name, err, "must be a mapping, not %s", type_name(v));
+        *(const struct kiln_spec_value **)((char *)s + f->offset) = v;
+        return 0;
+}
+
+/* env: NAME: scalar, in YAML order, each value as Python's str() of it
+ * (s->env, s->n_env). */
+static int read_env(struct kiln_spec *s, const struct spec_field *f,
+                    const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        if (v->type != KILN_SPEC_MAP)
+                return field_error(s, v, f->name, err, "must be a mapping of NAME: value, not %s",
+                                   type_name(v));
+        s->env = kiln_xcalloc(v->n ? v->n : 1, sizeof(*s->env));
+        for (size_t i = 0; i < v->n; i++) {
+                const struct kiln_spec_value *k = v->keys[i], *val = v->items[i];
+                if (k->type != KILN_SPEC_STR)
+                        return field_error(s, k, f->name, err,
+                                           "variable names must be strings, not %s", type_name(k));
+                if (!k->text[0] || strchr(k->text, '='))
+                        return field_error(s, k, f->name, err,
+                                           "'%s' is not a variable name (empty or "
+                                           "contains '=')",
+                                           k->text);
+                if (val->type == KILN_SPEC_NULL || val->type == KILN_SPEC_LIST ||
+                    val->type == KILN_SPEC_MAP)
+                        return field_error(s, val, f->name, err,
+                                           "%s: value must be a string, not %s", k->text,
+                                           type_name(val));
+                s->env[s->n_env].key = kiln_xstrdup(k->text);
+                s->env[s->n_env].value = kiln_xstrdup(val->text);
+                s->n_env++;
+        }
+        return 0;
+}
+
+/* pip_secret_mounts: [source, target] pairs, the source resolved against
+ * the spec's directory (s->pip_secret_mounts, s->n_pip_secret_mounts).
+ * Secrets never hash (hash.c leaves the field out). */
+static int read_mounts(struct kiln_spec *s, const struct spec_field *f,
+                       const struct kiln_spec_value *v, struct kiln_err **err)
+{
+        if (v->type != KILN_SPEC_LIST)
+                return field_error(s, v, f->name, err,
+                                   "must be a list of [source, target] pairs, "
+                                   "not %s",
+                                   type_name(v));
+        s->pip_secret_mounts = kiln_xcalloc(v->n ? v->n : 1, sizeof(*s->pip_secret_mounts));
+        for (size_t i = 0; i < v->n; i++) {
+                const struct kiln_spec_value *it = v->items[i];
+                if (it->type != KILN_SPEC_LIST || it->n != 2 ||
+                    it->items[0]->type != KILN_SPEC_STR || it->items[1]->type != KILN_SPEC_STR)
+                        return field_error(s, it, f->name, err,
+                                           "item %zu must be a [source, target] pair of "
+                                           "strings",
+                                           i + 1);
+                if (!it->items[0]->text[0] || it->items[1]->text[0] != '/')
+                        return field_error(s, it, f->name, err,
+                                           "item %zu: source must be non-empty and "
+                                           "target an absolute path",
+                                           i + 1);
+                s->pip_secret_mounts[i].src = join_path(s->dir, it->items[0]->text);
+                s->pip_secret_mounts[i].dst = kiln_xstrdup(it->items[1]->text);
+                s->n_pip_secret_mounts++;
+        }
+        return 0;
+}
+
 static int typed_build(struct kiln_spec *s, int depth, struct kiln_err **err);
 
 /* base_image: other.yaml names another spec, built first and used as the
@@ -350,334 +622,152 @@ static int load_base_file(struct kiln_spec *s, const struct kiln_spec_value *v,
         return 0;
 }
 
-static int get_strlist(struct kiln_spec *s, const char *field, const struct kiln_spec_value *v,
-                       char ***out, struct kiln_err **err)
+/* base_image: an image reference (s->base_image), or another spec built
+ * first and used as the base (s->base_spec): a mapping nested in this
+ * one, or a spec file (other.yaml). flytekit hashes a nested ImageSpec by
+ * its image name (hash.c). */
+static int read_base_image(struct kiln_spec *s, const struct spec_field *f,
+                           const struct kiln_spec_value *v, int depth, struct kiln_err **err)
 {
-        if (v->type != KILN_SPEC_LIST)
-                return field_error(s, v, field, err, "must be a list of strings, not %s%s",
-                                   type_name(v),
-                                   v->type == KILN_SPEC_STR ? " (write [\"...\"])" : "");
-        *out = kiln_xcalloc(1, sizeof(char *));
-        for (size_t i = 0; i < v->n; i++) {
-                if (v->items[i]->type != KILN_SPEC_STR)
-                        return field_error(s, v->items[i], field, err,
-                                           "item %zu must be a string, not %s (quote it)", i + 1,
-                                           type_name(v->items[i]));
-                strv_push(out, kiln_xstrdup(v->items[i]->text));
+        if (v->type == KILN_SPEC_STR && is_spec_file_name(v->text))
+                return load_base_file(s, v, err);
+        if (v->type == KILN_SPEC_STR) {
+                if (!v->text[0])
+                        return field_error(s, v, f->name, err, "is empty");
+                s->base_image = kiln_xstrdup(v->text);
+                return 0;
         }
+        if (v->type != KILN_SPEC_MAP)
+                return field_error(s, v, f->name, err,
+                                   "must be an image reference or a nested spec "
+                                   "mapping, not %s",
+                                   type_name(v));
+        struct kiln_spec *b = kiln_xcalloc(1, sizeof(*b));
+        b->dir = kiln_xstrdup(s->dir);
+        b->path = s->path ? kiln_xstrdup(s->path) : NULL;
+        b->errname = kiln_xstrdup(s->errname);
+        b->raw = (struct kiln_spec_value *)v;
+        s->base_spec = b;
+        if (depth >= 8)
+                return field_error(s, v, f->name, err, "nested specs go deeper than 8");
+        if (typed_build(b, depth + 1, err) < 0)
+                return kiln_err_prefix(err, "base_image");
         return 0;
 }
 
-static bool path_has_dotdot(const char *p)
+typedef int field_reader(struct kiln_spec *s, const struct spec_field *f,
+                         const struct kiln_spec_value *v, struct kiln_err **err);
+
+/* How each type reads a value into the spec. */
+static field_reader *const readers[] = {
+    [SPEC_STR] = read_str, [SPEC_VERSION] = read_version, [SPEC_STRLIST] = read_strlist,
+    [SPEC_MAP] = read_map, [SPEC_ENV] = read_env,         [SPEC_MOUNTS] = read_mounts,
+    [SPEC_BASE] = NULL, /* read_field: it needs the depth */
+};
+
+/* Reads v (not null) into f's member(s) by f's type. */
+static int read_field(struct kiln_spec *s, const struct spec_field *f,
+                      const struct kiln_spec_value *v, int depth, struct kiln_err **err)
 {
-        for (const char *c = p; *c;) {
-                const char *e = strchr(c, '/');
-                size_t n = e ? (size_t)(e - c) : strlen(c);
-                if (n == 2 && c[0] == '.' && c[1] == '.')
-                        return true;
-                if (!e)
-                        break;
-                c = e + 1;
-        }
-        return false;
+        if (f->type == SPEC_BASE)
+                return read_base_image(s, f, v, depth, err);
+        return readers[f->type](s, f, v, err);
 }
 
-static int check_field(struct kiln_spec *s, const struct field *f, const struct kiln_spec_value *v,
-                       int depth, struct kiln_err **err)
-{
-        const char *fn = f->name;
+/* Frees the array of n structs holding two owned strings, a and b, and
+ * zeroes array and count (env and pip_secret_mounts). */
+#define FREE_PAIRS(array, n, a, b)                                                                 \
+        do {                                                                                       \
+                for (size_t i_ = 0; i_ < (n); i_++) {                                              \
+                        free((array)[i_].a);                                                       \
+                        free((array)[i_].b);                                                       \
+                }                                                                                  \
+                free(steal_pointer(&(array)));                                                     \
+                (n) = 0;                                                                           \
+        } while (0)
 
+/* Frees what read_field put in f's member(s) and leaves them zeroed. */
+static void release_field(struct kiln_spec *s, const struct spec_field *f)
+{
+        void *at = (char *)s + f->offset;
+
+        switch (f->type) {
+        case SPEC_STR:
+        case SPEC_VERSION:
+                free(steal_pointer((char **)at));
+                break;
+        case SPEC_STRLIST:
+                kiln_strv_free(steal_pointer((char ***)at));
+                break;
+        case SPEC_MAP:
+                *(const struct kiln_spec_value **)at = NULL; /* borrowed from raw */
+                break;
+        case SPEC_ENV:
+                FREE_PAIRS(s->env, s->n_env, key, value);
+                break;
+        case SPEC_MOUNTS:
+                FREE_PAIRS(s->pip_secret_mounts, s->n_pip_secret_mounts, src, dst);
+                break;
+        case SPEC_BASE:
+                free(steal_pointer(&s->base_image));
+                kiln_spec_free(steal_pointer(&s->base_spec));
+                break;
+        }
+}
+
+/* Frees the typed view (every field and what was derived from them) and
+ * leaves it zeroed; raw, the pool, path, dir and errname stay. */
+static void typed_release(struct kiln_spec *s)
+{
+        for (size_t i = 0; i < N_FIELDS; i++)
+                release_field(s, &fields[i]);
+        derived_release(s);
+}
+#define _cleanup_typed_ _cleanup_(typed_release)
+
+static int check_field(struct kiln_spec *s, const struct spec_field *f,
+                       const struct kiln_spec_value *v, int depth, struct kiln_err **err)
+{
         if (v->type == KILN_SPEC_NULL) {
-                if (!strcmp(fn, "name") || !strcmp(fn, "platform"))
-                        return field_error(s, v, fn, err, "must be a string, not null");
+                if (f->no_null)
+                        return field_error(s, v, f->name, err, "must be a string, not null");
                 return 0; /* None: as if unset */
         }
-
-        switch (f->kind) {
-        case F_STR:
-                if (v->type != KILN_SPEC_STR)
-                        return field_error(s, v, fn, err, "must be a string, not %s (quote it)",
-                                           type_name(v));
-                break;
-        case F_VERSION:
-                if (v->type != KILN_SPEC_STR && v->type != KILN_SPEC_INT &&
-                    v->type != KILN_SPEC_FLOAT)
-                        return field_error(s, v, fn, err, "must be a string, not %s", type_name(v));
-                if (v->type != KILN_SPEC_STR)
-                        warn(s,
-                             "%s: YAML reads this as the number %s, which flytekit hashes "
-                             "and uses as %s; quote it as written (e.g. %s: \"3.10\") to keep "
-                             "it a string",
-                             fn, v->text, v->text, fn);
-                break;
-        case F_STRLIST:
-        case F_ENV:
-        case F_MOUNTS:
-        case F_BASE:
-        case F_MAP:
-                break;
-        }
-
-        if (!strcmp(fn, "name")) {
-                s->name = kiln_xstrdup(v->text);
-                ascii_lower(s->name);
-                if (!regex_match("^[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
-                                 "(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$",
-                                 s->name))
-                        return field_error(s, v, fn, err,
-                                           "'%s' is not a valid repository name (lowercase "
-                                           "letters, digits, '.', '_', '-', '/' separators)",
-                                           v->text);
-        } else if (!strcmp(fn, "python_version")) {
-                s->python_version = kiln_xstrdup(v->text);
-        } else if (!strcmp(fn, "cuda")) {
-                s->cuda = kiln_xstrdup(v->text);
-        } else if (!strcmp(fn, "cudnn")) {
-                s->cudnn = kiln_xstrdup(v->text);
-        } else if (!strcmp(fn, "builder")) {
-                s->builder = kiln_xstrdup(v->text);
-        } else if (!strcmp(fn, "source_root")) {
-                if (!v->text[0])
-                        return field_error(s, v, fn, err, "is empty");
-                s->source_root = kiln_xstrdup(v->text);
-        } else if (!strcmp(fn, "source_copy_mode")) {
-                if (strcmp(v->text, "loaded_modules") && strcmp(v->text, "all") &&
-                    strcmp(v->text, "no_copy"))
-                        return field_error(s, v, fn, err,
-                                           "'%s' is not one of loaded_modules, all, no_copy",
-                                           v->text);
-                s->source_copy_mode = kiln_xstrdup(v->text);
-        } else if (!strcmp(fn, "registry")) {
-                /* flytekit skips lowercasing and validation of an empty
-                 * registry and then leaves the prefix out */
-                if (v->text[0] == '\0')
-                        return 0;
-                s->registry = kiln_xstrdup(v->text);
-                ascii_lower(s->registry);
-                if (!regex_match("^(localhost:[0-9]{1,5}|([a-z0-9._-]+)(:[0-9]{1,5})?)"
-                                 "(/[A-Za-z0-9_.-]+)*$",
-                                 s->registry))
-                        return field_error(s, v, fn, err,
-                                           "'%s' is not a registry (host[:port][/path], e.g. "
-                                           "ghcr.io/org or localhost:30000)",
-                                           v->text);
-        } else if (!strcmp(fn, "requirements")) {
-                const char *base;
-                if (v->text[0] == '\0')
-                        return field_error(s, v, fn, err, "is empty");
-                s->requirements = kiln_xstrdup(v->text);
-                s->requirements_path = join_path(s->dir, v->text);
-                base = strrchr(v->text, '/');
-                base = base ? base + 1 : v->text;
-                s->requirements_lock = !strcmp(base, "uv.lock") || !strcmp(base, "poetry.lock");
-                s->requirements_pyproject = !strcmp(base, "pyproject.toml");
-        } else if (!strcmp(fn, "platform")) {
-                const char *p = v->text;
-                s->platform = kiln_xstrdup(v->text);
-                s->platforms = kiln_xcalloc(1, sizeof(char *));
-                for (;;) {
-                        const char *end = strchr(p, ',');
-                        _cleanup_free_ char *one =
-                            end ? kiln_xstrndup(p, (size_t)(end - p)) : kiln_xstrdup(p);
-                        struct kiln_platform plat = {0};
-                        _cleanup_err_ struct kiln_err *perr = NULL;
-                        int slashes = 0;
-                        for (const char *c = one; *c; c++)
-                                slashes += *c == '/';
-                        if (!one[0])
-                                return field_error(s, v, fn, err, "is empty or has an empty entry");
-                        if (slashes < 1 || slashes > 2 ||
-                            kiln_platform_parse(one, &plat, &perr) < 0)
-                                return field_error(s, v, fn, err,
-                                                   "'%s' is not os/arch[/variant] (e.g. "
-                                                   "linux/amd64, linux/arm64)",
-                                                   one);
-                        kiln_platform_release(&plat);
-                        strv_push(&s->platforms, steal_pointer(&one));
-                        if (!end)
-                                break;
-                        p = end + 1;
-                }
-                if (!s->platforms[0])
-                        return field_error(s, v, fn, err, "is empty");
-        } else if (!strcmp(fn, "pip_index")) {
-                s->pip_index = kiln_xstrdup(v->text);
-        } else if (!strcmp(fn, "pip_extra_args")) {
-                s->pip_extra_args = kiln_xstrdup(v->text);
-        } else if (!strcmp(fn, "registry_config")) {
-                s->registry_config = kiln_xstrdup(v->text);
-        } else if (!strcmp(fn, "python_exec")) {
-                s->python_exec = kiln_xstrdup(v->text);
-        } else if (!strcmp(fn, "tag_format")) {
-                const char *bad = NULL, *why = NULL;
-                if (tag_format_check(v->text, &bad, &why) < 0)
-                        return field_error(s, v, fn, err, "'%s': %s (at offset %zu)", v->text, why,
-                                           (size_t)(bad - v->text));
-                s->tag_format = kiln_xstrdup(v->text);
-        } else if (!strcmp(fn, "env")) {
-                if (v->type != KILN_SPEC_MAP)
-                        return field_error(s, v, fn, err,
-                                           "must be a mapping of NAME: value, not %s",
-                                           type_name(v));
-                s->env = kiln_xcalloc(v->n ? v->n : 1, sizeof(*s->env));
-                for (size_t i = 0; i < v->n; i++) {
-                        const struct kiln_spec_value *k = v->keys[i], *val = v->items[i];
-                        if (k->type != KILN_SPEC_STR)
-                                return field_error(s, k, fn, err,
-                                                   "variable names must be strings, not %s",
-                                                   type_name(k));
-                        if (!k->text[0] || strchr(k->text, '='))
-                                return field_error(s, k, fn, err,
-                                                   "'%s' is not a variable name (empty or "
-                                                   "contains '=')",
-                                                   k->text);
-                        if (val->type == KILN_SPEC_NULL || val->type == KILN_SPEC_LIST ||
-                            val->type == KILN_SPEC_MAP)
-                                return field_error(s, val, fn, err,
-                                                   "%s: value must be a string, not %s", k->text,
-                                                   type_name(val));
-                        s->env[s->n_env].key = kiln_xstrdup(k->text);
-                        s->env[s->n_env].value = kiln_xstrdup(val->text);
-                        s->n_env++;
-                }
-        } else if (!strcmp(fn, "pip_secret_mounts")) {
-                if (v->type != KILN_SPEC_LIST)
-                        return field_error(s, v, fn, err,
-                                           "must be a list of [source, target] pairs, "
-                                           "not %s",
-                                           type_name(v));
-                s->pip_secret_mounts = kiln_xcalloc(v->n ? v->n : 1, sizeof(*s->pip_secret_mounts));
-                for (size_t i = 0; i < v->n; i++) {
-                        const struct kiln_spec_value *it = v->items[i];
-                        if (it->type != KILN_SPEC_LIST || it->n != 2 ||
-                            it->items[0]->type != KILN_SPEC_STR ||
-                            it->items[1]->type != KILN_SPEC_STR)
-                                return field_error(s, it, fn, err,
-                                                   "item %zu must be a [source, target] pair of "
-                                                   "strings",
-                                                   i + 1);
-                        if (!it->items[0]->text[0] || it->items[1]->text[0] != '/')
-                                return field_error(s, it, fn, err,
-                                                   "item %zu: source must be non-empty and "
-                                                   "target an absolute path",
-                                                   i + 1);
-                        s->pip_secret_mounts[i].src = join_path(s->dir, it->items[0]->text);
-                        s->pip_secret_mounts[i].dst = kiln_xstrdup(it->items[1]->text);
-                        s->n_pip_secret_mounts++;
-                }
-        } else if (!strcmp(fn, "base_image")) {
-                if (v->type == KILN_SPEC_STR && is_spec_file_name(v->text)) {
-                        if (load_base_file(s, v, err) < 0)
-                                return -1;
-                } else if (v->type == KILN_SPEC_STR) {
-                        if (!v->text[0])
-                                return field_error(s, v, fn, err, "is empty");
-                        s->base_image = kiln_xstrdup(v->text);
-                } else if (v->type == KILN_SPEC_MAP) {
-                        struct kiln_spec *b = kiln_xcalloc(1, sizeof(*b));
-                        b->dir = kiln_xstrdup(s->dir);
-                        b->path = s->path ? kiln_xstrdup(s->path) : NULL;
-                        b->errname = kiln_xstrdup(s->errname);
-                        b->raw = (struct kiln_spec_value *)v;
-                        s->base_spec = b;
-                        if (depth >= 8)
-                                return field_error(s, v, fn, err, "nested specs go deeper than 8");
-                        if (typed_build(b, depth + 1, err) < 0)
-                                return kiln_err_prefix(err, "base_image");
-                } else {
-                        return field_error(s, v, fn, err,
-                                           "must be an image reference or a nested spec "
-                                           "mapping, not %s",
-                                           type_name(v));
-                }
-        } else if (!strcmp(fn, "builder_options") || !strcmp(fn, "builder_config")) {
-                if (v->type != KILN_SPEC_MAP)
-                        return field_error(s, v, fn, err, "must be a mapping, not %s",
-                                           type_name(v));
-                if (!strcmp(fn, "builder_options"))
-                        s->builder_options = v;
-                else
-                        s->builder_config = v;
-        } else if (f->kind == F_STRLIST) {
-                char **list = NULL;
-                int r = get_strlist(s, fn, v, &list, err);
-                if (!strcmp(fn, "packages"))
-                        s->packages = list;
-                else if (!strcmp(fn, "conda_packages"))
-                        s->conda_packages = list;
-                else if (!strcmp(fn, "conda_channels"))
-                        s->conda_channels = list;
-                else if (!strcmp(fn, "apt_packages"))
-                        s->apt_packages = list;
-                else if (!strcmp(fn, "pip_extra_index_url"))
-                        s->pip_extra_index_url = list;
-                else if (!strcmp(fn, "entrypoint"))
-                        s->entrypoint = list;
-                else if (!strcmp(fn, "commands"))
-                        s->commands = list;
-                else if (!strcmp(fn, "copy"))
-                        s->copy = list;
-                else if (!strcmp(fn, "runtime_packages"))
-                        s->runtime_packages = list;
-                else
-                        kiln_strv_free(list);
-                if (r < 0)
-                        return -1;
-                if (!strcmp(fn, "copy")) {
-                        s->copy_paths = kiln_xcalloc(1, sizeof(char *));
-                        for (size_t i = 0; i < v->n; i++) {
-                                const char *p = v->items[i]->text;
-                                if (!p[0])
-                                        return field_error(s, v->items[i], fn, err,
-                                                           "item %zu is empty", i + 1);
-                                if (p[0] == '/')
-                                        return field_error(s, v->items[i], fn, err,
-                                                           "'%s' is absolute; copy takes paths "
-                                                           "relative to the spec's directory",
-                                                           p);
-                                if (path_has_dotdot(p))
-                                        return field_error(s, v->items[i], fn, err,
-                                                           "'%s' contains '..'; copy takes paths "
-                                                           "inside the spec's directory",
-                                                           p);
-                                strv_push(&s->copy_paths, join_path(s->dir, p));
-                        }
-                }
-        }
+        if (read_field(s, f, v, depth, err) < 0)
+                return -1;
+        if (f->check && f->check(s, f, v, err) < 0)
+                return -1;
         return 0;
 }
 
-static int typed_build(struct kiln_spec *s, int depth, struct kiln_err **err)
+/* An unknown key: the error names the nearest field when one is close. */
+static int unknown_field(struct kiln_spec *s, const struct kiln_spec_value *k,
+                         struct kiln_err **err)
+{
+        const char *best = NULL;
+        size_t bestd = 3;
+
+        if (k->type != KILN_SPEC_STR)
+                return field_error(s, k, k->text ? k->text : "?", err,
+                                   "unknown field (field names are strings, this is %s)",
+                                   type_name(k));
+        for (size_t j = 0; j < N_FIELDS; j++) {
+                size_t d = edit_distance(k->text, fields[j].name);
+                if (d < bestd) {
+                        bestd = d;
+                        best = fields[j].name;
+                }
+        }
+        if (best)
+                return field_error(s, k, k->text, err, "unknown field; did you mean '%s'?", best);
+        return field_error(s, k, k->text, err, "unknown field");
+}
+
+/* Checks between fields, and the defaults, once every field is read. */
+static int check_spec(struct kiln_spec *s, struct kiln_err **err)
 {
         const struct kiln_spec_value *raw = s->raw;
 
-        for (size_t i = 0; i < raw->n; i++) {
-                const struct kiln_spec_value *k = raw->keys[i];
-                const struct field *f;
-
-                if (k->type != KILN_SPEC_STR)
-                        return field_error(s, k, k->text ? k->text : "?", err,
-                                           "unknown field (field names are strings, this is %s)",
-                                           type_name(k));
-                f = field_find(k->text);
-                if (!f) {
-                        const char *best = NULL;
-                        size_t bestd = 3;
-                        for (size_t j = 0; j < N_FIELDS; j++) {
-                                size_t d = edit_distance(k->text, fields[j].name);
-                                if (d < bestd) {
-                                        bestd = d;
-                                        best = fields[j].name;
-                                }
-                        }
-                        if (best)
-                                return field_error(s, k, k->text, err,
-                                                   "unknown field; did you mean '%s'?", best);
-                        return field_error(s, k, k->text, err, "unknown field");
-                }
-                if (check_field(s, f, raw->items[i], depth, err) < 0)
-                        return -1;
-        }
         if (!s->name)
                 s->name = kiln_xstrdup(KILN_SPEC_DEFAULT_NAME);
         if (!s->platform) {
@@ -724,35 +814,41 @@ static int typed_build(struct kiln_spec *s, int depth, struct kiln_err **err)
         return 0;
 }
 
-/* Rebuilds the typed view from raw; on error the typed view is the old
- * one and raw is restored to old_raw. */
+/* Builds the typed view from s->raw, field by field in the file's order. */
+static int typed_build(struct kiln_spec *s, int depth, struct kiln_err **err)
+{
+        const struct kiln_spec_value *raw = s->raw;
+
+        for (size_t i = 0; i < raw->n; i++) {
+                const struct kiln_spec_value *k = raw->keys[i];
+                const struct spec_field *f = k->type == KILN_SPEC_STR ? field_find(k->text) : NULL;
+
+                if (!f)
+                        return unknown_field(s, k, err);
+                if (check_field(s, f, raw->items[i], depth, err) < 0)
+                        return -1;
+        }
+        return check_spec(s, err);
+}
+
+/* Rebuilds the typed view from new_raw; on error the spec is as it was. */
 static int refresh(struct kiln_spec *s, struct kiln_spec_value *new_raw, struct kiln_err **err)
 {
-        struct kiln_spec tmp = {
+        _cleanup_typed_ struct kiln_spec next = {
             .path = s->path, .dir = s->dir, .raw = new_raw, .errname = s->errname};
-        int r = typed_build(&tmp, 0, err);
 
-        /* the typed fields of tmp are all owned; move them over */
-        tmp.path = NULL;
-        tmp.dir = NULL;
-        tmp.errname = NULL;
-        if (r < 0) {
-                typed_clear(&tmp);
+        if (typed_build(&next, 0, err) < 0)
                 return -1;
-        }
-        typed_clear(s);
-        {
-                char *path = s->path, *dir = s->dir, *errname = s->errname;
-                struct kiln_spec_value **pool = s->pool;
-                size_t n_pool = s->n_pool, cap_pool = s->cap_pool;
-                *s = tmp;
-                s->path = path;
-                s->dir = dir;
-                s->errname = errname;
-                s->pool = pool;
-                s->n_pool = n_pool;
-                s->cap_pool = cap_pool;
-        }
+        /* s takes next's typed view; next takes the old one, freed on return */
+        struct kiln_spec old = *s;
+        *s = next;
+        s->path = old.path;
+        s->dir = old.dir;
+        s->errname = old.errname;
+        s->pool = old.pool;
+        s->n_pool = old.n_pool;
+        s->cap_pool = old.cap_pool;
+        next = old;
         return 0;
 }
 
@@ -837,7 +933,7 @@ void kiln_spec_free(struct kiln_spec *s)
 {
         if (!s)
                 return;
-        typed_clear(s);
+        typed_release(s);
         for (size_t i = 0; i < s->n_pool; i++) {
                 free(s->pool[i]->text);
                 free(s->pool[i]->items);
@@ -897,16 +993,17 @@ static void map_remove(struct kiln_spec_value *m, const char *key)
         }
 }
 
-static int check_known(struct kiln_spec *s, const char *field, enum field_kind want1,
-                       enum field_kind want2, struct kiln_err **err)
+#define TYPE_BIT(t) (1u << (t))
+
+/* Whether the builder API may edit field with a value of one of types. */
+static int check_known(const char *field, unsigned types, struct kiln_err **err)
 {
-        const struct field *f = field_find(field);
+        const struct spec_field *f = field_find(field);
 
         if (!f)
                 return kiln_err_set(err, KILN_ERR_SPEC, 0, "%s: unknown field", field);
-        if (f->kind != want1 && f->kind != want2)
+        if (!(types & TYPE_BIT(f->type)))
                 return kiln_err_set(err, KILN_ERR_SPEC, 0, "%s: cannot be set this way", field);
-        (void)s;
         return 0;
 }
 
@@ -915,8 +1012,8 @@ int kiln_spec_set_str(struct kiln_spec *s, const char *field, const char *value,
 {
         struct kiln_spec_value *raw;
 
-        if (check_known(s, field, F_STR, !strcmp(field, "base_image") ? F_BASE : F_VERSION, err) <
-            0)
+        if (check_known(field, TYPE_BIT(SPEC_STR) | TYPE_BIT(SPEC_VERSION) | TYPE_BIT(SPEC_BASE),
+                        err) < 0)
                 return -1;
         raw = map_shallow_copy(s, s->raw);
         if (value)
@@ -948,7 +1045,7 @@ static int list_edit(struct kiln_spec *s, const char *field, const char *value,
 int kiln_spec_append(struct kiln_spec *s, const char *field, const char *value,
                      struct kiln_err **err)
 {
-        if (check_known(s, field, F_STRLIST, F_STRLIST, err) < 0)
+        if (check_known(field, TYPE_BIT(SPEC_STRLIST), err) < 0)
                 return -1;
         return list_edit(s, field, value, err);
 }
@@ -957,7 +1054,7 @@ int kiln_spec_set_empty_list(struct kiln_spec *s, const char *field, struct kiln
 {
         struct kiln_spec_value *raw;
 
-        if (check_known(s, field, F_STRLIST, F_MOUNTS, err) < 0)
+        if (check_known(field, TYPE_BIT(SPEC_STRLIST) | TYPE_BIT(SPEC_MOUNTS), err) < 0)
                 return -1;
         raw = map_shallow_copy(s, s->raw);
         kiln_spec_map_put(raw, kiln_spec_value_str(s, field),
