@@ -33,9 +33,6 @@ int kiln_spec_yaml_parse(struct kiln_spec *s, const char *yaml, size_t len, cons
 int kiln_spec_scalar(struct kiln_spec_value *v, const char *text, size_t len, const char *tag,
                      bool plain, struct kiln_err **err);
 
-/* The i-th field in flytekit's dataclass order (the hashed dict's order);
- * NULL past the end. */
-const char *kiln_spec_field_name(size_t i);
 /* tag_format.format(spec_hash=hash) for a checked tag_format. */
 char *kiln_spec_apply_tag_format(const char *fmt, const char *hash);
 

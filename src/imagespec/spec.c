@@ -32,7 +32,8 @@ struct spec_field {
          * own checks are all there is. */
         int (*check)(struct kiln_spec *s, const struct spec_field *f,
                      const struct kiln_spec_value *v, struct kiln_err **err);
-        bool no_null; /* null is refused, not read as unset */
+        bool no_null;                                       /* null is refused, not read as unset */
+        struct kiln_spec_flag flags[KILN_SPEC_FIELD_FLAGS]; /* on the command line */
 };
 
 /* ---------- errors and small helpers ---------- */
@@ -385,34 +386,56 @@ static void derived_release(struct kiln_spec *s)
  * suggestions. A field is read by its type into its member, then checked
  * by its check. env, pip_secret_mounts and base_image have shapes of their
  * own and are read by their own code below (read_env, read_mounts,
- * read_base_image). */
+ * read_base_image).
+ *
+ * flags: the field's command-line flags, each {name, what it does, what
+ * help shows after it, place among getopt's options, place in help}
+ * (see struct kiln_spec_flag). The places keep the order the flags had
+ * before they moved here; a new flag may leave them 0. */
 static const struct spec_field fields[] = {
-    {"name", STR(name), .check = check_repo_name, .no_null = true},
-    {"python_version", VERSION(python_version)},
+    {"name", STR(name), .check = check_repo_name, .no_null = true,
+     .flags = {{"name", KILN_SPEC_FLAG_SET, "NAME", 1, 1}}},
+    {"python_version", VERSION(python_version),
+     .flags = {{"python-version", KILN_SPEC_FLAG_SET, "V", 6, 6}}},
     {"builder", STR(builder)},
-    {"source_root", STR(source_root), .check = check_not_empty},
-    {"env", .type = SPEC_ENV},
-    {"registry", STR(registry), .check = check_registry},
-    {"packages", STRLIST(packages)},
-    {"conda_packages", STRLIST(conda_packages)},
-    {"conda_channels", STRLIST(conda_channels)},
-    {"requirements", STR(requirements), .check = check_requirements},
-    {"apt_packages", STRLIST(apt_packages)},
-    {"cuda", VERSION(cuda)},
-    {"cudnn", VERSION(cudnn)},
-    {"base_image", .type = SPEC_BASE},
-    {"platform", STR(platform), .check = check_platform, .no_null = true},
-    {"pip_index", STR(pip_index)},
-    {"pip_extra_index_url", STRLIST(pip_extra_index_url)},
-    {"pip_secret_mounts", .type = SPEC_MOUNTS},
-    {"pip_extra_args", STR(pip_extra_args)},
+    {"source_root", STR(source_root), .check = check_not_empty,
+     .flags = {{"source-root", KILN_SPEC_FLAG_SET, "DIR", 11, 22}}},
+    {"env", .type = SPEC_ENV, .flags = {{"env", KILN_SPEC_FLAG_ENV, "K=V", 24, 19}}},
+    {"registry", STR(registry), .check = check_registry,
+     .flags = {{"registry", KILN_SPEC_FLAG_SET, "REG", 2, 2}}},
+    {"packages", STRLIST(packages), .flags = {{"package", KILN_SPEC_FLAG_APPEND, "PKG", 15, 9}}},
+    {"conda_packages", STRLIST(conda_packages),
+     .flags = {{"conda-package", KILN_SPEC_FLAG_APPEND, "PKG", 17, 15}}},
+    {"conda_channels", STRLIST(conda_channels),
+     .flags = {{"conda-channel", KILN_SPEC_FLAG_APPEND, "CH", 18, 16}}},
+    {"requirements", STR(requirements), .check = check_requirements,
+     .flags = {{"requirements", KILN_SPEC_FLAG_SET, "FILE", 8, 8}}},
+    {"apt_packages", STRLIST(apt_packages),
+     .flags = {{"apt-package", KILN_SPEC_FLAG_APPEND, "PKG", 16, 10}}},
+    {"cuda", VERSION(cuda), .flags = {{"cuda", KILN_SPEC_FLAG_SET, "V", 13, 17}}},
+    {"cudnn", VERSION(cudnn), .flags = {{"cudnn", KILN_SPEC_FLAG_SET, "V", 14, 18}}},
+    {"base_image", .type = SPEC_BASE, .flags = {{"base-image", KILN_SPEC_FLAG_SET, "REF", 3, 3}}},
+    {"platform", STR(platform), .check = check_platform, .no_null = true,
+     .flags = {{"platform", KILN_SPEC_FLAG_SET, "OS/ARCH", 4, 4}}},
+    {"pip_index", STR(pip_index), .flags = {{"pip-index", KILN_SPEC_FLAG_SET, "URL", 9, 11}}},
+    {"pip_extra_index_url", STRLIST(pip_extra_index_url),
+     .flags = {{"pip-extra-index-url", KILN_SPEC_FLAG_APPEND, "URL", 19, 12}}},
+    {"pip_secret_mounts", .type = SPEC_MOUNTS,
+     .flags = {{"pip-secret-mount", KILN_SPEC_FLAG_MOUNT, "SRC:DST", 25, 14}}},
+    {"pip_extra_args", STR(pip_extra_args),
+     .flags = {{"pip-extra-args", KILN_SPEC_FLAG_SET, "A", 10, 13}}},
     {"registry_config", STR(registry_config)},
-    {"entrypoint", STRLIST(entrypoint)},
-    {"commands", STRLIST(commands)},
-    {"tag_format", STR(tag_format), .check = check_tag_format},
-    {"source_copy_mode", STR(source_copy_mode), .check = check_copy_mode},
-    {"copy", STRLIST(copy), .check = check_copy},
-    {"python_exec", STR(python_exec)},
+    {"entrypoint", STRLIST(entrypoint),
+     .flags = {{"entrypoint", KILN_SPEC_FLAG_APPEND, "ARG (repeat for each)", 22, 24},
+               {"no-entrypoint", KILN_SPEC_FLAG_EMPTY, NULL, 23, 25}}},
+    {"commands", STRLIST(commands), .flags = {{"command", KILN_SPEC_FLAG_APPEND, "CMD", 20, 20}}},
+    {"tag_format", STR(tag_format), .check = check_tag_format,
+     .flags = {{"tag-format", KILN_SPEC_FLAG_SET, "F", 5, 5}}},
+    {"source_copy_mode", STR(source_copy_mode), .check = check_copy_mode,
+     .flags = {{"source-copy-mode", KILN_SPEC_FLAG_SET, "MODE", 12, 23}}},
+    {"copy", STRLIST(copy), .check = check_copy,
+     .flags = {{"copy", KILN_SPEC_FLAG_APPEND, "PATH", 21, 21}}},
+    {"python_exec", STR(python_exec), .flags = {{"python-exec", KILN_SPEC_FLAG_SET, "PATH", 7, 7}}},
     {"runtime_packages", STRLIST(runtime_packages)},
     {"builder_options", MAP(builder_options)},
     {"builder_config", MAP(builder_config)},
@@ -422,6 +445,11 @@ static const struct spec_field fields[] = {
 const char *kiln_spec_field_name(size_t i)
 {
         return i < N_FIELDS ? fields[i].name : NULL;
+}
+
+const struct kiln_spec_flag *kiln_spec_field_flags(size_t i)
+{
+        return fields[i].flags;
 }
 
 static const struct spec_field *field_find(const char *name)
