@@ -882,27 +882,24 @@ static int refresh(struct kiln_spec *s, struct kiln_spec_value *new_raw, struct 
 
 /* ---------- lifecycle ---------- */
 
-static struct kiln_spec *spec_alloc(const char *path, const char *errname, const char *base_dir,
-                                    struct kiln_err **err)
+static int spec_alloc(const char *errname, const char *base_dir, struct kiln_spec **out,
+                      struct kiln_err **err)
 {
-        struct kiln_spec *s = kiln_xcalloc(1, sizeof(*s));
+        _cleanup_spec_ struct kiln_spec *s = kiln_xcalloc(1, sizeof(*s));
         char cwd[PATH_MAX];
 
-        s->path = path ? kiln_xstrdup(path) : NULL;
         s->errname = kiln_xstrdup(errname);
         if (base_dir && base_dir[0] == '/') {
                 s->dir = kiln_xstrdup(base_dir);
         } else {
-                if (!getcwd(cwd, sizeof(cwd))) {
-                        kiln_err_sys(err, "getcwd");
-                        kiln_spec_free(s);
-                        return NULL;
-                }
+                if (!getcwd(cwd, sizeof(cwd)))
+                        return kiln_err_sys(err, "getcwd");
                 s->dir = base_dir && *base_dir && strcmp(base_dir, ".")
                              ? kiln_xasprintf("%s/%s", cwd, base_dir)
                              : kiln_xstrdup(cwd);
         }
-        return s;
+        *out = steal_pointer(&s);
+        return 0;
 }
 
 int kiln_spec_load_string(const char *yaml, size_t len, const char *name_for_errors,
@@ -912,8 +909,7 @@ int kiln_spec_load_string(const char *yaml, size_t len, const char *name_for_err
         struct kiln_spec_value *root = NULL;
         const char *name = name_for_errors ? name_for_errors : "<spec>";
 
-        s = spec_alloc(NULL, name, base_dir, err);
-        if (!s)
+        if (spec_alloc(name, base_dir, &s, err) < 0)
                 return -1;
         if (kiln_spec_yaml_parse(s, yaml, len, name, &root, err) < 0)
                 return -1;
@@ -923,11 +919,28 @@ int kiln_spec_load_string(const char *yaml, size_t len, const char *name_for_err
         return 0;
 }
 
+/* While a spec file loads, its real path is on base_files, so that a
+ * base_image naming it again is a cycle (load_base_file). Returns whether
+ * it was pushed: past BASE_FILES_MAX, load_base_file refuses to go on. */
+static bool base_files_push(const char *path)
+{
+        char *real = n_base_files < BASE_FILES_MAX ? realpath(path, NULL) : NULL;
+        if (real)
+                base_files[n_base_files++] = real;
+        return real != NULL;
+}
+
+static void base_files_popp(bool *pushed)
+{
+        if (*pushed)
+                free(base_files[--n_base_files]);
+}
+
 int kiln_spec_load_file(const char *path, struct kiln_spec **out, struct kiln_err **err)
 {
         _cleanup_buf_ struct kiln_buf b = {0};
         _cleanup_free_ char *dir = NULL;
-        struct kiln_spec *s = NULL;
+        _cleanup_spec_ struct kiln_spec *s = NULL;
 
         if (!strcmp(path, "-")) {
                 if (kiln_read_fd(0, "<stdin>", KILN_SPEC_MAX_BYTES, &b, err) < 0)
@@ -937,23 +950,16 @@ int kiln_spec_load_file(const char *path, struct kiln_spec **out, struct kiln_er
         }
         if (kiln_read_file(path, KILN_SPEC_MAX_BYTES, &b, err) < 0)
                 return -1;
-        {
-                const char *slash = strrchr(path, '/');
-                dir = slash ? (slash == path ? kiln_xstrdup("/")
-                                             : kiln_xstrndup(path, (size_t)(slash - path)))
-                            : kiln_xstrdup(".");
-        }
-        /* while it loads, a base_image naming this file again is a cycle */
-        char *real = n_base_files < BASE_FILES_MAX ? realpath(path, NULL) : NULL;
-        if (real)
-                base_files[n_base_files++] = real;
-        int r = kiln_spec_load_string(b.data ? b.data : "", b.len, path, dir, &s, err);
-        if (real)
-                free(base_files[--n_base_files]);
-        if (r < 0)
+        const char *slash = strrchr(path, '/');
+        dir = slash ? (slash == path ? kiln_xstrdup("/")
+                                     : kiln_xstrndup(path, (size_t)(slash - path)))
+                    : kiln_xstrdup(".");
+        /* only its cleanup uses it (clang: unused) */
+        _cleanup_(base_files_popp) bool pushed __attribute__((unused)) = base_files_push(path);
+        if (kiln_spec_load_string(b.data ? b.data : "", b.len, path, dir, &s, err) < 0)
                 return -1;
         s->path = kiln_xstrdup(path);
-        *out = s;
+        *out = steal_pointer(&s);
         return 0;
 }
 
@@ -962,13 +968,7 @@ void kiln_spec_free(struct kiln_spec *s)
         if (!s)
                 return;
         typed_release(s);
-        for (size_t i = 0; i < s->n_pool; i++) {
-                free(s->pool[i]->text);
-                free(s->pool[i]->items);
-                free(s->pool[i]->keys);
-                free(s->pool[i]);
-        }
-        free(s->pool);
+        kiln_spec_pool_release(s);
         free(s->path);
         free(s->dir);
         free(s->errname);
@@ -985,10 +985,11 @@ void kiln_spec_freep(struct kiln_spec **s)
 struct kiln_spec *kiln_spec_new(const char *base_dir)
 {
         _cleanup_err_ struct kiln_err *err = NULL;
-        struct kiln_spec *s = spec_alloc(NULL, "<command line>", base_dir, &err);
+        struct kiln_spec *s = NULL;
 
-        if (!s) /* getcwd failed: fall back to "." which the OS resolves */
-                s = spec_alloc(NULL, "<command line>", "/", &err);
+        /* when getcwd fails, fall back to "/", which needs none */
+        if (spec_alloc("<command line>", base_dir, &s, &err) < 0)
+                spec_alloc("<command line>", "/", &s, &err);
         s->raw = kiln_spec_value_new(s, KILN_SPEC_MAP, 0, 0);
         if (refresh(s, s->raw, &err) < 0)
                 abort(); /* an empty spec is always valid */

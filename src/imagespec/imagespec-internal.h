@@ -15,6 +15,8 @@
 struct kiln_spec_value *kiln_spec_value_new(struct kiln_spec *s, enum kiln_spec_vtype type,
                                             int line, int col);
 struct kiln_spec_value *kiln_spec_value_str(struct kiln_spec *s, const char *text);
+/* Frees every value of s's pool. */
+void kiln_spec_pool_release(struct kiln_spec *s);
 void kiln_spec_map_put(struct kiln_spec_value *map, struct kiln_spec_value *key,
                        struct kiln_spec_value *val);
 void kiln_spec_list_push(struct kiln_spec_value *list, struct kiln_spec_value *item);

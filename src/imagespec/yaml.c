@@ -62,6 +62,18 @@ struct kiln_spec_value *kiln_spec_value_new(struct kiln_spec *s, enum kiln_spec_
         return v;
 }
 
+void kiln_spec_pool_release(struct kiln_spec *s)
+{
+        for (size_t i = 0; i < s->n_pool; i++) {
+                free(s->pool[i]->text);
+                free(s->pool[i]->items);
+                free(s->pool[i]->keys);
+                free(s->pool[i]);
+        }
+        free(steal_pointer(&s->pool));
+        s->n_pool = s->cap_pool = 0;
+}
+
 struct kiln_spec_value *kiln_spec_value_str(struct kiln_spec *s, const char *text)
 {
         struct kiln_spec_value *v = kiln_spec_value_new(s, KILN_SPEC_STR, 0, 0);
