@@ -1036,66 +1036,70 @@ static int check_known(const char *field, unsigned types, struct kiln_err **err)
         return 0;
 }
 
-int kiln_spec_set_str(struct kiln_spec *s, const char *field, const char *value,
-                      struct kiln_err **err)
+/* Makes s->raw a copy of itself with field set to v, and rebuilds the
+ * typed view from it (on error, s is as it was). */
+static int put_field(struct kiln_spec *s, const char *field, struct kiln_spec_value *v,
+                     struct kiln_err **err)
 {
-        struct kiln_spec_value *raw;
+        struct kiln_spec_value *raw = map_shallow_copy(s, s->raw);
 
-        if (check_known(field, TYPE_BIT(SPEC_STR) | TYPE_BIT(SPEC_VERSION) | TYPE_BIT(SPEC_BASE),
-                        err) < 0)
-                return -1;
-        raw = map_shallow_copy(s, s->raw);
-        if (value)
-                kiln_spec_map_put(raw, kiln_spec_value_str(s, field),
-                                  kiln_spec_value_str(s, value));
-        else
-                map_remove(raw, field);
+        kiln_spec_map_put(raw, kiln_spec_value_str(s, field), v);
         return refresh(s, raw, err);
 }
 
-static int list_edit(struct kiln_spec *s, const char *field, const char *value,
+/* A new list holding the list field's items so far (none when unset or
+ * null), to append to. */
+static int list_copy(struct kiln_spec *s, const char *field, struct kiln_spec_value **list,
                      struct kiln_err **err)
 {
         const struct kiln_spec_value *old = kiln_spec_value_get(s->raw, field);
-        struct kiln_spec_value *raw, *list;
 
         if (old && old->type != KILN_SPEC_LIST && old->type != KILN_SPEC_NULL)
                 return kiln_err_set(err, KILN_ERR_SPEC, 0, "%s: is %s, cannot append", field,
                                     type_name(old));
-        list = old && old->type == KILN_SPEC_LIST ? map_shallow_copy(s, old)
-                                                  : kiln_spec_value_new(s, KILN_SPEC_LIST, 0, 0);
+        *list = old && old->type == KILN_SPEC_LIST ? map_shallow_copy(s, old)
+                                                   : kiln_spec_value_new(s, KILN_SPEC_LIST, 0, 0);
+        return 0;
+}
+
+int kiln_spec_set_str(struct kiln_spec *s, const char *field, const char *value,
+                      struct kiln_err **err)
+{
+        if (check_known(field, TYPE_BIT(SPEC_STR) | TYPE_BIT(SPEC_VERSION) | TYPE_BIT(SPEC_BASE),
+                        err) < 0)
+                return -1;
         if (value)
-                kiln_spec_list_push(list, kiln_spec_value_str(s, value));
-        raw = map_shallow_copy(s, s->raw);
-        kiln_spec_map_put(raw, kiln_spec_value_str(s, field), list);
+                return put_field(s, field, kiln_spec_value_str(s, value), err);
+        struct kiln_spec_value *raw = map_shallow_copy(s, s->raw);
+        map_remove(raw, field);
         return refresh(s, raw, err);
 }
 
 int kiln_spec_append(struct kiln_spec *s, const char *field, const char *value,
                      struct kiln_err **err)
 {
-        if (check_known(field, TYPE_BIT(SPEC_STRLIST), err) < 0)
+        struct kiln_spec_value *list = NULL;
+
+        if (check_known(field, TYPE_BIT(SPEC_STRLIST), err) < 0 ||
+            list_copy(s, field, &list, err) < 0)
                 return -1;
-        return list_edit(s, field, value, err);
+        if (value)
+                kiln_spec_list_push(list, kiln_spec_value_str(s, value));
+        return put_field(s, field, list, err);
 }
 
 int kiln_spec_set_empty_list(struct kiln_spec *s, const char *field, struct kiln_err **err)
 {
-        struct kiln_spec_value *raw;
-
         if (check_known(field, TYPE_BIT(SPEC_STRLIST) | TYPE_BIT(SPEC_MOUNTS), err) < 0)
                 return -1;
-        raw = map_shallow_copy(s, s->raw);
-        kiln_spec_map_put(raw, kiln_spec_value_str(s, field),
-                          kiln_spec_value_new(s, KILN_SPEC_LIST, 0, 0));
-        return refresh(s, raw, err);
+        return put_field(s, field, kiln_spec_value_new(s, KILN_SPEC_LIST, 0, 0), err);
 }
 
 int kiln_spec_set_env(struct kiln_spec *s, const char *key, const char *value,
                       struct kiln_err **err)
 {
         const struct kiln_spec_value *old = kiln_spec_value_get(s->raw, "env");
-        struct kiln_spec_value *raw, *env;
+        struct kiln_spec_value *env;
 
         if (old && old->type != KILN_SPEC_MAP && old->type != KILN_SPEC_NULL)
                 return kiln_err_set(err, KILN_ERR_SPEC, 0, "env: is %s, cannot add to it",
@@ -1103,29 +1107,21 @@ int kiln_spec_set_env(struct kiln_spec *s, const char *key, const char *value,
         env = old && old->type == KILN_SPEC_MAP ? map_shallow_copy(s, old)
                                                 : kiln_spec_value_new(s, KILN_SPEC_MAP, 0, 0);
         kiln_spec_map_put(env, kiln_spec_value_str(s, key), kiln_spec_value_str(s, value));
-        raw = map_shallow_copy(s, s->raw);
-        kiln_spec_map_put(raw, kiln_spec_value_str(s, "env"), env);
-        return refresh(s, raw, err);
+        return put_field(s, "env", env, err);
 }
 
 int kiln_spec_add_secret_mount(struct kiln_spec *s, const char *src, const char *dst,
                                struct kiln_err **err)
 {
-        const struct kiln_spec_value *old = kiln_spec_value_get(s->raw, "pip_secret_mounts");
-        struct kiln_spec_value *raw, *list, *pair;
+        struct kiln_spec_value *list = NULL, *pair;
 
-        if (old && old->type != KILN_SPEC_LIST && old->type != KILN_SPEC_NULL)
-                return kiln_err_set(err, KILN_ERR_SPEC, 0,
-                                    "pip_secret_mounts: is %s, cannot append", type_name(old));
-        list = old && old->type == KILN_SPEC_LIST ? map_shallow_copy(s, old)
-                                                  : kiln_spec_value_new(s, KILN_SPEC_LIST, 0, 0);
+        if (list_copy(s, "pip_secret_mounts", &list, err) < 0)
+                return -1;
         pair = kiln_spec_value_new(s, KILN_SPEC_LIST, 0, 0);
         kiln_spec_list_push(pair, kiln_spec_value_str(s, src));
         kiln_spec_list_push(pair, kiln_spec_value_str(s, dst));
         kiln_spec_list_push(list, pair);
-        raw = map_shallow_copy(s, s->raw);
-        kiln_spec_map_put(raw, kiln_spec_value_str(s, "pip_secret_mounts"), list);
-        return refresh(s, raw, err);
+        return put_field(s, "pip_secret_mounts", list, err);
 }
 
 bool kiln_spec_copies_source(const struct kiln_spec *s)
