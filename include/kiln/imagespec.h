@@ -175,8 +175,8 @@ int kiln_spec_add_secret_mount(struct kiln_spec *s, const char *src, const char 
 
 /* ---------- the fields and their command-line flags ----------
  *
- * Each field is defined once, in the field table (src/imagespec), with the
- * flags that set it from the command line. A flag is one call of the
+ * Each field is defined once, in the field table (src/imagespec/fields.c),
+ * with the flags that set it from the command line. A flag is one call of the
  * builder API above. */
 
 /* The YAML key of the i-th field, in flytekit's dataclass order; NULL past

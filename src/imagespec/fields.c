@@ -1,8 +1,8 @@
-/* ImageSpec fields: strict validation of the raw tree and the typed view
- * the planner uses, plus the builder API for command-line flags. */
+/* ImageSpec fields: the field table (fields[], one entry per YAML key, with
+ * its command-line flags), the checks the entries name, and the strict
+ * reading of the raw tree into the typed view the planner uses. */
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <regex.h>
 #include <stddef.h>
 #include <sys/stat.h>
@@ -12,39 +12,10 @@
 #include "kiln/imagespec.h"
 #include "imagespec-internal.h"
 
-/* How a field's YAML value is read into struct kiln_spec. */
-enum spec_type {
-        SPEC_STR,     /* str, into a char * */
-        SPEC_VERSION, /* str, int or float (flytekit types it str; YAML may not), into a char * */
-        SPEC_STRLIST, /* list of str, into a NULL-terminated char ** */
-        SPEC_MAP,     /* any mapping, kept as a const struct kiln_spec_value * into raw */
-        /* shapes of their own, each read by its own code: */
-        SPEC_ENV,    /* env: mapping of NAME: scalar */
-        SPEC_MOUNTS, /* pip_secret_mounts: list of [source, target] */
-        SPEC_BASE,   /* base_image: a reference, a spec file or a nested spec mapping */
-};
-
-struct spec_field {
-        const char *name; /* the YAML key */
-        enum spec_type type;
-        size_t offset; /* of the member the value is read into (not for the special types) */
-        /* Runs once the value is read (never on null); NULL when the type's
-         * own checks are all there is. */
-        int (*check)(struct kiln_spec *s, const struct spec_field *f,
-                     const struct kiln_spec_value *v, struct kiln_err **err);
-        bool no_null;                                       /* null is refused, not read as unset */
-        struct kiln_spec_flag flags[KILN_SPEC_FIELD_FLAGS]; /* on the command line */
-};
-
 /* ---------- errors and small helpers ---------- */
 
-/* "FILE:LINE:COL: field: reason", or "FILE: field: reason" for a value
- * made by the builder API (it has no position). */
-static int field_error(const struct kiln_spec *s, const struct kiln_spec_value *at,
-                       const char *field, struct kiln_err **err, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int field_error(const struct kiln_spec *s, const struct kiln_spec_value *at,
-                       const char *field, struct kiln_err **err, const char *fmt, ...)
+int kiln_spec_field_error(const struct kiln_spec *s, const struct kiln_spec_value *at,
+                          const char *field, struct kiln_err **err, const char *fmt, ...)
 {
         va_list ap;
         _cleanup_free_ char *msg = NULL;
@@ -56,27 +27,6 @@ static int field_error(const struct kiln_spec *s, const struct kiln_spec_value *
                 return kiln_err_set(err, KILN_ERR_SPEC, 0, "%s:%d:%d: %s: %s", s->errname, at->line,
                                     at->col, field, msg);
         return kiln_err_set(err, KILN_ERR_SPEC, 0, "%s: %s: %s", s->errname, field, msg);
-}
-
-static const char *type_name(const struct kiln_spec_value *v)
-{
-        switch (v->type) {
-        case KILN_SPEC_NULL:
-                return "null";
-        case KILN_SPEC_BOOL:
-                return "a boolean";
-        case KILN_SPEC_INT:
-                return "an integer";
-        case KILN_SPEC_FLOAT:
-                return "a float";
-        case KILN_SPEC_STR:
-                return "a string";
-        case KILN_SPEC_LIST:
-                return "a list";
-        case KILN_SPEC_MAP:
-                return "a mapping";
-        }
-        return "?";
 }
 
 static void strv_push(char ***v, char *s)
@@ -96,11 +46,11 @@ static void warn(struct kiln_spec *s, const char *fmt, ...)
         va_end(ap);
 }
 
-static char *join_path(const char *dir, const char *rel)
+char *kiln_spec_path(const struct kiln_spec *s, const char *rel)
 {
         if (rel[0] == '/')
                 return kiln_xstrdup(rel);
-        return kiln_xasprintf("%s/%s", dir, rel);
+        return kiln_xasprintf("%s/%s", s->dir, rel);
 }
 
 static bool regex_match(const char *re, const char *s)
@@ -229,7 +179,8 @@ static int lowercase_matching(struct kiln_spec *s, const struct spec_field *f,
 
         ascii_lower(text);
         if (!regex_match(rule->re, text))
-                return field_error(s, v, f->name, err, "'%s' is not %s", v->text, rule->what);
+                return kiln_spec_field_error(s, v, f->name, err, "'%s' is not %s", v->text,
+                                             rule->what);
         return 0;
 }
 
@@ -258,7 +209,7 @@ static int check_not_empty(struct kiln_spec *s, const struct spec_field *f,
                            const struct kiln_spec_value *v, struct kiln_err **err)
 {
         if (!v->text[0])
-                return field_error(s, v, f->name, err, "is empty");
+                return kiln_spec_field_error(s, v, f->name, err, "is empty");
         return 0;
 }
 
@@ -270,7 +221,7 @@ static int check_requirements(struct kiln_spec *s, const struct spec_field *f,
 
         if (check_not_empty(s, f, v, err) < 0)
                 return -1;
-        s->requirements_path = join_path(s->dir, v->text);
+        s->requirements_path = kiln_spec_path(s, v->text);
         base = strrchr(v->text, '/');
         base = base ? base + 1 : v->text;
         s->requirements_lock = !strcmp(base, "uv.lock") || !strcmp(base, "poetry.lock");
@@ -284,8 +235,8 @@ static int check_copy_mode(struct kiln_spec *s, const struct spec_field *f,
 {
         if (strcmp(v->text, "loaded_modules") && strcmp(v->text, "all") &&
             strcmp(v->text, "no_copy"))
-                return field_error(s, v, f->name, err,
-                                   "'%s' is not one of loaded_modules, all, no_copy", v->text);
+                return kiln_spec_field_error(
+                    s, v, f->name, err, "'%s' is not one of loaded_modules, all, no_copy", v->text);
         return 0;
 }
 
@@ -306,12 +257,13 @@ static int check_platform(struct kiln_spec *s, const struct spec_field *f,
                 for (const char *c = one; *c; c++)
                         slashes += *c == '/';
                 if (!one[0])
-                        return field_error(s, v, f->name, err, "is empty or has an empty entry");
+                        return kiln_spec_field_error(s, v, f->name, err,
+                                                     "is empty or has an empty entry");
                 if (slashes < 1 || slashes > 2 || kiln_platform_parse(one, &plat, &perr) < 0)
-                        return field_error(s, v, f->name, err,
-                                           "'%s' is not os/arch[/variant] (e.g. "
-                                           "linux/amd64, linux/arm64)",
-                                           one);
+                        return kiln_spec_field_error(s, v, f->name, err,
+                                                     "'%s' is not os/arch[/variant] (e.g. "
+                                                     "linux/amd64, linux/arm64)",
+                                                     one);
                 kiln_platform_release(&plat);
                 strv_push(&s->platforms, steal_pointer(&one));
                 if (!end)
@@ -319,7 +271,7 @@ static int check_platform(struct kiln_spec *s, const struct spec_field *f,
                 p = end + 1;
         }
         if (!s->platforms[0])
-                return field_error(s, v, f->name, err, "is empty");
+                return kiln_spec_field_error(s, v, f->name, err, "is empty");
         return 0;
 }
 
@@ -330,8 +282,8 @@ static int check_tag_format(struct kiln_spec *s, const struct spec_field *f,
         const char *bad = NULL, *why = NULL;
 
         if (tag_format_check(v->text, &bad, &why) < 0)
-                return field_error(s, v, f->name, err, "'%s': %s (at offset %zu)", v->text, why,
-                                   (size_t)(bad - v->text));
+                return kiln_spec_field_error(s, v, f->name, err, "'%s': %s (at offset %zu)",
+                                             v->text, why, (size_t)(bad - v->text));
         return 0;
 }
 
@@ -343,19 +295,19 @@ static int check_copy(struct kiln_spec *s, const struct spec_field *f,
         for (size_t i = 0; i < v->n; i++) {
                 const char *p = v->items[i]->text;
                 if (!p[0])
-                        return field_error(s, v->items[i], f->name, err, "item %zu is empty",
-                                           i + 1);
+                        return kiln_spec_field_error(s, v->items[i], f->name, err,
+                                                     "item %zu is empty", i + 1);
                 if (p[0] == '/')
-                        return field_error(s, v->items[i], f->name, err,
-                                           "'%s' is absolute; copy takes paths "
-                                           "relative to the spec's directory",
-                                           p);
+                        return kiln_spec_field_error(s, v->items[i], f->name, err,
+                                                     "'%s' is absolute; copy takes paths "
+                                                     "relative to the spec's directory",
+                                                     p);
                 if (path_has_dotdot(p))
-                        return field_error(s, v->items[i], f->name, err,
-                                           "'%s' contains '..'; copy takes paths "
-                                           "inside the spec's directory",
-                                           p);
-                strv_push(&s->copy_paths, join_path(s->dir, p));
+                        return kiln_spec_field_error(s, v->items[i], f->name, err,
+                                                     "'%s' contains '..'; copy takes paths "
+                                                     "inside the spec's directory",
+                                                     p);
+                strv_push(&s->copy_paths, kiln_spec_path(s, p));
         }
         return 0;
 }
@@ -452,7 +404,7 @@ const struct kiln_spec_flag *kiln_spec_field_flags(size_t i)
         return fields[i].flags;
 }
 
-static const struct spec_field *field_find(const char *name)
+const struct spec_field *kiln_spec_field_find(const char *name)
 {
         for (size_t i = 0; i < N_FIELDS; i++)
                 if (!strcmp(fields[i].name, name))
@@ -487,8 +439,9 @@ static int read_str(struct kiln_spec *s, const struct spec_field *f,
                     const struct kiln_spec_value *v, struct kiln_err **err)
 {
         if (v->type != KILN_SPEC_STR)
-                return field_error(s, v, f->name, err, "must be a string, not %s (quote it)",
-                                   type_name(v));
+                return kiln_spec_field_error(s, v, f->name, err,
+                                             "must be a string, not %s (quote it)",
+                                             kiln_spec_value_type_name(v));
         *str_member(s, f) = kiln_xstrdup(v->text);
         return 0;
 }
@@ -500,7 +453,8 @@ static int read_version(struct kiln_spec *s, const struct spec_field *f,
                         const struct kiln_spec_value *v, struct kiln_err **err)
 {
         if (v->type != KILN_SPEC_STR && v->type != KILN_SPEC_INT && v->type != KILN_SPEC_FLOAT)
-                return field_error(s, v, f->name, err, "must be a string, not %s", type_name(v));
+                return kiln_spec_field_error(s, v, f->name, err, "must be a string, not %s",
+                                             kiln_spec_value_type_name(v));
         if (v->type != KILN_SPEC_STR)
                 warn(s,
                      "%s: YAML reads this as the number %s, which flytekit hashes "
@@ -517,15 +471,16 @@ static int read_strlist(struct kiln_spec *s, const struct spec_field *f,
         _cleanup_strv_ char **list = NULL;
 
         if (v->type != KILN_SPEC_LIST)
-                return field_error(s, v, f->name, err, "must be a list of strings, not %s%s",
-                                   type_name(v),
-                                   v->type == KILN_SPEC_STR ? " (write [\"...\"])" : "");
+                return kiln_spec_field_error(s, v, f->name, err,
+                                             "must be a list of strings, not %s%s",
+                                             kiln_spec_value_type_name(v),
+                                             v->type == KILN_SPEC_STR ? " (write [\"...\"])" : "");
         list = kiln_xcalloc(1, sizeof(char *));
         for (size_t i = 0; i < v->n; i++) {
                 if (v->items[i]->type != KILN_SPEC_STR)
-                        return field_error(s, v->items[i], f->name, err,
-                                           "item %zu must be a string, not %s (quote it)", i + 1,
-                                           type_name(v->items[i]));
+                        return kiln_spec_field_error(s, v->items[i], f->name, err,
+                                                     "item %zu must be a string, not %s (quote it)",
+                                                     i + 1, kiln_spec_value_type_name(v->items[i]));
                 strv_push(&list, kiln_xstrdup(v->items[i]->text));
         }
         *(char ***)((char *)s + f->offset) = steal_pointer(&list);
@@ -538,7 +493,8 @@ static int read_map(struct kiln_spec *s, const struct spec_field *f,
                     const struct kiln_spec_value *v, struct kiln_err **err)
 {
         if (v->type != KILN_SPEC_MAP)
-                return field_error(s, v, f->name, err, "must be a mapping, not %s", type_name(v));
+                return kiln_spec_field_error(s, v, f->name, err, "must be a mapping, not %s",
+                                             kiln_spec_value_type_name(v));
         *(const struct kiln_spec_value **)((char *)s + f->offset) = v;
         return 0;
 }
@@ -549,24 +505,26 @@ static int read_env(struct kiln_spec *s, const struct spec_field *f,
                     const struct kiln_spec_value *v, struct kiln_err **err)
 {
         if (v->type != KILN_SPEC_MAP)
-                return field_error(s, v, f->name, err, "must be a mapping of NAME: value, not %s",
-                                   type_name(v));
+                return kiln_spec_field_error(s, v, f->name, err,
+                                             "must be a mapping of NAME: value, not %s",
+                                             kiln_spec_value_type_name(v));
         s->env = kiln_xcalloc(v->n ? v->n : 1, sizeof(*s->env));
         for (size_t i = 0; i < v->n; i++) {
                 const struct kiln_spec_value *k = v->keys[i], *val = v->items[i];
                 if (k->type != KILN_SPEC_STR)
-                        return field_error(s, k, f->name, err,
-                                           "variable names must be strings, not %s", type_name(k));
+                        return kiln_spec_field_error(s, k, f->name, err,
+                                                     "variable names must be strings, not %s",
+                                                     kiln_spec_value_type_name(k));
                 if (!k->text[0] || strchr(k->text, '='))
-                        return field_error(s, k, f->name, err,
-                                           "'%s' is not a variable name (empty or "
-                                           "contains '=')",
-                                           k->text);
+                        return kiln_spec_field_error(s, k, f->name, err,
+                                                     "'%s' is not a variable name (empty or "
+                                                     "contains '=')",
+                                                     k->text);
                 if (val->type == KILN_SPEC_NULL || val->type == KILN_SPEC_LIST ||
                     val->type == KILN_SPEC_MAP)
-                        return field_error(s, val, f->name, err,
-                                           "%s: value must be a string, not %s", k->text,
-                                           type_name(val));
+                        return kiln_spec_field_error(s, val, f->name, err,
+                                                     "%s: value must be a string, not %s", k->text,
+                                                     kiln_spec_value_type_name(val));
                 s->env[s->n_env].key = kiln_xstrdup(k->text);
                 s->env[s->n_env].value = kiln_xstrdup(val->text);
                 s->n_env++;
@@ -581,73 +539,36 @@ static int read_mounts(struct kiln_spec *s, const struct spec_field *f,
                        const struct kiln_spec_value *v, struct kiln_err **err)
 {
         if (v->type != KILN_SPEC_LIST)
-                return field_error(s, v, f->name, err,
-                                   "must be a list of [source, target] pairs, "
-                                   "not %s",
-                                   type_name(v));
+                return kiln_spec_field_error(s, v, f->name, err,
+                                             "must be a list of [source, target] pairs, "
+                                             "not %s",
+                                             kiln_spec_value_type_name(v));
         s->pip_secret_mounts = kiln_xcalloc(v->n ? v->n : 1, sizeof(*s->pip_secret_mounts));
         for (size_t i = 0; i < v->n; i++) {
                 const struct kiln_spec_value *it = v->items[i];
                 if (it->type != KILN_SPEC_LIST || it->n != 2 ||
                     it->items[0]->type != KILN_SPEC_STR || it->items[1]->type != KILN_SPEC_STR)
-                        return field_error(s, it, f->name, err,
-                                           "item %zu must be a [source, target] pair of "
-                                           "strings",
-                                           i + 1);
+                        return kiln_spec_field_error(s, it, f->name, err,
+                                                     "item %zu must be a [source, target] pair of "
+                                                     "strings",
+                                                     i + 1);
                 if (!it->items[0]->text[0] || it->items[1]->text[0] != '/')
-                        return field_error(s, it, f->name, err,
-                                           "item %zu: source must be non-empty and "
-                                           "target an absolute path",
-                                           i + 1);
-                s->pip_secret_mounts[i].src = join_path(s->dir, it->items[0]->text);
+                        return kiln_spec_field_error(s, it, f->name, err,
+                                                     "item %zu: source must be non-empty and "
+                                                     "target an absolute path",
+                                                     i + 1);
+                s->pip_secret_mounts[i].src = kiln_spec_path(s, it->items[0]->text);
                 s->pip_secret_mounts[i].dst = kiln_xstrdup(it->items[1]->text);
                 s->n_pip_secret_mounts++;
         }
         return 0;
 }
 
-static int typed_build(struct kiln_spec *s, int depth, struct kiln_err **err);
-
 /* base_image: other.yaml names another spec, built first and used as the
  * base; it hashes as flytekit hashes a nested ImageSpec (by its name). */
 static bool is_spec_file_name(const char *t)
 {
         return kiln_str_has_suffix(t, ".yaml") || kiln_str_has_suffix(t, ".yml");
-}
-
-#define BASE_FILES_MAX 8
-
-/* The spec files being loaded as bases, outermost first: a file that names
- * one of them again is a cycle. */
-static __thread char *base_files[BASE_FILES_MAX];
-static __thread int n_base_files;
-
-static int load_base_file(struct kiln_spec *s, const struct kiln_spec_value *v,
-                          struct kiln_err **err)
-{
-        _cleanup_free_ char *path = join_path(s->dir, v->text);
-        _cleanup_free_ char *real = realpath(path, NULL);
-        if (!real)
-                return field_error(s, v, "base_image", err, "spec file %s: %s", path,
-                                   strerror(errno));
-        bool cycle = false;
-        for (int i = 0; i < n_base_files && !cycle; i++)
-                cycle = !strcmp(base_files[i], real);
-        if (cycle)
-                return field_error(s, v, "base_image", err,
-                                   "%s is already being read as a base of this spec (a cycle)",
-                                   path);
-        if (n_base_files >= BASE_FILES_MAX)
-                return field_error(s, v, "base_image", err,
-                                   "spec files name each other as base deeper than %d",
-                                   BASE_FILES_MAX);
-        if (kiln_spec_load_file(path, &s->base_spec, err) < 0) {
-                if (v->line > 0)
-                        return kiln_err_prefix(err, "%s:%d:%d: base_image", s->errname, v->line,
-                                               v->col);
-                return kiln_err_prefix(err, "%s: base_image", s->errname);
-        }
-        return 0;
 }
 
 /* base_image: an image reference (s->base_image), or another spec built
@@ -658,18 +579,18 @@ static int read_base_image(struct kiln_spec *s, const struct spec_field *f,
                            const struct kiln_spec_value *v, int depth, struct kiln_err **err)
 {
         if (v->type == KILN_SPEC_STR && is_spec_file_name(v->text))
-                return load_base_file(s, v, err);
+                return kiln_spec_load_base_file(s, v, err);
         if (v->type == KILN_SPEC_STR) {
                 if (!v->text[0])
-                        return field_error(s, v, f->name, err, "is empty");
+                        return kiln_spec_field_error(s, v, f->name, err, "is empty");
                 s->base_image = kiln_xstrdup(v->text);
                 return 0;
         }
         if (v->type != KILN_SPEC_MAP)
-                return field_error(s, v, f->name, err,
-                                   "must be an image reference or a nested spec "
-                                   "mapping, not %s",
-                                   type_name(v));
+                return kiln_spec_field_error(s, v, f->name, err,
+                                             "must be an image reference or a nested spec "
+                                             "mapping, not %s",
+                                             kiln_spec_value_type_name(v));
         struct kiln_spec *b = kiln_xcalloc(1, sizeof(*b));
         b->dir = kiln_xstrdup(s->dir);
         b->path = s->path ? kiln_xstrdup(s->path) : NULL;
@@ -677,8 +598,8 @@ static int read_base_image(struct kiln_spec *s, const struct spec_field *f,
         b->raw = (struct kiln_spec_value *)v;
         s->base_spec = b;
         if (depth >= 8)
-                return field_error(s, v, f->name, err, "nested specs go deeper than 8");
-        if (typed_build(b, depth + 1, err) < 0)
+                return kiln_spec_field_error(s, v, f->name, err, "nested specs go deeper than 8");
+        if (kiln_spec_typed_build(b, depth + 1, err) < 0)
                 return kiln_err_prefix(err, "base_image");
         return 0;
 }
@@ -745,7 +666,7 @@ static void release_field(struct kiln_spec *s, const struct spec_field *f)
 
 /* Frees the typed view (every field and what was derived from them) and
  * leaves it zeroed; raw, the pool, path, dir and errname stay. */
-static void typed_release(struct kiln_spec *s)
+void kiln_spec_typed_release(struct kiln_spec *s)
 {
         for (size_t i = 0; i < N_FIELDS; i++)
                 release_field(s, &fields[i]);
@@ -758,7 +679,8 @@ static int check_field(struct kiln_spec *s, const struct spec_field *f,
 {
         if (v->type == KILN_SPEC_NULL) {
                 if (f->no_null)
-                        return field_error(s, v, f->name, err, "must be a string, not null");
+                        return kiln_spec_field_error(s, v, f->name, err,
+                                                     "must be a string, not null");
                 return 0; /* None: as if unset */
         }
         if (read_field(s, f, v, depth, err) < 0)
@@ -776,9 +698,9 @@ static int unknown_field(struct kiln_spec *s, const struct kiln_spec_value *k,
         size_t bestd = 3;
 
         if (k->type != KILN_SPEC_STR)
-                return field_error(s, k, k->text ? k->text : "?", err,
-                                   "unknown field (field names are strings, this is %s)",
-                                   type_name(k));
+                return kiln_spec_field_error(s, k, k->text ? k->text : "?", err,
+                                             "unknown field (field names are strings, this is %s)",
+                                             kiln_spec_value_type_name(k));
         for (size_t j = 0; j < N_FIELDS; j++) {
                 size_t d = edit_distance(k->text, fields[j].name);
                 if (d < bestd) {
@@ -787,8 +709,9 @@ static int unknown_field(struct kiln_spec *s, const struct kiln_spec_value *k,
                 }
         }
         if (best)
-                return field_error(s, k, k->text, err, "unknown field; did you mean '%s'?", best);
-        return field_error(s, k, k->text, err, "unknown field");
+                return kiln_spec_field_error(s, k, k->text, err,
+                                             "unknown field; did you mean '%s'?", best);
+        return kiln_spec_field_error(s, k, k->text, err, "unknown field");
 }
 
 /* Checks between fields, and the defaults, once every field is read. */
@@ -805,9 +728,9 @@ static int check_spec(struct kiln_spec *s, struct kiln_err **err)
         }
         if (s->source_copy_mode && strcmp(s->source_copy_mode, "no_copy") && !s->source_root) {
                 const struct kiln_spec_value *mv = kiln_spec_value_get(raw, "source_copy_mode");
-                return field_error(s, mv, "source_copy_mode", err,
-                                   "'%s' copies source_root, which is not set",
-                                   s->source_copy_mode);
+                return kiln_spec_field_error(s, mv, "source_copy_mode", err,
+                                             "'%s' copies source_root, which is not set",
+                                             s->source_copy_mode);
         }
         if (s->source_copy_mode && !strcmp(s->source_copy_mode, "loaded_modules"))
                 warn(s, "source_copy_mode: loaded_modules copies the modules pyflyte imported, "
@@ -815,10 +738,11 @@ static int check_spec(struct kiln_spec *s, struct kiln_err **err)
                         "not ignored, as 'all' does");
         if (s->requirements_lock && s->packages) {
                 const struct kiln_spec_value *pv = kiln_spec_value_get(raw, "packages");
-                return field_error(s, pv, "packages", err,
-                                   "cannot be combined with the lock file '%s' in requirements; "
-                                   "add the packages to the project instead",
-                                   s->requirements);
+                return kiln_spec_field_error(
+                    s, pv, "packages", err,
+                    "cannot be combined with the lock file '%s' in requirements; "
+                    "add the packages to the project instead",
+                    s->requirements);
         }
         if (s->requirements_lock) {
                 /* locked installs read the project beside the lock */
@@ -831,7 +755,7 @@ static int check_spec(struct kiln_spec *s, struct kiln_err **err)
                 struct stat st;
                 errno = 0;
                 if (stat(pp, &st) < 0 || !S_ISREG(st.st_mode))
-                        return field_error(
+                        return kiln_spec_field_error(
                             s, v, "requirements", err,
                             "%s needs the project's pyproject.toml beside it: %s: %s", base, pp,
                             errno ? strerror(errno) : "not a file");
@@ -843,13 +767,14 @@ static int check_spec(struct kiln_spec *s, struct kiln_err **err)
 }
 
 /* Builds the typed view from s->raw, field by field in the file's order. */
-static int typed_build(struct kiln_spec *s, int depth, struct kiln_err **err)
+int kiln_spec_typed_build(struct kiln_spec *s, int depth, struct kiln_err **err)
 {
         const struct kiln_spec_value *raw = s->raw;
 
         for (size_t i = 0; i < raw->n; i++) {
                 const struct kiln_spec_value *k = raw->keys[i];
-                const struct spec_field *f = k->type == KILN_SPEC_STR ? field_find(k->text) : NULL;
+                const struct spec_field *f =
+                    k->type == KILN_SPEC_STR ? kiln_spec_field_find(k->text) : NULL;
 
                 if (!f)
                         return unknown_field(s, k, err);
@@ -857,301 +782,4 @@ static int typed_build(struct kiln_spec *s, int depth, struct kiln_err **err)
                         return -1;
         }
         return check_spec(s, err);
-}
-
-/* Rebuilds the typed view from new_raw; on error the spec is as it was. */
-static int refresh(struct kiln_spec *s, struct kiln_spec_value *new_raw, struct kiln_err **err)
-{
-        _cleanup_typed_ struct kiln_spec next = {
-            .path = s->path, .dir = s->dir, .raw = new_raw, .errname = s->errname};
-
-        if (typed_build(&next, 0, err) < 0)
-                return -1;
-        /* s takes next's typed view; next takes the old one, freed on return */
-        struct kiln_spec old = *s;
-        *s = next;
-        s->path = old.path;
-        s->dir = old.dir;
-        s->errname = old.errname;
-        s->pool = old.pool;
-        s->n_pool = old.n_pool;
-        s->cap_pool = old.cap_pool;
-        next = old;
-        return 0;
-}
-
-/* ---------- lifecycle ---------- */
-
-static int spec_alloc(const char *errname, const char *base_dir, struct kiln_spec **out,
-                      struct kiln_err **err)
-{
-        _cleanup_spec_ struct kiln_spec *s = kiln_xcalloc(1, sizeof(*s));
-        char cwd[PATH_MAX];
-
-        s->errname = kiln_xstrdup(errname);
-        if (base_dir && base_dir[0] == '/') {
-                s->dir = kiln_xstrdup(base_dir);
-        } else {
-                if (!getcwd(cwd, sizeof(cwd)))
-                        return kiln_err_sys(err, "getcwd");
-                s->dir = base_dir && *base_dir && strcmp(base_dir, ".")
-                             ? kiln_xasprintf("%s/%s", cwd, base_dir)
-                             : kiln_xstrdup(cwd);
-        }
-        *out = steal_pointer(&s);
-        return 0;
-}
-
-int kiln_spec_load_string(const char *yaml, size_t len, const char *name_for_errors,
-                          const char *base_dir, struct kiln_spec **out, struct kiln_err **err)
-{
-        _cleanup_spec_ struct kiln_spec *s = NULL;
-        struct kiln_spec_value *root = NULL;
-        const char *name = name_for_errors ? name_for_errors : "<spec>";
-
-        if (spec_alloc(name, base_dir, &s, err) < 0)
-                return -1;
-        if (kiln_spec_yaml_parse(s, yaml, len, name, &root, err) < 0)
-                return -1;
-        if (refresh(s, root, err) < 0)
-                return -1;
-        *out = steal_pointer(&s);
-        return 0;
-}
-
-/* While a spec file loads, its real path is on base_files, so that a
- * base_image naming it again is a cycle (load_base_file). Returns whether
- * it was pushed: past BASE_FILES_MAX, load_base_file refuses to go on. */
-static bool base_files_push(const char *path)
-{
-        char *real = n_base_files < BASE_FILES_MAX ? realpath(path, NULL) : NULL;
-        if (real)
-                base_files[n_base_files++] = real;
-        return real != NULL;
-}
-
-static void base_files_popp(bool *pushed)
-{
-        if (*pushed)
-                free(base_files[--n_base_files]);
-}
-
-int kiln_spec_load_file(const char *path, struct kiln_spec **out, struct kiln_err **err)
-{
-        _cleanup_buf_ struct kiln_buf b = {0};
-        _cleanup_free_ char *dir = NULL;
-        _cleanup_spec_ struct kiln_spec *s = NULL;
-
-        if (!strcmp(path, "-")) {
-                if (kiln_read_fd(0, "<stdin>", KILN_SPEC_MAX_BYTES, &b, err) < 0)
-                        return kiln_err_prefix(err, "reading the spec");
-                return kiln_spec_load_string(b.data ? b.data : "", b.len, "<stdin>", NULL, out,
-                                             err);
-        }
-        if (kiln_read_file(path, KILN_SPEC_MAX_BYTES, &b, err) < 0)
-                return -1;
-        const char *slash = strrchr(path, '/');
-        dir = slash ? (slash == path ? kiln_xstrdup("/")
-                                     : kiln_xstrndup(path, (size_t)(slash - path)))
-                    : kiln_xstrdup(".");
-        /* only its cleanup uses it (clang: unused) */
-        _cleanup_(base_files_popp) bool pushed __attribute__((unused)) = base_files_push(path);
-        if (kiln_spec_load_string(b.data ? b.data : "", b.len, path, dir, &s, err) < 0)
-                return -1;
-        s->path = kiln_xstrdup(path);
-        *out = steal_pointer(&s);
-        return 0;
-}
-
-void kiln_spec_free(struct kiln_spec *s)
-{
-        if (!s)
-                return;
-        typed_release(s);
-        kiln_spec_pool_release(s);
-        free(s->path);
-        free(s->dir);
-        free(s->errname);
-        free(s);
-}
-
-void kiln_spec_freep(struct kiln_spec **s)
-{
-        kiln_spec_free(*s);
-}
-
-/* ---------- builder API ---------- */
-
-struct kiln_spec *kiln_spec_new(const char *base_dir)
-{
-        _cleanup_err_ struct kiln_err *err = NULL;
-        struct kiln_spec *s = NULL;
-
-        /* when getcwd fails, fall back to "/", which needs none */
-        if (spec_alloc("<command line>", base_dir, &s, &err) < 0)
-                spec_alloc("<command line>", "/", &s, &err);
-        s->raw = kiln_spec_value_new(s, KILN_SPEC_MAP, 0, 0);
-        if (refresh(s, s->raw, &err) < 0)
-                abort(); /* an empty spec is always valid */
-        return s;
-}
-
-static struct kiln_spec_value *map_shallow_copy(struct kiln_spec *s,
-                                                const struct kiln_spec_value *m)
-{
-        struct kiln_spec_value *c = kiln_spec_value_new(s, m->type, m->line, m->col);
-
-        for (size_t i = 0; i < m->n; i++) {
-                if (m->type == KILN_SPEC_MAP)
-                        kiln_spec_map_put(c, m->keys[i], m->items[i]);
-                else
-                        kiln_spec_list_push(c, m->items[i]);
-        }
-        return c;
-}
-
-static void map_remove(struct kiln_spec_value *m, const char *key)
-{
-        for (size_t i = 0; i < m->n; i++) {
-                if (m->keys[i]->type == KILN_SPEC_STR && !strcmp(m->keys[i]->text, key)) {
-                        memmove(m->keys + i, m->keys + i + 1, (m->n - i - 1) * sizeof(*m->keys));
-                        memmove(m->items + i, m->items + i + 1, (m->n - i - 1) * sizeof(*m->items));
-                        m->n--;
-                        return;
-                }
-        }
-}
-
-#define TYPE_BIT(t) (1u << (t))
-
-/* Whether the builder API may edit field with a value of one of types. */
-static int check_known(const char *field, unsigned types, struct kiln_err **err)
-{
-        const struct spec_field *f = field_find(field);
-
-        if (!f)
-                return kiln_err_set(err, KILN_ERR_SPEC, 0, "%s: unknown field", field);
-        if (!(types & TYPE_BIT(f->type)))
-                return kiln_err_set(err, KILN_ERR_SPEC, 0, "%s: cannot be set this way", field);
-        return 0;
-}
-
-/* Makes s->raw a copy of itself with field set to v, and rebuilds the
- * typed view from it (on error, s is as it was). */
-static int put_field(struct kiln_spec *s, const char *field, struct kiln_spec_value *v,
-                     struct kiln_err **err)
-{
-        struct kiln_spec_value *raw = map_shallow_copy(s, s->raw);
-
-        kiln_spec_map_put(raw, kiln_spec_value_str(s, field), v);
-        return refresh(s, raw, err);
-}
-
-/* A new list holding the list field's items so far (none when unset or
- * null), to append to. */
-static int list_copy(struct kiln_spec *s, const char *field, struct kiln_spec_value **list,
-                     struct kiln_err **err)
-{
-        const struct kiln_spec_value *old = kiln_spec_value_get(s->raw, field);
-
-        if (old && old->type != KILN_SPEC_LIST && old->type != KILN_SPEC_NULL)
-                return kiln_err_set(err, KILN_ERR_SPEC, 0, "%s: is %s, cannot append", field,
-                                    type_name(old));
-        *list = old && old->type == KILN_SPEC_LIST ? map_shallow_copy(s, old)
-                                                   : kiln_spec_value_new(s, KILN_SPEC_LIST, 0, 0);
-        return 0;
-}
-
-int kiln_spec_set_str(struct kiln_spec *s, const char *field, const char *value,
-                      struct kiln_err **err)
-{
-        if (check_known(field, TYPE_BIT(SPEC_STR) | TYPE_BIT(SPEC_VERSION) | TYPE_BIT(SPEC_BASE),
-                        err) < 0)
-                return -1;
-        if (value)
-                return put_field(s, field, kiln_spec_value_str(s, value), err);
-        struct kiln_spec_value *raw = map_shallow_copy(s, s->raw);
-        map_remove(raw, field);
-        return refresh(s, raw, err);
-}
-
-int kiln_spec_append(struct kiln_spec *s, const char *field, const char *value,
-                     struct kiln_err **err)
-{
-        struct kiln_spec_value *list = NULL;
-
-        if (check_known(field, TYPE_BIT(SPEC_STRLIST), err) < 0 ||
-            list_copy(s, field, &list, err) < 0)
-                return -1;
-        if (value)
-                kiln_spec_list_push(list, kiln_spec_value_str(s, value));
-        return put_field(s, field, list, err);
-}
-
-int kiln_spec_set_empty_list(struct kiln_spec *s, const char *field, struct kiln_err **err)
-{
-        if (check_known(field, TYPE_BIT(SPEC_STRLIST) | TYPE_BIT(SPEC_MOUNTS), err) < 0)
-                return -1;
-        return put_field(s, field, kiln_spec_value_new(s, KILN_SPEC_LIST, 0, 0), err);
-}
-
-int kiln_spec_set_env(struct kiln_spec *s, const char *key, const char *value,
-                      struct kiln_err **err)
-{
-        const struct kiln_spec_value *old = kiln_spec_value_get(s->raw, "env");
-        struct kiln_spec_value *env;
-
-        if (old && old->type != KILN_SPEC_MAP && old->type != KILN_SPEC_NULL)
-                return kiln_err_set(err, KILN_ERR_SPEC, 0, "env: is %s, cannot add to it",
-                                    type_name(old));
-        env = old && old->type == KILN_SPEC_MAP ? map_shallow_copy(s, old)
-                                                : kiln_spec_value_new(s, KILN_SPEC_MAP, 0, 0);
-        kiln_spec_map_put(env, kiln_spec_value_str(s, key), kiln_spec_value_str(s, value));
-        return put_field(s, "env", env, err);
-}
-
-int kiln_spec_add_secret_mount(struct kiln_spec *s, const char *src, const char *dst,
-                               struct kiln_err **err)
-{
-        struct kiln_spec_value *list = NULL, *pair;
-
-        if (list_copy(s, "pip_secret_mounts", &list, err) < 0)
-                return -1;
-        pair = kiln_spec_value_new(s, KILN_SPEC_LIST, 0, 0);
-        kiln_spec_list_push(pair, kiln_spec_value_str(s, src));
-        kiln_spec_list_push(pair, kiln_spec_value_str(s, dst));
-        kiln_spec_list_push(list, pair);
-        return put_field(s, "pip_secret_mounts", list, err);
-}
-
-bool kiln_spec_copies_source(const struct kiln_spec *s)
-{
-        return s->source_root && s->source_copy_mode && strcmp(s->source_copy_mode, "no_copy");
-}
-
-int kiln_spec_source_files(const struct kiln_spec *s, char **root, char ***files,
-                           struct kiln_err **err)
-{
-        *root = NULL;
-        *files = NULL;
-        if (!kiln_spec_copies_source(s))
-                return 0;
-        _cleanup_free_ char *r = join_path(s->dir, s->source_root);
-        _cleanup_strv_ char **all = NULL;
-        if (kiln_source_list(r, &all, err) < 0)
-                return kiln_err_prefix(err, "%s: source_root", s->errname);
-        /* flytekit's walk lists what exists as a file when followed: a
-         * symlink to a file counts (as its target's bytes), a symlink to a
-         * directory or nowhere does not, nor does a socket */
-        size_t n = kiln_strv_len(all), k = 0;
-        char **keep = kiln_xcalloc(n + 1, sizeof(char *));
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *p = kiln_xasprintf("%s/%s", r, all[i]);
-                struct stat st;
-                if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
-                        keep[k++] = steal_pointer(&all[i]);
-        }
-        *files = keep;
-        *root = steal_pointer(&r);
-        return 0;
 }

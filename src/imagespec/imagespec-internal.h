@@ -22,6 +22,8 @@ void kiln_spec_map_put(struct kiln_spec_value *map, struct kiln_spec_value *key,
 void kiln_spec_list_push(struct kiln_spec_value *list, struct kiln_spec_value *item);
 /* Python == between two hashable scalars (1 == 1.0 == True). */
 bool kiln_spec_key_equal(const struct kiln_spec_value *a, const struct kiln_spec_value *b);
+/* What v is, for messages: "a string", "a list", "null" ... */
+const char *kiln_spec_value_type_name(const struct kiln_spec_value *v);
 
 /* Parses one YAML document into *root (owned by s's pool). Errors are
  * "NAME:LINE:COL: reason". */
@@ -35,7 +37,62 @@ int kiln_spec_yaml_parse(struct kiln_spec *s, const char *yaml, size_t len, cons
 int kiln_spec_scalar(struct kiln_spec_value *v, const char *text, size_t len, const char *tag,
                      bool plain, struct kiln_err **err);
 
+/* ---------- the field table (fields.c) ---------- */
+
+/* How a field's YAML value is read into struct kiln_spec. */
+enum spec_type {
+        SPEC_STR,     /* str, into a char * */
+        SPEC_VERSION, /* str, int or float (flytekit types it str; YAML may not), into a char * */
+        SPEC_STRLIST, /* list of str, into a NULL-terminated char ** */
+        SPEC_MAP,     /* any mapping, kept as a const struct kiln_spec_value * into raw */
+        /* shapes of their own, each read by its own code: */
+        SPEC_ENV,    /* env: mapping of NAME: scalar */
+        SPEC_MOUNTS, /* pip_secret_mounts: list of [source, target] */
+        SPEC_BASE,   /* base_image: a reference, a spec file or a nested spec mapping */
+};
+
+/* One entry of the field table, fields[] in fields.c. */
+struct spec_field {
+        const char *name; /* the YAML key */
+        enum spec_type type;
+        size_t offset; /* of the member the value is read into (not for the special types) */
+        /* Runs once the value is read (never on null); NULL when the type's
+         * own checks are all there is. */
+        int (*check)(struct kiln_spec *s, const struct spec_field *f,
+                     const struct kiln_spec_value *v, struct kiln_err **err);
+        bool no_null;                                       /* null is refused, not read as unset */
+        struct kiln_spec_flag flags[KILN_SPEC_FIELD_FLAGS]; /* on the command line */
+};
+
+/* The field whose YAML key is name, or NULL. */
+const struct spec_field *kiln_spec_field_find(const char *name);
+/* Builds s's typed view from s->raw: every field read and checked, then
+ * the checks between fields and the defaults. depth counts the nested
+ * base specs above s. On error the view is partly built;
+ * kiln_spec_typed_release frees it. */
+int kiln_spec_typed_build(struct kiln_spec *s, int depth, struct kiln_err **err);
+/* Frees s's typed view (the fields and what was derived from them) and
+ * leaves it zeroed; raw, the pool, path, dir and errname stay. */
+void kiln_spec_typed_release(struct kiln_spec *s);
+#define _cleanup_spec_typed_ _cleanup_(kiln_spec_typed_release)
+/* "FILE:LINE:COL: field: reason", or "FILE: field: reason" for a value
+ * the builder API made (it has no position). */
+__attribute__((format(printf, 5, 6))) int
+kiln_spec_field_error(const struct kiln_spec *s, const struct kiln_spec_value *at,
+                      const char *field, struct kiln_err **err, const char *fmt, ...);
+/* rel resolved against the spec's directory (an absolute rel as it is). */
+char *kiln_spec_path(const struct kiln_spec *s, const char *rel);
 /* tag_format.format(spec_hash=hash) for a checked tag_format. */
 char *kiln_spec_apply_tag_format(const char *fmt, const char *hash);
+
+/* ---------- loading (spec.c) ---------- */
+
+/* Rebuilds s's typed view from new_raw, which becomes s->raw; on error s
+ * is as it was. */
+int kiln_spec_refresh(struct kiln_spec *s, struct kiln_spec_value *new_raw, struct kiln_err **err);
+/* base_image naming a spec file (v): loads it into s->base_spec,
+ * refusing a file that is already loading (a cycle). */
+int kiln_spec_load_base_file(struct kiln_spec *s, const struct kiln_spec_value *v,
+                             struct kiln_err **err);
 
 #endif

@@ -114,6 +114,27 @@ const struct kiln_spec_value *kiln_spec_value_get(const struct kiln_spec_value *
         return NULL;
 }
 
+const char *kiln_spec_value_type_name(const struct kiln_spec_value *v)
+{
+        switch (v->type) {
+        case KILN_SPEC_NULL:
+                return "null";
+        case KILN_SPEC_BOOL:
+                return "a boolean";
+        case KILN_SPEC_INT:
+                return "an integer";
+        case KILN_SPEC_FLOAT:
+                return "a float";
+        case KILN_SPEC_STR:
+                return "a string";
+        case KILN_SPEC_LIST:
+                return "a list";
+        case KILN_SPEC_MAP:
+                return "a mapping";
+        }
+        return "?";
+}
+
 static bool is_numeric(const struct kiln_spec_value *v)
 {
         return v->type == KILN_SPEC_BOOL || v->type == KILN_SPEC_INT || v->type == KILN_SPEC_FLOAT;
