@@ -78,6 +78,7 @@ static void prog_release(struct prog *p)
         free(p->lit);
         *p = (struct prog){0};
 }
+#define _cleanup_prog_ _cleanup_(prog_release)
 
 static void buf_put_sym(struct kiln_buf *b, uint32_t c, bool runes)
 {
@@ -703,7 +704,7 @@ static bool utf8_valid(const char *s)
  * followed by '/' or more pattern T_OPTDIRS, a trailing `**` anything; a
  * pattern that is only literals after a leading `**` matches by suffix
  * ("**" "foo" matches "xfoo"). */
-static int docker_compile(struct prog *p, const char *pattern, const char **why)
+static int docker_compile(struct prog *p, const char *pattern, struct kiln_err **err)
 {
         enum { EXACT, PREFIX, SUFFIX, REGEX } type = EXACT;
         bool lead_no_slash = false;
@@ -730,20 +731,17 @@ static int docker_compile(struct prog *p, const char *pattern, const char **why)
                         type = REGEX;
                         s++;
                 } else if (*s == '\\') {
-                        if (!s[1]) { /* filepath.Match refuses it */
-                                *why = "a trailing '\\'";
-                                return -1;
-                        }
+                        if (!s[1]) /* filepath.Match refuses it */
+                                return kiln_err_set(err, KILN_ERR_SPEC, 0, "a trailing '\\'");
                         size_t len;
                         prog_push(p, T_LIT,
                                   next_rune((const unsigned char *)s + 1, strlen(s + 1), &len));
                         type = REGEX;
                         s += 1 + len;
                 } else if (*s == '[') {
-                        if (!(s = docker_class(p, s))) {
-                                *why = "a malformed [...] class";
-                                return -1;
-                        }
+                        if (!(s = docker_class(p, s)))
+                                return kiln_err_set(err, KILN_ERR_SPEC, 0,
+                                                    "a malformed [...] class");
                         type = REGEX;
                 } else {
                         size_t len;
@@ -753,10 +751,8 @@ static int docker_compile(struct prog *p, const char *pattern, const char **why)
                         s += len;
                 }
         }
-        if (type == REGEX && !utf8_valid(pattern)) {
-                *why = "invalid UTF-8";
-                return -1;
-        }
+        if (type == REGEX && !utf8_valid(pattern))
+                return kiln_err_set(err, KILN_ERR_SPEC, 0, "invalid UTF-8");
         /* "**foo": strings.HasSuffix(path, "foo") */
         if (type == SUFFIX && lead_no_slash)
                 p->t[0].kind = T_ANYSTR;
@@ -797,18 +793,14 @@ static int docker_add_line(struct kiln_ignore *ig, char *line, const char *origi
                 excl = true;
                 pat++;
         }
+        _cleanup_prog_ struct prog prog = {.runes = true, .class_sep = true};
+        if (docker_compile(&prog, pat, err) < 0)
+                return kiln_err_prefix(err, "%s:%u: syntax error in pattern \"%s\"", origin, lineno,
+                                       pat);
         struct pat *pt = ignore_push(ig);
-        pt->prog.runes = true;
-        pt->prog.class_sep = true;
+        pt->prog = prog;
+        prog = (struct prog){0};
         pt->flags = excl ? P_NEG : 0;
-        const char *why = NULL;
-        if (docker_compile(&pt->prog, pat, &why) < 0) {
-                prog_release(&pt->prog);
-                ig->n--;
-                return kiln_err_set(err, KILN_ERR_SPEC, 0,
-                                    "%s:%u: syntax error in pattern \"%s\": %s", origin, lineno,
-                                    pat, why);
-        }
         if (excl)
                 ig->exclusions++;
         return 0;
@@ -866,6 +858,19 @@ static void ignore_truncate(struct kiln_ignore *ig, size_t n)
                 free(pt->base);
         }
 }
+
+/* How long a pattern list was: patterns added after it (a subtree's
+ * .gitignore) go when the mark goes out of scope (the walk leaves it). */
+struct ignore_mark {
+        struct kiln_ignore *ig;
+        size_t n;
+};
+
+static void ignore_mark_restore(struct ignore_mark *m)
+{
+        ignore_truncate(m->ig, m->n);
+}
+#define _cleanup_ignore_mark_ _cleanup_(ignore_mark_restore)
 
 void kiln_ignore_free(struct kiln_ignore *ig)
 {
@@ -939,9 +944,16 @@ static const char standard_ignores[] = "*.pyc\n.cache\n.cache/*\n__pycache__\n**
 struct walk {
         const char *root; /* for messages, without trailing '/' */
         struct kiln_ignore *std, *git, *docker;
-        char **v;
+        char **v; /* the files found so far, NULL-terminated */
         size_t n, cap;
 };
+
+static void walk_release(struct walk *w)
+{
+        kiln_strv_free(w->v);
+        *w = (struct walk){0};
+}
+#define _cleanup_walk_ _cleanup_(walk_release)
 
 static char *walk_shown(const struct walk *w, const char *rel)
 {
@@ -1055,7 +1067,8 @@ static int walk_entry(struct walk *w, int dirfd, const char *rel, const char *na
 static int walk_dir(struct walk *w, int dirfd, const char *rel, unsigned depth,
                     struct kiln_err **err)
 {
-        size_t mark = w->git->n;
+        /* only its cleanup uses it (clang: unused) */
+        _cleanup_ignore_mark_ struct ignore_mark mark __attribute__((unused)) = {w->git, w->git->n};
         _cleanup_buf_ struct kiln_buf gi = {0};
         bool found = false;
         if (read_ignore_file(w, dirfd, rel, ".gitignore", &gi, &found, err) < 0)
@@ -1073,12 +1086,11 @@ static int walk_dir(struct walk *w, int dirfd, const char *rel, unsigned depth,
         if (kiln_dir_names(dirfd, shown, &names, &n, err) < 0)
                 return -1;
         qsort(names, n, sizeof(char *), str_cmp);
-        int rc = 0;
-        for (size_t i = 0; i < n && rc == 0; i++)
-                if (strcmp(names[i], ".git") != 0) /* never copied, at any depth */
-                        rc = walk_entry(w, dirfd, rel, names[i], depth, err);
-        ignore_truncate(w->git, mark);
-        return rc;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(names[i], ".git") != 0 && /* never copied, at any depth */
+                    walk_entry(w, dirfd, rel, names[i], depth, err) < 0)
+                        return -1;
+        return 0;
 }
 
 int kiln_source_list(const char *root, char ***paths, struct kiln_err **err)
@@ -1090,7 +1102,8 @@ int kiln_source_list(const char *root, char ***paths, struct kiln_err **err)
         _cleanup_ignore_ struct kiln_ignore *std = kiln_ignore_new(KILN_IGNORE_GIT);
         _cleanup_ignore_ struct kiln_ignore *git = kiln_ignore_new(KILN_IGNORE_GIT);
         _cleanup_ignore_ struct kiln_ignore *docker = kiln_ignore_new(KILN_IGNORE_DOCKER);
-        struct walk w = {.root = shown_root, .std = std, .git = git, .docker = docker};
+        _cleanup_walk_ struct walk w = {
+            .root = shown_root, .std = std, .git = git, .docker = docker};
         kiln_ignore_add(std, "", standard_ignores, sizeof(standard_ignores) - 1, "flytekit", NULL);
         _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
@@ -1104,15 +1117,11 @@ int kiln_source_list(const char *root, char ***paths, struct kiln_err **err)
                 if (kiln_ignore_add(docker, "", di.data, di.len, shown, err) < 0)
                         return -1;
         }
-        if (walk_dir(&w, fd, "", 0, err) < 0) {
-                for (size_t i = 0; i < w.n; i++)
-                        free(w.v[i]);
-                free(w.v);
+        if (walk_dir(&w, fd, "", 0, err) < 0)
                 return -1;
-        }
         if (!w.v)
                 w.v = kiln_xcalloc(1, sizeof(char *));
         qsort(w.v, w.n, sizeof(char *), str_cmp);
-        *paths = w.v;
+        *paths = steal_pointer(&w.v);
         return 0;
 }
