@@ -95,4 +95,19 @@ int kiln_spec_refresh(struct kiln_spec *s, struct kiln_spec_value *new_raw, stru
 int kiln_spec_load_base_file(struct kiln_spec *s, const struct kiln_spec_value *v,
                              struct kiln_err **err);
 
+/* ---------- ignore patterns (ignore.c) ---------- */
+
+/* 1 when the last git pattern that matches path itself (not its parents)
+ * excludes it, 0 when it re-includes it, -1 when none matches. */
+int kiln_ignore_git_decide(const struct kiln_ignore *ig, const char *path, bool is_dir);
+/* Whether docker patterns exclude path or one of its parents. */
+bool kiln_ignore_docker_excluded(const struct kiln_ignore *ig, const char *path);
+/* Whether an exception ("!...") might re-include something below dir, so
+ * that an excluded directory must still be walked. */
+bool kiln_ignore_docker_may_reinclude(const struct kiln_ignore *ig, const char *dir);
+/* How many patterns ig holds; kiln_ignore_truncate drops those after the
+ * first n. */
+size_t kiln_ignore_len(const struct kiln_ignore *ig);
+void kiln_ignore_truncate(struct kiln_ignore *ig, size_t n);
+
 #endif

@@ -3,7 +3,6 @@
  * specs named by file; and the spec's lifecycle. */
 #include <errno.h>
 #include <limits.h>
-#include <sys/stat.h>
 #include <string.h>
 
 #include "kiln/imagespec.h"
@@ -179,38 +178,4 @@ struct kiln_spec *kiln_spec_new(const char *base_dir)
         if (kiln_spec_refresh(s, s->raw, &err) < 0)
                 abort(); /* an empty spec is always valid */
         return s;
-}
-
-/* ---------- source_root ---------- */
-
-bool kiln_spec_copies_source(const struct kiln_spec *s)
-{
-        return s->source_root && s->source_copy_mode && strcmp(s->source_copy_mode, "no_copy");
-}
-
-int kiln_spec_source_files(const struct kiln_spec *s, char **root, char ***files,
-                           struct kiln_err **err)
-{
-        *root = NULL;
-        *files = NULL;
-        if (!kiln_spec_copies_source(s))
-                return 0;
-        _cleanup_free_ char *r = kiln_spec_path(s, s->source_root);
-        _cleanup_strv_ char **all = NULL;
-        if (kiln_source_list(r, &all, err) < 0)
-                return kiln_err_prefix(err, "%s: source_root", s->errname);
-        /* flytekit's walk lists what exists as a file when followed: a
-         * symlink to a file counts (as its target's bytes), a symlink to a
-         * directory or nowhere does not, nor does a socket */
-        size_t n = kiln_strv_len(all), k = 0;
-        char **keep = kiln_xcalloc(n + 1, sizeof(char *));
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *p = kiln_xasprintf("%s/%s", r, all[i]);
-                struct stat st;
-                if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
-                        keep[k++] = steal_pointer(&all[i]);
-        }
-        *files = keep;
-        *root = steal_pointer(&r);
-        return 0;
 }
