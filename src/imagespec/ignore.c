@@ -1,10 +1,8 @@
-/* Ignore patterns: .gitignore files with git's rules and .dockerignore
- * with moby's patternmatcher rules (the walk that applies them to a source
- * tree is source.c).
- *
- * Both syntaxes compile to one small pattern language (literals, `?`, `*`,
- * classes, "any directories" and "anything") run as an NFA, so a hostile
- * pattern costs time linear in the path, never exponential. */
+/* Ignore patterns: the pattern language both syntaxes compile to, run as
+ * an NFA so that a hostile pattern costs time linear in the path, never
+ * exponential; pattern lists and the public matcher; and .gitignore
+ * patterns with git's rules. .dockerignore patterns are dockerignore.c;
+ * the walk that applies them to a source tree is source.c. */
 #include "kiln/imagespec.h"
 #include "imagespec-internal.h"
 
@@ -13,41 +11,7 @@
 
 /* ---------- the pattern language ---------- */
 
-enum tok_kind {
-        T_LIT,     /* one byte (git) or rune (docker) */
-        T_ANY1,    /* `?`: one symbol but '/' */
-        T_STAR,    /* `*`: any symbols but '/' */
-        T_CLASS,   /* `[...]`: one symbol of a set */
-        T_OPTDIRS, /* nothing, or anything that ends in '/' (a `**` then '/') */
-        T_ANYSTR,  /* `.*`: anything, '/' included */
-};
-
-/* A class item: the range lo..hi, or (ctype != 0) a POSIX class. */
-struct citem {
-        uint32_t lo, hi;
-        uint8_t ctype;
-};
-
-struct tok {
-        uint8_t kind;
-        bool neg;           /* T_CLASS: [!...] / [^...] */
-        uint32_t c;         /* T_LIT */
-        uint32_t cls, ncls; /* T_CLASS: items[cls .. cls + ncls) */
-};
-
-struct prog {
-        struct tok *t;
-        size_t n, cap;
-        struct citem *items;
-        size_t nitems, capitems;
-        bool runes;     /* docker: symbols are UTF-8 runes; git: bytes */
-        bool class_sep; /* docker: a class may match '/'; git: never */
-        bool never;     /* git: a malformed class, or a trailing '\' */
-        char *lit;      /* all tokens are literals: the bytes, for memcmp */
-        size_t litlen;
-};
-
-static void prog_push(struct prog *p, enum tok_kind k, uint32_t c)
+void kiln_ignore_prog_push(struct prog *p, enum tok_kind k, uint32_t c)
 {
         if (p->n == p->cap) {
                 p->cap = p->cap ? p->cap * 2 : 16;
@@ -56,7 +20,7 @@ static void prog_push(struct prog *p, enum tok_kind k, uint32_t c)
         p->t[p->n++] = (struct tok){.kind = (uint8_t)k, .c = c};
 }
 
-static void prog_item(struct prog *p, uint32_t lo, uint32_t hi, uint8_t ctype)
+void kiln_ignore_prog_item(struct prog *p, uint32_t lo, uint32_t hi, uint8_t ctype)
 {
         if (p->nitems == p->capitems) {
                 p->capitems = p->capitems ? p->capitems * 2 : 8;
@@ -66,14 +30,13 @@ static void prog_item(struct prog *p, uint32_t lo, uint32_t hi, uint8_t ctype)
         p->t[p->n - 1].ncls++;
 }
 
-static void prog_release(struct prog *p)
+void kiln_ignore_prog_release(struct prog *p)
 {
         free(p->t);
         free(p->items);
         free(p->lit);
         *p = (struct prog){0};
 }
-#define _cleanup_prog_ _cleanup_(prog_release)
 
 static void buf_put_sym(struct kiln_buf *b, uint32_t c, bool runes)
 {
@@ -102,7 +65,7 @@ static void buf_put_sym(struct kiln_buf *b, uint32_t c, bool runes)
 
 /* Records the literal bytes when the whole program is literals, so the
  * common patterns ("node_modules", ".env") match by memcmp. */
-static void prog_finish(struct prog *p)
+void kiln_ignore_prog_finish(struct prog *p)
 {
         for (size_t i = 0; i < p->n; i++)
                 if (p->t[i].kind != T_LIT)
@@ -116,7 +79,7 @@ static void prog_finish(struct prog *p)
 
 /* One UTF-8 rune at s (n > 0 bytes left) as Go decodes it: an invalid
  * byte is one symbol of its own (kept apart from every valid rune). */
-static uint32_t next_rune(const unsigned char *s, size_t n, size_t *len)
+uint32_t kiln_ignore_next_rune(const unsigned char *s, size_t n, size_t *len)
 {
         unsigned char c = s[0];
         size_t want = c < 0x80             ? 1
@@ -153,23 +116,8 @@ static uint32_t next_sym(const struct prog *p, const char *s, size_t n, size_t *
                 *len = 1;
                 return (unsigned char)s[0];
         }
-        return next_rune((const unsigned char *)s, n, len);
+        return kiln_ignore_next_rune((const unsigned char *)s, n, len);
 }
-
-enum ctype {
-        C_ALNUM = 1,
-        C_ALPHA,
-        C_BLANK,
-        C_CNTRL,
-        C_DIGIT,
-        C_GRAPH,
-        C_LOWER,
-        C_PRINT,
-        C_PUNCT,
-        C_SPACE,
-        C_UPPER,
-        C_XDIGIT
-};
 
 /* ASCII only, as git's wildmatch (it does not use the locale). */
 static bool ctype_is(uint8_t t, uint32_t c)
@@ -291,7 +239,7 @@ static bool nfa_step(const struct prog *p, struct nfa *m, uint32_t c)
 
 /* Whether the program matches all of s[0..n). partial: whether it matches
  * s followed by something (an over-approximation: any live state counts). */
-static bool prog_run(const struct prog *p, const char *s, size_t n, bool partial)
+bool kiln_ignore_prog_run(const struct prog *p, const char *s, size_t n, bool partial)
 {
         if (p->never)
                 return false;
@@ -328,25 +276,16 @@ static bool prog_run(const struct prog *p, const char *s, size_t n, bool partial
 
 /* ---------- pattern lists ---------- */
 
-enum {
-        P_NEG = 1,      /* "!pattern": git re-include, docker exception */
-        P_DIRONLY = 2,  /* "pattern/" */
-        P_BASENAME = 4, /* no '/': matches the last component at any depth */
-};
-
-struct pat {
-        struct prog prog;
-        unsigned flags;
-        char *base; /* git: the ignore file's directory, "" or "a/b" */
-        size_t baselen;
-};
-
-struct kiln_ignore {
-        enum kiln_ignore_syntax syntax;
-        struct pat *v;
-        size_t n, cap;
-        size_t exclusions; /* docker: "!" patterns */
-};
+struct pat *kiln_ignore_push_pat(struct kiln_ignore *ig)
+{
+        if (ig->n == ig->cap) {
+                ig->cap = ig->cap ? ig->cap * 2 : 16;
+                ig->v = kiln_xrealloc(ig->v, ig->cap * sizeof(*ig->v));
+        }
+        struct pat *pt = &ig->v[ig->n++];
+        *pt = (struct pat){0};
+        return pt;
+}
 
 /* ---------- gitignore ---------- */
 
@@ -365,7 +304,7 @@ static const struct {
 static const char *git_class(struct prog *p, const char *s, const char *end)
 {
         const char *q = s + 1;
-        prog_push(p, T_CLASS, 0);
+        kiln_ignore_prog_push(p, T_CLASS, 0);
         struct tok *t = &p->t[p->n - 1];
         t->cls = (uint32_t)p->nitems;
         if (q < end && (*q == '!' || *q == '^')) {
@@ -384,7 +323,7 @@ static const char *git_class(struct prog *p, const char *s, const char *end)
                         if (++q >= end)
                                 return NULL;
                         c = (unsigned char)*q++;
-                        prog_item(p, c, c, 0);
+                        kiln_ignore_prog_item(p, c, c, 0);
                         prev = c;
                         have_prev = true;
                 } else if (c == '-' && have_prev && q + 1 < end && q[1] != ']') {
@@ -396,7 +335,7 @@ static const char *git_class(struct prog *p, const char *s, const char *end)
                         }
                         q++;
                         if (prev <= hi)
-                                prog_item(p, prev, hi, 0);
+                                kiln_ignore_prog_item(p, prev, hi, 0);
                         have_prev = false;
                 } else if (c == '[' && q + 1 < end && q[1] == ':') {
                         const char *name = q + 2, *r = name;
@@ -406,7 +345,7 @@ static const char *git_class(struct prog *p, const char *s, const char *end)
                                 return NULL;
                         if (r - name < 1 || r[-1] != ':') {
                                 /* no ":]": a literal '[' */
-                                prog_item(p, '[', '[', 0);
+                                kiln_ignore_prog_item(p, '[', '[', 0);
                                 prev = '[';
                                 have_prev = true;
                                 q++;
@@ -420,11 +359,11 @@ static const char *git_class(struct prog *p, const char *s, const char *end)
                                         ct = ctypes[i].t;
                         if (!ct)
                                 return NULL;
-                        prog_item(p, 0, 0, ct);
+                        kiln_ignore_prog_item(p, 0, 0, ct);
                         have_prev = false;
                         q = r + 1;
                 } else {
-                        prog_item(p, c, c, 0);
+                        kiln_ignore_prog_item(p, c, c, 0);
                         prev = c;
                         have_prev = true;
                         q++;
@@ -441,7 +380,7 @@ static void git_compile(struct prog *p, const char *pattern, size_t len)
 {
         const char *s = pattern, *end = pattern + len;
         while (s < end && !strchr("*?[\\", *s))
-                prog_push(p, T_LIT, (unsigned char)*s++);
+                kiln_ignore_prog_push(p, T_LIT, (unsigned char)*s++);
         const char *start = s;
         while (s < end && !p->never) {
                 char c = *s;
@@ -450,10 +389,10 @@ static void git_compile(struct prog *p, const char *pattern, size_t len)
                                 p->never = true; /* a trailing '\' matches nothing */
                                 break;
                         }
-                        prog_push(p, T_LIT, (unsigned char)s[1]);
+                        kiln_ignore_prog_push(p, T_LIT, (unsigned char)s[1]);
                         s += 2;
                 } else if (c == '?') {
-                        prog_push(p, T_ANY1, 0);
+                        kiln_ignore_prog_push(p, T_ANY1, 0);
                         s++;
                 } else if (c == '[') {
                         s = git_class(p, s, end);
@@ -467,20 +406,20 @@ static void git_compile(struct prog *p, const char *pattern, size_t len)
                             s - first >= 2 && (first == start || first[-1] == '/') &&
                             (s == end || *s == '/' || (s[0] == '\\' && s + 1 < end && s[1] == '/'));
                         if (!special) {
-                                prog_push(p, T_STAR, 0);
+                                kiln_ignore_prog_push(p, T_STAR, 0);
                         } else if (s < end && *s == '/') {
-                                prog_push(p, T_OPTDIRS, 0);
+                                kiln_ignore_prog_push(p, T_OPTDIRS, 0);
                                 s++;
                         } else {
-                                prog_push(p, T_ANYSTR, 0);
+                                kiln_ignore_prog_push(p, T_ANYSTR, 0);
                         }
                 } else {
-                        prog_push(p, T_LIT, (unsigned char)c);
+                        kiln_ignore_prog_push(p, T_LIT, (unsigned char)c);
                         s++;
                 }
         }
         if (!p->never)
-                prog_finish(p);
+                kiln_ignore_prog_finish(p);
 }
 
 /* git's trim_trailing_spaces: unescaped trailing spaces go. */
@@ -501,17 +440,6 @@ static void git_trim(char *s)
         }
         if (last_space)
                 *last_space = '\0';
-}
-
-static struct pat *ignore_push(struct kiln_ignore *ig)
-{
-        if (ig->n == ig->cap) {
-                ig->cap = ig->cap ? ig->cap * 2 : 16;
-                ig->v = kiln_xrealloc(ig->v, ig->cap * sizeof(*ig->v));
-        }
-        struct pat *pt = &ig->v[ig->n++];
-        *pt = (struct pat){0};
-        return pt;
 }
 
 static void git_add_line(struct kiln_ignore *ig, const char *base, char *line)
@@ -538,7 +466,7 @@ static void git_add_line(struct kiln_ignore *ig, const char *base, char *line)
                 p++;
                 len--;
         }
-        struct pat *pt = ignore_push(ig);
+        struct pat *pt = kiln_ignore_push_pat(ig);
         pt->flags = flags;
         pt->base = kiln_xstrdup(base);
         pt->baselen = strlen(base);
@@ -561,8 +489,8 @@ static bool git_pat_match(const struct pat *pt, const char *path, size_t plen, c
                 nlen = plen - pt->baselen - 1;
         }
         if (pt->flags & P_BASENAME)
-                return prog_run(&pt->prog, basename, strlen(basename), false);
-        return prog_run(&pt->prog, name, nlen, false);
+                return kiln_ignore_prog_run(&pt->prog, basename, strlen(basename), false);
+        return kiln_ignore_prog_run(&pt->prog, name, nlen, false);
 }
 
 /* The last matching pattern decides: 1 excluded, 0 re-included, -1 none
@@ -576,264 +504,6 @@ int kiln_ignore_git_decide(const struct kiln_ignore *ig, const char *path, bool 
                 if (git_pat_match(&ig->v[i], path, plen, basename, is_dir))
                         return (ig->v[i].flags & P_NEG) ? 0 : 1;
         return -1;
-}
-
-/* ---------- dockerignore ---------- */
-
-static bool go_space(char c)
-{
-        return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
-/* strings.TrimSpace (ASCII white space only). */
-static char *go_trim(char *s)
-{
-        while (go_space(*s))
-                s++;
-        size_t n = strlen(s);
-        while (n && go_space(s[n - 1]))
-                s[--n] = '\0';
-        return s;
-}
-
-/* Go's filepath.Clean on Unix: the shortest equivalent path ("." if empty). */
-static char *go_clean(const char *s)
-{
-        size_t n = strlen(s);
-        if (!n)
-                return kiln_xstrdup(".");
-        bool rooted = s[0] == '/';
-        char *out = kiln_xmalloc(n + 2);
-        size_t w = 0, r = 0, dotdot = 0;
-        if (rooted) {
-                out[w++] = '/';
-                r = 1;
-                dotdot = 1;
-        }
-        while (r < n) {
-                if (s[r] == '/') {
-                        r++;
-                } else if (s[r] == '.' && (r + 1 == n || s[r + 1] == '/')) {
-                        r++;
-                } else if (s[r] == '.' && s[r + 1] == '.' && (r + 2 == n || s[r + 2] == '/')) {
-                        r += 2;
-                        if (w > dotdot) {
-                                w--;
-                                while (w > dotdot && out[w] != '/')
-                                        w--;
-                        } else if (!rooted) {
-                                if (w > 0)
-                                        out[w++] = '/';
-                                out[w++] = '.';
-                                out[w++] = '.';
-                                dotdot = w;
-                        }
-                } else {
-                        if ((rooted && w != 1) || (!rooted && w != 0))
-                                out[w++] = '/';
-                        while (r < n && s[r] != '/')
-                                out[w++] = s[r++];
-                }
-        }
-        if (!w)
-                out[w++] = '.';
-        out[w] = '\0';
-        return out;
-}
-
-/* filepath.Match's syntax rules for a class's characters: a '-' or ']'
- * where a character is due, a trailing '\', or invalid UTF-8 is an error. */
-static const char *go_class_char(const char *s, uint32_t *r)
-{
-        if (!*s || *s == '-' || *s == ']')
-                return NULL;
-        if (*s == '\\' && !*++s)
-                return NULL;
-        size_t len;
-        *r = next_rune((const unsigned char *)s, strlen(s), &len);
-        if (*r & 0x80000000u)
-                return NULL;
-        return s + len;
-}
-
-/* A class at s ('['), checked as filepath.Match checks it (and, for
- * reversed ranges, as Go's regexp compiler that moby hands it to does).
- * Inside the class `*` and `?` are plain characters, as in filepath.Match
- * (moby's regexp translation mangles them). */
-static const char *docker_class(struct prog *p, const char *s)
-{
-        prog_push(p, T_CLASS, 0);
-        struct tok *t = &p->t[p->n - 1];
-        t->cls = (uint32_t)p->nitems;
-        s++;
-        if (*s == '^') {
-                t->neg = true;
-                s++;
-        }
-        for (size_t nrange = 0;; nrange++) {
-                if (*s == ']' && nrange > 0)
-                        return s + 1;
-                uint32_t lo, hi;
-                if (!(s = go_class_char(s, &lo)))
-                        return NULL;
-                hi = lo;
-                if (*s == '-' && !(s = go_class_char(s + 1, &hi)))
-                        return NULL;
-                if (hi < lo)
-                        return NULL;
-                prog_item(p, lo, hi, 0);
-        }
-}
-
-static bool utf8_valid(const char *s)
-{
-        size_t n = strlen(s);
-        for (size_t i = 0, len; i < n; i += len)
-                if (next_rune((const unsigned char *)s + i, n - i, &len) & 0x80000000u)
-                        return false;
-        return true;
-}
-
-/* Compiles a cleaned pattern as moby's Pattern.compile classifies and
- * translates it: `*` any run without '/', `?` one rune but '/', `**`
- * followed by '/' or more pattern T_OPTDIRS, a trailing `**` anything; a
- * pattern that is only literals after a leading `**` matches by suffix
- * ("**" "foo" matches "xfoo"). */
-static int docker_compile(struct prog *p, const char *pattern, struct kiln_err **err)
-{
-        enum { EXACT, PREFIX, SUFFIX, REGEX } type = EXACT;
-        bool lead_no_slash = false;
-        const char *s = pattern;
-        for (bool first = true; *s; first = false) {
-                if (s[0] == '*' && s[1] == '*') {
-                        s += 2;
-                        bool slash = *s == '/';
-                        if (slash)
-                                s++;
-                        if (!*s) {
-                                prog_push(p, T_ANYSTR, 0);
-                                type = type == EXACT ? PREFIX : REGEX;
-                        } else {
-                                prog_push(p, T_OPTDIRS, 0);
-                                type = REGEX;
-                        }
-                        if (first) {
-                                type = SUFFIX;
-                                lead_no_slash = !slash && *s;
-                        }
-                } else if (*s == '*' || *s == '?') {
-                        prog_push(p, *s == '*' ? T_STAR : T_ANY1, 0);
-                        type = REGEX;
-                        s++;
-                } else if (*s == '\\') {
-                        if (!s[1]) /* filepath.Match refuses it */
-                                return kiln_err_set(err, KILN_ERR_SPEC, 0, "a trailing '\\'");
-                        size_t len;
-                        prog_push(p, T_LIT,
-                                  next_rune((const unsigned char *)s + 1, strlen(s + 1), &len));
-                        type = REGEX;
-                        s += 1 + len;
-                } else if (*s == '[') {
-                        if (!(s = docker_class(p, s)))
-                                return kiln_err_set(err, KILN_ERR_SPEC, 0,
-                                                    "a malformed [...] class");
-                        type = REGEX;
-                } else {
-                        size_t len;
-                        prog_push(p, T_LIT, next_rune((const unsigned char *)s, strlen(s), &len));
-                        if (*s == ']')
-                                type = REGEX;
-                        s += len;
-                }
-        }
-        if (type == REGEX && !utf8_valid(pattern))
-                return kiln_err_set(err, KILN_ERR_SPEC, 0, "invalid UTF-8");
-        /* "**foo": strings.HasSuffix(path, "foo") */
-        if (type == SUFFIX && lead_no_slash)
-                p->t[0].kind = T_ANYSTR;
-        prog_finish(p);
-        return 0;
-}
-
-/* One line of a .dockerignore, through moby's ignorefile.ReadAll and then
- * patternmatcher.New. */
-static int docker_add_line(struct kiln_ignore *ig, char *line, const char *origin, unsigned lineno,
-                           struct kiln_err **err)
-{
-        if (line[0] == '#')
-                return 0;
-        char *p = go_trim(line);
-        if (!*p)
-                return 0;
-        bool invert = *p == '!';
-        if (invert)
-                p = go_trim(p + 1);
-        _cleanup_free_ char *read = NULL;
-        if (*p) {
-                _cleanup_free_ char *c = go_clean(p);
-                const char *q = c[0] == '/' && c[1] ? c + 1 : c;
-                read = kiln_xasprintf("%s%s", invert ? "!" : "", q);
-        } else {
-                read = kiln_xstrdup(invert ? "!" : "");
-        }
-        /* patternmatcher.New: trim, clean again, then the '!' */
-        _cleanup_free_ char *cleaned = go_clean(read);
-        const char *pat = cleaned;
-        bool excl = false;
-        if (pat[0] == '!') {
-                if (!pat[1])
-                        return kiln_err_set(err, KILN_ERR_SPEC, 0,
-                                            "%s:%u: illegal exclusion pattern: \"!\"", origin,
-                                            lineno);
-                excl = true;
-                pat++;
-        }
-        _cleanup_prog_ struct prog prog = {.runes = true, .class_sep = true};
-        if (docker_compile(&prog, pat, err) < 0)
-                return kiln_err_prefix(err, "%s:%u: syntax error in pattern \"%s\"", origin, lineno,
-                                       pat);
-        struct pat *pt = ignore_push(ig);
-        pt->prog = prog;
-        prog = (struct prog){0};
-        pt->flags = excl ? P_NEG : 0;
-        if (excl)
-                ig->exclusions++;
-        return 0;
-}
-
-/* MatchesOrParentMatches: each pattern in turn, against the path and each
- * of its parent directories; the last that matches decides. */
-bool kiln_ignore_docker_excluded(const struct kiln_ignore *ig, const char *path)
-{
-        size_t n = strlen(path);
-        bool matched = false;
-        for (size_t i = 0; i < ig->n; i++) {
-                const struct pat *pt = &ig->v[i];
-                bool excl = pt->flags & P_NEG;
-                if (excl != matched)
-                        continue;
-                bool m = prog_run(&pt->prog, path, n, false);
-                for (size_t k = 0; !m && k < n; k++)
-                        if (path[k] == '/')
-                                m = prog_run(&pt->prog, path, k, false);
-                if (m)
-                        matched = !excl;
-        }
-        return matched;
-}
-
-/* Whether an exclusion pattern might re-include something below dir, so
- * an excluded directory must still be walked. */
-bool kiln_ignore_docker_may_reinclude(const struct kiln_ignore *ig, const char *dir)
-{
-        if (!ig->exclusions)
-                return false;
-        _cleanup_free_ char *s = kiln_xasprintf("%s/", dir);
-        size_t n = strlen(s);
-        for (size_t i = 0; i < ig->n; i++)
-                if ((ig->v[i].flags & P_NEG) && prog_run(&ig->v[i].prog, s, n, true))
-                        return true;
-        return false;
 }
 
 /* ---------- the public matcher ---------- */
@@ -854,7 +524,7 @@ void kiln_ignore_truncate(struct kiln_ignore *ig, size_t n)
 {
         while (ig->n > n) {
                 struct pat *pt = &ig->v[--ig->n];
-                prog_release(&pt->prog);
+                kiln_ignore_prog_release(&pt->prog);
                 free(pt->base);
         }
 }
@@ -899,7 +569,7 @@ int kiln_ignore_add(struct kiln_ignore *ig, const char *base, const char *text, 
                 at = end + 1;
                 if (ig->syntax == KILN_IGNORE_GIT)
                         git_add_line(ig, b, line);
-                else if (docker_add_line(ig, line, origin, lineno, err) < 0)
+                else if (kiln_ignore_docker_add_line(ig, line, origin, lineno, err) < 0)
                         return -1;
         }
         return 0;

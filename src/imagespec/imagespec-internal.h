@@ -4,6 +4,8 @@
 
 #include "kiln/imagespec.h"
 
+#include <stdint.h>
+
 /* Python prints at most this many digits of an int (sys.int_info's
  * default_max_str_digits since 3.11); PyYAML then fails, so kiln does too. */
 #define KILN_SPEC_INT_MAX_DIGITS 4300
@@ -95,19 +97,114 @@ int kiln_spec_refresh(struct kiln_spec *s, struct kiln_spec_value *new_raw, stru
 int kiln_spec_load_base_file(struct kiln_spec *s, const struct kiln_spec_value *v,
                              struct kiln_err **err);
 
-/* ---------- ignore patterns (ignore.c) ---------- */
+/* ---------- ignore patterns (ignore.c, dockerignore.c) ----------
+ *
+ * Both syntaxes compile to one small pattern language (literals, `?`, `*`,
+ * classes, "any directories" and "anything") that ignore.c runs as an
+ * NFA, so a hostile pattern costs time linear in the path. */
+
+enum tok_kind {
+        T_LIT,     /* one byte (git) or rune (docker) */
+        T_ANY1,    /* `?`: one symbol but '/' */
+        T_STAR,    /* `*`: any symbols but '/' */
+        T_CLASS,   /* `[...]`: one symbol of a set */
+        T_OPTDIRS, /* nothing, or anything that ends in '/' (a `**` then '/') */
+        T_ANYSTR,  /* `.*`: anything, '/' included */
+};
+
+/* A class item: the range lo..hi, or (ctype != 0) a POSIX class. */
+struct citem {
+        uint32_t lo, hi;
+        uint8_t ctype;
+};
+
+struct tok {
+        uint8_t kind;
+        bool neg;           /* T_CLASS: [!...] / [^...] */
+        uint32_t c;         /* T_LIT */
+        uint32_t cls, ncls; /* T_CLASS: items[cls .. cls + ncls) */
+};
+
+struct prog {
+        struct tok *t;
+        size_t n, cap;
+        struct citem *items;
+        size_t nitems, capitems;
+        bool runes;     /* docker: symbols are UTF-8 runes; git: bytes */
+        bool class_sep; /* docker: a class may match '/'; git: never */
+        bool never;     /* git: a malformed class, or a trailing '\' */
+        char *lit;      /* all tokens are literals: the bytes, for memcmp */
+        size_t litlen;
+};
+
+enum ctype {
+        C_ALNUM = 1,
+        C_ALPHA,
+        C_BLANK,
+        C_CNTRL,
+        C_DIGIT,
+        C_GRAPH,
+        C_LOWER,
+        C_PRINT,
+        C_PUNCT,
+        C_SPACE,
+        C_UPPER,
+        C_XDIGIT
+};
+
+void kiln_ignore_prog_push(struct prog *p, enum tok_kind k, uint32_t c);
+/* Adds an item to the class that p's last token is. */
+void kiln_ignore_prog_item(struct prog *p, uint32_t lo, uint32_t hi, uint8_t ctype);
+/* Ends a compiled program: one of literals only is kept as bytes, so the
+ * common patterns ("node_modules", ".env") match by memcmp. */
+void kiln_ignore_prog_finish(struct prog *p);
+void kiln_ignore_prog_release(struct prog *p);
+#define _cleanup_prog_ _cleanup_(kiln_ignore_prog_release)
+/* Whether p matches all of s[0..n); partial: whether it could match s
+ * followed by more (an over-approximation: any live state counts). */
+bool kiln_ignore_prog_run(const struct prog *p, const char *s, size_t n, bool partial);
+/* One UTF-8 rune at s (n > 0 bytes left) as Go decodes it: an invalid
+ * byte is a symbol of its own, 0x80000000 | the byte. */
+uint32_t kiln_ignore_next_rune(const unsigned char *s, size_t n, size_t *len);
+
+enum {
+        P_NEG = 1,      /* "!pattern": git re-include, docker exception */
+        P_DIRONLY = 2,  /* "pattern/" */
+        P_BASENAME = 4, /* no '/': matches the last component at any depth */
+};
+
+struct pat {
+        struct prog prog;
+        unsigned flags;
+        char *base; /* git: the ignore file's directory, "" or "a/b" */
+        size_t baselen;
+};
+
+struct kiln_ignore {
+        enum kiln_ignore_syntax syntax;
+        struct pat *v;
+        size_t n, cap;
+        size_t exclusions; /* docker: "!" patterns */
+};
+
+/* A new, zeroed pattern at the end of ig's list. */
+struct pat *kiln_ignore_push_pat(struct kiln_ignore *ig);
+/* How many patterns ig holds; kiln_ignore_truncate drops those after the
+ * first n. */
+size_t kiln_ignore_len(const struct kiln_ignore *ig);
+void kiln_ignore_truncate(struct kiln_ignore *ig, size_t n);
 
 /* 1 when the last git pattern that matches path itself (not its parents)
  * excludes it, 0 when it re-includes it, -1 when none matches. */
 int kiln_ignore_git_decide(const struct kiln_ignore *ig, const char *path, bool is_dir);
+
+/* One line of a .dockerignore (origin and lineno name it in errors). */
+int kiln_ignore_docker_add_line(struct kiln_ignore *ig, char *line, const char *origin,
+                                unsigned lineno, struct kiln_err **err);
 /* Whether docker patterns exclude path or one of its parents. */
 bool kiln_ignore_docker_excluded(const struct kiln_ignore *ig, const char *path);
 /* Whether an exception ("!...") might re-include something below dir, so
  * that an excluded directory must still be walked. */
 bool kiln_ignore_docker_may_reinclude(const struct kiln_ignore *ig, const char *dir);
-/* How many patterns ig holds; kiln_ignore_truncate drops those after the
- * first n. */
-size_t kiln_ignore_len(const struct kiln_ignore *ig);
-void kiln_ignore_truncate(struct kiln_ignore *ig, size_t n);
 
 #endif
