@@ -97,7 +97,7 @@ int kiln_spec_refresh(struct kiln_spec *s, struct kiln_spec_value *new_raw, stru
 int kiln_spec_load_base_file(struct kiln_spec *s, const struct kiln_spec_value *v,
                              struct kiln_err **err);
 
-/* ---------- ignore patterns (ignore.c, dockerignore.c) ----------
+/* ---------- ignore patterns (ignore.c, gitignore.c, dockerignore.c) ----------
  *
  * Both syntaxes compile to one small pattern language (literals, `?`, `*`,
  * classes, "any directories" and "anything") that ignore.c runs as an
@@ -194,6 +194,8 @@ struct pat *kiln_ignore_push_pat(struct kiln_ignore *ig);
 size_t kiln_ignore_len(const struct kiln_ignore *ig);
 void kiln_ignore_truncate(struct kiln_ignore *ig, size_t n);
 
+/* One line of a .gitignore in the directory base ("" for the root). */
+void kiln_ignore_git_add_line(struct kiln_ignore *ig, const char *base, char *line);
 /* 1 when the last git pattern that matches path itself (not its parents)
  * excludes it, 0 when it re-includes it, -1 when none matches. */
 int kiln_ignore_git_decide(const struct kiln_ignore *ig, const char *path, bool is_dir);
