@@ -251,7 +251,7 @@ static int check_platform(struct kiln_spec *s, const struct spec_field *f,
                 const char *end = strchr(p, ',');
                 _cleanup_free_ char *one =
                     end ? kiln_xstrndup(p, (size_t)(end - p)) : kiln_xstrdup(p);
-                struct kiln_platform plat = {0};
+                _cleanup_platform_ struct kiln_platform plat = {0};
                 _cleanup_err_ struct kiln_err *perr = NULL;
                 int slashes = 0;
                 for (const char *c = one; *c; c++)
@@ -264,7 +264,6 @@ static int check_platform(struct kiln_spec *s, const struct spec_field *f,
                                                      "'%s' is not os/arch[/variant] (e.g. "
                                                      "linux/amd64, linux/arm64)",
                                                      one);
-                kiln_platform_release(&plat);
                 strv_push(&s->platforms, steal_pointer(&one));
                 if (!end)
                         break;
