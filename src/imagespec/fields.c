@@ -342,7 +342,15 @@ static void derived_release(struct kiln_spec *s)
  * flags: the field's command-line flags, each {name, what it does, what
  * help shows after it, place among getopt's options, place in help}
  * (see struct kiln_spec_flag). The places keep the order the flags had
- * before they moved here; a new flag may leave them 0. */
+ * before they moved here; a new flag may leave them 0.
+ *
+ * A new field is a member in struct kiln_spec and an entry here, at its
+ * place in flytekit's order, e.g.
+ *     {"shm_size", STR(shm_size), .flags = {{"shm-size", KILN_SPEC_FLAG_SET, "SIZE"}}},
+ * plus a check above when its rule is new. Reading, checking, freeing,
+ * the builder API, the flag and its help, and hashing follow from the
+ * entry; hash.c needs telling only if flytekit leaves the field out of the
+ * hash or renders it in a way of its own. */
 static const struct spec_field fields[] = {
     {"name", STR(name), .check = check_repo_name, .no_null = true,
      .flags = {{"name", KILN_SPEC_FLAG_SET, "NAME", 1, 1}}},
