@@ -87,40 +87,31 @@ static bool path_has_dotdot(const char *p)
 
 /* tag_format is str.format with only {spec_hash}; the result must be an
  * OCI tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}), so literal braces ("{{")
- * are refused along with every other character a tag cannot hold. */
-static int tag_format_check(const char *fmt, const char **bad, const char **why)
+ * are refused along with every other character a tag cannot hold.
+ * Returns why fmt cannot be one, with *bad where, or NULL when it can. */
+static const char *tag_format_problem(const char *fmt, const char **bad)
 {
         size_t len = 0;
 
         for (const char *p = fmt; *p; p++) {
+                *bad = p;
                 if (!strncmp(p, "{spec_hash}", 11)) {
                         p += 10;
                         len += 22;
                         continue;
                 }
-                if (*p == '{' || *p == '}') {
-                        *bad = p;
-                        *why = "only the {spec_hash} placeholder is allowed";
-                        return -1;
-                }
-                if (!isalnum((unsigned char)*p) && !strchr("_.-", *p)) {
-                        *bad = p;
-                        *why = "a tag holds only letters, digits, '_', '.' and '-'";
-                        return -1;
-                }
-                if (p == fmt && (*p == '.' || *p == '-')) {
-                        *bad = p;
-                        *why = "a tag cannot start with '.' or '-'";
-                        return -1;
-                }
+                if (*p == '{' || *p == '}')
+                        return "only the {spec_hash} placeholder is allowed";
+                if (!isalnum((unsigned char)*p) && !strchr("_.-", *p))
+                        return "a tag holds only letters, digits, '_', '.' and '-'";
+                if (p == fmt && (*p == '.' || *p == '-'))
+                        return "a tag cannot start with '.' or '-'";
                 len++;
         }
-        if (len > 128) {
-                *bad = fmt;
-                *why = "the tag would be longer than 128 characters";
-                return -1;
-        }
-        return 0;
+        *bad = fmt;
+        if (len > 128)
+                return "the tag would be longer than 128 characters";
+        return NULL;
 }
 
 char *kiln_spec_apply_tag_format(const char *fmt, const char *hash)
@@ -278,9 +269,9 @@ static int check_platform(struct kiln_spec *s, const struct spec_field *f,
 static int check_tag_format(struct kiln_spec *s, const struct spec_field *f,
                             const struct kiln_spec_value *v, struct kiln_err **err)
 {
-        const char *bad = NULL, *why = NULL;
+        const char *bad = NULL, *why = tag_format_problem(v->text, &bad);
 
-        if (tag_format_check(v->text, &bad, &why) < 0)
+        if (why)
                 return kiln_spec_field_error(s, v, f->name, err, "'%s': %s (at offset %zu)",
                                              v->text, why, (size_t)(bad - v->text));
         return 0;
