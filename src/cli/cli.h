@@ -63,8 +63,8 @@ int cli_registry_open(const struct cli_common *c, const struct kiln_ref *ref,
 
 #include "kiln/imagespec.h"
 
-/* Spec flags are OPT_SPEC_FIRST + an id below OPT_SPEC_FIRST + fields *
- * KILN_SPEC_FIELD_FLAGS (spec_flags.c). */
+/* getopt returns OPT_SPEC_FIRST + field index * KILN_SPEC_FIELD_FLAGS +
+ * the flag's index within its field for a spec flag (spec_flags.c). */
 enum { OPT_SPEC_FIRST = 1100 };
 
 /* Prints the spec flags for a command's help. */
