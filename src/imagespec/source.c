@@ -242,10 +242,13 @@ int kiln_spec_source_files(const struct kiln_spec *s, char **root, char ***files
         size_t n = kiln_strv_len(all), k = 0;
         char **keep = kiln_xcalloc(n + 1, sizeof(char *));
         for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *p = kiln_xasprintf("%s/%s", r, all[i]);
+                /* each entry leaves all: a kept one moves to keep, the
+                 * rest are freed here (all's cleanup stops at a NULL) */
+                _cleanup_free_ char *rel = steal_pointer(&all[i]);
+                _cleanup_free_ char *p = kiln_xasprintf("%s/%s", r, rel);
                 struct stat st;
                 if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
-                        keep[k++] = steal_pointer(&all[i]);
+                        keep[k++] = steal_pointer(&rel);
         }
         *files = keep;
         *root = steal_pointer(&r);
