@@ -433,13 +433,22 @@ static size_t edit_distance(const char *a, const char *b)
 
 /* ---------- reading a field by its type ---------- */
 
+/* v must be of type t, or the field "must be WHAT, not (v's type)HINT". */
+static int expect_type(struct kiln_spec *s, const struct spec_field *f,
+                       const struct kiln_spec_value *v, enum kiln_spec_vtype t, const char *what,
+                       const char *hint, struct kiln_err **err)
+{
+        if (v->type == t)
+                return 0;
+        return kiln_spec_field_error(s, v, f->name, err, "must be %s, not %s%s", what,
+                                     kiln_spec_value_type_name(v), hint);
+}
+
 static int read_str(struct kiln_spec *s, const struct spec_field *f,
                     const struct kiln_spec_value *v, struct kiln_err **err)
 {
-        if (v->type != KILN_SPEC_STR)
-                return kiln_spec_field_error(s, v, f->name, err,
-                                             "must be a string, not %s (quote it)",
-                                             kiln_spec_value_type_name(v));
+        if (expect_type(s, f, v, KILN_SPEC_STR, "a string", " (quote it)", err) < 0)
+                return -1;
         *str_member(s, f) = kiln_xstrdup(v->text);
         return 0;
 }
@@ -468,11 +477,9 @@ static int read_strlist(struct kiln_spec *s, const struct spec_field *f,
 {
         _cleanup_strv_ char **list = NULL;
 
-        if (v->type != KILN_SPEC_LIST)
-                return kiln_spec_field_error(s, v, f->name, err,
-                                             "must be a list of strings, not %s%s",
-                                             kiln_spec_value_type_name(v),
-                                             v->type == KILN_SPEC_STR ? " (write [\"...\"])" : "");
+        if (expect_type(s, f, v, KILN_SPEC_LIST, "a list of strings",
+                        v->type == KILN_SPEC_STR ? " (write [\"...\"])" : "", err) < 0)
+                return -1;
         list = kiln_xcalloc(1, sizeof(char *));
         for (size_t i = 0; i < v->n; i++) {
                 if (v->items[i]->type != KILN_SPEC_STR)
@@ -490,9 +497,8 @@ static int read_strlist(struct kiln_spec *s, const struct spec_field *f,
 static int read_map(struct kiln_spec *s, const struct spec_field *f,
                     const struct kiln_spec_value *v, struct kiln_err **err)
 {
-        if (v->type != KILN_SPEC_MAP)
-                return kiln_spec_field_error(s, v, f->name, err, "must be a mapping, not %s",
-                                             kiln_spec_value_type_name(v));
+        if (expect_type(s, f, v, KILN_SPEC_MAP, "a mapping", "", err) < 0)
+                return -1;
         *(const struct kiln_spec_value **)((char *)s + f->offset) = v;
         return 0;
 }
@@ -502,10 +508,8 @@ static int read_map(struct kiln_spec *s, const struct spec_field *f,
 static int read_env(struct kiln_spec *s, const struct spec_field *f,
                     const struct kiln_spec_value *v, struct kiln_err **err)
 {
-        if (v->type != KILN_SPEC_MAP)
-                return kiln_spec_field_error(s, v, f->name, err,
-                                             "must be a mapping of NAME: value, not %s",
-                                             kiln_spec_value_type_name(v));
+        if (expect_type(s, f, v, KILN_SPEC_MAP, "a mapping of NAME: value", "", err) < 0)
+                return -1;
         s->env = kiln_xcalloc(v->n ? v->n : 1, sizeof(*s->env));
         for (size_t i = 0; i < v->n; i++) {
                 const struct kiln_spec_value *k = v->keys[i], *val = v->items[i];
@@ -536,11 +540,8 @@ static int read_env(struct kiln_spec *s, const struct spec_field *f,
 static int read_mounts(struct kiln_spec *s, const struct spec_field *f,
                        const struct kiln_spec_value *v, struct kiln_err **err)
 {
-        if (v->type != KILN_SPEC_LIST)
-                return kiln_spec_field_error(s, v, f->name, err,
-                                             "must be a list of [source, target] pairs, "
-                                             "not %s",
-                                             kiln_spec_value_type_name(v));
+        if (expect_type(s, f, v, KILN_SPEC_LIST, "a list of [source, target] pairs", "", err) < 0)
+                return -1;
         s->pip_secret_mounts = kiln_xcalloc(v->n ? v->n : 1, sizeof(*s->pip_secret_mounts));
         for (size_t i = 0; i < v->n; i++) {
                 const struct kiln_spec_value *it = v->items[i];
