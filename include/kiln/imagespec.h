@@ -173,6 +173,41 @@ int kiln_spec_set_env(struct kiln_spec *s, const char *key, const char *value,
 int kiln_spec_add_secret_mount(struct kiln_spec *s, const char *src, const char *dst,
                                struct kiln_err **err);
 
+/* ---------- the fields and their command-line flags ----------
+ *
+ * Each field is defined once, in the field table (src/imagespec/fields.c),
+ * with the flags that set it from the command line. A flag is one call of the
+ * builder API above. */
+
+/* The YAML key of the i-th field, in flytekit's dataclass order; NULL past
+ * the end. */
+const char *kiln_spec_field_name(size_t i);
+
+enum kiln_spec_flag_op {
+        KILN_SPEC_FLAG_SET,    /* --FLAG VALUE: kiln_spec_set_str */
+        KILN_SPEC_FLAG_APPEND, /* --FLAG VALUE, repeatable: kiln_spec_append */
+        KILN_SPEC_FLAG_EMPTY,  /* --FLAG (no value): kiln_spec_set_empty_list */
+        KILN_SPEC_FLAG_ENV,    /* --FLAG KEY=VALUE: kiln_spec_set_env */
+        KILN_SPEC_FLAG_MOUNT,  /* --FLAG SRC:DST: kiln_spec_add_secret_mount */
+};
+
+#define KILN_SPEC_FIELD_FLAGS 2 /* flags of one field, at most */
+
+struct kiln_spec_flag {
+        const char *name; /* "base-image" for --base-image; NULL: no flag */
+        enum kiln_spec_flag_op op;
+        const char *help; /* what help shows after the flag ("REF"); NULL: nothing */
+        /* Where the flag stands among the spec flags, from 1: in the options
+         * given to getopt (which lists them in that order when an abbreviation
+         * is ambiguous) and in help. 0 puts it after the placed flags, in the
+         * table's order. */
+        unsigned char opt_place, help_place;
+};
+
+/* The flags of the i-th field (i below the number of fields): an array of
+ * KILN_SPEC_FIELD_FLAGS, unused entries with a NULL name. */
+const struct kiln_spec_flag *kiln_spec_field_flags(size_t i);
+
 /* ---------- source_root ---------- */
 
 /* Is source_root copied (and hashed)? As in flytekit: only when

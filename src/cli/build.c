@@ -33,7 +33,9 @@ static const char build_usage[] =
     "                            look there on a local miss (default $KILN_CACHE_REPO):\n"
     "                            builders that share the registry share results\n"
     "  --digest-file FILE        write the manifest digest to FILE (one spec)\n"
-    "  --compression gzip|zstd   for new layers (default gzip)\n" CLI_SPEC_HELP
+    "  --compression gzip|zstd   for new layers (default gzip)\n";
+/* after the spec flags (cli_spec_help) */
+static const char build_usage_registry[] =
     "Registry options:\n"
     "  --creds USER:PASSWORD  --cert-dir DIR  --insecure-registry HOST  --parallel N\n"
     "  --cache-dir DIR  --json  -q, --quiet  --debug\n";
@@ -286,6 +288,8 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                         break;
                 case 'h':
                         fputs(build_usage, stdout);
+                        cli_spec_help(stdout);
+                        fputs(build_usage_registry, stdout);
                         return 0;
                 default:
                         return kiln_err_set(err, KILN_ERR_USAGE, 0,

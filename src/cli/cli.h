@@ -64,17 +64,12 @@ int cli_registry_open(const struct cli_common *c, const struct kiln_ref *ref,
 
 #include "kiln/imagespec.h"
 
-enum { OPT_SPEC_FIRST = 1100 }; /* spec flags are OPT_SPEC_FIRST + table index */
+/* getopt returns OPT_SPEC_FIRST + field index * KILN_SPEC_FIELD_FLAGS +
+ * the flag's index within its field for a spec flag (spec_flags.c). */
+enum { OPT_SPEC_FIRST = 1100 };
 
-#define CLI_SPEC_HELP                                                                              \
-        "Spec fields as flags (applied after SPEC.yaml; the name changes as the same YAML\n"       \
-        "would change it):\n"                                                                      \
-        "  --name NAME  --registry REG  --base-image REF  --platform OS/ARCH  --tag-format F\n"    \
-        "  --python-version V  --python-exec PATH  --requirements FILE  --package PKG\n"           \
-        "  --apt-package PKG  --pip-index URL  --pip-extra-index-url URL  --pip-extra-args A\n"    \
-        "  --pip-secret-mount SRC:DST  --conda-package PKG  --conda-channel CH  --cuda V\n"        \
-        "  --cudnn V  --env K=V  --command CMD  --copy PATH  --source-root DIR\n"                  \
-        "  --source-copy-mode MODE  --entrypoint ARG (repeat for each)  --no-entrypoint\n"
+/* Prints the spec flags for a command's help. */
+void cli_spec_help(FILE *out);
 
 struct cli_spec_flags {
         struct {

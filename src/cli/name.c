@@ -8,7 +8,7 @@ static const char name_usage[] =
     "Prints the image name flytekit gives the spec (registry/name:tag); --json adds\n"
     "the tag and the id baked in as _F_IMG_ID; --explain prints the text hashed.\n"
     "The spec comes from SPEC.yaml, from stdin with -f -, and/or from flags.\n"
-    "\n" CLI_SPEC_HELP;
+    "\n";
 
 int cmd_name(int argc, char **argv, struct kiln_err **err)
 {
@@ -36,7 +36,7 @@ int cmd_name(int argc, char **argv, struct kiln_err **err)
                 else if (opt == OPT_EXPLAIN)
                         explain = true;
                 else if (opt == 'h')
-                        return fputs(name_usage, stdout), 0;
+                        return fputs(name_usage, stdout), cli_spec_help(stdout), 0;
                 else
                         return kiln_err_set(err, KILN_ERR_USAGE, 0,
                                             "name: bad option (see kiln help name)");

@@ -19,6 +19,13 @@ static void evp_freep(EVP_MD_CTX **c)
 }
 #define _cleanup_evp_ _cleanup_(evp_freep)
 
+static void closedirp(DIR **d)
+{
+        if (*d)
+                closedir(*d);
+}
+#define _cleanup_dir_ _cleanup_(closedirp)
+
 static void hex(const unsigned char *d, unsigned n, char *out)
 {
         static const char digits[] = "0123456789abcdef";
@@ -88,12 +95,11 @@ static int digest_dir(EVP_MD_CTX *md, const char *top, const char *rel, int dept
 {
         _cleanup_free_ char *dirpath =
             rel[0] ? kiln_xasprintf("%s/%s", top, rel) : kiln_xstrdup(top);
-        DIR *d;
+        _cleanup_dir_ DIR *d = NULL;
         struct dirent *de;
         _cleanup_strv_ char **files = NULL;
         _cleanup_strv_ char **dirs = NULL;
         size_t nf = 0, nd = 0;
-        int r = 0;
 
         if (depth > 256)
                 return kiln_err_set(err, KILN_ERR_SPEC, 0, "copy: %s: directories nest too deep",
@@ -123,12 +129,9 @@ static int digest_dir(EVP_MD_CTX *md, const char *top, const char *rel, int dept
                         files[nf] = NULL;
                 }
         }
-        if (errno) {
-                r = kiln_err_sys(err, "copy: reading directory %s", dirpath);
-                closedir(d);
-                return r;
-        }
-        closedir(d);
+        if (errno)
+                return kiln_err_sys(err, "copy: reading directory %s", dirpath);
+        closedir(steal_pointer(&d)); /* before recursing: not one descriptor per level */
         qsort(files, nf, sizeof(char *), name_cmp);
         qsort(dirs, nd, sizeof(char *), name_cmp);
         for (size_t i = 0; i < nf; i++) {
@@ -313,11 +316,10 @@ static int render_dict(const struct kiln_spec *s, bool for_tag, int depth, struc
                         kiln_spec_str_repr(b, d, strlen(d));
                 } else if (!strcmp(f, "base_image") && s->base_spec) {
                         if (for_tag) {
-                                struct kiln_image_name n = {0};
+                                _cleanup_image_name_ struct kiln_image_name n = {0};
                                 if (image_name(s->base_spec, &n, depth + 1, err) < 0)
                                         return kiln_err_prefix(err, "base_image");
                                 kiln_spec_str_repr(b, n.full, strlen(n.full));
-                                kiln_image_name_release(&n);
                         } else if (render_dict(s->base_spec, false, depth + 1, b, err) < 0) {
                                 return -1;
                         }
@@ -360,13 +362,12 @@ static int image_name(const struct kiln_spec *s, struct kiln_image_name *out, in
 int kiln_spec_image_name(const struct kiln_spec *s, struct kiln_image_name *out,
                          struct kiln_err **err)
 {
-        struct kiln_image_name n = {0};
+        _cleanup_image_name_ struct kiln_image_name n = {0};
 
-        if (image_name(s, &n, 0, err) < 0) {
-                kiln_image_name_release(&n);
+        if (image_name(s, &n, 0, err) < 0)
                 return -1;
-        }
         *out = n;
+        n = (struct kiln_image_name){0};
         return 0;
 }
 

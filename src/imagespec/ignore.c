@@ -1,58 +1,17 @@
-/* Which files of a source tree a build copies (ImageSpec source_root):
- * .gitignore files with git's rules, the root's .dockerignore with moby's
- * patternmatcher rules, and flytekit's standard ignores.
- *
- * Both syntaxes compile to one small pattern language (literals, `?`, `*`,
- * classes, "any directories" and "anything") run as an NFA, so a hostile
- * pattern costs time linear in the path, never exponential. */
+/* Ignore patterns: the pattern language both syntaxes compile to, run as
+ * an NFA so that a hostile pattern costs time linear in the path, never
+ * exponential; pattern lists; and the public matcher. The syntaxes are
+ * gitignore.c and dockerignore.c; the walk that applies them to a source
+ * tree is source.c. */
 #include "kiln/imagespec.h"
+#include "imagespec-internal.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/stat.h>
-
-#define IGNORE_FILE_MAX ((size_t)1 << 20)
-#define WALK_DEPTH_MAX  256
 
 /* ---------- the pattern language ---------- */
 
-enum tok_kind {
-        T_LIT,     /* one byte (git) or rune (docker) */
-        T_ANY1,    /* `?`: one symbol but '/' */
-        T_STAR,    /* `*`: any symbols but '/' */
-        T_CLASS,   /* `[...]`: one symbol of a set */
-        T_OPTDIRS, /* nothing, or anything that ends in '/' (a `**` then '/') */
-        T_ANYSTR,  /* `.*`: anything, '/' included */
-};
-
-/* A class item: the range lo..hi, or (ctype != 0) a POSIX class. */
-struct citem {
-        uint32_t lo, hi;
-        uint8_t ctype;
-};
-
-struct tok {
-        uint8_t kind;
-        bool neg;           /* T_CLASS: [!...] / [^...] */
-        uint32_t c;         /* T_LIT */
-        uint32_t cls, ncls; /* T_CLASS: items[cls .. cls + ncls) */
-};
-
-struct prog {
-        struct tok *t;
-        size_t n, cap;
-        struct citem *items;
-        size_t nitems, capitems;
-        bool runes;     /* docker: symbols are UTF-8 runes; git: bytes */
-        bool class_sep; /* docker: a class may match '/'; git: never */
-        bool never;     /* git: a malformed class, or a trailing '\' */
-        char *lit;      /* all tokens are literals: the bytes, for memcmp */
-        size_t litlen;
-};
-
-static void prog_push(struct prog *p, enum tok_kind k, uint32_t c)
+void kiln_ignore_prog_push(struct prog *p, enum tok_kind k, uint32_t c)
 {
         if (p->n == p->cap) {
                 p->cap = p->cap ? p->cap * 2 : 16;
@@ -61,7 +20,7 @@ static void prog_push(struct prog *p, enum tok_kind k, uint32_t c)
         p->t[p->n++] = (struct tok){.kind = (uint8_t)k, .c = c};
 }
 
-static void prog_item(struct prog *p, uint32_t lo, uint32_t hi, uint8_t ctype)
+void kiln_ignore_prog_item(struct prog *p, uint32_t lo, uint32_t hi, uint8_t ctype)
 {
         if (p->nitems == p->capitems) {
                 p->capitems = p->capitems ? p->capitems * 2 : 8;
@@ -71,7 +30,7 @@ static void prog_item(struct prog *p, uint32_t lo, uint32_t hi, uint8_t ctype)
         p->t[p->n - 1].ncls++;
 }
 
-static void prog_release(struct prog *p)
+void kiln_ignore_prog_release(struct prog *p)
 {
         free(p->t);
         free(p->items);
@@ -106,7 +65,7 @@ static void buf_put_sym(struct kiln_buf *b, uint32_t c, bool runes)
 
 /* Records the literal bytes when the whole program is literals, so the
  * common patterns ("node_modules", ".env") match by memcmp. */
-static void prog_finish(struct prog *p)
+void kiln_ignore_prog_finish(struct prog *p)
 {
         for (size_t i = 0; i < p->n; i++)
                 if (p->t[i].kind != T_LIT)
@@ -120,7 +79,7 @@ static void prog_finish(struct prog *p)
 
 /* One UTF-8 rune at s (n > 0 bytes left) as Go decodes it: an invalid
  * byte is one symbol of its own (kept apart from every valid rune). */
-static uint32_t next_rune(const unsigned char *s, size_t n, size_t *len)
+uint32_t kiln_ignore_next_rune(const unsigned char *s, size_t n, size_t *len)
 {
         unsigned char c = s[0];
         size_t want = c < 0x80             ? 1
@@ -157,23 +116,8 @@ static uint32_t next_sym(const struct prog *p, const char *s, size_t n, size_t *
                 *len = 1;
                 return (unsigned char)s[0];
         }
-        return next_rune((const unsigned char *)s, n, len);
+        return kiln_ignore_next_rune((const unsigned char *)s, n, len);
 }
-
-enum ctype {
-        C_ALNUM = 1,
-        C_ALPHA,
-        C_BLANK,
-        C_CNTRL,
-        C_DIGIT,
-        C_GRAPH,
-        C_LOWER,
-        C_PRINT,
-        C_PUNCT,
-        C_SPACE,
-        C_UPPER,
-        C_XDIGIT
-};
 
 /* ASCII only, as git's wildmatch (it does not use the locale). */
 static bool ctype_is(uint8_t t, uint32_t c)
@@ -295,7 +239,7 @@ static bool nfa_step(const struct prog *p, struct nfa *m, uint32_t c)
 
 /* Whether the program matches all of s[0..n). partial: whether it matches
  * s followed by something (an over-approximation: any live state counts). */
-static bool prog_run(const struct prog *p, const char *s, size_t n, bool partial)
+bool kiln_ignore_prog_run(const struct prog *p, const char *s, size_t n, bool partial)
 {
         if (p->never)
                 return false;
@@ -332,182 +276,7 @@ static bool prog_run(const struct prog *p, const char *s, size_t n, bool partial
 
 /* ---------- pattern lists ---------- */
 
-enum {
-        P_NEG = 1,      /* "!pattern": git re-include, docker exception */
-        P_DIRONLY = 2,  /* "pattern/" */
-        P_BASENAME = 4, /* no '/': matches the last component at any depth */
-};
-
-struct pat {
-        struct prog prog;
-        unsigned flags;
-        char *base; /* git: the ignore file's directory, "" or "a/b" */
-        size_t baselen;
-};
-
-struct kiln_ignore {
-        enum kiln_ignore_syntax syntax;
-        struct pat *v;
-        size_t n, cap;
-        size_t exclusions; /* docker: "!" patterns */
-};
-
-/* ---------- gitignore ---------- */
-
-static const struct {
-        const char *name;
-        uint8_t t;
-} ctypes[] = {
-    {"alnum", C_ALNUM}, {"alpha", C_ALPHA}, {"blank", C_BLANK}, {"cntrl", C_CNTRL},
-    {"digit", C_DIGIT}, {"graph", C_GRAPH}, {"lower", C_LOWER}, {"print", C_PRINT},
-    {"punct", C_PUNCT}, {"space", C_SPACE}, {"upper", C_UPPER}, {"xdigit", C_XDIGIT},
-};
-
-/* A wildmatch class starting at s ('['), as git reads it: `!` or `^`
- * negates, a leading `]` is literal, `a-z` ranges, `\` escapes, [:name:].
- * Returns the end, or NULL when malformed (git then matches nothing). */
-static const char *git_class(struct prog *p, const char *s, const char *end)
-{
-        const char *q = s + 1;
-        prog_push(p, T_CLASS, 0);
-        struct tok *t = &p->t[p->n - 1];
-        t->cls = (uint32_t)p->nitems;
-        if (q < end && (*q == '!' || *q == '^')) {
-                t->neg = true;
-                q++;
-        }
-        bool first = true, have_prev = false;
-        unsigned char prev = 0;
-        for (;; first = false) {
-                if (q >= end)
-                        return NULL;
-                unsigned char c = (unsigned char)*q;
-                if (c == ']' && !first)
-                        return q + 1;
-                if (c == '\\') {
-                        if (++q >= end)
-                                return NULL;
-                        c = (unsigned char)*q++;
-                        prog_item(p, c, c, 0);
-                        prev = c;
-                        have_prev = true;
-                } else if (c == '-' && have_prev && q + 1 < end && q[1] != ']') {
-                        unsigned char hi = (unsigned char)*++q;
-                        if (hi == '\\') {
-                                if (++q >= end)
-                                        return NULL;
-                                hi = (unsigned char)*q;
-                        }
-                        q++;
-                        if (prev <= hi)
-                                prog_item(p, prev, hi, 0);
-                        have_prev = false;
-                } else if (c == '[' && q + 1 < end && q[1] == ':') {
-                        const char *name = q + 2, *r = name;
-                        while (r < end && *r != ']')
-                                r++;
-                        if (r >= end)
-                                return NULL;
-                        if (r - name < 1 || r[-1] != ':') {
-                                /* no ":]": a literal '[' */
-                                prog_item(p, '[', '[', 0);
-                                prev = '[';
-                                have_prev = true;
-                                q++;
-                                continue;
-                        }
-                        size_t len = (size_t)(r - name) - 1;
-                        uint8_t ct = 0;
-                        for (size_t i = 0; i < sizeof(ctypes) / sizeof(ctypes[0]); i++)
-                                if (strlen(ctypes[i].name) == len &&
-                                    !memcmp(ctypes[i].name, name, len))
-                                        ct = ctypes[i].t;
-                        if (!ct)
-                                return NULL;
-                        prog_item(p, 0, 0, ct);
-                        have_prev = false;
-                        q = r + 1;
-                } else {
-                        prog_item(p, c, c, 0);
-                        prev = c;
-                        have_prev = true;
-                        q++;
-                }
-        }
-}
-
-/* Compiles pattern[0..len) as git matches it: the bytes before the first
- * glob character literally, then the rest as wildmatch with WM_PATHNAME,
- * where `**` is special only at the start of that rest or after a '/', and
- * before a '/' or the end. (git splits the literal prefix off first, so
- * "foo" "**" "/bar" matches "foo/x/bar" as "foo/" "**" "/bar" does.) */
-static void git_compile(struct prog *p, const char *pattern, size_t len)
-{
-        const char *s = pattern, *end = pattern + len;
-        while (s < end && !strchr("*?[\\", *s))
-                prog_push(p, T_LIT, (unsigned char)*s++);
-        const char *start = s;
-        while (s < end && !p->never) {
-                char c = *s;
-                if (c == '\\') {
-                        if (s + 1 >= end) {
-                                p->never = true; /* a trailing '\' matches nothing */
-                                break;
-                        }
-                        prog_push(p, T_LIT, (unsigned char)s[1]);
-                        s += 2;
-                } else if (c == '?') {
-                        prog_push(p, T_ANY1, 0);
-                        s++;
-                } else if (c == '[') {
-                        s = git_class(p, s, end);
-                        if (!s)
-                                p->never = true;
-                } else if (c == '*') {
-                        const char *first = s;
-                        while (s < end && *s == '*')
-                                s++;
-                        bool special =
-                            s - first >= 2 && (first == start || first[-1] == '/') &&
-                            (s == end || *s == '/' || (s[0] == '\\' && s + 1 < end && s[1] == '/'));
-                        if (!special) {
-                                prog_push(p, T_STAR, 0);
-                        } else if (s < end && *s == '/') {
-                                prog_push(p, T_OPTDIRS, 0);
-                                s++;
-                        } else {
-                                prog_push(p, T_ANYSTR, 0);
-                        }
-                } else {
-                        prog_push(p, T_LIT, (unsigned char)c);
-                        s++;
-                }
-        }
-        if (!p->never)
-                prog_finish(p);
-}
-
-/* git's trim_trailing_spaces: unescaped trailing spaces go. */
-static void git_trim(char *s)
-{
-        char *last_space = NULL;
-        for (char *p = s; *p; p++) {
-                if (*p == ' ') {
-                        if (!last_space)
-                                last_space = p;
-                } else if (*p == '\\') {
-                        if (!*++p)
-                                return;
-                        last_space = NULL;
-                } else {
-                        last_space = NULL;
-                }
-        }
-        if (last_space)
-                *last_space = '\0';
-}
-
-static struct pat *ignore_push(struct kiln_ignore *ig)
+struct pat *kiln_ignore_push_pat(struct kiln_ignore *ig)
 {
         if (ig->n == ig->cap) {
                 ig->cap = ig->cap ? ig->cap * 2 : 16;
@@ -516,337 +285,6 @@ static struct pat *ignore_push(struct kiln_ignore *ig)
         struct pat *pt = &ig->v[ig->n++];
         *pt = (struct pat){0};
         return pt;
-}
-
-static void git_add_line(struct kiln_ignore *ig, const char *base, char *line)
-{
-        if (line[0] == '#')
-                return;
-        git_trim(line);
-        if (!line[0])
-                return;
-        unsigned flags = 0;
-        char *p = line;
-        if (*p == '!') {
-                flags |= P_NEG;
-                p++;
-        }
-        size_t len = strlen(p);
-        if (len && p[len - 1] == '/') {
-                flags |= P_DIRONLY;
-                len--;
-        }
-        if (!memchr(p, '/', len)) {
-                flags |= P_BASENAME;
-        } else if (*p == '/') {
-                p++;
-                len--;
-        }
-        struct pat *pt = ignore_push(ig);
-        pt->flags = flags;
-        pt->base = kiln_xstrdup(base);
-        pt->baselen = strlen(base);
-        git_compile(&pt->prog, p, len);
-}
-
-/* Whether one pattern matches path (basename: its last component). */
-static bool git_pat_match(const struct pat *pt, const char *path, size_t plen, const char *basename,
-                          bool is_dir)
-{
-        if ((pt->flags & P_DIRONLY) && !is_dir)
-                return false;
-        const char *name = path;
-        size_t nlen = plen;
-        if (pt->baselen) {
-                if (plen <= pt->baselen || path[pt->baselen] != '/' ||
-                    memcmp(path, pt->base, pt->baselen))
-                        return false;
-                name = path + pt->baselen + 1;
-                nlen = plen - pt->baselen - 1;
-        }
-        if (pt->flags & P_BASENAME)
-                return prog_run(&pt->prog, basename, strlen(basename), false);
-        return prog_run(&pt->prog, name, nlen, false);
-}
-
-/* The last matching pattern decides: 1 excluded, 0 re-included, -1 none
- * matched. Only path itself is looked at, not its parents. */
-static int git_decide(const struct kiln_ignore *ig, const char *path, bool is_dir)
-{
-        size_t plen = strlen(path);
-        const char *slash = strrchr(path, '/');
-        const char *basename = slash ? slash + 1 : path;
-        for (size_t i = ig->n; i-- > 0;)
-                if (git_pat_match(&ig->v[i], path, plen, basename, is_dir))
-                        return (ig->v[i].flags & P_NEG) ? 0 : 1;
-        return -1;
-}
-
-/* ---------- dockerignore ---------- */
-
-static bool go_space(char c)
-{
-        return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
-/* strings.TrimSpace (ASCII white space only). */
-static char *go_trim(char *s)
-{
-        while (go_space(*s))
-                s++;
-        size_t n = strlen(s);
-        while (n && go_space(s[n - 1]))
-                s[--n] = '\0';
-        return s;
-}
-
-/* Go's filepath.Clean on Unix: the shortest equivalent path ("." if empty). */
-static char *go_clean(const char *s)
-{
-        size_t n = strlen(s);
-        if (!n)
-                return kiln_xstrdup(".");
-        bool rooted = s[0] == '/';
-        char *out = kiln_xmalloc(n + 2);
-        size_t w = 0, r = 0, dotdot = 0;
-        if (rooted) {
-                out[w++] = '/';
-                r = 1;
-                dotdot = 1;
-        }
-        while (r < n) {
-                if (s[r] == '/') {
-                        r++;
-                } else if (s[r] == '.' && (r + 1 == n || s[r + 1] == '/')) {
-                        r++;
-                } else if (s[r] == '.' && s[r + 1] == '.' && (r + 2 == n || s[r + 2] == '/')) {
-                        r += 2;
-                        if (w > dotdot) {
-                                w--;
-                                while (w > dotdot && out[w] != '/')
-                                        w--;
-                        } else if (!rooted) {
-                                if (w > 0)
-                                        out[w++] = '/';
-                                out[w++] = '.';
-                                out[w++] = '.';
-                                dotdot = w;
-                        }
-                } else {
-                        if ((rooted && w != 1) || (!rooted && w != 0))
-                                out[w++] = '/';
-                        while (r < n && s[r] != '/')
-                                out[w++] = s[r++];
-                }
-        }
-        if (!w)
-                out[w++] = '.';
-        out[w] = '\0';
-        return out;
-}
-
-/* filepath.Match's syntax rules for a class's characters: a '-' or ']'
- * where a character is due, a trailing '\', or invalid UTF-8 is an error. */
-static const char *go_class_char(const char *s, uint32_t *r)
-{
-        if (!*s || *s == '-' || *s == ']')
-                return NULL;
-        if (*s == '\\' && !*++s)
-                return NULL;
-        size_t len;
-        *r = next_rune((const unsigned char *)s, strlen(s), &len);
-        if (*r & 0x80000000u)
-                return NULL;
-        return s + len;
-}
-
-/* A class at s ('['), checked as filepath.Match checks it (and, for
- * reversed ranges, as Go's regexp compiler that moby hands it to does).
- * Inside the class `*` and `?` are plain characters, as in filepath.Match
- * (moby's regexp translation mangles them). */
-static const char *docker_class(struct prog *p, const char *s)
-{
-        prog_push(p, T_CLASS, 0);
-        struct tok *t = &p->t[p->n - 1];
-        t->cls = (uint32_t)p->nitems;
-        s++;
-        if (*s == '^') {
-                t->neg = true;
-                s++;
-        }
-        for (size_t nrange = 0;; nrange++) {
-                if (*s == ']' && nrange > 0)
-                        return s + 1;
-                uint32_t lo, hi;
-                if (!(s = go_class_char(s, &lo)))
-                        return NULL;
-                hi = lo;
-                if (*s == '-' && !(s = go_class_char(s + 1, &hi)))
-                        return NULL;
-                if (hi < lo)
-                        return NULL;
-                prog_item(p, lo, hi, 0);
-        }
-}
-
-static bool utf8_valid(const char *s)
-{
-        size_t n = strlen(s);
-        for (size_t i = 0, len; i < n; i += len)
-                if (next_rune((const unsigned char *)s + i, n - i, &len) & 0x80000000u)
-                        return false;
-        return true;
-}
-
-/* Compiles a cleaned pattern as moby's Pattern.compile classifies and
- * translates it: `*` any run without '/', `?` one rune but '/', `**`
- * followed by '/' or more pattern T_OPTDIRS, a trailing `**` anything; a
- * pattern that is only literals after a leading `**` matches by suffix
- * ("**" "foo" matches "xfoo"). */
-static int docker_compile(struct prog *p, const char *pattern, const char **why)
-{
-        enum { EXACT, PREFIX, SUFFIX, REGEX } type = EXACT;
-        bool lead_no_slash = false;
-        const char *s = pattern;
-        for (bool first = true; *s; first = false) {
-                if (s[0] == '*' && s[1] == '*') {
-                        s += 2;
-                        bool slash = *s == '/';
-                        if (slash)
-                                s++;
-                        if (!*s) {
-                                prog_push(p, T_ANYSTR, 0);
-                                type = type == EXACT ? PREFIX : REGEX;
-                        } else {
-                                prog_push(p, T_OPTDIRS, 0);
-                                type = REGEX;
-                        }
-                        if (first) {
-                                type = SUFFIX;
-                                lead_no_slash = !slash && *s;
-                        }
-                } else if (*s == '*' || *s == '?') {
-                        prog_push(p, *s == '*' ? T_STAR : T_ANY1, 0);
-                        type = REGEX;
-                        s++;
-                } else if (*s == '\\') {
-                        if (!s[1]) { /* filepath.Match refuses it */
-                                *why = "a trailing '\\'";
-                                return -1;
-                        }
-                        size_t len;
-                        prog_push(p, T_LIT,
-                                  next_rune((const unsigned char *)s + 1, strlen(s + 1), &len));
-                        type = REGEX;
-                        s += 1 + len;
-                } else if (*s == '[') {
-                        if (!(s = docker_class(p, s))) {
-                                *why = "a malformed [...] class";
-                                return -1;
-                        }
-                        type = REGEX;
-                } else {
-                        size_t len;
-                        prog_push(p, T_LIT, next_rune((const unsigned char *)s, strlen(s), &len));
-                        if (*s == ']')
-                                type = REGEX;
-                        s += len;
-                }
-        }
-        if (type == REGEX && !utf8_valid(pattern)) {
-                *why = "invalid UTF-8";
-                return -1;
-        }
-        /* "**foo": strings.HasSuffix(path, "foo") */
-        if (type == SUFFIX && lead_no_slash)
-                p->t[0].kind = T_ANYSTR;
-        prog_finish(p);
-        return 0;
-}
-
-/* One line of a .dockerignore, through moby's ignorefile.ReadAll and then
- * patternmatcher.New. */
-static int docker_add_line(struct kiln_ignore *ig, char *line, const char *origin, unsigned lineno,
-                           struct kiln_err **err)
-{
-        if (line[0] == '#')
-                return 0;
-        char *p = go_trim(line);
-        if (!*p)
-                return 0;
-        bool invert = *p == '!';
-        if (invert)
-                p = go_trim(p + 1);
-        _cleanup_free_ char *read = NULL;
-        if (*p) {
-                _cleanup_free_ char *c = go_clean(p);
-                const char *q = c[0] == '/' && c[1] ? c + 1 : c;
-                read = kiln_xasprintf("%s%s", invert ? "!" : "", q);
-        } else {
-                read = kiln_xstrdup(invert ? "!" : "");
-        }
-        /* patternmatcher.New: trim, clean again, then the '!' */
-        _cleanup_free_ char *cleaned = go_clean(read);
-        const char *pat = cleaned;
-        bool excl = false;
-        if (pat[0] == '!') {
-                if (!pat[1])
-                        return kiln_err_set(err, KILN_ERR_SPEC, 0,
-                                            "%s:%u: illegal exclusion pattern: \"!\"", origin,
-                                            lineno);
-                excl = true;
-                pat++;
-        }
-        struct pat *pt = ignore_push(ig);
-        pt->prog.runes = true;
-        pt->prog.class_sep = true;
-        pt->flags = excl ? P_NEG : 0;
-        const char *why = NULL;
-        if (docker_compile(&pt->prog, pat, &why) < 0) {
-                prog_release(&pt->prog);
-                ig->n--;
-                return kiln_err_set(err, KILN_ERR_SPEC, 0,
-                                    "%s:%u: syntax error in pattern \"%s\": %s", origin, lineno,
-                                    pat, why);
-        }
-        if (excl)
-                ig->exclusions++;
-        return 0;
-}
-
-/* MatchesOrParentMatches: each pattern in turn, against the path and each
- * of its parent directories; the last that matches decides. */
-static bool docker_excluded(const struct kiln_ignore *ig, const char *path)
-{
-        size_t n = strlen(path);
-        bool matched = false;
-        for (size_t i = 0; i < ig->n; i++) {
-                const struct pat *pt = &ig->v[i];
-                bool excl = pt->flags & P_NEG;
-                if (excl != matched)
-                        continue;
-                bool m = prog_run(&pt->prog, path, n, false);
-                for (size_t k = 0; !m && k < n; k++)
-                        if (path[k] == '/')
-                                m = prog_run(&pt->prog, path, k, false);
-                if (m)
-                        matched = !excl;
-        }
-        return matched;
-}
-
-/* Whether an exclusion pattern might re-include something below dir, so
- * an excluded directory must still be walked. */
-static bool docker_may_reinclude(const struct kiln_ignore *ig, const char *dir)
-{
-        if (!ig->exclusions)
-                return false;
-        _cleanup_free_ char *s = kiln_xasprintf("%s/", dir);
-        size_t n = strlen(s);
-        for (size_t i = 0; i < ig->n; i++)
-                if ((ig->v[i].flags & P_NEG) && prog_run(&ig->v[i].prog, s, n, true))
-                        return true;
-        return false;
 }
 
 /* ---------- the public matcher ---------- */
@@ -858,11 +296,16 @@ struct kiln_ignore *kiln_ignore_new(enum kiln_ignore_syntax syntax)
         return ig;
 }
 
-static void ignore_truncate(struct kiln_ignore *ig, size_t n)
+size_t kiln_ignore_len(const struct kiln_ignore *ig)
+{
+        return ig->n;
+}
+
+void kiln_ignore_truncate(struct kiln_ignore *ig, size_t n)
 {
         while (ig->n > n) {
                 struct pat *pt = &ig->v[--ig->n];
-                prog_release(&pt->prog);
+                kiln_ignore_prog_release(&pt->prog);
                 free(pt->base);
         }
 }
@@ -871,7 +314,7 @@ void kiln_ignore_free(struct kiln_ignore *ig)
 {
         if (!ig)
                 return;
-        ignore_truncate(ig, 0);
+        kiln_ignore_truncate(ig, 0);
         free(ig->v);
         free(ig);
 }
@@ -906,8 +349,8 @@ int kiln_ignore_add(struct kiln_ignore *ig, const char *base, const char *text, 
                 _cleanup_free_ char *line = kiln_xstrndup(text + at, l);
                 at = end + 1;
                 if (ig->syntax == KILN_IGNORE_GIT)
-                        git_add_line(ig, b, line);
-                else if (docker_add_line(ig, line, origin, lineno, err) < 0)
+                        kiln_ignore_git_add_line(ig, b, line);
+                else if (kiln_ignore_docker_add_line(ig, line, origin, lineno, err) < 0)
                         return -1;
         }
         return 0;
@@ -918,201 +361,15 @@ bool kiln_ignore_match(const struct kiln_ignore *ig, const char *relpath, bool i
         if (!*relpath)
                 return false;
         if (ig->syntax == KILN_IGNORE_DOCKER)
-                return docker_excluded(ig, relpath);
+                return kiln_ignore_docker_excluded(ig, relpath);
         /* git never looks inside an excluded directory */
         _cleanup_free_ char *p = kiln_xstrdup(relpath);
         for (char *s = strchr(p, '/'); s; s = strchr(s + 1, '/')) {
                 *s = '\0';
-                bool excluded = git_decide(ig, p, true) == 1;
+                bool excluded = kiln_ignore_git_decide(ig, p, true) == 1;
                 *s = '/';
                 if (excluded)
                         return true;
         }
-        return git_decide(ig, p, is_dir) == 1;
-}
-
-/* ---------- walking a source tree ---------- */
-
-/* flytekit's STANDARD_IGNORE_PATTERNS, read as gitignore patterns. */
-static const char standard_ignores[] = "*.pyc\n.cache\n.cache/*\n__pycache__\n**/__pycache__\n";
-
-struct walk {
-        const char *root; /* for messages, without trailing '/' */
-        struct kiln_ignore *std, *git, *docker;
-        char **v;
-        size_t n, cap;
-};
-
-static char *walk_shown(const struct walk *w, const char *rel)
-{
-        return kiln_xasprintf("%s%s%s", w->root, *rel ? "/" : "", rel);
-}
-
-/* Reads an ignore file named name in dirfd, bounded. *found is false when
- * there is none. Ignore files are read only as regular files: a symlink
- * (which could lead out of the tree) or a fifo is an error, not skipped,
- * so that what the user meant to exclude is never copied silently. */
-static int read_ignore_file(const struct walk *w, int dirfd, const char *rel, const char *name,
-                            struct kiln_buf *out, bool *found, struct kiln_err **err)
-{
-        *found = false;
-        _cleanup_free_ char *relname =
-            *rel ? kiln_xasprintf("%s/%s", rel, name) : kiln_xstrdup(name);
-        _cleanup_free_ char *shown = walk_shown(w, relname);
-        _cleanup_close_ int fd =
-            openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                if (errno == ENOENT)
-                        return 0;
-                if (errno == ELOOP)
-                        return kiln_err_set(err, KILN_ERR_SPEC, 0,
-                                            "%s: is a symlink; ignore files are read only as "
-                                            "regular files (replace the link with a copy)",
-                                            shown);
-                return kiln_err_sys(err, "open %s", shown);
-        }
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return kiln_err_sys(err, "stat %s", shown);
-        if (!S_ISREG(st.st_mode))
-                return kiln_err_set(err, KILN_ERR_SPEC, 0, "%s: not a regular file", shown);
-        if ((uint64_t)st.st_size > IGNORE_FILE_MAX)
-                return kiln_err_set(err, KILN_ERR_SPEC, 0, "%s: larger than %zu bytes", shown,
-                                    IGNORE_FILE_MAX);
-        if (kiln_read_fd(fd, shown, IGNORE_FILE_MAX, out, err) < 0)
-                return -1;
-        *found = true;
-        return 0;
-}
-
-static void walk_push(struct walk *w, const char *rel)
-{
-        if (w->n + 2 > w->cap) {
-                w->cap = w->cap ? w->cap * 2 : 64;
-                w->v = kiln_xrealloc(w->v, w->cap * sizeof(char *));
-        }
-        w->v[w->n++] = kiln_xstrdup(rel);
-        w->v[w->n] = NULL;
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static const char *file_kind(mode_t m)
-{
-        return S_ISFIFO(m) ? "fifo" : S_ISSOCK(m) ? "socket" : "device node";
-}
-
-static int walk_dir(struct walk *w, int dirfd, const char *rel, unsigned depth,
-                    struct kiln_err **err);
-
-static int walk_entry(struct walk *w, int dirfd, const char *rel, const char *name, unsigned depth,
-                      struct kiln_err **err)
-{
-        _cleanup_free_ char *child = *rel ? kiln_xasprintf("%s/%s", rel, name) : kiln_xstrdup(name);
-        struct stat st;
-        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                if (errno == ENOENT) /* removed while we walk: as if never there */
-                        return 0;
-                _cleanup_free_ char *shown = walk_shown(w, child);
-                return kiln_err_sys(err, "stat %s", shown);
-        }
-        bool is_dir = S_ISDIR(st.st_mode);
-        if (git_decide(w->std, child, is_dir) == 1 || git_decide(w->git, child, is_dir) == 1)
-                return 0;
-        /* docker-py's PatternMatcher never lets .dockerignore exclude itself */
-        bool dex = !(!*rel && !strcmp(name, ".dockerignore")) && docker_excluded(w->docker, child);
-        if (is_dir) {
-                if (dex && !docker_may_reinclude(w->docker, child))
-                        return 0;
-                _cleanup_free_ char *shown = walk_shown(w, child);
-                if (depth + 1 > WALK_DEPTH_MAX)
-                        return kiln_err_set(err, KILN_ERR_SPEC, 0,
-                                            "%s: more than %d directories deep", shown,
-                                            WALK_DEPTH_MAX);
-                _cleanup_close_ int fd =
-                    openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (fd < 0)
-                        return kiln_err_sys(err, "open %s", shown);
-                return walk_dir(w, fd, child, depth + 1, err);
-        }
-        if (dex)
-                return 0;
-        if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
-                _cleanup_free_ char *shown = walk_shown(w, child);
-                return kiln_err_set(err, KILN_ERR_SPEC, 0,
-                                    "%s: a %s cannot be copied into an image (only regular "
-                                    "files, directories and symlinks); exclude it in "
-                                    ".dockerignore or .gitignore",
-                                    shown, file_kind(st.st_mode));
-        }
-        walk_push(w, child);
-        return 0;
-}
-
-static int walk_dir(struct walk *w, int dirfd, const char *rel, unsigned depth,
-                    struct kiln_err **err)
-{
-        size_t mark = w->git->n;
-        _cleanup_buf_ struct kiln_buf gi = {0};
-        bool found = false;
-        if (read_ignore_file(w, dirfd, rel, ".gitignore", &gi, &found, err) < 0)
-                return -1;
-        if (found) {
-                _cleanup_free_ char *relname =
-                    *rel ? kiln_xasprintf("%s/.gitignore", rel) : kiln_xstrdup(".gitignore");
-                _cleanup_free_ char *origin = walk_shown(w, relname);
-                if (kiln_ignore_add(w->git, rel, gi.data, gi.len, origin, err) < 0)
-                        return -1;
-        }
-        _cleanup_free_ char *shown = walk_shown(w, rel);
-        _cleanup_strv_ char **names = NULL;
-        size_t n = 0;
-        if (kiln_dir_names(dirfd, shown, &names, &n, err) < 0)
-                return -1;
-        qsort(names, n, sizeof(char *), str_cmp);
-        int rc = 0;
-        for (size_t i = 0; i < n && rc == 0; i++)
-                if (strcmp(names[i], ".git") != 0) /* never copied, at any depth */
-                        rc = walk_entry(w, dirfd, rel, names[i], depth, err);
-        ignore_truncate(w->git, mark);
-        return rc;
-}
-
-int kiln_source_list(const char *root, char ***paths, struct kiln_err **err)
-{
-        *paths = NULL;
-        _cleanup_free_ char *shown_root = kiln_xstrdup(root);
-        for (size_t n = strlen(shown_root); n > 1 && shown_root[n - 1] == '/';)
-                shown_root[--n] = '\0';
-        _cleanup_ignore_ struct kiln_ignore *std = kiln_ignore_new(KILN_IGNORE_GIT);
-        _cleanup_ignore_ struct kiln_ignore *git = kiln_ignore_new(KILN_IGNORE_GIT);
-        _cleanup_ignore_ struct kiln_ignore *docker = kiln_ignore_new(KILN_IGNORE_DOCKER);
-        struct walk w = {.root = shown_root, .std = std, .git = git, .docker = docker};
-        kiln_ignore_add(std, "", standard_ignores, sizeof(standard_ignores) - 1, "flytekit", NULL);
-        _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return kiln_err_sys(err, "open source directory %s", shown_root);
-        _cleanup_buf_ struct kiln_buf di = {0};
-        bool found = false;
-        if (read_ignore_file(&w, fd, "", ".dockerignore", &di, &found, err) < 0)
-                return -1;
-        if (found) {
-                _cleanup_free_ char *shown = walk_shown(&w, ".dockerignore");
-                if (kiln_ignore_add(docker, "", di.data, di.len, shown, err) < 0)
-                        return -1;
-        }
-        if (walk_dir(&w, fd, "", 0, err) < 0) {
-                for (size_t i = 0; i < w.n; i++)
-                        free(w.v[i]);
-                free(w.v);
-                return -1;
-        }
-        if (!w.v)
-                w.v = kiln_xcalloc(1, sizeof(char *));
-        qsort(w.v, w.n, sizeof(char *), str_cmp);
-        *paths = w.v;
-        return 0;
+        return kiln_ignore_git_decide(ig, p, is_dir) == 1;
 }

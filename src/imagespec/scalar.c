@@ -98,6 +98,15 @@ struct bignum {
         size_t n, cap;
 };
 
+static void bignum_release(struct bignum *b)
+{
+        free(b->limb);
+        *b = (struct bignum){0};
+}
+#define _cleanup_bignum_ _cleanup_(bignum_release)
+
+#define INT_TOO_LARGE "integer too large (Python prints at most 4300 digits)"
+
 static void big_muladd(struct bignum *b, uint32_t mul, uint32_t add)
 {
         uint64_t carry = add;
@@ -146,7 +155,7 @@ static bool big_digits(struct bignum *b, const char *s, size_t len, int base)
 /* Decimal text of sign*b, or NULL when longer than Python prints. */
 static char *big_text(const struct bignum *b, bool negative)
 {
-        struct kiln_buf out = {0};
+        _cleanup_buf_ struct kiln_buf out = {0};
         size_t i = b->n;
 
         while (i > 0 && b->limb[i - 1] == 0)
@@ -158,18 +167,16 @@ static char *big_text(const struct bignum *b, bool negative)
         kiln_buf_printf(&out, "%u", b->limb[i - 1]);
         while (--i > 0)
                 kiln_buf_printf(&out, "%09u", b->limb[i - 1]);
-        if (out.len - (negative ? 1 : 0) > KILN_SPEC_INT_MAX_DIGITS) {
-                kiln_buf_release(&out);
+        if (out.len - (negative ? 1 : 0) > KILN_SPEC_INT_MAX_DIGITS)
                 return NULL;
-        }
         return kiln_buf_steal(&out);
 }
 
 /* SafeConstructor.construct_yaml_int on text with '_' removed. */
-static int construct_int(struct kiln_spec_value *v, char *s, char **why)
+static int construct_int(struct kiln_spec_value *v, char *s, struct kiln_err **err)
 {
         bool neg = false;
-        struct bignum b = {0};
+        _cleanup_bignum_ struct bignum b = {0};
         bool ok;
 
         if (*s == '-')
@@ -178,10 +185,8 @@ static int construct_int(struct kiln_spec_value *v, char *s, char **why)
                 s++;
         /* Bounds the quadratic conversion; anything this long prints as
          * more digits than Python allows anyway. */
-        if (strlen(s) > 16 * KILN_SPEC_INT_MAX_DIGITS) {
-                *why = kiln_xstrdup("integer too large (Python prints at most 4300 digits)");
-                return -1;
-        }
+        if (strlen(s) > 16 * KILN_SPEC_INT_MAX_DIGITS)
+                return kiln_err_set(err, KILN_ERR_SPEC, 0, INT_TOO_LARGE);
         if (!strcmp(s, "0")) {
                 ok = true;
         } else if (!strncmp(s, "0b", 2)) {
@@ -196,37 +201,30 @@ static int construct_int(struct kiln_spec_value *v, char *s, char **why)
                 for (char *part = s, *end; ok; part = end + 1) {
                         end = strchr(part, ':');
                         size_t n = end ? (size_t)(end - part) : strlen(part);
-                        struct bignum p = {0};
+                        _cleanup_bignum_ struct bignum p = {0};
                         ok = big_digits(&p, part, n, 10);
                         if (ok && p.n > 1) {
                                 ok = false; /* only the first part may be large */
                                 if (part == s) {
-                                        free(b.limb);
+                                        bignum_release(&b);
                                         b = p;
-                                        p.limb = NULL;
+                                        p = (struct bignum){0};
                                         ok = true;
                                 }
                         } else if (ok) {
                                 big_muladd(&b, part == s ? 1 : 60, p.n ? p.limb[0] : 0);
                         }
-                        free(p.limb);
                         if (!end)
                                 break;
                 }
         } else {
                 ok = big_digits(&b, s, strlen(s), 10);
         }
-        if (!ok) {
-                free(b.limb);
-                *why = kiln_xasprintf("invalid integer");
-                return -1;
-        }
+        if (!ok)
+                return kiln_err_set(err, KILN_ERR_SPEC, 0, "invalid integer");
         v->text = big_text(&b, neg);
-        free(b.limb);
-        if (!v->text) {
-                *why = kiln_xstrdup("integer too large (Python prints at most 4300 digits)");
-                return -1;
-        }
+        if (!v->text)
+                return kiln_err_set(err, KILN_ERR_SPEC, 0, INT_TOO_LARGE);
         v->type = KILN_SPEC_INT;
         return 0;
 }
@@ -249,7 +247,7 @@ static bool py_float(const char *s, double *out)
 }
 
 /* SafeConstructor.construct_yaml_float. */
-static int construct_float(struct kiln_spec_value *v, char *s, char **why)
+static int construct_float(struct kiln_spec_value *v, char *s, struct kiln_err **err)
 {
         double sign = 1, d = 0;
         char repr[32];
@@ -273,10 +271,8 @@ static int construct_float(struct kiln_spec_value *v, char *s, char **why)
                         end = strchr(part, ':');
                         if (end)
                                 *end = '\0';
-                        if (n == 64 || !py_float(part, &parts[n++])) {
-                                *why = kiln_xstrdup("invalid float");
-                                return -1;
-                        }
+                        if (n == 64 || !py_float(part, &parts[n++]))
+                                return kiln_err_set(err, KILN_ERR_SPEC, 0, "invalid float");
                         if (!end)
                                 break;
                 }
@@ -286,10 +282,8 @@ static int construct_float(struct kiln_spec_value *v, char *s, char **why)
                 }
                 d *= sign;
         } else {
-                if (!py_float(s, &d)) {
-                        *why = kiln_xstrdup("invalid float");
-                        return -1;
-                }
+                if (!py_float(s, &d))
+                        return kiln_err_set(err, KILN_ERR_SPEC, 0, "invalid float");
                 d *= sign;
         }
         kiln_spec_float_repr(d, repr);
@@ -309,20 +303,18 @@ static void strip_underscores(char *s)
 }
 
 int kiln_spec_scalar(struct kiln_spec_value *v, const char *text, size_t len, const char *tag,
-                     bool plain, char **why)
+                     bool plain, struct kiln_err **err)
 {
         enum implicit kind;
         _cleanup_free_ char *s = NULL;
 
         pthread_once(&rx_once, rx_compile);
-        if (!rx_ok) {
-                *why = kiln_xstrdup("internal error: cannot compile the YAML resolver patterns");
-                return -1;
-        }
-        if (memchr(text, '\0', len)) {
-                *why = kiln_xstrdup("NUL characters in strings are not supported");
-                return -1;
-        }
+        if (!rx_ok)
+                return kiln_err_set(err, KILN_ERR_SPEC, 0,
+                                    "internal error: cannot compile the YAML resolver patterns");
+        if (memchr(text, '\0', len))
+                return kiln_err_set(err, KILN_ERR_SPEC, 0,
+                                    "NUL characters in strings are not supported");
         s = kiln_xstrndup(text, len);
 
         if (!tag || !strcmp(tag, "!"))
@@ -339,10 +331,8 @@ int kiln_spec_scalar(struct kiln_spec_value *v, const char *text, size_t len, co
                 kind = IMPL_FLOAT;
         else if (!strcmp(tag, YAML_TIMESTAMP_TAG))
                 kind = IMPL_TIMESTAMP;
-        else {
-                *why = kiln_xasprintf("unsupported YAML tag '%s'", tag);
-                return -1;
-        }
+        else
+                return kiln_err_set(err, KILN_ERR_SPEC, 0, "unsupported YAML tag '%s'", tag);
 
         switch (kind) {
         case IMPL_STR:
@@ -357,10 +347,8 @@ int kiln_spec_scalar(struct kiln_spec_value *v, const char *text, size_t len, co
                 for (char *p = s; *p; p++)
                         *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
                 bool t = in_list(s, bool_true), f = in_list(s, bool_false);
-                if (!t && !f) {
-                        *why = kiln_xasprintf("invalid boolean");
-                        return -1;
-                }
+                if (!t && !f)
+                        return kiln_err_set(err, KILN_ERR_SPEC, 0, "invalid boolean");
                 v->type = KILN_SPEC_BOOL;
                 v->boolean = t;
                 v->text = kiln_xstrdup(t ? "True" : "False");
@@ -368,31 +356,27 @@ int kiln_spec_scalar(struct kiln_spec_value *v, const char *text, size_t len, co
         }
         case IMPL_INT:
                 strip_underscores(s);
-                if (!*s || ((*s == '-' || *s == '+') && !s[1])) {
-                        *why = kiln_xstrdup("invalid integer");
-                        return -1;
-                }
-                return construct_int(v, s, why);
+                if (!*s || ((*s == '-' || *s == '+') && !s[1]))
+                        return kiln_err_set(err, KILN_ERR_SPEC, 0, "invalid integer");
+                return construct_int(v, s, err);
         case IMPL_FLOAT:
                 strip_underscores(s);
-                if (!*s || ((*s == '-' || *s == '+') && !s[1])) {
-                        *why = kiln_xstrdup("invalid float");
-                        return -1;
-                }
-                return construct_float(v, s, why);
+                if (!*s || ((*s == '-' || *s == '+') && !s[1]))
+                        return kiln_err_set(err, KILN_ERR_SPEC, 0, "invalid float");
+                return construct_float(v, s, err);
         case IMPL_TIMESTAMP:
-                *why = kiln_xstrdup("YAML reads this as a date/timestamp, which kiln does not "
+                return kiln_err_set(err, KILN_ERR_SPEC, 0,
+                                    "YAML reads this as a date/timestamp, which kiln does not "
                                     "support; quote it to make it a string");
-                return -1;
         case IMPL_MERGE:
                 /* Only meaningful as a mapping key; the composer handles
                  * that case before calling here. */
-                *why = kiln_xstrdup("'<<' (merge key) is only allowed as a mapping key");
-                return -1;
+                return kiln_err_set(err, KILN_ERR_SPEC, 0,
+                                    "'<<' (merge key) is only allowed as a mapping key");
         case IMPL_VALUE:
-                *why = kiln_xstrdup("'=' is the YAML value key, which PyYAML cannot load; "
+                return kiln_err_set(err, KILN_ERR_SPEC, 0,
+                                    "'=' is the YAML value key, which PyYAML cannot load; "
                                     "quote it");
-                return -1;
         }
         return 0;
 }

@@ -19,12 +19,32 @@ struct anchor {
 
 struct composer {
         yaml_parser_t parser;
+        bool parser_live; /* yaml_parser_initialize succeeded */
         struct kiln_spec *s;
         const char *name;
         struct anchor *anchors;
         size_t n_anchors;
         int depth;
 };
+
+static void composer_release(struct composer *c)
+{
+        for (size_t i = 0; i < c->n_anchors; i++)
+                free(c->anchors[i].name);
+        free(c->anchors);
+        if (c->parser_live)
+                yaml_parser_delete(&c->parser);
+        *c = (struct composer){0};
+}
+#define _cleanup_composer_ _cleanup_(composer_release)
+
+/* yaml_event_delete leaves the event zeroed, and deleting a zeroed event
+ * (or one yaml_parser_parse failed to fill) is a no-op. */
+static void yaml_event_deletep(yaml_event_t *ev)
+{
+        yaml_event_delete(ev);
+}
+#define _cleanup_yaml_event_ _cleanup_(yaml_event_deletep)
 
 struct kiln_spec_value *kiln_spec_value_new(struct kiln_spec *s, enum kiln_spec_vtype type,
                                             int line, int col)
@@ -40,6 +60,18 @@ struct kiln_spec_value *kiln_spec_value_new(struct kiln_spec *s, enum kiln_spec_
         }
         s->pool[s->n_pool++] = v;
         return v;
+}
+
+void kiln_spec_pool_release(struct kiln_spec *s)
+{
+        for (size_t i = 0; i < s->n_pool; i++) {
+                free(s->pool[i]->text);
+                free(s->pool[i]->items);
+                free(s->pool[i]->keys);
+                free(s->pool[i]);
+        }
+        free(steal_pointer(&s->pool));
+        s->n_pool = s->cap_pool = 0;
 }
 
 struct kiln_spec_value *kiln_spec_value_str(struct kiln_spec *s, const char *text)
@@ -80,6 +112,27 @@ const struct kiln_spec_value *kiln_spec_value_get(const struct kiln_spec_value *
                 if (map->keys[i]->type == KILN_SPEC_STR && !strcmp(map->keys[i]->text, key))
                         return map->items[i];
         return NULL;
+}
+
+const char *kiln_spec_value_type_name(const struct kiln_spec_value *v)
+{
+        switch (v->type) {
+        case KILN_SPEC_NULL:
+                return "null";
+        case KILN_SPEC_BOOL:
+                return "a boolean";
+        case KILN_SPEC_INT:
+                return "an integer";
+        case KILN_SPEC_FLOAT:
+                return "a float";
+        case KILN_SPEC_STR:
+                return "a string";
+        case KILN_SPEC_LIST:
+                return "a list";
+        case KILN_SPEC_MAP:
+                return "a mapping";
+        }
+        return "?";
 }
 
 static bool is_numeric(const struct kiln_spec_value *v)
@@ -186,20 +239,15 @@ static int compose_sequence(struct composer *c, yaml_event_t *start, struct kiln
 {
         (void)start;
         for (;;) {
-                yaml_event_t ev;
+                _cleanup_yaml_event_ yaml_event_t ev = {0};
                 struct kiln_spec_value *item = NULL;
                 size_t w = 0;
-                int r;
 
                 if (next_event(c, &ev, err) < 0)
                         return -1;
-                if (ev.type == YAML_SEQUENCE_END_EVENT) {
-                        yaml_event_delete(&ev);
+                if (ev.type == YAML_SEQUENCE_END_EVENT)
                         return 0;
-                }
-                r = compose(c, &ev, &item, &w, err);
-                yaml_event_delete(&ev);
-                if (r < 0)
+                if (compose(c, &ev, &item, &w, err) < 0)
                         return -1;
                 kiln_spec_list_push(v, item);
                 *weight = add_weight(*weight, w);
@@ -231,29 +279,23 @@ static int compose_mapping(struct composer *c, yaml_event_t *start, struct kiln_
 
         (void)start;
         for (;;) {
-                yaml_event_t kev, vev;
+                _cleanup_yaml_event_ yaml_event_t kev = {0};
+                _cleanup_yaml_event_ yaml_event_t vev = {0};
                 struct kiln_spec_value *key = NULL, *val = NULL;
                 size_t kw = 0, vw = 0;
                 yaml_mark_t kmark;
                 bool is_merge;
-                int r;
 
                 if (next_event(c, &kev, err) < 0)
                         return -1;
-                if (kev.type == YAML_MAPPING_END_EVENT) {
-                        yaml_event_delete(&kev);
+                if (kev.type == YAML_MAPPING_END_EVENT)
                         break;
-                }
                 kmark = kev.start_mark;
                 is_merge = kev.type == YAML_SCALAR_EVENT && !kev.data.scalar.tag &&
                            kev.data.scalar.plain_implicit && kev.data.scalar.length == 2 &&
                            !memcmp(kev.data.scalar.value, "<<", 2);
-                if (is_merge) {
-                        yaml_event_delete(&kev);
-                } else {
-                        r = compose(c, &kev, &key, &kw, err);
-                        yaml_event_delete(&kev);
-                        if (r < 0)
+                if (!is_merge) {
+                        if (compose(c, &kev, &key, &kw, err) < 0)
                                 return -1;
                         if (key->type == KILN_SPEC_LIST || key->type == KILN_SPEC_MAP)
                                 return compose_error(c, &kmark, err,
@@ -261,9 +303,7 @@ static int compose_mapping(struct composer *c, yaml_event_t *start, struct kiln_
                 }
                 if (next_event(c, &vev, err) < 0)
                         return -1;
-                r = compose(c, &vev, &val, &vw, err);
-                yaml_event_delete(&vev);
-                if (r < 0)
+                if (compose(c, &vev, &val, &vw, err) < 0)
                         return -1;
                 *weight = add_weight(*weight, add_weight(kw, vw));
 
@@ -343,13 +383,12 @@ static int compose(struct composer *c, yaml_event_t *ev, struct kiln_spec_value 
                 return compose_error(c, &ev->start_mark, err, "unknown anchor *%s",
                                      (const char *)ev->data.alias.anchor);
         case YAML_SCALAR_EVENT: {
-                _cleanup_free_ char *why = NULL;
                 anchor = ev->data.scalar.anchor;
                 tag = (const char *)ev->data.scalar.tag;
                 v = kiln_spec_value_new(c->s, KILN_SPEC_NULL, line, col);
                 if (kiln_spec_scalar(v, (const char *)ev->data.scalar.value, ev->data.scalar.length,
-                                     tag, ev->data.scalar.plain_implicit, &why) < 0)
-                        return compose_error(c, &ev->start_mark, err, "%s", why);
+                                     tag, ev->data.scalar.plain_implicit, err) < 0)
+                        return kiln_err_prefix(err, "%s:%d:%d", c->name, line, col);
                 *weight = add_weight(1, strlen(v->text));
                 aidx = register_anchor(c, anchor, v);
                 break;
@@ -391,9 +430,7 @@ static int compose(struct composer *c, yaml_event_t *ev, struct kiln_spec_value 
 int kiln_spec_yaml_parse(struct kiln_spec *s, const char *yaml, size_t len, const char *name,
                          struct kiln_spec_value **root, struct kiln_err **err)
 {
-        struct composer c = {.s = s, .name = name};
-        yaml_event_t ev;
-        int r = -1;
+        _cleanup_composer_ struct composer c = {.s = s, .name = name};
         bool have_doc = false;
 
         if (len > KILN_SPEC_MAX_BYTES)
@@ -401,56 +438,36 @@ int kiln_spec_yaml_parse(struct kiln_spec *s, const char *yaml, size_t len, cons
                                     KILN_SPEC_MAX_BYTES);
         if (!yaml_parser_initialize(&c.parser))
                 return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "cannot initialise the YAML parser");
+        c.parser_live = true;
         yaml_parser_set_input_string(&c.parser, (const unsigned char *)yaml, len);
 
         for (;;) {
+                _cleanup_yaml_event_ yaml_event_t ev = {0};
+                size_t w = 0;
+
                 if (next_event(&c, &ev, err) < 0)
-                        goto out;
-                if (ev.type == YAML_STREAM_END_EVENT) {
-                        yaml_event_delete(&ev);
+                        return -1;
+                if (ev.type == YAML_STREAM_END_EVENT)
                         break;
-                }
-                if (ev.type == YAML_STREAM_START_EVENT || ev.type == YAML_DOCUMENT_END_EVENT) {
-                        yaml_event_delete(&ev);
+                if (ev.type == YAML_STREAM_START_EVENT || ev.type == YAML_DOCUMENT_END_EVENT)
                         continue;
-                }
                 if (ev.type == YAML_DOCUMENT_START_EVENT) {
-                        if (have_doc) {
-                                compose_error(&c, &ev.start_mark, err,
-                                              "more than one YAML document; a spec is one "
-                                              "mapping");
-                                yaml_event_delete(&ev);
-                                goto out;
-                        }
+                        if (have_doc)
+                                return compose_error(&c, &ev.start_mark, err,
+                                                     "more than one YAML document; a spec is one "
+                                                     "mapping");
                         have_doc = true;
-                        yaml_event_delete(&ev);
                         continue;
                 }
-                {
-                        size_t w = 0;
-                        yaml_mark_t m = ev.start_mark;
-                        int cr = compose(&c, &ev, root, &w, err);
-                        yaml_event_delete(&ev);
-                        if (cr < 0)
-                                goto out;
-                        if ((*root)->type != KILN_SPEC_MAP) {
-                                compose_error(
-                                    &c, &m, err, "the spec must be a mapping of fields, not %s",
-                                    (*root)->type == KILN_SPEC_LIST ? "a list" : "a scalar");
-                                goto out;
-                        }
-                }
+                if (compose(&c, &ev, root, &w, err) < 0)
+                        return -1;
+                if ((*root)->type != KILN_SPEC_MAP)
+                        return compose_error(
+                            &c, &ev.start_mark, err, "the spec must be a mapping of fields, not %s",
+                            (*root)->type == KILN_SPEC_LIST ? "a list" : "a scalar");
         }
-        if (!have_doc || !*root) {
-                kiln_err_set(err, KILN_ERR_SPEC, 0,
-                             "%s: the spec is empty (write {} for all defaults)", name);
-                goto out;
-        }
-        r = 0;
-out:
-        for (size_t i = 0; i < c.n_anchors; i++)
-                free(c.anchors[i].name);
-        free(c.anchors);
-        yaml_parser_delete(&c.parser);
-        return r;
+        if (!have_doc || !*root)
+                return kiln_err_set(err, KILN_ERR_SPEC, 0,
+                                    "%s: the spec is empty (write {} for all defaults)", name);
+        return 0;
 }
