@@ -133,14 +133,13 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
 static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         (void)err;
-        struct kiln_image *img = kiln_step_image(ctx);
-        const char *path = kiln_image_get_env(img, "PATH");
+        const char *path = kiln_step_get_env(ctx, "PATH");
         _cleanup_free_ char *newpath = kiln_xasprintf(
             "%s/bin:%s", KILN_VENV,
             path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        kiln_image_set_env(img, "PATH", newpath);
+        kiln_step_set_env(ctx, "PATH", newpath);
         _cleanup_free_ char *h = kiln_xasprintf("ENV PATH=%s", newpath);
-        kiln_image_add_history(img, h);
+        kiln_step_add_history(ctx, h);
         return 0;
 }
 

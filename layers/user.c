@@ -436,11 +436,10 @@ static char *describe_config(const struct kiln_spec *s)
 static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         (void)err;
-        struct kiln_image *img = kiln_step_image(ctx);
-        kiln_image_set_string(img, "WorkingDir", "/root");
-        kiln_image_add_history(img, "WORKDIR /root");
-        kiln_image_set_string(img, "User", FLYTEKIT_USER);
-        kiln_image_add_history(img, "USER " FLYTEKIT_USER);
+        kiln_step_set_string(ctx, "WorkingDir", "/root");
+        kiln_step_add_history(ctx, "WORKDIR /root");
+        kiln_step_set_string(ctx, "User", FLYTEKIT_USER);
+        kiln_step_add_history(ctx, "USER " FLYTEKIT_USER);
         return 0;
 }
 

@@ -170,7 +170,20 @@ struct kiln_step_kind {
 };
 
 const struct kiln_spec *kiln_step_spec(const struct kiln_step_ctx *ctx);
-struct kiln_image *kiln_step_image(struct kiln_step_ctx *ctx);
+
+/* Config changes, each recorded by a history entry the step adds: the
+ * image itself stays the builder's (a step kind cannot commit it). */
+void kiln_step_add_history(struct kiln_step_ctx *ctx, const char *created_by);
+/* Replaces KEY=... in Env, or appends KEY=value. */
+void kiln_step_set_env(struct kiln_step_ctx *ctx, const char *key, const char *value);
+/* The value of KEY in Env so far, or NULL. */
+const char *kiln_step_get_env(const struct kiln_step_ctx *ctx, const char *key);
+/* A string field of the container config (WorkingDir, User). */
+void kiln_step_set_string(struct kiln_step_ctx *ctx, const char *field, const char *value);
+/* argv NULL-terminated; an empty argv ([]) clears the field. */
+void kiln_step_set_entrypoint(struct kiln_step_ctx *ctx, char *const *argv);
+void kiln_step_set_cmd(struct kiln_step_ctx *ctx, char *const *argv);
+
 /* Runs argv as uid 0 in the sandbox over the rootfs so far, with the
  * image's Env (plus extra_env, not recorded), cwd the image's WorkingDir.
  * What changed becomes a layer recorded with created_by; a command that

@@ -120,9 +120,34 @@ const struct kiln_spec *kiln_step_spec(const struct kiln_step_ctx *ctx)
         return ctx->spec;
 }
 
-struct kiln_image *kiln_step_image(struct kiln_step_ctx *ctx)
+void kiln_step_add_history(struct kiln_step_ctx *ctx, const char *created_by)
 {
-        return &ctx->img;
+        kiln_image_add_history(&ctx->img, created_by);
+}
+
+void kiln_step_set_env(struct kiln_step_ctx *ctx, const char *key, const char *value)
+{
+        kiln_image_set_env(&ctx->img, key, value);
+}
+
+const char *kiln_step_get_env(const struct kiln_step_ctx *ctx, const char *key)
+{
+        return kiln_image_get_env(&ctx->img, key);
+}
+
+void kiln_step_set_string(struct kiln_step_ctx *ctx, const char *field, const char *value)
+{
+        kiln_image_set_string(&ctx->img, field, value);
+}
+
+void kiln_step_set_entrypoint(struct kiln_step_ctx *ctx, char *const *argv)
+{
+        kiln_image_set_entrypoint(&ctx->img, argv);
+}
+
+void kiln_step_set_cmd(struct kiln_step_ctx *ctx, char *const *argv)
+{
+        kiln_image_set_cmd(&ctx->img, argv);
 }
 
 void kiln_build_result_release(struct kiln_build_result *r)
