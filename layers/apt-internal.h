@@ -15,7 +15,7 @@
 struct kiln_apt_cache {
         char *debs, *lists, *conf;
         int lock;
-        struct kiln_bind binds[KILN_APT_BINDS];
+        struct kiln_step_bind binds[KILN_APT_BINDS];
 };
 
 int kiln_apt_cache_open(struct kiln_step_ctx *ctx, struct kiln_apt_cache *c, struct kiln_err **err);

@@ -87,9 +87,10 @@ int kiln_apt_cache_open(struct kiln_step_ctx *ctx, struct kiln_apt_cache *c, str
                 kiln_apt_cache_release(c);
                 return -1;
         }
-        c->binds[0] = (struct kiln_bind){.source = c->debs, .target = "/var/cache/apt/archives"};
-        c->binds[1] = (struct kiln_bind){.source = c->lists, .target = "/var/lib/apt/lists"};
-        c->binds[2] = (struct kiln_bind){
+        c->binds[0] =
+            (struct kiln_step_bind){.source = c->debs, .target = "/var/cache/apt/archives"};
+        c->binds[1] = (struct kiln_step_bind){.source = c->lists, .target = "/var/lib/apt/lists"};
+        c->binds[2] = (struct kiln_step_bind){
             .source = c->conf, .target = "/etc/apt/apt.conf.d/zz-kiln-cache", .readonly = true};
         return 0;
 }

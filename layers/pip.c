@@ -208,8 +208,8 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                             "  set -- \"$KILN_PY\" -m pip --python /root/.venv/bin/python install\n"
                             "fi\n");
         size_t n_binds = 0;
-        struct kiln_bind *binds = kiln_xcalloc(s->n_pip_secret_mounts + 4, sizeof(*binds));
-        binds[n_binds++] = (struct kiln_bind){.source = cache, .target = CACHE_IN_SANDBOX};
+        struct kiln_step_bind *binds = kiln_xcalloc(s->n_pip_secret_mounts + 4, sizeof(*binds));
+        binds[n_binds++] = (struct kiln_step_bind){.source = cache, .target = CACHE_IN_SANDBOX};
         _cleanup_free_ char *scratch = NULL, *pyproject = NULL;
         _cleanup_free_ char *project_target = NULL;
         if (from_project(s)) {
@@ -224,17 +224,18 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                 }
                 const char *name = base_name(s->requirements_path);
                 project_target = kiln_xasprintf(PROJECT_IN_SANDBOX "/%s", name);
-                binds[n_binds++] = (struct kiln_bind){.source = scratch, .target = LOCK_IN_SANDBOX};
-                binds[n_binds++] = (struct kiln_bind){
+                binds[n_binds++] =
+                    (struct kiln_step_bind){.source = scratch, .target = LOCK_IN_SANDBOX};
+                binds[n_binds++] = (struct kiln_step_bind){
                     .source = s->requirements_path, .target = project_target, .readonly = true};
                 if (s->requirements_lock) {
                         size_t dl = strlen(s->requirements_path) - strlen(name);
                         pyproject =
                             kiln_xasprintf("%.*spyproject.toml", (int)dl, s->requirements_path);
                         binds[n_binds++] =
-                            (struct kiln_bind){.source = pyproject,
-                                               .target = PROJECT_IN_SANDBOX "/pyproject.toml",
-                                               .readonly = true};
+                            (struct kiln_step_bind){.source = pyproject,
+                                                    .target = PROJECT_IN_SANDBOX "/pyproject.toml",
+                                                    .readonly = true};
                 }
                 /* The spec's pip_index replaces the lock's own indexes. */
                 kiln_buf_printf(&cmd,
@@ -259,13 +260,13 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         }
         if (s->requirements && !from_project(s)) {
                 kiln_buf_puts(&cmd, " -r " REQS_IN_SANDBOX);
-                binds[n_binds++] = (struct kiln_bind){
+                binds[n_binds++] = (struct kiln_step_bind){
                     .source = s->requirements_path, .target = REQS_IN_SANDBOX, .readonly = true};
         }
         for (size_t i = 0; i < s->n_pip_secret_mounts; i++)
-                binds[n_binds++] = (struct kiln_bind){.source = s->pip_secret_mounts[i].src,
-                                                      .target = s->pip_secret_mounts[i].dst,
-                                                      .readonly = true};
+                binds[n_binds++] = (struct kiln_step_bind){.source = s->pip_secret_mounts[i].src,
+                                                           .target = s->pip_secret_mounts[i].dst,
+                                                           .readonly = true};
         /* Appended verbatim, as flytekit does. */
         if (s->pip_extra_args)
                 kiln_buf_printf(&cmd, " %s", s->pip_extra_args);

@@ -171,6 +171,14 @@ struct kiln_step_kind {
 
 const struct kiln_spec *kiln_step_spec(const struct kiln_step_ctx *ctx);
 
+/* A host path mounted into one sandboxed run (caches, secrets, scratch
+ * files): nothing of it, not even its mount point, reaches the layer. */
+struct kiln_step_bind {
+        const char *source; /* host path (file or directory) */
+        const char *target; /* absolute path inside the sandbox */
+        bool readonly;
+};
+
 /* Config changes, each recorded by a history entry the step adds: the
  * image itself stays the builder's (a step kind cannot commit it). */
 void kiln_step_add_history(struct kiln_step_ctx *ctx, const char *created_by);
@@ -189,13 +197,13 @@ void kiln_step_set_cmd(struct kiln_step_ctx *ctx, char *const *argv);
  * What changed becomes a layer recorded with created_by; a command that
  * fails is a KILN_ERR_BUILD error naming the step and its exit status. */
 int kiln_step_sandbox(struct kiln_step_ctx *ctx, char *const *argv, char *const *extra_env,
-                      const struct kiln_bind *binds, size_t n_binds, const char *created_by,
+                      const struct kiln_step_bind *binds, size_t n_binds, const char *created_by,
                       struct kiln_err **err);
 /* Like kiln_step_sandbox, but runs fn (kiln's own code, in the sandbox's
  * child, root of the image as /) instead of a program: no emulation is
  * needed for a foreign platform. */
 int kiln_step_sandbox_fn(struct kiln_step_ctx *ctx, int (*fn)(void *arg, struct kiln_err **err),
-                         void *arg, const struct kiln_bind *binds, size_t n_binds,
+                         void *arg, const struct kiln_step_bind *binds, size_t n_binds,
                          const char *created_by, struct kiln_err **err);
 /* The cache key input of a host-file step: a digest of exactly what its
  * layer would hold (kiln_archive_host_digest). */
@@ -211,7 +219,7 @@ char *kiln_step_scratch_dir(struct kiln_step_ctx *ctx, const char *name, struct 
 /* A cache directory that outlives builds (apt's .debs, pip's wheels),
  * STORE_ROOT/cache/NAME, or with per_base one per base image (package lists
  * belong to the base's sources). Created if missing; caller frees. Mount it
- * into a step with a kiln_bind: nothing of it reaches the layer. */
+ * into a step with a kiln_step_bind: nothing of it reaches the layer. */
 char *kiln_step_cache_dir(struct kiln_step_ctx *ctx, const char *name, bool per_base,
                           struct kiln_err **err);
 /* Facts a step learns about the image as it builds it (name=value), kept

@@ -501,7 +501,7 @@ struct sandbox_job {
 };
 
 static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
-                        char *const *extra_env, const struct kiln_bind *binds, size_t n_binds,
+                        char *const *extra_env, const struct kiln_step_bind *binds, size_t n_binds,
                         const char *created_by, struct kiln_err **err)
 {
         _cleanup_free_ char *label = step_label(c);
@@ -521,7 +521,9 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
          * for the run and leaves no trace in the layer. */
         struct kiln_bind *all = kiln_xcalloc(n_binds + 1, sizeof(*all));
         for (size_t i = 0; i < n_binds; i++)
-                all[i] = binds[i];
+                all[i] = (struct kiln_bind){.source = binds[i].source,
+                                            .target = binds[i].target,
+                                            .readonly = binds[i].readonly};
         _cleanup_free_ char *aptconf = kiln_xasprintf("%s/apt-single-id.conf", c->build_dir);
         if (c->idmap == KILN_IDMAP_SINGLE) {
                 static const char conf[] = "APT::Sandbox::User \"root\";\n";
@@ -596,7 +598,7 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
 }
 
 int kiln_step_sandbox(struct kiln_step_ctx *c, char *const *argv, char *const *extra_env,
-                      const struct kiln_bind *binds, size_t n_binds, const char *created_by,
+                      const struct kiln_step_bind *binds, size_t n_binds, const char *created_by,
                       struct kiln_err **err)
 {
         struct sandbox_job job = {.argv = argv};
@@ -604,7 +606,7 @@ int kiln_step_sandbox(struct kiln_step_ctx *c, char *const *argv, char *const *e
 }
 
 int kiln_step_sandbox_fn(struct kiln_step_ctx *c, int (*fn)(void *arg, struct kiln_err **err),
-                         void *arg, const struct kiln_bind *binds, size_t n_binds,
+                         void *arg, const struct kiln_step_bind *binds, size_t n_binds,
                          const char *created_by, struct kiln_err **err)
 {
         struct sandbox_job job = {.fn = fn, .fn_arg = arg};
