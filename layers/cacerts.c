@@ -64,7 +64,7 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                           "to give it: TLS in the image will not verify");
                 return 0;
         }
-        struct kiln_copy_entry e = {.src = src, .dest = CA_BUNDLE};
+        struct kiln_step_file e = {.src = src, .dest = CA_BUNDLE};
         return kiln_step_host_layer(ctx, &e, 1, 0, 0, "COPY ca-certificates.crt /" CA_BUNDLE, err);
 }
 

@@ -35,7 +35,7 @@ static char *dest_of(const char *rel)
 }
 
 struct copy_plan {
-        struct kiln_copy_entry *e;
+        struct kiln_step_file *e;
         char **dests;
         size_t n;
 };
@@ -47,7 +47,7 @@ static void plan_make(const struct kiln_spec *s, struct copy_plan *p)
         p->dests = kiln_xcalloc(p->n + 1, sizeof(char *));
         for (size_t i = 0; i < p->n; i++) {
                 p->dests[i] = dest_of(s->copy[i]);
-                p->e[i] = (struct kiln_copy_entry){.src = s->copy_paths[i], .dest = p->dests[i]};
+                p->e[i] = (struct kiln_step_file){.src = s->copy_paths[i], .dest = p->dests[i]};
         }
 }
 

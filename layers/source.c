@@ -23,7 +23,7 @@ static char *describe(const struct kiln_spec *s)
 }
 
 struct source_plan {
-        struct kiln_copy_entry *e;
+        struct kiln_step_file *e;
         char **srcs, **dests;
         size_t n;
 };
@@ -58,7 +58,7 @@ static int plan_make(const struct kiln_spec *s, struct source_plan *p, struct ki
                         return -1;
                 }
                 p->dests[i] = kiln_xasprintf("root/%s", files[i]);
-                p->e[i] = (struct kiln_copy_entry){.src = p->srcs[i], .dest = p->dests[i]};
+                p->e[i] = (struct kiln_step_file){.src = p->srcs[i], .dest = p->dests[i]};
         }
         return 0;
 }

@@ -179,6 +179,13 @@ struct kiln_step_bind {
         bool readonly;
 };
 
+/* A host file or directory a host-file step puts into the image at dest
+ * (relative to /, e.g. "root/src/pkg"). */
+struct kiln_step_file {
+        const char *src;
+        const char *dest;
+};
+
 /* Config changes, each recorded by a history entry the step adds: the
  * image itself stays the builder's (a step kind cannot commit it). */
 void kiln_step_add_history(struct kiln_step_ctx *ctx, const char *created_by);
@@ -207,10 +214,10 @@ int kiln_step_sandbox_fn(struct kiln_step_ctx *ctx, int (*fn)(void *arg, struct 
                          const char *created_by, struct kiln_err **err);
 /* The cache key input of a host-file step: a digest of exactly what its
  * layer would hold (kiln_archive_host_digest). */
-int kiln_step_files_key(const struct kiln_copy_entry *entries, size_t n, struct kiln_buf *b,
+int kiln_step_files_key(const struct kiln_step_file *files, size_t n, struct kiln_buf *b,
                         struct kiln_err **err);
 /* Writes host files as a layer (see kiln_archive_from_host). */
-int kiln_step_host_layer(struct kiln_step_ctx *ctx, const struct kiln_copy_entry *entries, size_t n,
+int kiln_step_host_layer(struct kiln_step_ctx *ctx, const struct kiln_step_file *files, size_t n,
                          uid_t uid, gid_t gid, const char *created_by, struct kiln_err **err);
 /* A scratch directory of this build (removed when it ends), for files a
  * step binds into its sandbox run: nothing of it reaches a layer. Caller

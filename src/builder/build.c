@@ -613,9 +613,19 @@ int kiln_step_sandbox_fn(struct kiln_step_ctx *c, int (*fn)(void *arg, struct ki
         return sandbox_step(c, &job, NULL, binds, n_binds, created_by, err);
 }
 
-int kiln_step_host_layer(struct kiln_step_ctx *c, const struct kiln_copy_entry *entries, size_t n,
+/* The archive's entries for a step's files. Caller frees. */
+static struct kiln_copy_entry *copy_entries(const struct kiln_step_file *files, size_t n)
+{
+        struct kiln_copy_entry *e = kiln_xcalloc(n ? n : 1, sizeof(*e));
+        for (size_t i = 0; i < n; i++)
+                e[i] = (struct kiln_copy_entry){.src = files[i].src, .dest = files[i].dest};
+        return e;
+}
+
+int kiln_step_host_layer(struct kiln_step_ctx *c, const struct kiln_step_file *files, size_t n,
                          uid_t uid, gid_t gid, const char *created_by, struct kiln_err **err)
 {
+        _cleanup_free_ struct kiln_copy_entry *entries = copy_entries(files, n);
         struct kiln_archive_result res = {0};
         if (kiln_archive_from_host(entries, n, uid, gid, c->store, &c->lopts, &res, err) < 0) {
                 _cleanup_free_ char *label = step_label(c);
@@ -632,9 +642,10 @@ int kiln_step_host_layer(struct kiln_step_ctx *c, const struct kiln_copy_entry *
         return 0;
 }
 
-int kiln_step_files_key(const struct kiln_copy_entry *entries, size_t n, struct kiln_buf *b,
+int kiln_step_files_key(const struct kiln_step_file *files, size_t n, struct kiln_buf *b,
                         struct kiln_err **err)
 {
+        _cleanup_free_ struct kiln_copy_entry *entries = copy_entries(files, n);
         char d[KILN_DIGEST_MAX];
         if (kiln_archive_host_digest(entries, n, d, err) < 0)
                 return -1;
