@@ -71,7 +71,7 @@ static int needs_conda(const struct kiln_spec *s, const char *why, struct kiln_e
         _cleanup_err_ struct kiln_err *probe = NULL;
         const char *urls[] = {CONDA_FORGE_URL, MICROMAMBA_URL};
         for (size_t i = 0; i < 2; i++)
-                if (kiln_http_probe(urls[i], 5000, &probe) < 0)
+                if (kiln_step_probe_url(urls[i], 5000, &probe) < 0)
                         return kiln_err_set(err, KILN_ERR_BUILD, 0,
                                             "%s: that needs micromamba and conda-forge, as "
                                             "flytekit's default builder uses them, but %s",

@@ -240,6 +240,10 @@ const struct kiln_platform *kiln_step_platform(const struct kiln_step_ctx *ctx);
  * inside it); *fd is -1 when there is none. */
 int kiln_step_rootfs_open(struct kiln_step_ctx *ctx, const char *path, int *fd,
                           struct kiln_err **err);
+/* Does url answer at all (any HTTP status), within timeout_ms? An error
+ * naming url and the transport's reason otherwise. Sends no credentials:
+ * for telling a user which host a step would need cannot be reached. */
+int kiln_step_probe_url(const char *url, long timeout_ms, struct kiln_err **err);
 /* Looks a user up in the rootfs so far (/etc/passwd). */
 int kiln_step_lookup_user(struct kiln_step_ctx *ctx, const char *name, uid_t *uid, gid_t *gid,
                           bool *found, struct kiln_err **err);

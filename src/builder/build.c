@@ -756,6 +756,11 @@ int kiln_step_lookup_user(struct kiln_step_ctx *c, const char *name, uid_t *uid,
         return parse_passwd(b.data ? b.data : "", name, uid, gid, found);
 }
 
+int kiln_step_probe_url(const char *url, long timeout_ms, struct kiln_err **err)
+{
+        return kiln_http_probe(url, timeout_ms, err);
+}
+
 /* ---------- the base ---------- */
 
 int kiln_build_pull_base(const struct kiln_build_opts *o, const char *base,
