@@ -3,7 +3,7 @@
 #ifndef KILN_LAYERS_APT_INTERNAL_H
 #define KILN_LAYERS_APT_INTERNAL_H
 
-#include "kiln/build.h"
+#include "kiln/builder.h"
 
 #define KILN_APT_BINDS 3
 

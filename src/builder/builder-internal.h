@@ -3,7 +3,7 @@
 #ifndef KILN_BUILDER_INTERNAL_H
 #define KILN_BUILDER_INTERNAL_H
 
-#include "kiln/build.h"
+#include "kiln/builder.h"
 
 /* The base image's reference: base_image, the name of a base spec, or
  * the default (debian, or an NVIDIA CUDA image). Caller frees. */

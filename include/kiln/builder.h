@@ -2,8 +2,8 @@
  * base image plus the layers and config changes of a build; exact bytes are
  * produced once, stored, and described by a descriptor) and, on top of it,
  * the planner and executor of ImageSpec steps. */
-#ifndef KILN_BUILD_H
-#define KILN_BUILD_H
+#ifndef KILN_BUILDER_H
+#define KILN_BUILDER_H
 
 #include "kiln/archive.h"
 #include "kiln/oci.h"
