@@ -3,7 +3,7 @@
 #ifndef KILN_LAYERS_APT_INTERNAL_H
 #define KILN_LAYERS_APT_INTERNAL_H
 
-#include "kiln/builder.h"
+#include "kiln/step.h"
 
 #define KILN_APT_BINDS 3
 

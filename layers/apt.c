@@ -3,7 +3,7 @@
  * in kiln cache directories mounted over /var/lib/apt/lists and
  * /var/cache/apt/archives for the run, so they never reach the layer and a
  * rebuild downloads nothing it already has. */
-#include "kiln/builder.h"
+#include "kiln/step.h"
 #include "apt-internal.h"
 
 #include <unistd.h>

@@ -3,7 +3,7 @@
  * its micromamba image, so pip, curl and python's ssl (SSL_CERT_DIR is set
  * by the env step) can verify TLS in images made from minimal bases. A
  * host-file layer: no sandbox, no program of the image. */
-#include "kiln/builder.h"
+#include "kiln/step.h"
 
 #include <stdlib.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
 /* copy: host files into /root/<relative path>, written as a layer straight
  * from the host (no sandbox), owned by the image's flytekit user when it
  * has one, as flytekit's builder does with COPY --chown. */
-#include "kiln/builder.h"
+#include "kiln/step.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * that commands see the spec's environment (as flytekit's builder orders
  * them). flytekit's builder always sets PYTHONPATH=/root (copied code is
  * importable) and SSL_CERT_DIR; the spec's env comes after and wins. */
-#include "kiln/builder.h"
+#include "kiln/step.h"
 
 #include <string.h>
 

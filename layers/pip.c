@@ -5,10 +5,8 @@
  * environment, which is not recorded; the history and kiln's output show
  * them with any credentials removed. pip_secret_mounts are bound read-only
  * for this step only. */
-#include "kiln/builder.h"
+#include "kiln/step.h"
 #include "python-internal.h"
-
-#include "kiln/ref.h"
 
 #include <string.h>
 

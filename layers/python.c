@@ -5,7 +5,7 @@
  * pip of its own when the base has one: copying pip into every image is
  * most of a venv's creation time, and the base's pip installs into the venv
  * with --python. */
-#include "kiln/builder.h"
+#include "kiln/step.h"
 #include "apt-internal.h"
 #include "python-internal.h"
 

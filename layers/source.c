@@ -5,7 +5,7 @@
  * flytekit's standard ignores exclude stays out; a symlink to a file is
  * copied as the file (flytekit's shutil.copy follows it). The files are
  * exactly those the tag hashes (kiln_spec_source_files). */
-#include "kiln/builder.h"
+#include "kiln/step.h"
 
 #include <stdlib.h>
 #include <string.h>

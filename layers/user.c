@@ -8,7 +8,7 @@
  * where free, /etc/skel copied into the home), rather than by running the
  * image's useradd: busybox and distroless bases have none, and a spec for
  * another architecture that only copies files then needs no emulation. */
-#include "kiln/builder.h"
+#include "kiln/step.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,7 +3,14 @@
 #ifndef KILN_BUILDER_INTERNAL_H
 #define KILN_BUILDER_INTERNAL_H
 
+#include "kiln/archive.h"
 #include "kiln/builder.h"
+#include "kiln/image.h"
+#include "kiln/output.h"
+#include "kiln/registry.h"
+#include "kiln/sandbox.h"
+#include "kiln/step.h"
+#include "kiln/store.h"
 
 /* The base image's reference: base_image, the name of a base spec, or
  * the default (debian, or an NVIDIA CUDA image). Caller frees. */

@@ -1,7 +1,7 @@
 /* Image assembly. The config is kept as the base's JSON document and edited
  * in place, so fields kiln does not know (labels, healthchecks, ...) pass
  * through untouched. */
-#include "kiln/builder.h"
+#include "kiln/image.h"
 
 #include <string.h>
 #include <time.h>
