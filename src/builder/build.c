@@ -36,84 +36,11 @@ static const struct kiln_step_kind *const step_kinds[] = {
     &kiln_step_user_config, /* WORKDIR /root, USER flytekit */
 };
 
-struct pending_layer {
-        struct kiln_descriptor d;
-        char *diff_id;
-};
-
-static void pending_release(struct pending_layer *p)
+static void pending_release(struct builder_pending_layer *p)
 {
         kiln_descriptor_release(&p->d);
         free(p->diff_id);
 }
-
-/* A sandboxed step's layer being written in the background. */
-struct bg_layer {
-        struct kiln_archive_job *job;
-        struct kiln_image_slot slot;
-        size_t step_no;
-        char *label, *created_by;
-        bool has_entry; /* the step's entry and lock were handed over */
-        struct kiln_step_entry out;
-        int lock;
-};
-
-/* Writers at once: a step that takes no time (the user step) must not
- * make the next one wait for the apt layer; more would only share cores. */
-#define BG_MAX 3
-
-struct kiln_step_ctx {
-        const struct kiln_spec *spec;
-        const struct kiln_step_kind *kind;
-        struct kiln_store *store;
-        struct kiln_image img;
-        struct kiln_archive_opts lopts;
-        struct kiln_platform platform;
-        enum kiln_idmap idmap;
-        char *build_dir;
-        size_t step_no;
-        size_t n_new_layers;
-        /* the base, for the snapshot made on first need */
-        struct kiln_descriptor *base_layers;
-        char **base_diff_ids;
-        size_t n_base;
-        bool rootfs_ready;
-        /* overlay lowers, top-most first */
-        char **lowers;
-        size_t n_lowers;
-        /* host-file layers not yet unpacked for the rootfs */
-        struct pending_layer *pending;
-        size_t n_pending;
-        /* the step cache: the running step's key, and what it produced */
-        char key[KILN_HEX_MAX];
-        struct kiln_step_entry out;
-        size_t n_cached;
-        char **facts; /* "name=value" recorded by steps so far, latest last */
-        size_t n_facts;
-        /* The base's layers are fetched on first need: a sandboxed step, an
-         * output, a push that cannot mount them. */
-        const struct kiln_build_opts *o;
-        struct kiln_ref base_ref;
-        struct kiln_remote_cache *remote; /* --cache-repo, or NULL */
-        const char *mount_from;           /* the base's repository on the cache's registry */
-        size_t n_remote_hits;
-        bool image_remote;                /* the whole image is the registry cache's */
-        char (*layer_keys)[KILN_HEX_MAX]; /* the keys of the steps with a layer part */
-        uint64_t sandbox_ns;              /* time inside sandboxed programs (the installers) */
-        uint64_t commit_ns;               /* time the build waited for layers to be written */
-        uint64_t commit_bg_ns; /* time the layer writers took, mostly behind later steps */
-        size_t n_layer_keys;
-        /* after the first failure the registry cache is left alone for the
-         * rest of the build: one warning, not one per step */
-        bool remote_read_failed, remote_write_failed;
-        /* Sandboxed steps' layers, written in the background while later
-         * steps run, oldest first; each is settled (its place in the image
-         * filled, its cache entry put) in order, before the image is
-         * assembled. A step's lock is held until then, so a concurrent build
-         * of the same step waits for the entry instead of running it. */
-        struct bg_layer bg[BG_MAX];
-        size_t n_bg;
-};
 
 const struct kiln_spec *kiln_step_spec(const struct kiln_step_ctx *ctx)
 {
@@ -157,7 +84,7 @@ void kiln_build_result_release(struct kiln_build_result *r)
         memset(r, 0, sizeof(*r));
 }
 
-static void bg_release(struct bg_layer *b)
+static void bg_release(struct builder_bg_layer *b)
 {
         kiln_archive_job_abandon(b->job);
         if (b->has_entry) {
@@ -237,7 +164,7 @@ static int settle_layer(struct kiln_step_ctx *c, struct kiln_err **err);
 static int unpack_pending(struct kiln_step_ctx *c, struct kiln_err **err)
 {
         for (size_t i = 0; i < c->n_pending; i++) {
-                struct pending_layer *p = &c->pending[i];
+                struct builder_pending_layer *p = &c->pending[i];
                 if (fetch_layers(c, &p->d, 1, false, err) < 0)
                         return -1;
                 _cleanup_free_ char *dir =
@@ -451,7 +378,7 @@ static void add_pending(struct kiln_step_ctx *c, const char *digest, const char 
                         const char *diff_id, int64_t size)
 {
         c->pending = kiln_xrealloc(c->pending, (c->n_pending + 1) * sizeof(*c->pending));
-        c->pending[c->n_pending++] = (struct pending_layer){
+        c->pending[c->n_pending++] = (struct builder_pending_layer){
             .d = {.digest = kiln_xstrdup(digest),
                   .media_type = kiln_xstrdup(media_type),
                   .size = size},
@@ -578,11 +505,11 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
                                     "%s failed: %s exited with status %d", label, created_by,
                                     status);
         /* The upper is read-only from here on (a lower of later steps), so
-         * its layer is written while they run; past BG_MAX writers the
+         * its layer is written while they run; past BUILDER_BG_MAX writers the
          * oldest is waited for first. */
-        if (c->n_bg == BG_MAX && settle_layer(c, err) < 0)
+        if (c->n_bg == BUILDER_BG_MAX && settle_layer(c, err) < 0)
                 return -1;
-        struct bg_layer *b = &c->bg[c->n_bg];
+        struct builder_bg_layer *b = &c->bg[c->n_bg];
         t0 = kiln_now_ns();
         rc = kiln_archive_job_start(upper, label, c->store, &c->lopts, &b->job, err);
         c->commit_ns += kiln_now_ns() - t0;
@@ -984,7 +911,7 @@ static int settle_layer(struct kiln_step_ctx *c, struct kiln_err **err)
 {
         if (!c->n_bg)
                 return 0;
-        struct bg_layer *b = &c->bg[0];
+        struct builder_bg_layer *b = &c->bg[0];
         struct kiln_archive_result res;
         uint64_t t0 = kiln_now_ns(), took = 0;
         int rc = kiln_archive_job_finish(steal_pointer(&b->job), &res, &took, err);
@@ -1056,7 +983,7 @@ static int layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc,
         c->out.kind = kiln_xstrdup(c->kind->name);
         if (c->kind->run(c, err) < 0)
                 return -1;
-        struct bg_layer *b = c->n_bg ? &c->bg[c->n_bg - 1] : NULL;
+        struct builder_bg_layer *b = c->n_bg ? &c->bg[c->n_bg - 1] : NULL;
         if (b && b->step_no == c->step_no) {
                 /* its layer is still being written: the entry waits for it */
                 b->out = c->out;

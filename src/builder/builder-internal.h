@@ -1,5 +1,6 @@
 /* Private to the build module: what the single and the many-spec build
- * share, and the step cache in a registry. */
+ * share, the step cache in a registry, and the state of one spec's build
+ * (struct kiln_step_ctx), which the files of the builder share. */
 #ifndef KILN_BUILDER_INTERNAL_H
 #define KILN_BUILDER_INTERNAL_H
 
@@ -66,5 +67,102 @@ int kiln_remote_cache_fetch(struct kiln_remote_cache *rc, struct kiln_store *sto
 int kiln_remote_cache_put_image(struct kiln_remote_cache *rc, struct kiln_store *store,
                                 const char *key, const struct kiln_descriptor *image,
                                 const char *mount_from, struct kiln_err **err);
+
+/* ---------- the build of one spec ---------- */
+
+/* A host-file layer, or a layer of the registry cache, that later
+ * sandboxed steps see only once it is unpacked from the store. */
+struct builder_pending_layer {
+        struct kiln_descriptor d;
+        char *diff_id;
+};
+
+/* A sandboxed step's layer being written in the background. */
+struct builder_bg_layer {
+        struct kiln_archive_job *job;
+        struct kiln_image_slot slot;
+        size_t step_no;
+        char *label, *created_by;
+        bool has_entry; /* the step's entry and lock were handed over */
+        struct kiln_step_entry out;
+        int lock;
+};
+
+/* Writers at once: a step that takes no time (the user step) must not
+ * make the next one wait for the apt layer; more would only share cores. */
+#define BUILDER_BG_MAX 3
+
+/* What the builder keeps for one spec's build. Step kinds get a pointer
+ * and reach it only through kiln/step.h; the fields are the builder's. */
+struct kiln_step_ctx {
+        /* The build as a whole. img is assembled here, never by a step
+         * kind: a kind's config changes go through the step API. */
+        const struct kiln_spec *spec;
+        const struct kiln_build_opts *o;
+        struct kiln_store *store;
+        struct kiln_image img;
+        struct kiln_archive_opts lopts; /* how new layers are written */
+        struct kiln_platform platform;
+        enum kiln_idmap idmap;
+        char *build_dir; /* scratch of this build, removed when it ends */
+
+        /* The running step: names it in messages, directories, entries. */
+        const struct kiln_step_kind *kind;
+        size_t step_no;
+
+        /* The base. Its layers are fetched on first need (a sandboxed
+         * step, an output, a push that cannot mount them), so the
+         * reference stays to fetch them from, and its layers and diff_ids
+         * for the snapshot made on first need. */
+        struct kiln_ref base_ref;
+        struct kiln_descriptor *base_layers;
+        char **base_diff_ids;
+        size_t n_base;
+
+        /* The rootfs of sandboxed steps, prepared lazily: a copy-only spec
+         * never unpacks the base. Overlay lowers top-most first; host-file
+         * layers join them only when a sandboxed step needs them. */
+        bool rootfs_ready;
+        char **lowers;
+        size_t n_lowers;
+        struct builder_pending_layer *pending;
+        size_t n_pending;
+
+        /* The step cache: the running step's key, and what it produced. */
+        char key[KILN_HEX_MAX];
+        struct kiln_step_entry out;
+        /* "name=value" recorded by steps so far, latest last: later steps
+         * know them without the rootfs, even when every step hit. */
+        char **facts;
+        size_t n_facts;
+        /* The keys of the steps with a layer part, known before anything
+         * runs: a cached image is trusted only while their layers are. */
+        char (*layer_keys)[KILN_HEX_MAX];
+        size_t n_layer_keys;
+
+        /* The registry cache (--cache-repo), or NULL. */
+        struct kiln_remote_cache *remote;
+        const char *mount_from; /* the base's repository on the cache's registry */
+        bool image_remote;      /* the whole image is the registry cache's */
+        /* after the first failure the registry cache is left alone for the
+         * rest of the build: one warning, not one per step */
+        bool remote_read_failed, remote_write_failed;
+
+        /* Sandboxed steps' layers, written in the background while later
+         * steps run, oldest first; each is settled (its place in the image
+         * filled, its cache entry put) in order, before the image is
+         * assembled. A step's lock is held until then, so a concurrent build
+         * of the same step waits for the entry instead of running it. */
+        struct builder_bg_layer bg[BUILDER_BG_MAX];
+        size_t n_bg;
+
+        /* For the result, and for the debug line on where the time went. */
+        size_t n_new_layers;
+        size_t n_cached;
+        size_t n_remote_hits;
+        uint64_t sandbox_ns;   /* time inside sandboxed programs (the installers) */
+        uint64_t commit_ns;    /* time the build waited for layers to be written */
+        uint64_t commit_bg_ns; /* time the layer writers took, mostly behind later steps */
+};
 
 #endif
