@@ -165,4 +165,24 @@ struct kiln_step_ctx {
         uint64_t commit_bg_ns; /* time the layer writers took, mostly behind later steps */
 };
 
+/* ---------- rootfs.c: the rootfs of sandboxed steps, blobs on first need ---------- */
+
+/* The base's layers and diff_ids, from the image started from it. */
+int builder_capture_base(struct kiln_step_ctx *c, struct kiln_err **err);
+void builder_rootfs_release(struct kiln_step_ctx *c);
+/* The base snapshot and every pending layer unpacked into the lowers. */
+int builder_ensure_rootfs(struct kiln_step_ctx *c, struct kiln_err **err);
+/* dir (taken) becomes the top-most lower. */
+void builder_push_lower(struct kiln_step_ctx *c, char *dir);
+/* A layer of the image that later sandboxed steps see once unpacked. */
+void builder_add_pending(struct kiln_step_ctx *c, const char *digest, const char *media_type,
+                         const char *diff_id, int64_t size);
+/* Can this host run the spec's platform's programs? */
+int builder_check_can_run(const struct kiln_step_ctx *c, struct kiln_err **err);
+/* Fetches what writing image to dest_domain (NULL: an output) needs. */
+int builder_fetch_for(struct kiln_step_ctx *c, const struct kiln_descriptor *image,
+                      const char *dest_domain, struct kiln_err **err);
+/* Can a cached image be used as it is (its blobs here, or the base's)? */
+bool builder_image_usable(struct kiln_step_ctx *c, const char *digest);
+
 #endif
