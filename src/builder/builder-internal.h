@@ -185,4 +185,17 @@ int builder_fetch_for(struct kiln_step_ctx *c, const struct kiln_descriptor *ima
 /* Can a cached image be used as it is (its blobs here, or the base's)? */
 bool builder_image_usable(struct kiln_step_ctx *c, const char *digest);
 
+/* ---------- step.c: the step API, layers written in the background ---------- */
+
+/* Waits for every layer written in the background, in order; each fills
+ * its place in the image and puts its step's cache entry. */
+int builder_settle_layers(struct kiln_step_ctx *c, struct kiln_err **err);
+/* The writers stopped, their results unwanted (a build that failed). */
+void builder_abandon_layers(struct kiln_step_ctx *c);
+
+/* ---------- the step cache ---------- */
+
+/* A step's result into the local cache and the registry cache. */
+void builder_put_entry(struct kiln_step_ctx *c, struct kiln_step_entry *e);
+
 #endif
