@@ -193,9 +193,26 @@ int builder_settle_layers(struct kiln_step_ctx *c, struct kiln_err **err);
 /* The writers stopped, their results unwanted (a build that failed). */
 void builder_abandon_layers(struct kiln_step_ctx *c);
 
-/* ---------- the step cache ---------- */
+/* ---------- step_cache.c: step keys, step results, the image cache ---------- */
 
+/* The key the chain starts from: the base and what shapes every layer. */
+void builder_base_key(const struct kiln_platform *platform, enum kiln_idmap idmap,
+                      const struct kiln_archive_opts *lo, const char *base_digest,
+                      char out[KILN_HEX_MAX]);
+/* key (the parent's) becomes step k's. */
+int builder_step_key(const struct kiln_step_kind *k, const struct kiln_spec *s,
+                     char key[KILN_HEX_MAX], struct kiln_err **err);
+/* The assembled image's key: the last step's and the image id. */
+void builder_image_key(const char *last_key, const char *id, char out[KILN_HEX_MAX]);
+/* The running step's layer part, from the cache or run (kind->run). */
+int builder_layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc,
+                       struct kiln_err **err);
 /* A step's result into the local cache and the registry cache. */
 void builder_put_entry(struct kiln_step_ctx *c, struct kiln_step_entry *e);
+/* The image of a chain whose every step hit, under its image key. */
+int builder_image_get(struct kiln_step_ctx *c, const char *key, const char *id,
+                      struct kiln_descriptor *out, bool *hit, struct kiln_err **err);
+void builder_image_put(struct kiln_step_ctx *c, const char *key, const char *id,
+                       const struct kiln_descriptor *image);
 
 #endif
