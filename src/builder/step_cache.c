@@ -124,22 +124,22 @@ static void apply_entry(struct kiln_step_ctx *c, const struct kiln_step_entry *e
 
 /* A local miss asks the registry cache; what it has becomes a local entry.
  * A cache that cannot be reached costs this build time, never its result:
- * it warns, and the step runs. */
-static bool remote_lookup(struct kiln_step_ctx *c, struct kiln_step_entry *e, bool *hit)
+ * it warns, and the step runs. True when the cache has the step's result,
+ * now in e. */
+static bool remote_lookup(struct kiln_step_ctx *c, struct kiln_step_entry *e)
 {
-        *hit = false;
         bool found = false;
         _cleanup_err_ struct kiln_err *rerr = NULL;
         if (c->remote_read_failed)
-                return true;
+                return false;
         if (kiln_remote_cache_get(c->remote, c->store, c->key, e, &found, &rerr) < 0) {
                 kiln_warn("%s; building without it", rerr->msg);
                 c->remote_read_failed = true;
                 c->remote_write_failed = true;
-                return true;
+                return false;
         }
         if (!found)
-                return true;
+                return false;
         snprintf(e->key, sizeof(e->key), "%s", c->key);
         if (e->has_layer)
                 kiln_store_stamp(c->store, e->digest, &e->stamp_ino, &e->stamp_mtime_ns,
@@ -147,7 +147,6 @@ static bool remote_lookup(struct kiln_step_ctx *c, struct kiln_step_entry *e, bo
         _cleanup_err_ struct kiln_err *perr = NULL;
         kiln_store_step_put(c->store, e, &perr);
         c->n_remote_hits++;
-        *hit = true;
         return true;
 }
 
@@ -190,8 +189,10 @@ int builder_layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc
                         return -1;
         }
         const char *from = "";
-        if (!hit && use_cache && c->remote && remote_lookup(c, &e, &hit) && hit)
+        if (!hit && use_cache && c->remote && remote_lookup(c, &e)) {
+                hit = true;
                 from = kiln_remote_cache_name(c->remote);
+        }
         if (hit) {
                 kiln_info("step %zu: %s: %s (cached%s%s)", c->step_no, c->kind->name, desc,
                           *from ? " in " : "", from);
