@@ -37,6 +37,8 @@ struct kiln_remote_cache;
 int kiln_remote_cache_open(const char *ref, const struct kiln_registry_opts *ro,
                            struct kiln_remote_cache **out, struct kiln_err **err);
 void kiln_remote_cache_free(struct kiln_remote_cache *rc);
+void kiln_remote_cache_freep(struct kiln_remote_cache **rc);
+#define _cleanup_remote_cache_ _cleanup_(kiln_remote_cache_freep)
 /* "domain/path", for messages. */
 const char *kiln_remote_cache_name(const struct kiln_remote_cache *rc);
 const char *kiln_remote_cache_domain(const struct kiln_remote_cache *rc);
