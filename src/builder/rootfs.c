@@ -149,7 +149,7 @@ static int fetch_base_for_snapshot(void *ud, struct kiln_blob_watch *const *watc
 int builder_fetch_for(struct kiln_step_ctx *c, const struct kiln_descriptor *image,
                       const char *dest_domain, struct kiln_err **err)
 {
-        struct kiln_manifest m = {0};
+        _cleanup_manifest_ struct kiln_manifest m = {0};
         if (read_manifest(c->store, image->digest, &m, err) < 0)
                 return -1;
         _cleanup_free_ struct kiln_descriptor *need = kiln_xcalloc(m.n_layers + 1, sizeof(*need));
@@ -162,9 +162,7 @@ int builder_fetch_for(struct kiln_step_ctx *c, const struct kiln_descriptor *ima
                 if (!at)
                         need[n++] = m.layers[i];
         }
-        int rc = fetch_layers(c, need, n, c->image_remote, err);
-        kiln_manifest_release(&m);
-        return rc;
+        return fetch_layers(c, need, n, c->image_remote, err);
 }
 
 int builder_ensure_rootfs(struct kiln_step_ctx *c, struct kiln_err **err)
@@ -204,13 +202,12 @@ static const char *binfmt_name(const char *arch)
  * to hand them to qemu-user; say exactly what is missing otherwise. */
 int builder_check_can_run(const struct kiln_step_ctx *c, struct kiln_err **err)
 {
-        struct kiln_platform host = {0};
+        _cleanup_platform_ struct kiln_platform host = {0};
         kiln_platform_host(&host);
         bool same = kiln_platform_matches(&c->platform, &host) ||
                     !strcmp(c->platform.architecture, host.architecture);
         _cleanup_free_ char *want = kiln_platform_string(&c->platform);
         _cleanup_free_ char *have = kiln_platform_string(&host);
-        kiln_platform_release(&host);
         if (same)
                 return 0;
         _cleanup_free_ char *path = kiln_xasprintf("/proc/sys/fs/binfmt_misc/qemu-%s",
@@ -244,14 +241,13 @@ void builder_add_pending(struct kiln_step_ctx *c, const char *digest, const char
 bool builder_image_usable(struct kiln_step_ctx *c, const char *digest)
 {
         _cleanup_err_ struct kiln_err *e = NULL;
-        struct kiln_manifest m = {0};
+        _cleanup_manifest_ struct kiln_manifest m = {0};
         if (read_manifest(c->store, digest, &m, &e) < 0)
                 return false;
         bool ok = !m.is_index && kiln_store_has(c->store, m.config.digest, m.config.size);
         for (size_t i = 0; ok && i < m.n_layers; i++)
                 ok = kiln_store_has(c->store, m.layers[i].digest, m.layers[i].size) ||
                      is_base_layer(c, m.layers[i].digest);
-        kiln_manifest_release(&m);
         return ok;
 }
 
@@ -277,11 +273,10 @@ int kiln_build_pull_base(const struct kiln_build_opts *o, const char *base,
                 return 0;
         /* Where the layers are, for the fetch on first need and for pushes
          * to that registry, which mount them. */
-        struct kiln_manifest m = {0};
+        _cleanup_manifest_ struct kiln_manifest m = {0};
         if (read_manifest(store, top->digest, &m, err) < 0)
                 return kiln_err_prefix(err, "base image");
         kiln_store_note_missing(store, base_ref->domain, base_ref->path, m.layers, m.n_layers);
-        kiln_manifest_release(&m);
         return 0;
 }
 
