@@ -17,6 +17,7 @@ static void pending_release(struct builder_pending_layer *p)
 {
         kiln_descriptor_release(&p->d);
         free(p->diff_id);
+        *p = (struct builder_pending_layer){0};
 }
 
 void builder_push_lower(struct kiln_step_ctx *c, char *dir)
