@@ -55,12 +55,10 @@ void kiln_step_set_cmd(struct kiln_step_ctx *ctx, char *const *argv)
 
 static char *step_dir(struct kiln_step_ctx *c, const char *what, struct kiln_err **err)
 {
-        char *d = kiln_xasprintf("%s/%02zu-%s", c->build_dir, c->step_no, what);
-        if (kiln_mkdir_p(d, 0755, err) < 0) {
-                free(d);
+        _cleanup_free_ char *d = kiln_xasprintf("%s/%02zu-%s", c->build_dir, c->step_no, what);
+        if (kiln_mkdir_p(d, 0755, err) < 0)
                 return NULL;
-        }
-        return d;
+        return steal_pointer(&d);
 }
 
 /* The step's name in messages: "step 2 (commands)". */
@@ -104,36 +102,43 @@ void builder_abandon_layers(struct kiln_step_ctx *c)
                 bg_release(&c->bg[i]);
 }
 
-/* Waits for the oldest layer written in the background, fills in its
- * place in the image and puts its step's entry. */
-static int settle_layer(struct kiln_step_ctx *c, struct kiln_err **err)
+/* Waits for the oldest writer, fills in its place in the image and puts
+ * its step's entry. */
+static int settle_oldest(struct kiln_step_ctx *c, struct kiln_err **err)
 {
-        if (!c->n_bg)
-                return 0;
         struct builder_bg_layer *b = &c->bg[0];
         struct kiln_archive_result res;
         uint64_t t0 = kiln_now_ns(), took = 0;
         int rc = kiln_archive_job_finish(steal_pointer(&b->job), &res, &took, err);
         c->commit_ns += kiln_now_ns() - t0;
         c->commit_bg_ns += took;
-        if (rc == 0) {
-                kiln_debug("%s: layer of %llu entries, %lld bytes, written in %.3f s", b->label,
-                           (unsigned long long)res.entries, (long long)res.size,
-                           (double)took / 1e9);
-                kiln_image_settle_layer(&c->img, &b->slot, &res);
-                if (res.empty) {
-                        kiln_info("%s changed nothing: no layer", b->label);
-                        for (size_t i = 1; i < c->n_bg; i++)
-                                c->bg[i].slot.layer--; /* that place is gone */
-                } else {
-                        c->n_new_layers++;
-                }
-                if (b->has_entry) {
-                        record_result(&b->out, &res, b->created_by);
-                        builder_put_entry(c, &b->out);
-                }
+        if (rc < 0)
+                return -1;
+        kiln_debug("%s: layer of %llu entries, %lld bytes, written in %.3f s", b->label,
+                   (unsigned long long)res.entries, (long long)res.size, (double)took / 1e9);
+        kiln_image_settle_layer(&c->img, &b->slot, &res);
+        if (res.empty) {
+                kiln_info("%s changed nothing: no layer", b->label);
+                for (size_t i = 1; i < c->n_bg; i++)
+                        c->bg[i].slot.layer--; /* that place is gone */
+        } else {
+                c->n_new_layers++;
         }
-        bg_release(b);
+        if (b->has_entry) {
+                record_result(&b->out, &res, b->created_by);
+                builder_put_entry(c, &b->out);
+        }
+        return 0;
+}
+
+/* The oldest layer written in the background, settled; its writer is gone
+ * whether it succeeded or not. */
+static int settle_layer(struct kiln_step_ctx *c, struct kiln_err **err)
+{
+        if (!c->n_bg)
+                return 0;
+        int rc = settle_oldest(c, err);
+        bg_release(&c->bg[0]);
         memmove(&c->bg[0], &c->bg[1], (c->n_bg - 1) * sizeof(c->bg[0]));
         memset(&c->bg[--c->n_bg], 0, sizeof(c->bg[0]));
         return rc;
@@ -174,7 +179,7 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
          * with one mapped id the ownership filter only pretends, so apt is
          * told to stay root (its documented switch). The file is bound in
          * for the run and leaves no trace in the layer. */
-        struct kiln_bind *all = kiln_xcalloc(n_binds + 1, sizeof(*all));
+        _cleanup_free_ struct kiln_bind *all = kiln_xcalloc(n_binds + 1, sizeof(*all));
         for (size_t i = 0; i < n_binds; i++)
                 all[i] = (struct kiln_bind){.source = binds[i].source,
                                             .target = binds[i].target,
@@ -182,10 +187,8 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
         _cleanup_free_ char *aptconf = kiln_xasprintf("%s/apt-single-id.conf", c->build_dir);
         if (c->idmap == KILN_IDMAP_SINGLE) {
                 static const char conf[] = "APT::Sandbox::User \"root\";\n";
-                if (kiln_write_file_atomic(aptconf, conf, sizeof(conf) - 1, 0644, err) < 0) {
-                        free(all);
+                if (kiln_write_file_atomic(aptconf, conf, sizeof(conf) - 1, 0644, err) < 0)
                         return kiln_err_prefix(err, "%s", label);
-                }
                 all[n_binds++] =
                     (struct kiln_bind){.source = aptconf,
                                        .target = "/etc/apt/apt.conf.d/00kiln-single-id",
@@ -225,7 +228,6 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
         uint64_t t0 = kiln_now_ns();
         int rc = kiln_sandbox_run(&so, &status, err);
         c->sandbox_ns += kiln_now_ns() - t0;
-        free(all);
         if (rc < 0)
                 return kiln_err_prefix(err, "%s", label);
         if (status != 0)
@@ -233,8 +235,8 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
                                     "%s failed: %s exited with status %d", label, created_by,
                                     status);
         /* The upper is read-only from here on (a lower of later steps), so
-         * its layer is written while they run; past BUILDER_BG_MAX writers the
-         * oldest is waited for first. */
+         * its layer is written while they run; past BUILDER_BG_MAX writers
+         * the oldest is waited for first. */
         if (c->n_bg == BUILDER_BG_MAX && settle_layer(c, err) < 0)
                 return -1;
         struct builder_bg_layer *b = &c->bg[c->n_bg];
@@ -320,14 +322,13 @@ char *kiln_step_cache_dir(struct kiln_step_ctx *c, const char *name, bool per_ba
         char chain[KILN_DIGEST_MAX] = "";
         if (per_base)
                 kiln_chain_id(c->base_diff_ids, c->n_base, chain);
-        char *dir = per_base ? kiln_xasprintf("%s/cache/%s/%.16s", kiln_store_root(c->store), name,
-                                              chain[0] ? kiln_digest_hex(chain) : "scratch")
-                             : kiln_xasprintf("%s/cache/%s", kiln_store_root(c->store), name);
-        if (kiln_mkdir_p(dir, 0755, err) < 0) {
-                free(dir);
+        _cleanup_free_ char *dir =
+            per_base ? kiln_xasprintf("%s/cache/%s/%.16s", kiln_store_root(c->store), name,
+                                      chain[0] ? kiln_digest_hex(chain) : "scratch")
+                     : kiln_xasprintf("%s/cache/%s", kiln_store_root(c->store), name);
+        if (kiln_mkdir_p(dir, 0755, err) < 0)
                 return NULL;
-        }
-        return dir;
+        return steal_pointer(&dir);
 }
 
 /* ---------- what a step knows of the image so far ---------- */
@@ -386,15 +387,14 @@ int kiln_step_rootfs_open(struct kiln_step_ctx *c, const char *path, int *fd, st
                 _cleanup_close_ int root = open(c->lowers[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                 if (root < 0)
                         return kiln_err_sys(err, "open %s", c->lowers[i]);
-                int f = kiln_open_in_root(root, path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+                _cleanup_close_ int f =
+                    kiln_open_in_root(root, path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
                 if (f < 0)
                         continue;
                 struct stat st;
-                if (fstat(f, &st) < 0 || !S_ISREG(st.st_mode)) {
-                        close(f); /* a whiteout: deleted above the base */
-                        return 0;
-                }
-                *fd = f;
+                if (fstat(f, &st) < 0 || !S_ISREG(st.st_mode))
+                        return 0; /* a whiteout: deleted above the base */
+                *fd = steal_fd(&f);
                 return 0;
         }
         return 0;
