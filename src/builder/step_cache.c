@@ -177,7 +177,7 @@ void builder_put_entry(struct kiln_step_ctx *c, struct kiln_step_entry *e)
 int builder_layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc,
                        struct kiln_err **err)
 {
-        struct kiln_step_entry e;
+        _cleanup_step_entry_ struct kiln_step_entry e = {0};
         bool hit = false;
         if (use_cache && cache_lookup(c, &e, &hit, err) < 0)
                 return -1;
@@ -197,7 +197,6 @@ int builder_layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc
                 kiln_info("step %zu: %s: %s (cached%s%s)", c->step_no, c->kind->name, desc,
                           *from ? " in " : "", from);
                 apply_entry(c, &e);
-                kiln_step_entry_release(&e);
                 c->n_cached++;
                 return 0;
         }
@@ -226,18 +225,15 @@ int builder_layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc
 static int steps_layers_ok(struct kiln_step_ctx *c, bool *ok, struct kiln_err **err)
 {
         for (size_t i = 0; *ok && i < c->n_layer_keys; i++) {
-                struct kiln_step_entry e;
+                _cleanup_step_entry_ struct kiln_step_entry e = {0};
                 bool found = false;
                 if (kiln_store_step_get(c->store, c->layer_keys[i], &e, &found, err) < 0)
                         return -1;
                 *ok = found;
-                int rc = found && e.has_layer ? cached_layer_ok(c, &e, ok, err) : 0;
+                if (found && e.has_layer && cached_layer_ok(c, &e, ok, err) < 0)
+                        return -1;
                 if (*ok)
                         kiln_store_step_touch(c->store, c->layer_keys[i]);
-                if (found)
-                        kiln_step_entry_release(&e);
-                if (rc < 0)
-                        return -1;
         }
         return 0;
 }
@@ -249,7 +245,7 @@ static int image_from_cache(struct kiln_step_ctx *c, const char *key, const char
                             struct kiln_descriptor *out, bool *hit, struct kiln_err **err)
 {
         *hit = false;
-        struct kiln_step_entry e;
+        _cleanup_step_entry_ struct kiln_step_entry e = {0};
         bool found = false;
         if (kiln_store_step_get(c->store, key, &e, &found, err) < 0)
                 return -1;
@@ -260,25 +256,22 @@ static int image_from_cache(struct kiln_step_ctx *c, const char *key, const char
         const char *size = kiln_step_entry_fact(&e, "size"), *eid = kiln_step_entry_fact(&e, "id");
         bool ok = digest && mt && size && eid && !strcmp(eid, id) &&
                   kiln_digest_validate(digest, NULL) == 0 && builder_image_usable(c, digest);
-        if (ok && steps_layers_ok(c, &ok, err) < 0) {
-                kiln_step_entry_release(&e);
+        if (ok && steps_layers_ok(c, &ok, err) < 0)
                 return -1;
-        }
-        if (ok) {
-                out->digest = kiln_xstrdup(digest);
-                out->media_type = kiln_xstrdup(mt);
-                out->size = strtoll(size, NULL, 10);
-                *hit = true;
-                kiln_store_step_touch(c->store, key);
-        }
-        kiln_step_entry_release(&e);
+        if (!ok)
+                return 0;
+        out->digest = kiln_xstrdup(digest);
+        out->media_type = kiln_xstrdup(mt);
+        out->size = strtoll(size, NULL, 10);
+        *hit = true;
+        kiln_store_step_touch(c->store, key);
         return 0;
 }
 
 static void image_to_cache(struct kiln_step_ctx *c, const char *key, const char *id,
                            const struct kiln_descriptor *m)
 {
-        struct kiln_step_entry e = {0};
+        _cleanup_step_entry_ struct kiln_step_entry e = {0};
         snprintf(e.key, sizeof(e.key), "%s", key);
         e.kind = kiln_xstrdup("image");
         e.created_by = kiln_xstrdup("");
@@ -289,28 +282,26 @@ static void image_to_cache(struct kiln_step_ctx *c, const char *key, const char 
         e.facts[3] = kiln_xasprintf("id=%s", id);
         _cleanup_err_ struct kiln_err *perr = NULL;
         kiln_store_step_put(c->store, &e, &perr);
-        kiln_step_entry_release(&e);
 }
 
 static void image_from_remote(struct kiln_step_ctx *c, const char *key, const char *id,
                               struct kiln_descriptor *out, bool *hit)
 {
         *hit = false;
-        struct kiln_descriptor d = {0};
+        _cleanup_descriptor_ struct kiln_descriptor d = {0};
         bool found = false;
         _cleanup_err_ struct kiln_err *rerr = NULL;
         if (kiln_remote_cache_get_image(c->remote, c->store, key, &d, &found, &rerr) < 0) {
                 kiln_warn("%s; the image is assembled here", rerr->msg);
                 return;
         }
-        if (found) {
-                *out = d;
-                *hit = true;
-                c->image_remote = true;
-                image_to_cache(c, key, id, out);
+        if (!found)
                 return;
-        }
-        kiln_descriptor_release(&d);
+        *out = d;
+        d = (struct kiln_descriptor){0};
+        *hit = true;
+        c->image_remote = true;
+        image_to_cache(c, key, id, out);
 }
 
 static void image_to_remote(struct kiln_step_ctx *c, const char *key,
