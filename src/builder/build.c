@@ -58,6 +58,7 @@ static void ctx_release(struct kiln_step_ctx *c)
                 }
                 free(c->build_dir);
         }
+        kiln_store_free(c->store); /* last: the writers and the lowers are in it */
 }
 
 /* A push that counted on mounts and found one declined (the blob went
@@ -155,15 +156,12 @@ int kiln_build_exists(const struct kiln_spec *spec, const struct kiln_image_name
         digest[0] = '\0';
         if (!spec->registry)
                 return 0;
-        struct kiln_ref ref = {0};
+        _cleanup_ref_ struct kiln_ref ref = {0};
         if (kiln_ref_parse(name->full, &ref, err) < 0)
                 return kiln_err_prefix(err, "image name");
         _cleanup_registry_ struct kiln_registry *r = NULL;
-        int rc = kiln_registry_new(ref.domain, reg, &r, err);
-        if (rc == 0)
-                rc = kiln_registry_head_manifest(r, ref.path, ref.tag, exists, digest, err);
-        kiln_ref_release(&ref);
-        if (rc < 0)
+        if (kiln_registry_new(ref.domain, reg, &r, err) < 0 ||
+            kiln_registry_head_manifest(r, ref.path, ref.tag, exists, digest, err) < 0)
                 return kiln_err_prefix(err, "check whether %s exists", name->full);
         return 0;
 }
@@ -180,14 +178,36 @@ int kiln_build_resolve_base(const struct kiln_build_opts *o, const char *base,
                             const struct kiln_platform *platform, struct kiln_store *store,
                             char digest[KILN_DIGEST_MAX], struct kiln_err **err)
 {
-        struct kiln_ref ref = {0};
-        struct kiln_descriptor top = {0};
-        int rc = kiln_build_pull_base(o, base, platform, true, store, &ref, &top, err);
-        if (rc == 0)
-                snprintf(digest, KILN_DIGEST_MAX, "%s", top.digest);
-        kiln_descriptor_release(&top);
-        kiln_ref_release(&ref);
-        return rc;
+        _cleanup_ref_ struct kiln_ref ref = {0};
+        _cleanup_descriptor_ struct kiln_descriptor top = {0};
+        if (kiln_build_pull_base(o, base, platform, true, store, &ref, &top, err) < 0)
+                return -1;
+        snprintf(digest, KILN_DIGEST_MAX, "%s", top.digest);
+        return 0;
+}
+
+/* The key a build of spec would start its chain from, with the store it
+ * would use; why says what keeps it from being known (the plan then
+ * checks no cache). */
+static int plan_base_key(const struct kiln_spec *spec, const struct kiln_build_opts *o,
+                         const char *base, struct kiln_store **store, char key[KILN_HEX_MAX],
+                         struct kiln_err **why)
+{
+        if (spec->base_spec)
+                return kiln_err_set(why, KILN_ERR_BUILD, 0, "the base spec is not built yet");
+        _cleanup_platform_ struct kiln_platform platform = {0};
+        enum kiln_idmap idmap = KILN_IDMAP_HOST;
+        struct kiln_archive_opts lo;
+        char digest[KILN_DIGEST_MAX];
+        if (kiln_platform_parse(spec->platforms ? spec->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM,
+                                &platform, why) < 0 ||
+            kiln_userns_enter(&idmap, why) < 0 || kiln_store_open(o->cache_dir, store, why) < 0 ||
+            kiln_archive_opts_init(&lo, why) < 0 ||
+            kiln_build_resolve_base(o, base, &platform, *store, digest, why) < 0)
+                return -1;
+        lo.compression = o->compression;
+        builder_base_key(&platform, idmap, &lo, digest, key);
+        return 0;
 }
 
 /* --dry-run: the steps, and for each with a layer whether the cache has
@@ -199,25 +219,8 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
         printf("base:  %s\n", base);
         char key[KILN_HEX_MAX] = "";
         _cleanup_store_ struct kiln_store *store = NULL;
-        struct kiln_platform platform = {0};
-        enum kiln_idmap idmap = KILN_IDMAP_HOST;
-        struct kiln_archive_opts lo;
-        char digest[KILN_DIGEST_MAX];
         _cleanup_err_ struct kiln_err *why = NULL;
-        if (spec->base_spec)
-                kiln_err_set(&why, KILN_ERR_BUILD, 0, "the base spec is not built yet");
-        else if (kiln_platform_parse(spec->platforms ? spec->platforms[0]
-                                                     : KILN_SPEC_DEFAULT_PLATFORM,
-                                     &platform, &why) == 0 &&
-                 kiln_userns_enter(&idmap, &why) == 0 &&
-                 kiln_store_open(o->cache_dir, &store, &why) == 0 &&
-                 kiln_archive_opts_init(&lo, &why) == 0 &&
-                 kiln_build_resolve_base(o, base, &platform, store, digest, &why) == 0) {
-                lo.compression = o->compression;
-                builder_base_key(&platform, idmap, &lo, digest, key);
-        }
-        kiln_platform_release(&platform);
-        if (why)
+        if (plan_base_key(spec, o, base, &store, key, &why) < 0)
                 printf("cache: not checked (%s)\n", why->msg);
         size_t k = 1;
         for (size_t i = 0; i < sizeof(step_kinds) / sizeof(step_kinds[0]); i++) {
@@ -229,15 +232,13 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
                 if (key[0] && builder_step_key(kind, spec, key, err) < 0)
                         return -1;
                 if (key[0] && kind->run) {
-                        struct kiln_step_entry e;
+                        _cleanup_step_entry_ struct kiln_step_entry e = {0};
                         bool found = false;
                         if (kiln_store_step_get(store, key, &e, &found, err) < 0)
                                 return -1;
                         bool usable =
                             found && (!e.has_layer || kiln_store_has(store, e.digest, e.size));
                         state = usable && !o->no_cache ? " [cached]" : " [runs]";
-                        if (found)
-                                kiln_step_entry_release(&e);
                 }
                 printf("%zu. %s: %s%s\n", k++, kind->name, d, state);
         }
@@ -245,15 +246,13 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
         if (key[0] && !o->no_cache) {
                 char ik[KILN_HEX_MAX];
                 builder_image_key(key, name->id, ik);
-                struct kiln_step_entry e;
+                _cleanup_step_entry_ struct kiln_step_entry e = {0};
                 bool found = false;
                 if (kiln_store_step_get(store, ik, &e, &found, err) < 0)
                         return -1;
                 const char *m = found ? kiln_step_entry_fact(&e, "manifest") : NULL;
                 if (m && kiln_store_has(store, m, -1))
                         printf("cached image: %s (no step runs)\n", m);
-                if (found)
-                        kiln_step_entry_release(&e);
         }
         return 0;
 }
@@ -270,20 +269,19 @@ static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *
                         return -1;
         if (!o->push)
                 return 0;
-        struct kiln_ref dest = {0};
+        _cleanup_ref_ struct kiln_ref dest = {0};
         if (kiln_ref_parse(res->name.full, &dest, err) < 0)
                 return kiln_err_prefix(err, "image name");
         _cleanup_registry_ struct kiln_registry *reg = NULL;
-        int rc = kiln_registry_new(dest.domain, &o->reg, &reg, err);
+        if (kiln_registry_new(dest.domain, &o->reg, &reg, err) < 0)
+                return -1;
         /* The base's blobs need not travel again when the destination is
          * on the same registry: mount them from the base's repository. */
         const char *mount_from =
             base_ref->domain && !strcmp(base_ref->domain, dest.domain) ? base_ref->path : NULL;
-        struct kiln_progress *p = rc == 0 ? kiln_progress_new("push", o->reg.quiet) : NULL;
-        if (rc == 0)
-                rc = push_lazily(c, reg, &dest, &res->manifest, mount_from, p, err);
+        struct kiln_progress *p = kiln_progress_new("push", o->reg.quiet);
+        int rc = push_lazily(c, reg, &dest, &res->manifest, mount_from, p, err);
         kiln_progress_free(p);
-        kiln_ref_release(&dest);
         return rc;
 }
 
@@ -348,19 +346,16 @@ static int build_base_spec(const struct kiln_spec *spec, const struct kiln_build
         bo.n_outputs = 0;
         bo.push = o->push && spec->base_spec->registry;
         bo.local_only = !bo.push;
-        struct kiln_build_result r = {0};
+        _cleanup_build_result_ struct kiln_build_result r = {0};
         kiln_info("base_image is a spec: building it first");
-        if (kiln_build(spec->base_spec, &bo, &r, err) < 0) {
-                kiln_build_result_release(&r);
+        if (kiln_build(spec->base_spec, &bo, &r, err) < 0)
                 return -1;
-        }
         if (r.skipped) {
                 kiln_info("%s exists in the registry: using it", r.name.full);
         } else {
                 kiln_descriptor_copy(top, &r.manifest);
                 *built = true;
         }
-        kiln_build_result_release(&r);
         return 0;
 }
 
@@ -368,11 +363,10 @@ int kiln_build_base_name(const struct kiln_spec *spec, char **out, struct kiln_e
 {
         *out = NULL;
         if (spec->base_spec) {
-                struct kiln_image_name bn = {0};
+                _cleanup_image_name_ struct kiln_image_name bn = {0};
                 if (kiln_spec_image_name(spec->base_spec, &bn, err) < 0)
                         return kiln_err_prefix(err, "base_image");
                 *out = steal_pointer(&bn.full);
-                kiln_image_name_release(&bn);
                 return 0;
         }
         if (spec->base_image) {
@@ -380,6 +374,118 @@ int kiln_build_base_name(const struct kiln_spec *spec, char **out, struct kiln_e
                 return 0;
         }
         return default_base(spec, out, err);
+}
+
+static int make_build_dir(struct kiln_step_ctx *c, struct kiln_err **err)
+{
+        _cleanup_free_ char *builds = kiln_xasprintf("%s/builds", kiln_store_root(c->store));
+        if (kiln_mkdir_p(builds, 0755, err) < 0)
+                return -1;
+        _cleanup_free_ char *dir = kiln_xasprintf("%s/XXXXXX", builds);
+        if (!mkdtemp(dir))
+                return kiln_err_sys(err, "create build directory in %s", builds);
+        c->build_dir = steal_pointer(&dir);
+        return 0;
+}
+
+/* Everything the steps need before the first runs: the platform, the
+ * store, the base's config (its layers wait until something needs their
+ * bytes: pulled with manifest_only, or built just before) and a build
+ * directory. */
+static int prepare(struct kiln_step_ctx *c, const char *base, bool base_built,
+                   struct kiln_descriptor *top, struct kiln_err **err)
+{
+        const struct kiln_spec *spec = c->spec;
+        const struct kiln_build_opts *o = c->o;
+        if (kiln_platform_parse(spec->platforms ? spec->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM,
+                                &c->platform, err) < 0)
+                return -1;
+        /* The user namespace first: it cannot be entered once threads exist. */
+        if (kiln_userns_enter(&c->idmap, err) < 0 ||
+            kiln_store_open(o->cache_dir, &c->store, err) < 0 ||
+            kiln_archive_opts_init(&c->lopts, err) < 0)
+                return -1;
+        c->lopts.compression = o->compression;
+        /* The base's layers wait until something needs their bytes. */
+        if (base_built) {
+                if (kiln_ref_parse(base, &c->base_ref, err) < 0)
+                        return -1;
+        } else if (kiln_build_pull_base(o, base, &c->platform, true, c->store, &c->base_ref, top,
+                                        err) < 0) {
+                return -1;
+        }
+        if (kiln_image_from_base(&c->img, c->store, top, err) < 0 ||
+            builder_capture_base(c, err) < 0)
+                return -1;
+        kiln_image_set_created(&c->img, c->lopts.source_date_epoch);
+        return make_build_dir(c, err);
+}
+
+/* The image in the store: the image cache's, or the steps' (then cached
+ * too). */
+static int assemble(struct kiln_step_ctx *c, const char *base, bool base_built,
+                    struct kiln_descriptor *top, struct kiln_build_result *res,
+                    struct kiln_err **err)
+{
+        int prepared = prepare(c, base, base_built, top, err);
+        kiln_debug("user namespace: %s", kiln_idmap_name(c->idmap));
+        if (prepared < 0)
+                return -1;
+        builder_base_key(&c->platform, c->idmap, &c->lopts, top->digest, c->key);
+        const char *cache_repo = c->o->cache_repo ? c->o->cache_repo : getenv("KILN_CACHE_REPO");
+        if (cache_repo && *cache_repo) {
+                if (kiln_remote_cache_open(cache_repo, &c->o->reg, &c->remote, err) < 0)
+                        return -1;
+                if (c->base_ref.domain &&
+                    !strcmp(c->base_ref.domain, kiln_remote_cache_domain(c->remote)))
+                        c->mount_from = c->base_ref.path;
+        }
+        char image_key[KILN_HEX_MAX] = "";
+        bool image_hit = false;
+        if (chain_image_key(c, res->name.id, image_key, err) < 0 ||
+            builder_image_get(c, image_key, res->name.id, &res->manifest, &image_hit, err) < 0)
+                return -1;
+        if (image_hit) {
+                report_cached_steps(c);
+                c->n_cached = c->n_layer_keys;
+                c->n_remote_hits = c->image_remote ? c->n_layer_keys : 0;
+                return 0;
+        }
+        if (run_steps(c, err) < 0)
+                return -1;
+        /* Last, so a changed id costs no layer. */
+        kiln_image_set_env(&c->img, "_F_IMG_ID", res->name.id);
+        _cleanup_free_ char *h = kiln_xasprintf("ENV _F_IMG_ID=%s", res->name.id);
+        kiln_image_add_history(&c->img, h);
+        if (kiln_image_commit(&c->img, c->store, &res->manifest, err) < 0)
+                return -1;
+        builder_image_put(c, image_key, res->name.id, &res->manifest);
+        return 0;
+}
+
+/* One build's context, from the base on: the image assembled and written
+ * out. The counts and the time are told whether it succeeded or not. */
+static int build_image(const struct kiln_spec *spec, const struct kiln_build_opts *o,
+                       const char *base, bool base_built, struct kiln_descriptor *top,
+                       uint64_t start_ns, struct kiln_build_result *res, struct kiln_err **err)
+{
+        _cleanup_(ctx_release) struct kiln_step_ctx c = {.spec = spec, .o = o};
+        int rc = assemble(&c, base, base_built, top, res, err);
+        /* Where the time went: what is not the installers' is kiln's. */
+        uint64_t total_ns = kiln_now_ns() - start_ns;
+        kiln_debug("time: %.3f s in all, %.3f s in sandboxed programs, %.3f s of it kiln's own "
+                   "(%.3f s waiting for layers, written in %.3f s mostly while later steps ran)",
+                   (double)total_ns / 1e9, (double)c.sandbox_ns / 1e9,
+                   (double)(total_ns - c.sandbox_ns) / 1e9, (double)c.commit_ns / 1e9,
+                   (double)c.commit_bg_ns / 1e9);
+        res->n_new_layers = c.n_new_layers;
+        res->n_cached_steps = c.n_cached;
+        res->n_remote_hits = c.n_remote_hits;
+        if (rc < 0)
+                return -1;
+        if (!o->local_only)
+                return write_outputs(&c, o, res, err);
+        return 0;
 }
 
 int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
@@ -395,10 +501,8 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                 return -1;
         if (o->dry_run) {
                 if (spec->base_spec) {
-                        struct kiln_build_result br = {0};
-                        int r = kiln_build(spec->base_spec, o, &br, err);
-                        kiln_build_result_release(&br);
-                        if (r < 0)
+                        _cleanup_build_result_ struct kiln_build_result br = {0};
+                        if (kiln_build(spec->base_spec, o, &br, err) < 0)
                                 return kiln_err_prefix(err, "base_image");
                         printf("\n");
                 }
@@ -429,97 +533,12 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                                     "supported yet",
                                     spec->platform);
 
-        struct kiln_step_ctx c = {.spec = spec, .o = o};
         uint64_t start_ns = kiln_now_ns();
-        struct kiln_descriptor top = {0};
+        _cleanup_descriptor_ struct kiln_descriptor top = {0};
         bool base_built = false;
         if (spec->base_spec && build_base_spec(spec, o, &top, &base_built, err) < 0)
                 return kiln_err_prefix(err, "base_image %s", base);
-        int rc = kiln_platform_parse(
-            spec->platforms ? spec->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM, &c.platform, err);
-        /* The user namespace first: it cannot be entered once threads exist. */
-        if (rc == 0)
-                rc = kiln_userns_enter(&c.idmap, err);
-        if (rc == 0)
-                rc = kiln_store_open(o->cache_dir, &c.store, err);
-        if (rc == 0)
-                rc = kiln_archive_opts_init(&c.lopts, err);
-        if (rc == 0) {
-                c.lopts.compression = o->compression;
-                /* The base's layers wait until something needs their bytes. */
-                if (base_built)
-                        rc = kiln_ref_parse(base, &c.base_ref, err);
-                else
-                        rc = kiln_build_pull_base(o, base, &c.platform, true, c.store, &c.base_ref,
-                                                  &top, err);
-        }
-        if (rc == 0)
-                rc = kiln_image_from_base(&c.img, c.store, &top, err);
-        if (rc == 0)
-                rc = builder_capture_base(&c, err);
-        if (rc == 0) {
-                kiln_image_set_created(&c.img, c.lopts.source_date_epoch);
-                _cleanup_free_ char *builds = kiln_xasprintf("%s/builds", kiln_store_root(c.store));
-                rc = kiln_mkdir_p(builds, 0755, err);
-                if (rc == 0) {
-                        c.build_dir = kiln_xasprintf("%s/XXXXXX", builds);
-                        if (!mkdtemp(c.build_dir)) {
-                                rc = kiln_err_sys(err, "create build directory in %s", builds);
-                                free(c.build_dir);
-                                c.build_dir = NULL;
-                        }
-                }
-        }
-        kiln_debug("user namespace: %s", kiln_idmap_name(c.idmap));
-        if (rc == 0)
-                builder_base_key(&c.platform, c.idmap, &c.lopts, top.digest, c.key);
-        const char *cache_repo = o->cache_repo ? o->cache_repo : getenv("KILN_CACHE_REPO");
-        if (rc == 0 && cache_repo && *cache_repo) {
-                rc = kiln_remote_cache_open(cache_repo, &o->reg, &c.remote, err);
-                if (rc == 0 && c.base_ref.domain &&
-                    !strcmp(c.base_ref.domain, kiln_remote_cache_domain(c.remote)))
-                        c.mount_from = c.base_ref.path;
-        }
-        char image_key[KILN_HEX_MAX] = "";
-        bool image_hit = false;
-        if (rc == 0)
-                rc = chain_image_key(&c, res->name.id, image_key, err);
-        if (rc == 0)
-                rc =
-                    builder_image_get(&c, image_key, res->name.id, &res->manifest, &image_hit, err);
-        if (rc == 0 && image_hit) {
-                report_cached_steps(&c);
-                c.n_cached = c.n_layer_keys;
-                c.n_remote_hits = c.image_remote ? c.n_layer_keys : 0;
-        } else if (rc == 0) {
-                rc = run_steps(&c, err);
-        }
-        if (rc == 0 && !image_hit) {
-                /* Last, so a changed id costs no layer. */
-                kiln_image_set_env(&c.img, "_F_IMG_ID", res->name.id);
-                _cleanup_free_ char *h = kiln_xasprintf("ENV _F_IMG_ID=%s", res->name.id);
-                kiln_image_add_history(&c.img, h);
-                rc = kiln_image_commit(&c.img, c.store, &res->manifest, err);
-                if (rc == 0)
-                        builder_image_put(&c, image_key, res->name.id, &res->manifest);
-        }
-        /* Where the time went: what is not the installers' is kiln's. */
-        uint64_t total_ns = kiln_now_ns() - start_ns;
-        kiln_debug("time: %.3f s in all, %.3f s in sandboxed programs, %.3f s of it kiln's own "
-                   "(%.3f s waiting for layers, written in %.3f s mostly while later steps ran)",
-                   (double)total_ns / 1e9, (double)c.sandbox_ns / 1e9,
-                   (double)(total_ns - c.sandbox_ns) / 1e9, (double)c.commit_ns / 1e9,
-                   (double)c.commit_bg_ns / 1e9);
-        res->n_new_layers = c.n_new_layers;
-        res->n_cached_steps = c.n_cached;
-        res->n_remote_hits = c.n_remote_hits;
-        if (rc == 0 && !o->local_only)
-                rc = write_outputs(&c, o, res, err);
-        kiln_descriptor_release(&top);
-        struct kiln_store *store = c.store;
-        ctx_release(&c);
-        kiln_store_free(store);
-        if (rc < 0)
-                kiln_err_prefix(err, "build %s", res->name.full);
-        return rc;
+        if (build_image(spec, o, base, base_built, &top, start_ns, res, err) < 0)
+                return kiln_err_prefix(err, "build %s", res->name.full);
+        return 0;
 }
