@@ -19,6 +19,8 @@ struct kiln_apt_cache {
 };
 
 int kiln_apt_cache_open(struct kiln_step_ctx *ctx, struct kiln_apt_cache *c, struct kiln_err **err);
+/* Leaves c as a local is initialised: {.lock = -1}, no lock held. */
 void kiln_apt_cache_release(struct kiln_apt_cache *c);
+#define _cleanup_apt_cache_ _cleanup_(kiln_apt_cache_release)
 
 #endif
