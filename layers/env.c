@@ -67,7 +67,7 @@ static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         (void)err;
         const struct kiln_spec *s = kiln_step_spec(ctx);
-        struct kiln_buf h = {0};
+        _cleanup_buf_ struct kiln_buf h = {0};
         for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
                 if (spec_sets(s, defaults[i].key))
                         continue;
@@ -81,7 +81,6 @@ static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
                                 s->env[i].value);
         }
         kiln_step_add_history(ctx, h.data);
-        kiln_buf_release(&h);
         if (s->entrypoint) {
                 kiln_step_set_entrypoint(ctx, s->entrypoint);
                 /* As in a Dockerfile, a new ENTRYPOINT drops the base's CMD:
