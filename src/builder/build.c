@@ -51,14 +51,12 @@ static void ctx_release(struct kiln_step_ctx *c)
         kiln_platform_release(&c->platform);
         builder_rootfs_release(c);
         if (c->build_dir) {
-                struct kiln_err *e = NULL;
-                if (kiln_rm_rf(c->build_dir, &e) < 0) {
+                _cleanup_err_ struct kiln_err *e = NULL;
+                if (kiln_rm_rf(c->build_dir, &e) < 0)
                         kiln_warn("could not remove the build directory: %s", e->msg);
-                        kiln_err_free(e);
-                }
                 free(c->build_dir);
         }
-        kiln_store_free(c->store); /* last: the writers and the lowers are in it */
+        kiln_store_free(c->store); /* after the writers, which write into it */
 }
 
 /* A push that counted on mounts and found one declined (the blob went
