@@ -13,6 +13,8 @@
 #include "kiln/step.h"
 #include "kiln/store.h"
 
+/* ---------- build.c, rootfs.c: what kiln_build and kiln_build_many share ---------- */
+
 /* The base image's reference: base_image, the name of a base spec, or
  * the default (debian, or an NVIDIA CUDA image). Caller frees. */
 int kiln_build_base_name(const struct kiln_spec *spec, char **out, struct kiln_err **err);
@@ -30,6 +32,8 @@ int kiln_build_resolve_base(const struct kiln_build_opts *o, const char *base,
                             char digest[KILN_DIGEST_MAX], struct kiln_err **err);
 /* --force or FLYTE_FORCE_PUSH_IMAGE_SPEC: build even when the image exists. */
 bool kiln_build_forced(const struct kiln_build_opts *o);
+
+/* ---------- remote_cache.c: the step cache in a registry ---------- */
 
 struct kiln_remote_cache;
 
@@ -70,7 +74,7 @@ int kiln_remote_cache_put_image(struct kiln_remote_cache *rc, struct kiln_store 
                                 const char *key, const struct kiln_descriptor *image,
                                 const char *mount_from, struct kiln_err **err);
 
-/* ---------- the build of one spec ---------- */
+/* ---------- the build of one spec, which the files below share ---------- */
 
 /* A host-file layer, or a layer of the registry cache, that later
  * sandboxed steps see only once it is unpacked from the store. */
