@@ -3,7 +3,7 @@
 #ifndef KILN_LAYERS_APT_INTERNAL_H
 #define KILN_LAYERS_APT_INTERNAL_H
 
-#include "kiln/build.h"
+#include "kiln/step.h"
 
 #define KILN_APT_BINDS 3
 
@@ -15,10 +15,12 @@
 struct kiln_apt_cache {
         char *debs, *lists, *conf;
         int lock;
-        struct kiln_bind binds[KILN_APT_BINDS];
+        struct kiln_step_bind binds[KILN_APT_BINDS];
 };
 
 int kiln_apt_cache_open(struct kiln_step_ctx *ctx, struct kiln_apt_cache *c, struct kiln_err **err);
+/* Leaves c as a local is initialised: {.lock = -1}, no lock held. */
 void kiln_apt_cache_release(struct kiln_apt_cache *c);
+#define _cleanup_apt_cache_ _cleanup_(kiln_apt_cache_release)
 
 #endif

@@ -3,7 +3,7 @@
  * in kiln cache directories mounted over /var/lib/apt/lists and
  * /var/cache/apt/archives for the run, so they never reach the layer and a
  * rebuild downloads nothing it already has. */
-#include "kiln/build.h"
+#include "kiln/step.h"
 #include "apt-internal.h"
 
 #include <unistd.h>
@@ -62,35 +62,35 @@ static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **
 int kiln_apt_cache_open(struct kiln_step_ctx *ctx, struct kiln_apt_cache *c, struct kiln_err **err)
 {
         *c = (struct kiln_apt_cache){.lock = -1};
+        _cleanup_apt_cache_ struct kiln_apt_cache got = {.lock = -1};
         const struct kiln_platform *p = kiln_step_platform(ctx);
         _cleanup_free_ char *debs_name =
             kiln_xasprintf("apt-archives-%s%s%s", p->architecture, p->variant ? "-" : "",
                            p->variant ? p->variant : "");
-        c->debs = kiln_step_cache_dir(ctx, debs_name, false, err);
-        if (c->debs)
-                c->lists = kiln_step_cache_dir(ctx, "apt-lists", true, err);
-        _cleanup_free_ char *confdir =
-            c->lists ? kiln_step_cache_dir(ctx, "apt-conf", false, err) : NULL;
-        if (!confdir) {
-                kiln_apt_cache_release(c);
+        got.debs = kiln_step_cache_dir(ctx, debs_name, false, err);
+        if (!got.debs)
                 return -1;
-        }
-        c->conf = kiln_xasprintf("%s/kiln-apt.conf", confdir);
-        if (kiln_write_file_atomic(c->conf, apt_conf, sizeof(apt_conf) - 1, 0644, err) < 0) {
-                kiln_apt_cache_release(c);
+        got.lists = kiln_step_cache_dir(ctx, "apt-lists", true, err);
+        if (!got.lists)
                 return -1;
-        }
+        _cleanup_free_ char *confdir = kiln_step_cache_dir(ctx, "apt-conf", false, err);
+        if (!confdir)
+                return -1;
+        got.conf = kiln_xasprintf("%s/kiln-apt.conf", confdir);
+        if (kiln_write_file_atomic(got.conf, apt_conf, sizeof(apt_conf) - 1, 0644, err) < 0)
+                return -1;
         /* Two builds sharing the cache take turns: apt's own locks would make
          * the second fail rather than wait. */
-        _cleanup_free_ char *lockpath = kiln_xasprintf("%s.lock", c->debs);
-        if (kiln_lock_file(lockpath, &c->lock, err) < 0) {
-                kiln_apt_cache_release(c);
+        _cleanup_free_ char *lockpath = kiln_xasprintf("%s.lock", got.debs);
+        if (kiln_lock_file(lockpath, &got.lock, err) < 0)
                 return -1;
-        }
-        c->binds[0] = (struct kiln_bind){.source = c->debs, .target = "/var/cache/apt/archives"};
-        c->binds[1] = (struct kiln_bind){.source = c->lists, .target = "/var/lib/apt/lists"};
-        c->binds[2] = (struct kiln_bind){
-            .source = c->conf, .target = "/etc/apt/apt.conf.d/zz-kiln-cache", .readonly = true};
+        got.binds[0] =
+            (struct kiln_step_bind){.source = got.debs, .target = "/var/cache/apt/archives"};
+        got.binds[1] = (struct kiln_step_bind){.source = got.lists, .target = "/var/lib/apt/lists"};
+        got.binds[2] = (struct kiln_step_bind){
+            .source = got.conf, .target = "/etc/apt/apt.conf.d/zz-kiln-cache", .readonly = true};
+        *c = got;
+        got = (struct kiln_apt_cache){.lock = -1};
         return 0;
 }
 
@@ -107,19 +107,16 @@ void kiln_apt_cache_release(struct kiln_apt_cache *c)
 static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         const struct kiln_spec *s = kiln_step_spec(ctx);
-        struct kiln_apt_cache cache;
+        _cleanup_apt_cache_ struct kiln_apt_cache cache = {.lock = -1};
         if (kiln_apt_cache_open(ctx, &cache, err) < 0)
                 return -1;
-        struct kiln_buf script = {0};
+        _cleanup_buf_ struct kiln_buf script = {0};
         apt_script(s, &script);
         char *argv[] = {"/bin/sh", "-c", script.data, NULL};
         char *env[] = {"DEBIAN_FRONTEND=noninteractive", NULL};
         _cleanup_free_ char *desc = describe(s);
         _cleanup_free_ char *created_by = kiln_xasprintf("RUN %s", desc);
-        int rc = kiln_step_sandbox(ctx, argv, env, cache.binds, KILN_APT_BINDS, created_by, err);
-        kiln_buf_release(&script);
-        kiln_apt_cache_release(&cache);
-        return rc;
+        return kiln_step_sandbox(ctx, argv, env, cache.binds, KILN_APT_BINDS, created_by, err);
 }
 
 const struct kiln_step_kind kiln_step_apt = {

@@ -3,7 +3,7 @@
  * its micromamba image, so pip, curl and python's ssl (SSL_CERT_DIR is set
  * by the env step) can verify TLS in images made from minimal bases. A
  * host-file layer: no sandbox, no program of the image. */
-#include "kiln/build.h"
+#include "kiln/step.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -64,7 +64,7 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                           "to give it: TLS in the image will not verify");
                 return 0;
         }
-        struct kiln_copy_entry e = {.src = src, .dest = CA_BUNDLE};
+        struct kiln_step_file e = {.src = src, .dest = CA_BUNDLE};
         return kiln_step_host_layer(ctx, &e, 1, 0, 0, "COPY ca-certificates.crt /" CA_BUNDLE, err);
 }
 

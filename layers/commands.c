@@ -1,6 +1,6 @@
 /* commands: the user's shell commands, joined with " && " and run as root
  * with /bin/sh, as flytekit's builder does in one RUN. */
-#include "kiln/build.h"
+#include "kiln/step.h"
 
 static bool wanted(const struct kiln_spec *s)
 {

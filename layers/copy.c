@@ -1,7 +1,7 @@
 /* copy: host files into /root/<relative path>, written as a layer straight
  * from the host (no sandbox), owned by the image's flytekit user when it
  * has one, as flytekit's builder does with COPY --chown. */
-#include "kiln/build.h"
+#include "kiln/step.h"
 
 #include <string.h>
 
@@ -35,7 +35,7 @@ static char *dest_of(const char *rel)
 }
 
 struct copy_plan {
-        struct kiln_copy_entry *e;
+        struct kiln_step_file *e;
         char **dests;
         size_t n;
 };
@@ -47,7 +47,7 @@ static void plan_make(const struct kiln_spec *s, struct copy_plan *p)
         p->dests = kiln_xcalloc(p->n + 1, sizeof(char *));
         for (size_t i = 0; i < p->n; i++) {
                 p->dests[i] = dest_of(s->copy[i]);
-                p->e[i] = (struct kiln_copy_entry){.src = s->copy_paths[i], .dest = p->dests[i]};
+                p->e[i] = (struct kiln_step_file){.src = s->copy_paths[i], .dest = p->dests[i]};
         }
 }
 
@@ -55,17 +55,18 @@ static void plan_release(struct copy_plan *p)
 {
         kiln_strv_free(p->dests);
         free(p->e);
+        *p = (struct copy_plan){0};
 }
 
 /* What the layer would hold, byte for byte (the owner comes from the
  * user step, earlier in the chain). */
 static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
 {
-        struct copy_plan p;
+        _cleanup_(plan_release) struct copy_plan p = {0};
         plan_make(s, &p);
-        int rc = kiln_step_files_key(p.e, p.n, b, err);
-        plan_release(&p);
-        return rc < 0 ? kiln_err_prefix(err, "copy") : 0;
+        if (kiln_step_files_key(p.e, p.n, b, err) < 0)
+                return kiln_err_prefix(err, "copy");
+        return 0;
 }
 
 static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
@@ -76,17 +77,14 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         bool found = false;
         if (kiln_step_lookup_user(ctx, COPY_OWNER, &uid, &gid, &found, err) < 0)
                 return -1;
-        struct copy_plan p;
+        _cleanup_(plan_release) struct copy_plan p = {0};
         plan_make(s, &p);
-        struct kiln_buf h = {0};
+        _cleanup_buf_ struct kiln_buf h = {0};
         kiln_buf_printf(&h, "COPY --chown=%u:%u", (unsigned)uid, (unsigned)gid);
         for (size_t i = 0; i < p.n; i++)
                 kiln_buf_printf(&h, " %s", s->copy[i]);
         kiln_buf_puts(&h, " /root/");
-        int rc = kiln_step_host_layer(ctx, p.e, p.n, uid, gid, h.data, err);
-        kiln_buf_release(&h);
-        plan_release(&p);
-        return rc;
+        return kiln_step_host_layer(ctx, p.e, p.n, uid, gid, h.data, err);
 }
 
 const struct kiln_step_kind kiln_step_copy = {

@@ -2,7 +2,7 @@
  * that commands see the spec's environment (as flytekit's builder orders
  * them). flytekit's builder always sets PYTHONPATH=/root (copied code is
  * importable) and SSL_CERT_DIR; the spec's env comes after and wins. */
-#include "kiln/build.h"
+#include "kiln/step.h"
 
 #include <string.h>
 
@@ -67,31 +67,29 @@ static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         (void)err;
         const struct kiln_spec *s = kiln_step_spec(ctx);
-        struct kiln_image *img = kiln_step_image(ctx);
-        struct kiln_buf h = {0};
+        _cleanup_buf_ struct kiln_buf h = {0};
         for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
                 if (spec_sets(s, defaults[i].key))
                         continue;
-                kiln_image_set_env(img, defaults[i].key, defaults[i].value);
+                kiln_step_set_env(ctx, defaults[i].key, defaults[i].value);
                 kiln_buf_printf(&h, "%s%s=%s", h.len ? " " : "ENV ", defaults[i].key,
                                 defaults[i].value);
         }
         for (size_t i = 0; i < s->n_env; i++) {
-                kiln_image_set_env(img, s->env[i].key, s->env[i].value);
+                kiln_step_set_env(ctx, s->env[i].key, s->env[i].value);
                 kiln_buf_printf(&h, "%s%s=%s", h.len ? " " : "ENV ", s->env[i].key,
                                 s->env[i].value);
         }
-        kiln_image_add_history(img, h.data);
-        kiln_buf_release(&h);
+        kiln_step_add_history(ctx, h.data);
         if (s->entrypoint) {
-                kiln_image_set_entrypoint(img, s->entrypoint);
+                kiln_step_set_entrypoint(ctx, s->entrypoint);
                 /* As in a Dockerfile, a new ENTRYPOINT drops the base's CMD:
                  * its arguments were meant for the old entrypoint. */
                 char *none[] = {NULL};
-                kiln_image_set_cmd(img, none);
+                kiln_step_set_cmd(ctx, none);
                 _cleanup_free_ char *e = argv_json(s->entrypoint);
                 _cleanup_free_ char *eh = kiln_xasprintf("ENTRYPOINT %s", e);
-                kiln_image_add_history(img, eh);
+                kiln_step_add_history(ctx, eh);
         }
         return 0;
 }

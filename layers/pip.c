@@ -5,10 +5,8 @@
  * environment, which is not recorded; the history and kiln's output show
  * them with any credentials removed. pip_secret_mounts are bound read-only
  * for this step only. */
-#include "kiln/build.h"
+#include "kiln/step.h"
 #include "python-internal.h"
-
-#include "kiln/ref.h"
 
 #include <string.h>
 
@@ -190,13 +188,29 @@ static int lock_error(const struct kiln_spec *s, const char *scratch, struct kil
                             out.data ? out.data : "");
 }
 
+/* Index URLs may carry credentials: wiped before they are freed. */
+static void wipe_buf(struct kiln_buf *b)
+{
+        if (b->data)
+                explicit_bzero(b->data, b->len);
+        kiln_buf_release(b);
+}
+
+static void wipe_str(char **s)
+{
+        if (*s)
+                explicit_bzero(*s, strlen(*s));
+        free(*s);
+        *s = NULL;
+}
+
 static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         const struct kiln_spec *s = kiln_step_spec(ctx);
         _cleanup_free_ char *cache = kiln_step_cache_dir(ctx, "pip", false, err);
         if (!cache)
                 return -1;
-        struct kiln_buf cmd = {0};
+        _cleanup_buf_ struct kiln_buf cmd = {0};
         /* A pip the venv can import (its own, or the base's through the
          * system site packages) runs under the venv's python and installs
          * into it; else the base interpreter's pip is aimed at the venv.
@@ -208,8 +222,9 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                             "  set -- \"$KILN_PY\" -m pip --python /root/.venv/bin/python install\n"
                             "fi\n");
         size_t n_binds = 0;
-        struct kiln_bind *binds = kiln_xcalloc(s->n_pip_secret_mounts + 4, sizeof(*binds));
-        binds[n_binds++] = (struct kiln_bind){.source = cache, .target = CACHE_IN_SANDBOX};
+        _cleanup_free_ struct kiln_step_bind *binds =
+            kiln_xcalloc(s->n_pip_secret_mounts + 4, sizeof(*binds));
+        binds[n_binds++] = (struct kiln_step_bind){.source = cache, .target = CACHE_IN_SANDBOX};
         _cleanup_free_ char *scratch = NULL, *pyproject = NULL;
         _cleanup_free_ char *project_target = NULL;
         if (from_project(s)) {
@@ -217,24 +232,22 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                 _cleanup_free_ char *script =
                     scratch ? kiln_xasprintf("%s/lock_requirements.py", scratch) : NULL;
                 if (!script || kiln_write_file_atomic(script, lock_script, sizeof(lock_script) - 1,
-                                                      0644, err) < 0) {
-                        kiln_buf_release(&cmd);
-                        free(binds);
+                                                      0644, err) < 0)
                         return -1;
-                }
                 const char *name = base_name(s->requirements_path);
                 project_target = kiln_xasprintf(PROJECT_IN_SANDBOX "/%s", name);
-                binds[n_binds++] = (struct kiln_bind){.source = scratch, .target = LOCK_IN_SANDBOX};
-                binds[n_binds++] = (struct kiln_bind){
+                binds[n_binds++] =
+                    (struct kiln_step_bind){.source = scratch, .target = LOCK_IN_SANDBOX};
+                binds[n_binds++] = (struct kiln_step_bind){
                     .source = s->requirements_path, .target = project_target, .readonly = true};
                 if (s->requirements_lock) {
                         size_t dl = strlen(s->requirements_path) - strlen(name);
                         pyproject =
                             kiln_xasprintf("%.*spyproject.toml", (int)dl, s->requirements_path);
                         binds[n_binds++] =
-                            (struct kiln_bind){.source = pyproject,
-                                               .target = PROJECT_IN_SANDBOX "/pyproject.toml",
-                                               .readonly = true};
+                            (struct kiln_step_bind){.source = pyproject,
+                                                    .target = PROJECT_IN_SANDBOX "/pyproject.toml",
+                                                    .readonly = true};
                 }
                 /* The spec's pip_index replaces the lock's own indexes. */
                 kiln_buf_printf(&cmd,
@@ -259,26 +272,26 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         }
         if (s->requirements && !from_project(s)) {
                 kiln_buf_puts(&cmd, " -r " REQS_IN_SANDBOX);
-                binds[n_binds++] = (struct kiln_bind){
+                binds[n_binds++] = (struct kiln_step_bind){
                     .source = s->requirements_path, .target = REQS_IN_SANDBOX, .readonly = true};
         }
         for (size_t i = 0; i < s->n_pip_secret_mounts; i++)
-                binds[n_binds++] = (struct kiln_bind){.source = s->pip_secret_mounts[i].src,
-                                                      .target = s->pip_secret_mounts[i].dst,
-                                                      .readonly = true};
+                binds[n_binds++] = (struct kiln_step_bind){.source = s->pip_secret_mounts[i].src,
+                                                           .target = s->pip_secret_mounts[i].dst,
+                                                           .readonly = true};
         /* Appended verbatim, as flytekit does. */
         if (s->pip_extra_args)
                 kiln_buf_printf(&cmd, " %s", s->pip_extra_args);
 
         _cleanup_free_ char *py = kiln_python_interpreter(s);
         _cleanup_free_ char *pyenv = kiln_xasprintf("KILN_PY=%s", py);
-        _cleanup_free_ char *index =
+        _cleanup_(wipe_str) char *index =
             s->pip_index ? kiln_xasprintf("PIP_INDEX_URL=%s", s->pip_index) : NULL;
-        struct kiln_buf extra = {0};
+        _cleanup_(wipe_buf) struct kiln_buf extra = {0};
         for (size_t i = 0; s->pip_extra_index_url && s->pip_extra_index_url[i]; i++)
                 kiln_buf_printf(&extra, "%s%s", extra.len ? " " : "PIP_EXTRA_INDEX_URL=",
                                 s->pip_extra_index_url[i]);
-        struct kiln_buf trusted = {0};
+        _cleanup_buf_ struct kiln_buf trusted = {0};
         if (s->pip_index)
                 add_trusted_loopback(&trusted, s->pip_index);
         for (size_t i = 0; s->pip_extra_index_url && s->pip_extra_index_url[i]; i++)
@@ -303,18 +316,11 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         char *argv[] = {"/bin/sh", "-c", cmd.data, NULL};
         _cleanup_free_ char *desc = describe(s);
         _cleanup_free_ char *created_by = kiln_xasprintf("RUN %s", desc);
-        int rc = kiln_step_sandbox(ctx, argv, env, binds, n_binds, created_by, err);
-        if (rc < 0 && scratch && (*err)->domain == KILN_ERR_BUILD && (*err)->code == LOCK_FAILED)
-                rc = lock_error(s, scratch, err);
-        if (extra.data)
-                explicit_bzero(extra.data, extra.len);
-        if (index)
-                explicit_bzero(index, strlen(index));
-        kiln_buf_release(&extra);
-        kiln_buf_release(&trusted);
-        kiln_buf_release(&cmd);
-        free(binds);
-        return rc;
+        if (kiln_step_sandbox(ctx, argv, env, binds, n_binds, created_by, err) == 0)
+                return 0;
+        if (scratch && (*err)->domain == KILN_ERR_BUILD && (*err)->code == LOCK_FAILED)
+                return lock_error(s, scratch, err);
+        return -1;
 }
 
 const struct kiln_step_kind kiln_step_pip = {

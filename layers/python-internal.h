@@ -2,7 +2,7 @@
 #ifndef KILN_LAYERS_PYTHON_INTERNAL_H
 #define KILN_LAYERS_PYTHON_INTERNAL_H
 
-#include "kiln/imagespec.h"
+#include "kiln/step.h"
 
 #define KILN_VENV "/root/.venv"
 

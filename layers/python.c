@@ -5,7 +5,7 @@
  * pip of its own when the base has one: copying pip into every image is
  * most of a venv's creation time, and the base's pip installs into the venv
  * with --python. */
-#include "kiln/build.h"
+#include "kiln/step.h"
 #include "apt-internal.h"
 #include "python-internal.h"
 
@@ -71,7 +71,7 @@ static int needs_conda(const struct kiln_spec *s, const char *why, struct kiln_e
         _cleanup_err_ struct kiln_err *probe = NULL;
         const char *urls[] = {CONDA_FORGE_URL, MICROMAMBA_URL};
         for (size_t i = 0; i < 2; i++)
-                if (kiln_http_probe(urls[i], 5000, &probe) < 0)
+                if (kiln_step_probe_url(urls[i], 5000, &probe) < 0)
                         return kiln_err_set(err, KILN_ERR_BUILD, 0,
                                             "%s: that needs micromamba and conda-forge, as "
                                             "flytekit's default builder uses them, but %s",
@@ -99,11 +99,12 @@ static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **
         return 0;
 }
 
-static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
+/* The script in the sandbox. apt's caches are there in case the
+ * distribution must supply the python; they stay out of the layer either
+ * way, and their lock is let go before anything else is tried. */
+static int make_venv(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         const struct kiln_spec *s = kiln_step_spec(ctx);
-        if (s->conda_packages || s->conda_channels)
-                return needs_conda(s, "conda_packages/conda_channels are set", err);
         _cleanup_free_ char *py = kiln_python_interpreter(s);
         char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
         _cleanup_free_ char *pyenv = kiln_xasprintf("KILN_PY=%s", py);
@@ -111,36 +112,39 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         char *env[] = {pyenv, verenv, NULL};
         _cleanup_free_ char *desc = describe(s);
         _cleanup_free_ char *created_by = kiln_xasprintf("RUN %s", desc);
-        /* apt's caches are there in case the distribution must supply the
-         * python; they stay out of the layer either way */
-        struct kiln_apt_cache apt;
+        _cleanup_apt_cache_ struct kiln_apt_cache apt = {.lock = -1};
         if (kiln_apt_cache_open(ctx, &apt, err) < 0)
                 return -1;
-        int rc = kiln_step_sandbox(ctx, argv, env, apt.binds, KILN_APT_BINDS, created_by, err);
-        kiln_apt_cache_release(&apt);
-        if (rc < 0 && (*err)->domain == KILN_ERR_BUILD && (*err)->code == NO_DISTRO_PYTHON) {
-                kiln_err_clear(err);
-                _cleanup_free_ char *why =
-                    kiln_xasprintf("python_version %s: neither the base image nor its "
-                                   "distribution's archive has python%s",
-                                   s->python_version, s->python_version);
-                return needs_conda(s, why, err);
-        }
-        return rc;
+        return kiln_step_sandbox(ctx, argv, env, apt.binds, KILN_APT_BINDS, created_by, err);
+}
+
+static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
+{
+        const struct kiln_spec *s = kiln_step_spec(ctx);
+        if (s->conda_packages || s->conda_channels)
+                return needs_conda(s, "conda_packages/conda_channels are set", err);
+        if (make_venv(ctx, err) == 0)
+                return 0;
+        if ((*err)->domain != KILN_ERR_BUILD || (*err)->code != NO_DISTRO_PYTHON)
+                return -1;
+        kiln_err_clear(err);
+        _cleanup_free_ char *why = kiln_xasprintf("python_version %s: neither the base image nor "
+                                                  "its distribution's archive has python%s",
+                                                  s->python_version, s->python_version);
+        return needs_conda(s, why, err);
 }
 
 /* The venv's bin first on PATH, as flytekit's builder puts its env's. */
 static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         (void)err;
-        struct kiln_image *img = kiln_step_image(ctx);
-        const char *path = kiln_image_get_env(img, "PATH");
+        const char *path = kiln_step_get_env(ctx, "PATH");
         _cleanup_free_ char *newpath = kiln_xasprintf(
             "%s/bin:%s", KILN_VENV,
             path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        kiln_image_set_env(img, "PATH", newpath);
+        kiln_step_set_env(ctx, "PATH", newpath);
         _cleanup_free_ char *h = kiln_xasprintf("ENV PATH=%s", newpath);
-        kiln_image_add_history(img, h);
+        kiln_step_add_history(ctx, h);
         return 0;
 }
 

@@ -5,7 +5,7 @@
  * flytekit's standard ignores exclude stays out; a symlink to a file is
  * copied as the file (flytekit's shutil.copy follows it). The files are
  * exactly those the tag hashes (kiln_spec_source_files). */
-#include "kiln/build.h"
+#include "kiln/step.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +23,7 @@ static char *describe(const struct kiln_spec *s)
 }
 
 struct source_plan {
-        struct kiln_copy_entry *e;
+        struct kiln_step_file *e;
         char **srcs, **dests;
         size_t n;
 };
@@ -37,7 +37,7 @@ static void plan_release(struct source_plan *p)
 }
 
 /* One entry a file, from its real path: a symlink to a file is copied as
- * the file. */
+ * the file. On failure p holds what was made so far, for plan_release. */
 static int plan_make(const struct kiln_spec *s, struct source_plan *p, struct kiln_err **err)
 {
         memset(p, 0, sizeof(*p));
@@ -52,25 +52,22 @@ static int plan_make(const struct kiln_spec *s, struct source_plan *p, struct ki
         for (size_t i = 0; i < p->n; i++) {
                 _cleanup_free_ char *path = kiln_xasprintf("%s/%s", root, files[i]);
                 p->srcs[i] = realpath(path, NULL);
-                if (!p->srcs[i]) {
-                        kiln_err_sys(err, "source_root: %s", path);
-                        plan_release(p);
-                        return -1;
-                }
+                if (!p->srcs[i])
+                        return kiln_err_sys(err, "source_root: %s", path);
                 p->dests[i] = kiln_xasprintf("root/%s", files[i]);
-                p->e[i] = (struct kiln_copy_entry){.src = p->srcs[i], .dest = p->dests[i]};
+                p->e[i] = (struct kiln_step_file){.src = p->srcs[i], .dest = p->dests[i]};
         }
         return 0;
 }
 
 static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
 {
-        struct source_plan p;
+        _cleanup_(plan_release) struct source_plan p = {0};
         if (plan_make(s, &p, err) < 0)
                 return -1;
-        int rc = kiln_step_files_key(p.e, p.n, b, err);
-        plan_release(&p);
-        return rc < 0 ? kiln_err_prefix(err, "source_root") : 0;
+        if (kiln_step_files_key(p.e, p.n, b, err) < 0)
+                return kiln_err_prefix(err, "source_root");
+        return 0;
 }
 
 static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
@@ -81,15 +78,13 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         bool found = false;
         if (kiln_step_lookup_user(ctx, SOURCE_OWNER, &uid, &gid, &found, err) < 0)
                 return -1;
-        struct source_plan p;
+        _cleanup_(plan_release) struct source_plan p = {0};
         if (plan_make(s, &p, err) < 0)
                 return -1;
         kiln_info("source_root: %zu files", p.n);
         _cleanup_free_ char *h = kiln_xasprintf("COPY --chown=%u:%u %s /root/", (unsigned)uid,
                                                 (unsigned)gid, s->source_root);
-        int rc = kiln_step_host_layer(ctx, p.e, p.n, uid, gid, h, err);
-        plan_release(&p);
-        return rc;
+        return kiln_step_host_layer(ctx, p.e, p.n, uid, gid, h, err);
 }
 
 const struct kiln_step_kind kiln_step_source = {

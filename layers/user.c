@@ -8,7 +8,7 @@
  * where free, /etc/skel copied into the home), rather than by running the
  * image's useradd: busybox and distroless bases have none, and a spec for
  * another architecture that only copies files then needs no emulation. */
-#include "kiln/build.h"
+#include "kiln/step.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,17 +57,15 @@ static int read_db(const char *path, struct kiln_buf *b, bool *exists, struct ki
         return kiln_read_fd(fd, path, ACCOUNTS_MAX, b, err);
 }
 
-/* login.defs: "KEY VALUE" lines; what is missing keeps useradd's default. */
-static void read_login_defs(struct login_defs *d)
+/* The "KEY VALUE" lines of /etc/login.defs that useradd reads; a file
+ * that is missing or unreadable changes nothing. */
+static void parse_login_defs(struct login_defs *d, mode_t *umask_v, bool *home_mode_set)
 {
-        *d = (struct login_defs){1000, 60000, 1000, 60000, 0};
-        mode_t umask_v = 022;
-        bool home_mode_set = false;
         _cleanup_buf_ struct kiln_buf b = {0};
         _cleanup_err_ struct kiln_err *e = NULL;
         bool exists = false;
         if (read_db("/etc/login.defs", &b, &exists, &e) < 0 || !b.data)
-                goto out;
+                return;
         for (char *line = b.data; line && *line;) {
                 char *next = strchr(line, '\n');
                 if (next)
@@ -85,15 +83,23 @@ static void read_login_defs(struct login_defs *d)
                         else if (!strcmp(key, "GID_MAX"))
                                 d->gid_max = v;
                         else if (!strcmp(key, "UMASK"))
-                                umask_v = (mode_t)strtoul(val, NULL, 8) & 0777;
+                                *umask_v = (mode_t)strtoul(val, NULL, 8) & 0777;
                         else if (!strcmp(key, "HOME_MODE")) {
                                 d->home_mode = (mode_t)strtoul(val, NULL, 8) & 07777;
-                                home_mode_set = true;
+                                *home_mode_set = true;
                         }
                 }
                 line = next;
         }
-out:
+}
+
+/* login.defs: what is missing keeps useradd's default. */
+static void read_login_defs(struct login_defs *d)
+{
+        *d = (struct login_defs){1000, 60000, 1000, 60000, 0};
+        mode_t umask_v = 022;
+        bool home_mode_set = false;
+        parse_login_defs(d, &umask_v, &home_mode_set);
         if (!home_mode_set)
                 d->home_mode = 0777 & ~umask_v;
 }
@@ -436,11 +442,10 @@ static char *describe_config(const struct kiln_spec *s)
 static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         (void)err;
-        struct kiln_image *img = kiln_step_image(ctx);
-        kiln_image_set_string(img, "WorkingDir", "/root");
-        kiln_image_add_history(img, "WORKDIR /root");
-        kiln_image_set_string(img, "User", FLYTEKIT_USER);
-        kiln_image_add_history(img, "USER " FLYTEKIT_USER);
+        kiln_step_set_string(ctx, "WorkingDir", "/root");
+        kiln_step_add_history(ctx, "WORKDIR /root");
+        kiln_step_set_string(ctx, "User", FLYTEKIT_USER);
+        kiln_step_add_history(ctx, "USER " FLYTEKIT_USER);
         return 0;
 }
 

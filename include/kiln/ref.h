@@ -36,9 +36,6 @@ char *kiln_ref_name(const struct kiln_ref *r);
 const char *kiln_ref_object(const struct kiln_ref *r);
 /* Host[:port] to connect to: registry-1.docker.io for docker.io. */
 const char *kiln_ref_api_host(const struct kiln_ref *r);
-/* True for localhost, 127.0.0.0/8 and ::1 (any port): Docker allows plain
- * HTTP to these without configuration. */
-bool kiln_host_is_loopback(const char *host_port);
 
 enum kiln_transport {
         KILN_TRANSPORT_DOCKER,         /* docker://REF */

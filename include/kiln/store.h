@@ -84,8 +84,8 @@ int kiln_blob_watch_follow(struct kiln_blob_watch *w, struct kiln_store *store, 
 /* ---------- step results ----------
  *
  * What a build step produced, kept under its cache key (64 hex digits,
- * see build.h) in ROOT/steps/<key>.json, so an unchanged step is not run
- * again. The layer blob itself lives in the blob store. */
+ * see src/builder/step_cache.c) in ROOT/steps/<key>.json, so an unchanged
+ * step is not run again. The layer blob itself lives in the blob store. */
 struct kiln_step_entry {
         char key[KILN_HEX_MAX];
         char *kind;

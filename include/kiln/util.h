@@ -105,6 +105,10 @@ size_t kiln_strv_len(char *const *v);
  * entry overrides an earlier one, as in an environment. */
 const char *kiln_strv_lookup(char *const *v, size_t n, const char *name);
 void kiln_strv_free(char **v);
+/* True for localhost, 127.0.0.0/8 and ::1 (any port), host_port being
+ * "host", "host:port", "[v6]:port" or a bare IPv6 address: Docker allows
+ * plain HTTP to these without configuration. */
+bool kiln_host_is_loopback(const char *host_port);
 
 /* Growable byte buffer; data is always NUL-terminated for convenience. */
 struct kiln_buf {

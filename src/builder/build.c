@@ -1,25 +1,19 @@
 /* The planner and executor: base image -> steps -> image -> outputs.
  *
- * The rootfs a sandboxed step sees is an overlay of, top-most first, the
- * upper directories of earlier sandboxed steps, the unpacked layers of
- * earlier host-file steps, and the base snapshot (unpacked once per base and
- * cached). Everything is prepared lazily: a copy-only spec never unpacks
- * the base, never needs a sandbox, and so never needs emulation. */
+ * This file is the driver: the plan, the run of the steps, the outputs
+ * and the base's name. The rootfs of sandboxed steps is prepared in
+ * rootfs.c; what a step kind may do (kiln/step.h) is done for it in
+ * step.c; step keys and the cache of results and images are step_cache.c. */
 #include "builder-internal.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <sys/utsname.h>
 
 #define DEFAULT_BASE_IMAGE "debian:bookworm-slim"
 /* NVIDIA's CUDA images: runtime flavour, the Ubuntu LTS every CUDA 11.7+
  * and 12.x release is published for. */
 #define CUDA_REPO   "docker.io/nvidia/cuda"
 #define CUDA_FLAVOR "runtime-ubuntu22.04"
-#define PASSWD_MAX  ((size_t)4 << 20)
 
 /* The planner's table: the order in which flytekit's default builder lays
  * an image out (see imagespec-reference.md). */
@@ -36,95 +30,6 @@ static const struct kiln_step_kind *const step_kinds[] = {
     &kiln_step_user_config, /* WORKDIR /root, USER flytekit */
 };
 
-struct pending_layer {
-        struct kiln_descriptor d;
-        char *diff_id;
-};
-
-static void pending_release(struct pending_layer *p)
-{
-        kiln_descriptor_release(&p->d);
-        free(p->diff_id);
-}
-
-/* A sandboxed step's layer being written in the background. */
-struct bg_layer {
-        struct kiln_archive_job *job;
-        struct kiln_image_slot slot;
-        size_t step_no;
-        char *label, *created_by;
-        bool has_entry; /* the step's entry and lock were handed over */
-        struct kiln_step_entry out;
-        int lock;
-};
-
-/* Writers at once: a step that takes no time (the user step) must not
- * make the next one wait for the apt layer; more would only share cores. */
-#define BG_MAX 3
-
-struct kiln_step_ctx {
-        const struct kiln_spec *spec;
-        const struct kiln_step_kind *kind;
-        struct kiln_store *store;
-        struct kiln_image img;
-        struct kiln_archive_opts lopts;
-        struct kiln_platform platform;
-        enum kiln_idmap idmap;
-        char *build_dir;
-        size_t step_no;
-        size_t n_new_layers;
-        /* the base, for the snapshot made on first need */
-        struct kiln_descriptor *base_layers;
-        char **base_diff_ids;
-        size_t n_base;
-        bool rootfs_ready;
-        /* overlay lowers, top-most first */
-        char **lowers;
-        size_t n_lowers;
-        /* host-file layers not yet unpacked for the rootfs */
-        struct pending_layer *pending;
-        size_t n_pending;
-        /* the step cache: the running step's key, and what it produced */
-        char key[KILN_HEX_MAX];
-        struct kiln_step_entry out;
-        size_t n_cached;
-        char **facts; /* "name=value" recorded by steps so far, latest last */
-        size_t n_facts;
-        /* The base's layers are fetched on first need: a sandboxed step, an
-         * output, a push that cannot mount them. */
-        const struct kiln_build_opts *o;
-        struct kiln_ref base_ref;
-        struct kiln_remote_cache *remote; /* --cache-repo, or NULL */
-        const char *mount_from;           /* the base's repository on the cache's registry */
-        size_t n_remote_hits;
-        bool image_remote;                /* the whole image is the registry cache's */
-        char (*layer_keys)[KILN_HEX_MAX]; /* the keys of the steps with a layer part */
-        uint64_t sandbox_ns;              /* time inside sandboxed programs (the installers) */
-        uint64_t commit_ns;               /* time the build waited for layers to be written */
-        uint64_t commit_bg_ns; /* time the layer writers took, mostly behind later steps */
-        size_t n_layer_keys;
-        /* after the first failure the registry cache is left alone for the
-         * rest of the build: one warning, not one per step */
-        bool remote_read_failed, remote_write_failed;
-        /* Sandboxed steps' layers, written in the background while later
-         * steps run, oldest first; each is settled (its place in the image
-         * filled, its cache entry put) in order, before the image is
-         * assembled. A step's lock is held until then, so a concurrent build
-         * of the same step waits for the entry instead of running it. */
-        struct bg_layer bg[BG_MAX];
-        size_t n_bg;
-};
-
-const struct kiln_spec *kiln_step_spec(const struct kiln_step_ctx *ctx)
-{
-        return ctx->spec;
-}
-
-struct kiln_image *kiln_step_image(struct kiln_step_ctx *ctx)
-{
-        return &ctx->img;
-}
-
 void kiln_build_result_release(struct kiln_build_result *r)
 {
         kiln_image_name_release(&r->name);
@@ -132,23 +37,9 @@ void kiln_build_result_release(struct kiln_build_result *r)
         memset(r, 0, sizeof(*r));
 }
 
-static void bg_release(struct bg_layer *b)
-{
-        kiln_archive_job_abandon(b->job);
-        if (b->has_entry) {
-                kiln_step_entry_release(&b->out);
-                if (b->lock >= 0)
-                        close(b->lock);
-        }
-        free(b->label);
-        free(b->created_by);
-        memset(b, 0, sizeof(*b));
-}
-
 static void ctx_release(struct kiln_step_ctx *c)
 {
-        for (size_t i = 0; i < c->n_bg; i++)
-                bg_release(&c->bg[i]); /* first: the writers read the build directory */
+        builder_abandon_layers(c); /* first: the writers read the build directory */
         kiln_remote_cache_free(c->remote);
         kiln_ref_release(&c->base_ref);
         free(c->layer_keys);
@@ -158,189 +49,14 @@ static void ctx_release(struct kiln_step_ctx *c)
         free(c->facts);
         kiln_image_release(&c->img);
         kiln_platform_release(&c->platform);
-        for (size_t i = 0; i < c->n_base; i++)
-                kiln_descriptor_release(&c->base_layers[i]);
-        free(c->base_layers);
-        kiln_strv_free(c->base_diff_ids);
-        for (size_t i = 0; i < c->n_lowers; i++)
-                free(c->lowers[i]);
-        free(c->lowers);
-        for (size_t i = 0; i < c->n_pending; i++)
-                pending_release(&c->pending[i]);
-        free(c->pending);
+        builder_rootfs_release(c);
         if (c->build_dir) {
-                struct kiln_err *e = NULL;
-                if (kiln_rm_rf(c->build_dir, &e) < 0) {
+                _cleanup_err_ struct kiln_err *e = NULL;
+                if (kiln_rm_rf(c->build_dir, &e) < 0)
                         kiln_warn("could not remove the build directory: %s", e->msg);
-                        kiln_err_free(e);
-                }
                 free(c->build_dir);
         }
-}
-
-static void push_lower(struct kiln_step_ctx *c, char *dir)
-{
-        c->lowers = kiln_xrealloc(c->lowers, (c->n_lowers + 1) * sizeof(char *));
-        memmove(c->lowers + 1, c->lowers, c->n_lowers * sizeof(char *));
-        c->lowers[0] = dir;
-        c->n_lowers++;
-}
-
-static char *step_dir(struct kiln_step_ctx *c, const char *what, struct kiln_err **err)
-{
-        char *d = kiln_xasprintf("%s/%02zu-%s", c->build_dir, c->step_no, what);
-        if (kiln_mkdir_p(d, 0755, err) < 0) {
-                free(d);
-                return NULL;
-        }
-        return d;
-}
-
-/* The step's name in messages: "step 2 (commands)". */
-static char *step_label(const struct kiln_step_ctx *c)
-{
-        return kiln_xasprintf("step %zu (%s)", c->step_no, c->kind ? c->kind->name : "base");
-}
-
-static int fetch_layers(struct kiln_step_ctx *c, const struct kiln_descriptor *ls, size_t n,
-                        bool from_cache, struct kiln_err **err);
-static int settle_layer(struct kiln_step_ctx *c, struct kiln_err **err);
-
-/* Host-file layers and layers of the registry cache become visible to
- * later sandboxed steps by unpacking them, from the store (fetched first
- * when only the cache has them), into a lower of their own. */
-static int unpack_pending(struct kiln_step_ctx *c, struct kiln_err **err)
-{
-        for (size_t i = 0; i < c->n_pending; i++) {
-                struct pending_layer *p = &c->pending[i];
-                if (fetch_layers(c, &p->d, 1, false, err) < 0)
-                        return -1;
-                _cleanup_free_ char *dir =
-                    kiln_xasprintf("%s/layer-%.19s", c->build_dir, kiln_digest_hex(p->d.digest));
-                if (kiln_mkdir_p(dir, 0755, err) < 0)
-                        return -1;
-                _cleanup_close_ int rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                _cleanup_close_ int blobfd = -1;
-                if (rootfd < 0)
-                        return kiln_err_sys(err, "open %s", dir);
-                if (kiln_store_open_blob(c->store, p->d.digest, &blobfd, NULL, err) < 0)
-                        return -1;
-                struct kiln_unpack_stats st = {0};
-                if (kiln_archive_unpack(rootfd, blobfd, p->d.media_type, p->diff_id, p->d.digest,
-                                        &st, err) < 0)
-                        return -1;
-                push_lower(c, steal_pointer(&dir));
-                pending_release(p);
-        }
-        c->n_pending = 0;
-        return 0;
-}
-
-/* ---------- blobs fetched on first need ---------- */
-
-/* An image manifest of the store, parsed. */
-static int read_manifest(struct kiln_store *store, const char *digest, struct kiln_manifest *m,
-                         struct kiln_err **err)
-{
-        _cleanup_buf_ struct kiln_buf b = {0};
-        if (kiln_store_read(store, digest, KILN_MANIFEST_MAX, &b, err) < 0)
-                return -1;
-        return kiln_manifest_parse(b.data, b.len, NULL, m, err);
-}
-
-static bool is_base_layer(const struct kiln_step_ctx *c, const char *digest)
-{
-        for (size_t i = 0; i < c->n_base; i++)
-                if (!strcmp(c->base_layers[i].digest, digest))
-                        return true;
-        return false;
-}
-
-/* Layers of the base from its registry, each told to watches[i] (NULL:
- * none) as it is written. */
-static int fetch_from_base(struct kiln_step_ctx *c, const struct kiln_descriptor *ls, size_t n,
-                           struct kiln_blob_watch *const *watches, struct kiln_err **err)
-{
-        _cleanup_registry_ struct kiln_registry *reg = NULL;
-        if (kiln_registry_new(c->base_ref.domain, &c->o->reg, &reg, err) < 0)
-                return kiln_err_prefix(err, "base image");
-        struct kiln_progress *p = kiln_progress_new("pull", c->o->reg.quiet);
-        int rc = kiln_registry_fetch_blobs_watched(reg, c->base_ref.path, ls, n, c->store, p,
-                                                   watches, err);
-        kiln_progress_free(p);
-        return rc < 0 ? kiln_err_prefix(err, "base image") : 0;
-}
-
-/* The layers among ls that the store lacks: the base's from the base's
- * repository, the rest (results of the registry cache) from the cache;
- * with from_cache everything from the cache (an image it holds whole). */
-static int fetch_layers(struct kiln_step_ctx *c, const struct kiln_descriptor *ls, size_t n,
-                        bool from_cache, struct kiln_err **err)
-{
-        _cleanup_free_ struct kiln_descriptor *base = kiln_xcalloc(n + 1, sizeof(*base));
-        _cleanup_free_ struct kiln_descriptor *cached = kiln_xcalloc(n + 1, sizeof(*cached));
-        size_t nb = 0, nc = 0;
-        for (size_t i = 0; i < n; i++) {
-                if (kiln_store_has(c->store, ls[i].digest, ls[i].size))
-                        continue;
-                kiln_debug("fetching layer %s on first need", ls[i].digest);
-                if (!from_cache && is_base_layer(c, ls[i].digest) && c->base_ref.domain)
-                        base[nb++] = ls[i];
-                else if (c->remote)
-                        cached[nc++] = ls[i];
-                else
-                        return kiln_err_set(err, KILN_ERR_NOT_FOUND, 0,
-                                            "layer %s is in neither the local cache nor the base "
-                                            "image",
-                                            ls[i].digest);
-        }
-        if (nb && fetch_from_base(c, base, nb, NULL, err) < 0)
-                return -1;
-        if (nc && kiln_remote_cache_fetch(c->remote, c->store, cached, nc, err) < 0)
-                return -1;
-        return 0;
-}
-
-/* The base's layers for its snapshot (called only when there is none yet):
- * from its registry, told to the watches as they arrive, so they unpack
- * while they download; from elsewhere (the registry cache) whole, first. */
-static int fetch_base_for_snapshot(void *ud, struct kiln_blob_watch *const *watches,
-                                   struct kiln_err **err)
-{
-        struct kiln_step_ctx *c = ud;
-        if (c->base_ref.domain)
-                return fetch_from_base(c, c->base_layers, c->n_base, watches, err);
-        int rc = fetch_layers(c, c->base_layers, c->n_base, false, err);
-        for (size_t i = 0; i < c->n_base; i++) {
-                if (rc == 0)
-                        kiln_blob_watch_done(watches[i]);
-                else
-                        kiln_blob_watch_failed(watches[i]);
-        }
-        return rc;
-}
-
-/* What writing the image to dest_domain needs locally: every layer, less
- * those a registry there can mount (NULL: an output, which needs all). */
-static int fetch_for(struct kiln_step_ctx *c, const struct kiln_descriptor *image,
-                     const char *dest_domain, struct kiln_err **err)
-{
-        struct kiln_manifest m = {0};
-        if (read_manifest(c->store, image->digest, &m, err) < 0)
-                return -1;
-        _cleanup_free_ struct kiln_descriptor *need = kiln_xcalloc(m.n_layers + 1, sizeof(*need));
-        size_t n = 0;
-        for (size_t i = 0; i < m.n_layers; i++) {
-                _cleanup_free_ char *at =
-                    dest_domain
-                        ? kiln_store_blob_location(c->store, dest_domain, m.layers[i].digest)
-                        : NULL;
-                if (!at)
-                        need[n++] = m.layers[i];
-        }
-        int rc = fetch_layers(c, need, n, c->image_remote, err);
-        kiln_manifest_release(&m);
-        return rc;
+        kiln_store_free(c->store); /* after the writers, which write into it */
 }
 
 /* A push that counted on mounts and found one declined (the blob went
@@ -349,7 +65,7 @@ static int push_lazily(struct kiln_step_ctx *c, struct kiln_registry *reg,
                        const struct kiln_ref *dest, const struct kiln_descriptor *image,
                        const char *mount_from, struct kiln_progress *p, struct kiln_err **err)
 {
-        if (fetch_for(c, image, dest->domain, err) < 0)
+        if (builder_fetch_for(c, image, dest->domain, err) < 0)
                 return -1;
         if (kiln_push(reg, dest, image, c->store, mount_from, p, err) == 0)
                 return 0;
@@ -357,798 +73,9 @@ static int push_lazily(struct kiln_step_ctx *c, struct kiln_registry *reg,
                 return -1;
         kiln_debug("push: %s; fetching the image's layers and pushing again", (*err)->msg);
         kiln_err_clear(err);
-        if (fetch_for(c, image, NULL, err) < 0)
+        if (builder_fetch_for(c, image, NULL, err) < 0)
                 return -1;
         return kiln_push(reg, dest, image, c->store, mount_from, p, err);
-}
-
-static int ensure_rootfs(struct kiln_step_ctx *c, struct kiln_err **err)
-{
-        if (!c->rootfs_ready) {
-                char *snap = NULL;
-                bool local = true;
-                for (size_t i = 0; local && i < c->n_base; i++)
-                        local = kiln_store_has(c->store, c->base_layers[i].digest,
-                                               c->base_layers[i].size);
-                if (kiln_snapshot_get_fetching(c->store, c->base_layers, c->base_diff_ids,
-                                               c->n_base, local ? NULL : fetch_base_for_snapshot, c,
-                                               &snap, err) < 0)
-                        return kiln_err_prefix(err, "unpack base image");
-                /* The snapshot goes under everything built so far. */
-                c->lowers = kiln_xrealloc(c->lowers, (c->n_lowers + 1) * sizeof(char *));
-                c->lowers[c->n_lowers++] = snap;
-                c->rootfs_ready = true;
-        }
-        return unpack_pending(c, err);
-}
-
-static const char *binfmt_name(const char *arch)
-{
-        static const struct {
-                const char *arch, *qemu;
-        } map[] = {{"arm64", "aarch64"}, {"arm", "arm"},         {"ppc64le", "ppc64le"},
-                   {"s390x", "s390x"},   {"riscv64", "riscv64"}, {"386", "i386"},
-                   {"amd64", "x86_64"}};
-        for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-                if (!strcmp(map[i].arch, arch))
-                        return map[i].qemu;
-        return arch;
-}
-
-/* Running programs of another architecture needs the kernel's binfmt_misc
- * to hand them to qemu-user; say exactly what is missing otherwise. */
-static int check_can_run(const struct kiln_step_ctx *c, struct kiln_err **err)
-{
-        struct kiln_platform host = {0};
-        kiln_platform_host(&host);
-        bool same = kiln_platform_matches(&c->platform, &host) ||
-                    !strcmp(c->platform.architecture, host.architecture);
-        _cleanup_free_ char *want = kiln_platform_string(&c->platform);
-        _cleanup_free_ char *have = kiln_platform_string(&host);
-        kiln_platform_release(&host);
-        if (same)
-                return 0;
-        _cleanup_free_ char *path = kiln_xasprintf("/proc/sys/fs/binfmt_misc/qemu-%s",
-                                                   binfmt_name(c->platform.architecture));
-        _cleanup_buf_ struct kiln_buf b = {0};
-        if (kiln_read_file(path, 65536, &b, NULL) == 0 && kiln_str_has_prefix(b.data, "enabled"))
-                return 0;
-        return kiln_err_set(err, KILN_ERR_BUILD, 0,
-                            "the spec's platform %s differs from this host's (%s) and its steps "
-                            "run programs, which needs binfmt_misc emulation: %s is not "
-                            "registered (install qemu-user-static and register its binfmt "
-                            "handlers); specs that only copy files need no emulation",
-                            want, have, path);
-}
-
-/* A layer later sandboxed steps see by unpacking it from the store. */
-static void add_pending(struct kiln_step_ctx *c, const char *digest, const char *media_type,
-                        const char *diff_id, int64_t size)
-{
-        c->pending = kiln_xrealloc(c->pending, (c->n_pending + 1) * sizeof(*c->pending));
-        c->pending[c->n_pending++] = (struct pending_layer){
-            .d = {.digest = kiln_xstrdup(digest),
-                  .media_type = kiln_xstrdup(media_type),
-                  .size = size},
-            .diff_id = kiln_xstrdup(diff_id),
-        };
-}
-
-/* What a step produced, for its cache entry. */
-static void record_result(struct kiln_step_entry *out, const struct kiln_archive_result *res,
-                          const char *created_by)
-{
-        free(out->created_by);
-        out->created_by = kiln_xstrdup(created_by);
-        out->has_layer = !res->empty;
-        if (res->empty)
-                return;
-        snprintf(out->digest, sizeof(out->digest), "%s", res->digest);
-        snprintf(out->diff_id, sizeof(out->diff_id), "%s", res->diff_id);
-        free(out->media_type);
-        out->media_type = kiln_xstrdup(res->media_type);
-        out->size = res->size;
-}
-
-void kiln_step_set_fact(struct kiln_step_ctx *c, const char *name, const char *value)
-{
-        char *f = kiln_xasprintf("%s=%s", name, value);
-        c->facts = kiln_xrealloc(c->facts, (c->n_facts + 1) * sizeof(char *));
-        c->facts[c->n_facts++] = kiln_xstrdup(f);
-        size_t n = kiln_strv_len(c->out.facts);
-        c->out.facts = kiln_xrealloc(c->out.facts, (n + 2) * sizeof(char *));
-        c->out.facts[n] = f;
-        c->out.facts[n + 1] = NULL;
-}
-
-/* The value of name in facts[0..n) ("name=value", the latest wins). */
-const char *kiln_step_get_fact(const struct kiln_step_ctx *c, const char *name)
-{
-        return kiln_strv_lookup(c->facts, c->n_facts, name);
-}
-
-/* What runs in a sandboxed step: a program of the image, or a function of
- * kiln's own. */
-struct sandbox_job {
-        char *const *argv;
-        int (*fn)(void *arg, struct kiln_err **err);
-        void *fn_arg;
-};
-
-static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
-                        char *const *extra_env, const struct kiln_bind *binds, size_t n_binds,
-                        const char *created_by, struct kiln_err **err)
-{
-        _cleanup_free_ char *label = step_label(c);
-        if ((!job->fn && check_can_run(c, err) < 0) || ensure_rootfs(c, err) < 0)
-                return kiln_err_prefix(err, "%s", label);
-        _cleanup_free_ char *dir = step_dir(c, c->kind->name, err);
-        if (!dir)
-                return kiln_err_prefix(err, "%s", label);
-        _cleanup_free_ char *upper = kiln_xasprintf("%s/upper", dir);
-        _cleanup_free_ char *work = kiln_xasprintf("%s/work", dir);
-        if (kiln_mkdir_p(upper, 0755, err) < 0 || kiln_mkdir_p(work, 0755, err) < 0)
-                return kiln_err_prefix(err, "%s", label);
-
-        /* apt drops to its _apt user and then checks that it really did;
-         * with one mapped id the ownership filter only pretends, so apt is
-         * told to stay root (its documented switch). The file is bound in
-         * for the run and leaves no trace in the layer. */
-        struct kiln_bind *all = kiln_xcalloc(n_binds + 1, sizeof(*all));
-        for (size_t i = 0; i < n_binds; i++)
-                all[i] = binds[i];
-        _cleanup_free_ char *aptconf = kiln_xasprintf("%s/apt-single-id.conf", c->build_dir);
-        if (c->idmap == KILN_IDMAP_SINGLE) {
-                static const char conf[] = "APT::Sandbox::User \"root\";\n";
-                if (kiln_write_file_atomic(aptconf, conf, sizeof(conf) - 1, 0644, err) < 0) {
-                        free(all);
-                        return kiln_err_prefix(err, "%s", label);
-                }
-                all[n_binds++] =
-                    (struct kiln_bind){.source = aptconf,
-                                       .target = "/etc/apt/apt.conf.d/00kiln-single-id",
-                                       .readonly = true};
-        }
-        _cleanup_strv_ char **env = kiln_image_env(&c->img);
-        size_t n = kiln_strv_len(env), extra = kiln_strv_len((char **)extra_env);
-        env = kiln_xrealloc(env, (n + extra + 2) * sizeof(char *));
-        for (size_t i = 0; i < extra; i++)
-                env[n++] = kiln_xstrdup(extra_env[i]);
-        /* Programs that honour it make the same files on every run (pip's
-         * .pyc files then carry a hash of their source, not its mtime). */
-        if (c->lopts.source_date_epoch >= 0)
-                env[n++] =
-                    kiln_xasprintf("SOURCE_DATE_EPOCH=%lld", (long long)c->lopts.source_date_epoch);
-        env[n] = NULL;
-        const char *wd = kiln_image_config_string(&c->img, "WorkingDir");
-        _cleanup_free_ char *prefix = kiln_xasprintf("%s[%s] ", kiln_log_prefix(), c->kind->name);
-        struct kiln_sandbox_opts so = {
-            .lowers = c->lowers,
-            .n_lowers = c->n_lowers,
-            .upper = upper,
-            .work = work,
-            .argv = job->argv,
-            .fn = job->fn,
-            .fn_arg = job->fn_arg,
-            .env = env,
-            .cwd = wd && *wd ? wd : "/",
-            .uid = 0,
-            .gid = 0,
-            .binds = all,
-            .n_binds = n_binds,
-            .label = prefix,
-            .idmap = c->idmap,
-        };
-        int status = 0;
-        uint64_t t0 = kiln_now_ns();
-        int rc = kiln_sandbox_run(&so, &status, err);
-        c->sandbox_ns += kiln_now_ns() - t0;
-        free(all);
-        if (rc < 0)
-                return kiln_err_prefix(err, "%s", label);
-        if (status != 0)
-                return kiln_err_set(err, KILN_ERR_BUILD, status,
-                                    "%s failed: %s exited with status %d", label, created_by,
-                                    status);
-        /* The upper is read-only from here on (a lower of later steps), so
-         * its layer is written while they run; past BG_MAX writers the
-         * oldest is waited for first. */
-        if (c->n_bg == BG_MAX && settle_layer(c, err) < 0)
-                return -1;
-        struct bg_layer *b = &c->bg[c->n_bg];
-        t0 = kiln_now_ns();
-        rc = kiln_archive_job_start(upper, label, c->store, &c->lopts, &b->job, err);
-        c->commit_ns += kiln_now_ns() - t0;
-        if (rc < 0)
-                return -1;
-        c->n_bg++;
-        kiln_image_reserve_layer(&c->img, created_by, &b->slot);
-        b->step_no = c->step_no;
-        b->label = steal_pointer(&label);
-        b->created_by = kiln_xstrdup(created_by);
-        push_lower(c, steal_pointer(&upper));
-        return 0;
-}
-
-int kiln_step_sandbox(struct kiln_step_ctx *c, char *const *argv, char *const *extra_env,
-                      const struct kiln_bind *binds, size_t n_binds, const char *created_by,
-                      struct kiln_err **err)
-{
-        struct sandbox_job job = {.argv = argv};
-        return sandbox_step(c, &job, extra_env, binds, n_binds, created_by, err);
-}
-
-int kiln_step_sandbox_fn(struct kiln_step_ctx *c, int (*fn)(void *arg, struct kiln_err **err),
-                         void *arg, const struct kiln_bind *binds, size_t n_binds,
-                         const char *created_by, struct kiln_err **err)
-{
-        struct sandbox_job job = {.fn = fn, .fn_arg = arg};
-        return sandbox_step(c, &job, NULL, binds, n_binds, created_by, err);
-}
-
-int kiln_step_host_layer(struct kiln_step_ctx *c, const struct kiln_copy_entry *entries, size_t n,
-                         uid_t uid, gid_t gid, const char *created_by, struct kiln_err **err)
-{
-        struct kiln_archive_result res = {0};
-        if (kiln_archive_from_host(entries, n, uid, gid, c->store, &c->lopts, &res, err) < 0) {
-                _cleanup_free_ char *label = step_label(c);
-                return kiln_err_prefix(err, "%s", label);
-        }
-        record_result(&c->out, &res, created_by);
-        if (res.empty) {
-                kiln_image_add_history(&c->img, created_by);
-                return 0;
-        }
-        kiln_image_add_layer(&c->img, &res, created_by);
-        c->n_new_layers++;
-        add_pending(c, res.digest, res.media_type, res.diff_id, res.size);
-        return 0;
-}
-
-int kiln_step_files_key(const struct kiln_copy_entry *entries, size_t n, struct kiln_buf *b,
-                        struct kiln_err **err)
-{
-        char d[KILN_DIGEST_MAX];
-        if (kiln_archive_host_digest(entries, n, d, err) < 0)
-                return -1;
-        kiln_buf_printf(b, "files %s\n", d);
-        return 0;
-}
-
-char *kiln_step_scratch_dir(struct kiln_step_ctx *c, const char *name, struct kiln_err **err)
-{
-        _cleanup_free_ char *what = kiln_xasprintf("%s-%s", c->kind->name, name);
-        return step_dir(c, what, err);
-}
-
-char *kiln_step_cache_dir(struct kiln_step_ctx *c, const char *name, bool per_base,
-                          struct kiln_err **err)
-{
-        char chain[KILN_DIGEST_MAX] = "";
-        if (per_base)
-                kiln_chain_id(c->base_diff_ids, c->n_base, chain);
-        char *dir = per_base ? kiln_xasprintf("%s/cache/%s/%.16s", kiln_store_root(c->store), name,
-                                              chain[0] ? kiln_digest_hex(chain) : "scratch")
-                             : kiln_xasprintf("%s/cache/%s", kiln_store_root(c->store), name);
-        if (kiln_mkdir_p(dir, 0755, err) < 0) {
-                free(dir);
-                return NULL;
-        }
-        return dir;
-}
-
-const struct kiln_platform *kiln_step_platform(const struct kiln_step_ctx *c)
-{
-        return &c->platform;
-}
-
-static int parse_passwd(const char *text, const char *name, uid_t *uid, gid_t *gid, bool *found)
-{
-        size_t nlen = strlen(name);
-        for (const char *line = text; line && *line;) {
-                const char *end = strchr(line, '\n');
-                if (!strncmp(line, name, nlen) && line[nlen] == ':') {
-                        /* name:x:uid:gid:... */
-                        const char *p = strchr(line + nlen + 1, ':');
-                        if (p) {
-                                char *q = NULL;
-                                unsigned long u = strtoul(p + 1, &q, 10);
-                                if (q && *q == ':') {
-                                        unsigned long g = strtoul(q + 1, NULL, 10);
-                                        *uid = (uid_t)u;
-                                        *gid = (gid_t)g;
-                                        *found = true;
-                                        return 0;
-                                }
-                        }
-                }
-                line = end ? end + 1 : NULL;
-        }
-        return 0;
-}
-
-int kiln_step_rootfs_open(struct kiln_step_ctx *c, const char *path, int *fd, struct kiln_err **err)
-{
-        *fd = -1;
-        if (ensure_rootfs(c, err) < 0)
-                return -1;
-        while (*path == '/')
-                path++;
-        /* The top-most lower that has the path decides, as in the overlay. */
-        for (size_t i = 0; i < c->n_lowers; i++) {
-                _cleanup_close_ int root = open(c->lowers[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (root < 0)
-                        return kiln_err_sys(err, "open %s", c->lowers[i]);
-                int f = kiln_open_in_root(root, path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
-                if (f < 0)
-                        continue;
-                struct stat st;
-                if (fstat(f, &st) < 0 || !S_ISREG(st.st_mode)) {
-                        close(f); /* a whiteout: deleted above the base */
-                        return 0;
-                }
-                *fd = f;
-                return 0;
-        }
-        return 0;
-}
-
-int kiln_step_lookup_user(struct kiln_step_ctx *c, const char *name, uid_t *uid, gid_t *gid,
-                          bool *found, struct kiln_err **err)
-{
-        *found = false;
-        /* a step that made the user said so: no rootfs needed to know */
-        _cleanup_free_ char *fact = kiln_xasprintf("user.%s", name);
-        const char *ids = kiln_step_get_fact(c, fact);
-        unsigned u = 0, g = 0;
-        if (ids && sscanf(ids, "%u:%u", &u, &g) == 2) {
-                *uid = (uid_t)u;
-                *gid = (gid_t)g;
-                *found = true;
-                return 0;
-        }
-        _cleanup_close_ int fd = -1;
-        if (kiln_step_rootfs_open(c, "etc/passwd", &fd, err) < 0)
-                return -1;
-        if (fd < 0)
-                return 0;
-        _cleanup_buf_ struct kiln_buf b = {0};
-        if (kiln_read_fd(fd, "/etc/passwd", PASSWD_MAX, &b, err) < 0)
-                return -1;
-        return parse_passwd(b.data ? b.data : "", name, uid, gid, found);
-}
-
-/* ---------- the base ---------- */
-
-int kiln_build_pull_base(const struct kiln_build_opts *o, const char *base,
-                         const struct kiln_platform *platform, bool manifest_only,
-                         struct kiln_store *store, struct kiln_ref *base_ref,
-                         struct kiln_descriptor *top, struct kiln_err **err)
-{
-        if (kiln_ref_parse(base, base_ref, err) < 0)
-                return kiln_err_prefix(err, "base_image");
-        _cleanup_registry_ struct kiln_registry *reg = NULL;
-        if (kiln_registry_new(base_ref->domain, &o->reg, &reg, err) < 0)
-                return -1;
-        struct kiln_progress *p = kiln_progress_new("pull", o->reg.quiet);
-        struct kiln_pull_opts po = {.platform = *platform, .manifest_only = manifest_only};
-        int rc = kiln_pull(reg, base_ref, &po, store, p, top, err);
-        kiln_progress_free(p);
-        if (rc < 0)
-                return kiln_err_prefix(err, "base image");
-        if (!manifest_only)
-                return 0;
-        /* Where the layers are, for the fetch on first need and for pushes
-         * to that registry, which mount them. */
-        struct kiln_manifest m = {0};
-        if (read_manifest(store, top->digest, &m, err) < 0)
-                return kiln_err_prefix(err, "base image");
-        kiln_store_note_missing(store, base_ref->domain, base_ref->path, m.layers, m.n_layers);
-        kiln_manifest_release(&m);
-        return 0;
-}
-
-static int capture_base(struct kiln_step_ctx *c, struct kiln_err **err)
-{
-        c->n_base = c->img.n_layers;
-        c->base_layers = kiln_xcalloc(c->n_base ? c->n_base : 1, sizeof(*c->base_layers));
-        for (size_t i = 0; i < c->n_base; i++)
-                kiln_descriptor_copy(&c->base_layers[i], &c->img.layers[i]);
-        json_t *ids = json_object_get(json_object_get(c->img.config, "rootfs"), "diff_ids");
-        c->base_diff_ids = kiln_xcalloc(c->n_base + 1, sizeof(char *));
-        for (size_t i = 0; i < c->n_base; i++) {
-                const char *d = json_string_value(json_array_get(ids, i));
-                if (!d)
-                        return kiln_err_set(err, KILN_ERR_FORMAT, 0,
-                                            "base image: rootfs.diff_ids[%zu] is missing", i);
-                c->base_diff_ids[i] = kiln_xstrdup(d);
-        }
-        return 0;
-}
-
-/* ---------- the step cache ----------
- *
- * A step's key is a digest of its parent's key, its kind and its canonical
- * inputs (kind->key); the chain starts from the base image's manifest
- * digest and what shapes every layer (platform, owners kept or not,
- * compression, SOURCE_DATE_EPOCH). A key found in the store means the step
- * already ran with the same meaning: its layer is reused and nothing runs.
- * Bump CACHE_SCHEMA when a change to kiln changes what a step produces
- * without changing its key inputs. */
-
-#define CACHE_SCHEMA "kiln step cache 1"
-
-static void hex_of(const char *text, size_t len, char out[KILN_HEX_MAX])
-{
-        char d[KILN_DIGEST_MAX];
-        kiln_sha256_digest(text, len, d);
-        snprintf(out, 65, "%s", kiln_digest_hex(d));
-}
-
-static void base_key(const struct kiln_platform *platform, enum kiln_idmap idmap,
-                     const struct kiln_archive_opts *lo, const char *base_digest,
-                     char out[KILN_HEX_MAX])
-{
-        _cleanup_free_ char *plat = kiln_platform_string(platform);
-        _cleanup_buf_ struct kiln_buf b = {0};
-        kiln_buf_printf(&b,
-                        CACHE_SCHEMA "\nbase %s\nplatform %s\nowners %s\ncompression %d/%d\n"
-                                     "epoch %lld\n",
-                        base_digest, plat, idmap == KILN_IDMAP_SINGLE ? "root" : "kept",
-                        (int)lo->compression, lo->level, (long long)lo->source_date_epoch);
-        hex_of(b.data, b.len, out);
-}
-
-static int step_key(const struct kiln_step_kind *k, const struct kiln_spec *s,
-                    char key[KILN_HEX_MAX], struct kiln_err **err)
-{
-        _cleanup_buf_ struct kiln_buf b = {0};
-        kiln_buf_printf(&b, "%s\n%s\n", key, k->name);
-        if (k->key && k->key(s, &b, err) < 0)
-                return kiln_err_prefix(err, "cache key of the %s step", k->name);
-        hex_of(b.data, b.len, key);
-        return 0;
-}
-
-/* A cached layer is trusted while its blob file is the one last hashed;
- * otherwise it is hashed again, and a corrupt one is dropped (with its
- * entry) so the step runs again. */
-static int cached_layer_ok(struct kiln_step_ctx *c, struct kiln_step_entry *e, bool *ok,
-                           struct kiln_err **err)
-{
-        uint64_t ino = 0;
-        int64_t mt = 0, size = 0;
-        *ok = false;
-        if (kiln_store_stamp(c->store, e->digest, &ino, &mt, &size) < 0)
-                return 0;
-        if (ino == e->stamp_ino && mt == e->stamp_mtime_ns && size == e->stamp_size &&
-            size == e->size) {
-                *ok = true;
-                return 0;
-        }
-        if (kiln_store_verify_blob(c->store, e->digest, ok, err) < 0)
-                return -1;
-        if (*ok && size == e->size) {
-                e->stamp_ino = ino;
-                e->stamp_mtime_ns = mt;
-                e->stamp_size = size;
-                _cleanup_err_ struct kiln_err *perr = NULL;
-                kiln_store_step_put(c->store, e, &perr);
-                return 0;
-        }
-        *ok = false;
-        kiln_warn("the cached layer %s of the %s step is corrupt: removed, the step runs again",
-                  e->digest, e->kind ? e->kind : "?");
-        if (kiln_store_remove_blob(c->store, e->digest, err) < 0 ||
-            kiln_store_step_remove(c->store, e->key, err) < 0)
-                return -1;
-        return 0;
-}
-
-static int cache_lookup(struct kiln_step_ctx *c, struct kiln_step_entry *e, bool *hit,
-                        struct kiln_err **err)
-{
-        *hit = false;
-        bool found = false;
-        if (kiln_store_step_get(c->store, c->key, e, &found, err) < 0)
-                return -1;
-        if (!found)
-                return 0;
-        bool ok = !e->has_layer;
-        if (e->has_layer && cached_layer_ok(c, e, &ok, err) < 0) {
-                kiln_step_entry_release(e);
-                return -1;
-        }
-        if (!ok) {
-                kiln_step_entry_release(e);
-                return 0;
-        }
-        *hit = true;
-        kiln_store_step_touch(c->store, c->key);
-        return 0;
-}
-
-static void apply_entry(struct kiln_step_ctx *c, const struct kiln_step_entry *e)
-{
-        if (e->has_layer) {
-                struct kiln_archive_result res = {.size = e->size, .media_type = e->media_type};
-                snprintf(res.digest, sizeof(res.digest), "%s", e->digest);
-                snprintf(res.diff_id, sizeof(res.diff_id), "%s", e->diff_id);
-                kiln_image_add_layer(&c->img, &res, e->created_by);
-                add_pending(c, e->digest, e->media_type, e->diff_id, e->size);
-                kiln_store_touch(c->store, e->digest);
-        } else if (e->created_by && *e->created_by) {
-                kiln_image_add_history(&c->img, e->created_by);
-        }
-        for (size_t i = 0; e->facts && e->facts[i]; i++) {
-                c->facts = kiln_xrealloc(c->facts, (c->n_facts + 1) * sizeof(char *));
-                c->facts[c->n_facts++] = kiln_xstrdup(e->facts[i]);
-        }
-}
-
-/* A local miss asks the registry cache; what it has becomes a local entry.
- * A cache that cannot be reached costs this build time, never its result:
- * it warns, and the step runs. */
-static bool remote_lookup(struct kiln_step_ctx *c, struct kiln_step_entry *e, bool *hit)
-{
-        *hit = false;
-        bool found = false;
-        _cleanup_err_ struct kiln_err *rerr = NULL;
-        if (c->remote_read_failed)
-                return true;
-        if (kiln_remote_cache_get(c->remote, c->store, c->key, e, &found, &rerr) < 0) {
-                kiln_warn("%s; building without it", rerr->msg);
-                c->remote_read_failed = true;
-                c->remote_write_failed = true;
-                return true;
-        }
-        if (!found)
-                return true;
-        snprintf(e->key, sizeof(e->key), "%s", c->key);
-        if (e->has_layer)
-                kiln_store_stamp(c->store, e->digest, &e->stamp_ino, &e->stamp_mtime_ns,
-                                 &e->stamp_size);
-        _cleanup_err_ struct kiln_err *perr = NULL;
-        kiln_store_step_put(c->store, e, &perr);
-        c->n_remote_hits++;
-        *hit = true;
-        return true;
-}
-
-/* A step's result into the local cache and the registry cache. A cache
- * that cannot be written costs the next build time, never this build. */
-static void put_entry(struct kiln_step_ctx *c, struct kiln_step_entry *e)
-{
-        if (e->has_layer)
-                kiln_store_stamp(c->store, e->digest, &e->stamp_ino, &e->stamp_mtime_ns,
-                                 &e->stamp_size);
-        _cleanup_err_ struct kiln_err *perr = NULL;
-        if (kiln_store_step_put(c->store, e, &perr) < 0)
-                kiln_warn("the %s step's result was not cached: %s", e->kind, perr->msg);
-        _cleanup_err_ struct kiln_err *rerr = NULL;
-        if (c->remote && !c->remote_write_failed &&
-            kiln_remote_cache_put(c->remote, c->store, e, c->mount_from, &rerr) < 0) {
-                kiln_warn("the %s step's result was not stored in the cache (nor will later "
-                          "ones be): %s",
-                          e->kind, rerr->msg);
-                c->remote_write_failed = true;
-        }
-}
-
-/* Waits for the oldest layer written in the background, fills in its
- * place in the image and puts its step's entry. */
-static int settle_layer(struct kiln_step_ctx *c, struct kiln_err **err)
-{
-        if (!c->n_bg)
-                return 0;
-        struct bg_layer *b = &c->bg[0];
-        struct kiln_archive_result res;
-        uint64_t t0 = kiln_now_ns(), took = 0;
-        int rc = kiln_archive_job_finish(steal_pointer(&b->job), &res, &took, err);
-        c->commit_ns += kiln_now_ns() - t0;
-        c->commit_bg_ns += took;
-        if (rc == 0) {
-                kiln_debug("%s: layer of %llu entries, %lld bytes, written in %.3f s", b->label,
-                           (unsigned long long)res.entries, (long long)res.size,
-                           (double)took / 1e9);
-                kiln_image_settle_layer(&c->img, &b->slot, &res);
-                if (res.empty) {
-                        kiln_info("%s changed nothing: no layer", b->label);
-                        for (size_t i = 1; i < c->n_bg; i++)
-                                c->bg[i].slot.layer--; /* that place is gone */
-                } else {
-                        c->n_new_layers++;
-                }
-                if (b->has_entry) {
-                        record_result(&b->out, &res, b->created_by);
-                        put_entry(c, &b->out);
-                }
-        }
-        bg_release(b);
-        memmove(&c->bg[0], &c->bg[1], (c->n_bg - 1) * sizeof(c->bg[0]));
-        memset(&c->bg[--c->n_bg], 0, sizeof(c->bg[0]));
-        return rc;
-}
-
-static int settle_layers(struct kiln_step_ctx *c, struct kiln_err **err)
-{
-        while (c->n_bg)
-                if (settle_layer(c, err) < 0)
-                        return -1;
-        return 0;
-}
-
-/* The layer part of a step: from the cache, or run (one builder at a time
- * per key, so concurrent builds of one spec share the first one's result)
- * and recorded. A cache that cannot be written costs the next build time,
- * never this build. */
-static int layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc,
-                      struct kiln_err **err)
-{
-        struct kiln_step_entry e;
-        bool hit = false;
-        if (use_cache && cache_lookup(c, &e, &hit, err) < 0)
-                return -1;
-        _cleanup_close_ int lock = -1;
-        if (!hit) {
-                if (kiln_store_step_lock(c->store, c->key, &lock, err) < 0)
-                        return -1;
-                if (use_cache && cache_lookup(c, &e, &hit, err) < 0)
-                        return -1;
-        }
-        const char *from = "";
-        if (!hit && use_cache && c->remote && remote_lookup(c, &e, &hit) && hit)
-                from = kiln_remote_cache_name(c->remote);
-        if (hit) {
-                kiln_info("step %zu: %s: %s (cached%s%s)", c->step_no, c->kind->name, desc,
-                          *from ? " in " : "", from);
-                apply_entry(c, &e);
-                kiln_step_entry_release(&e);
-                c->n_cached++;
-                return 0;
-        }
-        kiln_info("step %zu: %s: %s", c->step_no, c->kind->name, desc);
-        kiln_step_entry_release(&c->out);
-        snprintf(c->out.key, sizeof(c->out.key), "%s", c->key);
-        c->out.kind = kiln_xstrdup(c->kind->name);
-        if (c->kind->run(c, err) < 0)
-                return -1;
-        struct bg_layer *b = c->n_bg ? &c->bg[c->n_bg - 1] : NULL;
-        if (b && b->step_no == c->step_no) {
-                /* its layer is still being written: the entry waits for it */
-                b->out = c->out;
-                memset(&c->out, 0, sizeof(c->out));
-                b->lock = steal_fd(&lock);
-                b->has_entry = true;
-                return 0;
-        }
-        put_entry(c, &c->out);
-        return 0;
-}
-
-/* The manifest and its config are in the store, and every layer too but
- * the base's, which are fetched when needed (prune may have taken any). */
-static bool image_usable(struct kiln_step_ctx *c, const char *digest)
-{
-        _cleanup_err_ struct kiln_err *e = NULL;
-        struct kiln_manifest m = {0};
-        if (read_manifest(c->store, digest, &m, &e) < 0)
-                return false;
-        bool ok = !m.is_index && kiln_store_has(c->store, m.config.digest, m.config.size);
-        for (size_t i = 0; ok && i < m.n_layers; i++)
-                ok = kiln_store_has(c->store, m.layers[i].digest, m.layers[i].size) ||
-                     is_base_layer(c, m.layers[i].digest);
-        kiln_manifest_release(&m);
-        return ok;
-}
-
-/* The layers of the chain's steps, checked as a step hit checks its own
- * (a blob file that changed is hashed again; a corrupt one is dropped with
- * its entry, and the steps run). */
-static int steps_layers_ok(struct kiln_step_ctx *c, bool *ok, struct kiln_err **err)
-{
-        for (size_t i = 0; *ok && i < c->n_layer_keys; i++) {
-                struct kiln_step_entry e;
-                bool found = false;
-                if (kiln_store_step_get(c->store, c->layer_keys[i], &e, &found, err) < 0)
-                        return -1;
-                *ok = found;
-                int rc = found && e.has_layer ? cached_layer_ok(c, &e, ok, err) : 0;
-                if (*ok)
-                        kiln_store_step_touch(c->store, c->layer_keys[i]);
-                if (found)
-                        kiln_step_entry_release(&e);
-                if (rc < 0)
-                        return -1;
-        }
-        return 0;
-}
-
-/* The assembled image is cached too, under the last step's key and the
- * id: when every step hit, a rebuild gives the very same manifest (and its
- * push moves nothing), as a layer cache hit does in other builders. */
-static int image_from_cache(struct kiln_step_ctx *c, const char *key, const char *id,
-                            struct kiln_descriptor *out, bool *hit, struct kiln_err **err)
-{
-        *hit = false;
-        struct kiln_step_entry e;
-        bool found = false;
-        if (kiln_store_step_get(c->store, key, &e, &found, err) < 0)
-                return -1;
-        if (!found)
-                return 0;
-        const char *digest = kiln_step_entry_fact(&e, "manifest"),
-                   *mt = kiln_step_entry_fact(&e, "mediaType");
-        const char *size = kiln_step_entry_fact(&e, "size"), *eid = kiln_step_entry_fact(&e, "id");
-        bool ok = digest && mt && size && eid && !strcmp(eid, id) &&
-                  kiln_digest_validate(digest, NULL) == 0 && image_usable(c, digest);
-        if (ok && steps_layers_ok(c, &ok, err) < 0) {
-                kiln_step_entry_release(&e);
-                return -1;
-        }
-        if (ok) {
-                out->digest = kiln_xstrdup(digest);
-                out->media_type = kiln_xstrdup(mt);
-                out->size = strtoll(size, NULL, 10);
-                *hit = true;
-                kiln_store_step_touch(c->store, key);
-        }
-        kiln_step_entry_release(&e);
-        return 0;
-}
-
-static void image_to_cache(struct kiln_step_ctx *c, const char *key, const char *id,
-                           const struct kiln_descriptor *m)
-{
-        struct kiln_step_entry e = {0};
-        snprintf(e.key, sizeof(e.key), "%s", key);
-        e.kind = kiln_xstrdup("image");
-        e.created_by = kiln_xstrdup("");
-        e.facts = kiln_xcalloc(5, sizeof(char *));
-        e.facts[0] = kiln_xasprintf("manifest=%s", m->digest);
-        e.facts[1] = kiln_xasprintf("mediaType=%s", m->media_type);
-        e.facts[2] = kiln_xasprintf("size=%lld", (long long)m->size);
-        e.facts[3] = kiln_xasprintf("id=%s", id);
-        _cleanup_err_ struct kiln_err *perr = NULL;
-        kiln_store_step_put(c->store, &e, &perr);
-        kiln_step_entry_release(&e);
-}
-
-static void image_from_remote(struct kiln_step_ctx *c, const char *key, const char *id,
-                              struct kiln_descriptor *out, bool *hit)
-{
-        *hit = false;
-        struct kiln_descriptor d = {0};
-        bool found = false;
-        _cleanup_err_ struct kiln_err *rerr = NULL;
-        if (kiln_remote_cache_get_image(c->remote, c->store, key, &d, &found, &rerr) < 0) {
-                kiln_warn("%s; the image is assembled here", rerr->msg);
-                return;
-        }
-        if (found) {
-                *out = d;
-                *hit = true;
-                c->image_remote = true;
-                image_to_cache(c, key, id, out);
-                return;
-        }
-        kiln_descriptor_release(&d);
-}
-
-static void image_to_remote(struct kiln_step_ctx *c, const char *key,
-                            const struct kiln_descriptor *image)
-{
-        _cleanup_err_ struct kiln_err *rerr = NULL;
-        if (fetch_for(c, image, kiln_remote_cache_domain(c->remote), &rerr) < 0 ||
-            kiln_remote_cache_put_image(c->remote, c->store, key, image, c->mount_from, &rerr) < 0)
-                kiln_warn("the image was not stored in the cache: %s", rerr->msg);
-}
-
-/* The assembled image's key: the last step's and the id. */
-static void image_key(const char *last_key, const char *id, char out[KILN_HEX_MAX])
-{
-        _cleanup_free_ char *k = kiln_xasprintf("%s\nimage\n%s\n", last_key, id);
-        hex_of(k, strlen(k), out);
 }
 
 /* Every step's key, before anything runs (keys depend on inputs, never on
@@ -1163,12 +90,12 @@ static int chain_image_key(struct kiln_step_ctx *c, const char *id, char out[KIL
         for (size_t i = 0; i < n; i++) {
                 if (!step_kinds[i]->wanted(c->spec))
                         continue;
-                if (step_key(step_kinds[i], c->spec, key, err) < 0)
+                if (builder_step_key(step_kinds[i], c->spec, key, err) < 0)
                         return -1;
                 if (step_kinds[i]->run)
                         snprintf(c->layer_keys[c->n_layer_keys++], 65, "%s", key);
         }
-        image_key(key, id, out);
+        builder_image_key(key, id, out);
         return 0;
 }
 
@@ -1188,9 +115,9 @@ static void report_cached_steps(struct kiln_step_ctx *c)
 static int run_step(struct kiln_step_ctx *c, struct kiln_err **err)
 {
         _cleanup_free_ char *d = c->kind->describe(c->spec);
-        if (step_key(c->kind, c->spec, c->key, err) < 0)
+        if (builder_step_key(c->kind, c->spec, c->key, err) < 0)
                 return -1;
-        if (c->kind->run && layer_part(c, !c->o->no_cache, d, err) < 0)
+        if (c->kind->run && builder_layer_part(c, !c->o->no_cache, d, err) < 0)
                 return -1;
         if (!c->kind->run)
                 kiln_info("step %zu: %s: %s", c->step_no, c->kind->name, d);
@@ -1209,12 +136,12 @@ static int run_steps(struct kiln_step_ctx *c, struct kiln_err **err)
                 if (run_step(c, err) < 0) {
                         /* the steps before the failing one stay cached */
                         _cleanup_err_ struct kiln_err *e = NULL;
-                        if (settle_layers(c, &e) < 0)
+                        if (builder_settle_layers(c, &e) < 0)
                                 kiln_debug("%s", e->msg);
                         return -1;
                 }
         }
-        return settle_layers(c, err);
+        return builder_settle_layers(c, err);
 }
 
 /* ---------- plan, run, output ---------- */
@@ -1227,15 +154,12 @@ int kiln_build_exists(const struct kiln_spec *spec, const struct kiln_image_name
         digest[0] = '\0';
         if (!spec->registry)
                 return 0;
-        struct kiln_ref ref = {0};
+        _cleanup_ref_ struct kiln_ref ref = {0};
         if (kiln_ref_parse(name->full, &ref, err) < 0)
                 return kiln_err_prefix(err, "image name");
         _cleanup_registry_ struct kiln_registry *r = NULL;
-        int rc = kiln_registry_new(ref.domain, reg, &r, err);
-        if (rc == 0)
-                rc = kiln_registry_head_manifest(r, ref.path, ref.tag, exists, digest, err);
-        kiln_ref_release(&ref);
-        if (rc < 0)
+        if (kiln_registry_new(ref.domain, reg, &r, err) < 0 ||
+            kiln_registry_head_manifest(r, ref.path, ref.tag, exists, digest, err) < 0)
                 return kiln_err_prefix(err, "check whether %s exists", name->full);
         return 0;
 }
@@ -1252,14 +176,36 @@ int kiln_build_resolve_base(const struct kiln_build_opts *o, const char *base,
                             const struct kiln_platform *platform, struct kiln_store *store,
                             char digest[KILN_DIGEST_MAX], struct kiln_err **err)
 {
-        struct kiln_ref ref = {0};
-        struct kiln_descriptor top = {0};
-        int rc = kiln_build_pull_base(o, base, platform, true, store, &ref, &top, err);
-        if (rc == 0)
-                snprintf(digest, KILN_DIGEST_MAX, "%s", top.digest);
-        kiln_descriptor_release(&top);
-        kiln_ref_release(&ref);
-        return rc;
+        _cleanup_ref_ struct kiln_ref ref = {0};
+        _cleanup_descriptor_ struct kiln_descriptor top = {0};
+        if (kiln_build_pull_base(o, base, platform, true, store, &ref, &top, err) < 0)
+                return -1;
+        snprintf(digest, KILN_DIGEST_MAX, "%s", top.digest);
+        return 0;
+}
+
+/* The key a build of spec would start its chain from, with the store it
+ * would use; why says what keeps it from being known (the plan then
+ * checks no cache). */
+static int plan_base_key(const struct kiln_spec *spec, const struct kiln_build_opts *o,
+                         const char *base, struct kiln_store **store, char key[KILN_HEX_MAX],
+                         struct kiln_err **why)
+{
+        if (spec->base_spec)
+                return kiln_err_set(why, KILN_ERR_BUILD, 0, "the base spec is not built yet");
+        _cleanup_platform_ struct kiln_platform platform = {0};
+        enum kiln_idmap idmap = KILN_IDMAP_HOST;
+        struct kiln_archive_opts lo;
+        char digest[KILN_DIGEST_MAX];
+        if (kiln_platform_parse(spec->platforms ? spec->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM,
+                                &platform, why) < 0 ||
+            kiln_userns_enter(&idmap, why) < 0 || kiln_store_open(o->cache_dir, store, why) < 0 ||
+            kiln_archive_opts_init(&lo, why) < 0 ||
+            kiln_build_resolve_base(o, base, &platform, *store, digest, why) < 0)
+                return -1;
+        lo.compression = o->compression;
+        builder_base_key(&platform, idmap, &lo, digest, key);
+        return 0;
 }
 
 /* --dry-run: the steps, and for each with a layer whether the cache has
@@ -1271,25 +217,8 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
         printf("base:  %s\n", base);
         char key[KILN_HEX_MAX] = "";
         _cleanup_store_ struct kiln_store *store = NULL;
-        struct kiln_platform platform = {0};
-        enum kiln_idmap idmap = KILN_IDMAP_HOST;
-        struct kiln_archive_opts lo;
-        char digest[KILN_DIGEST_MAX];
         _cleanup_err_ struct kiln_err *why = NULL;
-        if (spec->base_spec)
-                kiln_err_set(&why, KILN_ERR_BUILD, 0, "the base spec is not built yet");
-        else if (kiln_platform_parse(spec->platforms ? spec->platforms[0]
-                                                     : KILN_SPEC_DEFAULT_PLATFORM,
-                                     &platform, &why) == 0 &&
-                 kiln_userns_enter(&idmap, &why) == 0 &&
-                 kiln_store_open(o->cache_dir, &store, &why) == 0 &&
-                 kiln_archive_opts_init(&lo, &why) == 0 &&
-                 kiln_build_resolve_base(o, base, &platform, store, digest, &why) == 0) {
-                lo.compression = o->compression;
-                base_key(&platform, idmap, &lo, digest, key);
-        }
-        kiln_platform_release(&platform);
-        if (why)
+        if (plan_base_key(spec, o, base, &store, key, &why) < 0)
                 printf("cache: not checked (%s)\n", why->msg);
         size_t k = 1;
         for (size_t i = 0; i < sizeof(step_kinds) / sizeof(step_kinds[0]); i++) {
@@ -1298,34 +227,30 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
                         continue;
                 _cleanup_free_ char *d = kind->describe(spec);
                 const char *state = "";
-                if (key[0] && step_key(kind, spec, key, err) < 0)
+                if (key[0] && builder_step_key(kind, spec, key, err) < 0)
                         return -1;
                 if (key[0] && kind->run) {
-                        struct kiln_step_entry e;
+                        _cleanup_step_entry_ struct kiln_step_entry e = {0};
                         bool found = false;
                         if (kiln_store_step_get(store, key, &e, &found, err) < 0)
                                 return -1;
                         bool usable =
                             found && (!e.has_layer || kiln_store_has(store, e.digest, e.size));
                         state = usable && !o->no_cache ? " [cached]" : " [runs]";
-                        if (found)
-                                kiln_step_entry_release(&e);
                 }
                 printf("%zu. %s: %s%s\n", k++, kind->name, d, state);
         }
         printf("%zu. config: _F_IMG_ID=%s\n", k, name->id);
         if (key[0] && !o->no_cache) {
                 char ik[KILN_HEX_MAX];
-                image_key(key, name->id, ik);
-                struct kiln_step_entry e;
+                builder_image_key(key, name->id, ik);
+                _cleanup_step_entry_ struct kiln_step_entry e = {0};
                 bool found = false;
                 if (kiln_store_step_get(store, ik, &e, &found, err) < 0)
                         return -1;
                 const char *m = found ? kiln_step_entry_fact(&e, "manifest") : NULL;
                 if (m && kiln_store_has(store, m, -1))
                         printf("cached image: %s (no step runs)\n", m);
-                if (found)
-                        kiln_step_entry_release(&e);
         }
         return 0;
 }
@@ -1334,7 +259,7 @@ static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *
                          struct kiln_build_result *res, struct kiln_err **err)
 {
         const struct kiln_ref *base_ref = &c->base_ref;
-        if (o->n_outputs && fetch_for(c, &res->manifest, NULL, err) < 0)
+        if (o->n_outputs && builder_fetch_for(c, &res->manifest, NULL, err) < 0)
                 return -1;
         for (size_t i = 0; i < o->n_outputs; i++)
                 if (kiln_output_write(&o->outputs[i], c->store, &res->manifest, res->name.full,
@@ -1342,20 +267,19 @@ static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *
                         return -1;
         if (!o->push)
                 return 0;
-        struct kiln_ref dest = {0};
+        _cleanup_ref_ struct kiln_ref dest = {0};
         if (kiln_ref_parse(res->name.full, &dest, err) < 0)
                 return kiln_err_prefix(err, "image name");
         _cleanup_registry_ struct kiln_registry *reg = NULL;
-        int rc = kiln_registry_new(dest.domain, &o->reg, &reg, err);
+        if (kiln_registry_new(dest.domain, &o->reg, &reg, err) < 0)
+                return -1;
         /* The base's blobs need not travel again when the destination is
          * on the same registry: mount them from the base's repository. */
         const char *mount_from =
             base_ref->domain && !strcmp(base_ref->domain, dest.domain) ? base_ref->path : NULL;
-        struct kiln_progress *p = rc == 0 ? kiln_progress_new("push", o->reg.quiet) : NULL;
-        if (rc == 0)
-                rc = push_lazily(c, reg, &dest, &res->manifest, mount_from, p, err);
+        struct kiln_progress *p = kiln_progress_new("push", o->reg.quiet);
+        int rc = push_lazily(c, reg, &dest, &res->manifest, mount_from, p, err);
         kiln_progress_free(p);
-        kiln_ref_release(&dest);
         return rc;
 }
 
@@ -1420,19 +344,16 @@ static int build_base_spec(const struct kiln_spec *spec, const struct kiln_build
         bo.n_outputs = 0;
         bo.push = o->push && spec->base_spec->registry;
         bo.local_only = !bo.push;
-        struct kiln_build_result r = {0};
+        _cleanup_build_result_ struct kiln_build_result r = {0};
         kiln_info("base_image is a spec: building it first");
-        if (kiln_build(spec->base_spec, &bo, &r, err) < 0) {
-                kiln_build_result_release(&r);
+        if (kiln_build(spec->base_spec, &bo, &r, err) < 0)
                 return -1;
-        }
         if (r.skipped) {
                 kiln_info("%s exists in the registry: using it", r.name.full);
         } else {
                 kiln_descriptor_copy(top, &r.manifest);
                 *built = true;
         }
-        kiln_build_result_release(&r);
         return 0;
 }
 
@@ -1440,11 +361,10 @@ int kiln_build_base_name(const struct kiln_spec *spec, char **out, struct kiln_e
 {
         *out = NULL;
         if (spec->base_spec) {
-                struct kiln_image_name bn = {0};
+                _cleanup_image_name_ struct kiln_image_name bn = {0};
                 if (kiln_spec_image_name(spec->base_spec, &bn, err) < 0)
                         return kiln_err_prefix(err, "base_image");
                 *out = steal_pointer(&bn.full);
-                kiln_image_name_release(&bn);
                 return 0;
         }
         if (spec->base_image) {
@@ -1452,6 +372,118 @@ int kiln_build_base_name(const struct kiln_spec *spec, char **out, struct kiln_e
                 return 0;
         }
         return default_base(spec, out, err);
+}
+
+static int make_build_dir(struct kiln_step_ctx *c, struct kiln_err **err)
+{
+        _cleanup_free_ char *builds = kiln_xasprintf("%s/builds", kiln_store_root(c->store));
+        if (kiln_mkdir_p(builds, 0755, err) < 0)
+                return -1;
+        _cleanup_free_ char *dir = kiln_xasprintf("%s/XXXXXX", builds);
+        if (!mkdtemp(dir))
+                return kiln_err_sys(err, "create build directory in %s", builds);
+        c->build_dir = steal_pointer(&dir);
+        return 0;
+}
+
+/* Everything the steps need before the first runs: the platform, the
+ * store, the base's config (its layers wait until something needs their
+ * bytes: pulled with manifest_only, or built just before) and a build
+ * directory. */
+static int prepare(struct kiln_step_ctx *c, const char *base, bool base_built,
+                   struct kiln_descriptor *top, struct kiln_err **err)
+{
+        const struct kiln_spec *spec = c->spec;
+        const struct kiln_build_opts *o = c->o;
+        if (kiln_platform_parse(spec->platforms ? spec->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM,
+                                &c->platform, err) < 0)
+                return -1;
+        /* The user namespace first: it cannot be entered once threads exist. */
+        if (kiln_userns_enter(&c->idmap, err) < 0 ||
+            kiln_store_open(o->cache_dir, &c->store, err) < 0 ||
+            kiln_archive_opts_init(&c->lopts, err) < 0)
+                return -1;
+        c->lopts.compression = o->compression;
+        /* The base's layers wait until something needs their bytes. */
+        if (base_built) {
+                if (kiln_ref_parse(base, &c->base_ref, err) < 0)
+                        return -1;
+        } else if (kiln_build_pull_base(o, base, &c->platform, true, c->store, &c->base_ref, top,
+                                        err) < 0) {
+                return -1;
+        }
+        if (kiln_image_from_base(&c->img, c->store, top, err) < 0 ||
+            builder_capture_base(c, err) < 0)
+                return -1;
+        kiln_image_set_created(&c->img, c->lopts.source_date_epoch);
+        return make_build_dir(c, err);
+}
+
+/* The image in the store: the image cache's, or the steps' (then cached
+ * too). */
+static int assemble(struct kiln_step_ctx *c, const char *base, bool base_built,
+                    struct kiln_descriptor *top, struct kiln_build_result *res,
+                    struct kiln_err **err)
+{
+        int prepared = prepare(c, base, base_built, top, err);
+        kiln_debug("user namespace: %s", kiln_idmap_name(c->idmap));
+        if (prepared < 0)
+                return -1;
+        builder_base_key(&c->platform, c->idmap, &c->lopts, top->digest, c->key);
+        const char *cache_repo = c->o->cache_repo ? c->o->cache_repo : getenv("KILN_CACHE_REPO");
+        if (cache_repo && *cache_repo) {
+                if (kiln_remote_cache_open(cache_repo, &c->o->reg, &c->remote, err) < 0)
+                        return -1;
+                if (c->base_ref.domain &&
+                    !strcmp(c->base_ref.domain, kiln_remote_cache_domain(c->remote)))
+                        c->mount_from = c->base_ref.path;
+        }
+        char image_key[KILN_HEX_MAX] = "";
+        bool image_hit = false;
+        if (chain_image_key(c, res->name.id, image_key, err) < 0 ||
+            builder_image_get(c, image_key, res->name.id, &res->manifest, &image_hit, err) < 0)
+                return -1;
+        if (image_hit) {
+                report_cached_steps(c);
+                c->n_cached = c->n_layer_keys;
+                c->n_remote_hits = c->image_remote ? c->n_layer_keys : 0;
+                return 0;
+        }
+        if (run_steps(c, err) < 0)
+                return -1;
+        /* Last, so a changed id costs no layer. */
+        kiln_image_set_env(&c->img, "_F_IMG_ID", res->name.id);
+        _cleanup_free_ char *h = kiln_xasprintf("ENV _F_IMG_ID=%s", res->name.id);
+        kiln_image_add_history(&c->img, h);
+        if (kiln_image_commit(&c->img, c->store, &res->manifest, err) < 0)
+                return -1;
+        builder_image_put(c, image_key, res->name.id, &res->manifest);
+        return 0;
+}
+
+/* One build's context, from the base on: the image assembled and written
+ * out. The counts and the time are told whether it succeeded or not. */
+static int build_image(const struct kiln_spec *spec, const struct kiln_build_opts *o,
+                       const char *base, bool base_built, struct kiln_descriptor *top,
+                       uint64_t start_ns, struct kiln_build_result *res, struct kiln_err **err)
+{
+        _cleanup_(ctx_release) struct kiln_step_ctx c = {.spec = spec, .o = o};
+        int rc = assemble(&c, base, base_built, top, res, err);
+        /* Where the time went: what is not the installers' is kiln's. */
+        uint64_t total_ns = kiln_now_ns() - start_ns;
+        kiln_debug("time: %.3f s in all, %.3f s in sandboxed programs, %.3f s of it kiln's own "
+                   "(%.3f s waiting for layers, written in %.3f s mostly while later steps ran)",
+                   (double)total_ns / 1e9, (double)c.sandbox_ns / 1e9,
+                   (double)(total_ns - c.sandbox_ns) / 1e9, (double)c.commit_ns / 1e9,
+                   (double)c.commit_bg_ns / 1e9);
+        res->n_new_layers = c.n_new_layers;
+        res->n_cached_steps = c.n_cached;
+        res->n_remote_hits = c.n_remote_hits;
+        if (rc < 0)
+                return -1;
+        if (!o->local_only)
+                return write_outputs(&c, o, res, err);
+        return 0;
 }
 
 int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
@@ -1467,10 +499,8 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                 return -1;
         if (o->dry_run) {
                 if (spec->base_spec) {
-                        struct kiln_build_result br = {0};
-                        int r = kiln_build(spec->base_spec, o, &br, err);
-                        kiln_build_result_release(&br);
-                        if (r < 0)
+                        _cleanup_build_result_ struct kiln_build_result br = {0};
+                        if (kiln_build(spec->base_spec, o, &br, err) < 0)
                                 return kiln_err_prefix(err, "base_image");
                         printf("\n");
                 }
@@ -1501,100 +531,12 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                                     "supported yet",
                                     spec->platform);
 
-        struct kiln_step_ctx c = {.spec = spec, .o = o};
         uint64_t start_ns = kiln_now_ns();
-        struct kiln_descriptor top = {0};
+        _cleanup_descriptor_ struct kiln_descriptor top = {0};
         bool base_built = false;
         if (spec->base_spec && build_base_spec(spec, o, &top, &base_built, err) < 0)
                 return kiln_err_prefix(err, "base_image %s", base);
-        int rc = kiln_platform_parse(
-            spec->platforms ? spec->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM, &c.platform, err);
-        /* The user namespace first: it cannot be entered once threads exist. */
-        if (rc == 0)
-                rc = kiln_userns_enter(&c.idmap, err);
-        if (rc == 0)
-                rc = kiln_store_open(o->cache_dir, &c.store, err);
-        if (rc == 0)
-                rc = kiln_archive_opts_init(&c.lopts, err);
-        if (rc == 0) {
-                c.lopts.compression = o->compression;
-                /* The base's layers wait until something needs their bytes. */
-                if (base_built)
-                        rc = kiln_ref_parse(base, &c.base_ref, err);
-                else
-                        rc = kiln_build_pull_base(o, base, &c.platform, true, c.store, &c.base_ref,
-                                                  &top, err);
-        }
-        if (rc == 0)
-                rc = kiln_image_from_base(&c.img, c.store, &top, err);
-        if (rc == 0)
-                rc = capture_base(&c, err);
-        if (rc == 0) {
-                kiln_image_set_created(&c.img, c.lopts.source_date_epoch);
-                _cleanup_free_ char *builds = kiln_xasprintf("%s/builds", kiln_store_root(c.store));
-                rc = kiln_mkdir_p(builds, 0755, err);
-                if (rc == 0) {
-                        c.build_dir = kiln_xasprintf("%s/XXXXXX", builds);
-                        if (!mkdtemp(c.build_dir)) {
-                                rc = kiln_err_sys(err, "create build directory in %s", builds);
-                                free(c.build_dir);
-                                c.build_dir = NULL;
-                        }
-                }
-        }
-        kiln_debug("user namespace: %s", kiln_idmap_name(c.idmap));
-        if (rc == 0)
-                base_key(&c.platform, c.idmap, &c.lopts, top.digest, c.key);
-        const char *cache_repo = o->cache_repo ? o->cache_repo : getenv("KILN_CACHE_REPO");
-        if (rc == 0 && cache_repo && *cache_repo) {
-                rc = kiln_remote_cache_open(cache_repo, &o->reg, &c.remote, err);
-                if (rc == 0 && c.base_ref.domain &&
-                    !strcmp(c.base_ref.domain, kiln_remote_cache_domain(c.remote)))
-                        c.mount_from = c.base_ref.path;
-        }
-        char image_key[KILN_HEX_MAX] = "";
-        bool image_hit = false;
-        if (rc == 0)
-                rc = chain_image_key(&c, res->name.id, image_key, err);
-        if (rc == 0 && !o->no_cache)
-                rc = image_from_cache(&c, image_key, res->name.id, &res->manifest, &image_hit, err);
-        if (rc == 0 && !image_hit && !o->no_cache && c.remote)
-                image_from_remote(&c, image_key, res->name.id, &res->manifest, &image_hit);
-        if (rc == 0 && image_hit) {
-                report_cached_steps(&c);
-                c.n_cached = c.n_layer_keys;
-                c.n_remote_hits = c.image_remote ? c.n_layer_keys : 0;
-        } else if (rc == 0) {
-                rc = run_steps(&c, err);
-        }
-        if (rc == 0 && !image_hit) {
-                /* Last, so a changed id costs no layer. */
-                kiln_image_set_env(&c.img, "_F_IMG_ID", res->name.id);
-                _cleanup_free_ char *h = kiln_xasprintf("ENV _F_IMG_ID=%s", res->name.id);
-                kiln_image_add_history(&c.img, h);
-                rc = kiln_image_commit(&c.img, c.store, &res->manifest, err);
-                if (rc == 0)
-                        image_to_cache(&c, image_key, res->name.id, &res->manifest);
-                if (rc == 0 && c.remote && !c.remote_write_failed)
-                        image_to_remote(&c, image_key, &res->manifest);
-        }
-        /* Where the time went: what is not the installers' is kiln's. */
-        uint64_t total_ns = kiln_now_ns() - start_ns;
-        kiln_debug("time: %.3f s in all, %.3f s in sandboxed programs, %.3f s of it kiln's own "
-                   "(%.3f s waiting for layers, written in %.3f s mostly while later steps ran)",
-                   (double)total_ns / 1e9, (double)c.sandbox_ns / 1e9,
-                   (double)(total_ns - c.sandbox_ns) / 1e9, (double)c.commit_ns / 1e9,
-                   (double)c.commit_bg_ns / 1e9);
-        res->n_new_layers = c.n_new_layers;
-        res->n_cached_steps = c.n_cached;
-        res->n_remote_hits = c.n_remote_hits;
-        if (rc == 0 && !o->local_only)
-                rc = write_outputs(&c, o, res, err);
-        kiln_descriptor_release(&top);
-        struct kiln_store *store = c.store;
-        ctx_release(&c);
-        kiln_store_free(store);
-        if (rc < 0)
-                kiln_err_prefix(err, "build %s", res->name.full);
-        return rc;
+        if (build_image(spec, o, base, base_built, &top, start_ns, res, err) < 0)
+                return kiln_err_prefix(err, "build %s", res->name.full);
+        return 0;
 }

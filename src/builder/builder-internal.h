@@ -1,9 +1,19 @@
 /* Private to the build module: what the single and the many-spec build
- * share, and the step cache in a registry. */
+ * share, the step cache in a registry, and the state of one spec's build
+ * (struct kiln_step_ctx), which the files of the builder share. */
 #ifndef KILN_BUILDER_INTERNAL_H
 #define KILN_BUILDER_INTERNAL_H
 
-#include "kiln/build.h"
+#include "kiln/archive.h"
+#include "kiln/builder.h"
+#include "kiln/image.h"
+#include "kiln/output.h"
+#include "kiln/registry.h"
+#include "kiln/sandbox.h"
+#include "kiln/step.h"
+#include "kiln/store.h"
+
+/* ---------- build.c, rootfs.c: what kiln_build and kiln_build_many share ---------- */
 
 /* The base image's reference: base_image, the name of a base spec, or
  * the default (debian, or an NVIDIA CUDA image). Caller frees. */
@@ -23,12 +33,16 @@ int kiln_build_resolve_base(const struct kiln_build_opts *o, const char *base,
 /* --force or FLYTE_FORCE_PUSH_IMAGE_SPEC: build even when the image exists. */
 bool kiln_build_forced(const struct kiln_build_opts *o);
 
+/* ---------- remote_cache.c: the step cache in a registry ---------- */
+
 struct kiln_remote_cache;
 
 /* ref names the cache repository (domain/path; a tag is ignored). */
 int kiln_remote_cache_open(const char *ref, const struct kiln_registry_opts *ro,
                            struct kiln_remote_cache **out, struct kiln_err **err);
 void kiln_remote_cache_free(struct kiln_remote_cache *rc);
+void kiln_remote_cache_freep(struct kiln_remote_cache **rc);
+#define _cleanup_remote_cache_ _cleanup_(kiln_remote_cache_freep)
 /* "domain/path", for messages. */
 const char *kiln_remote_cache_name(const struct kiln_remote_cache *rc);
 const char *kiln_remote_cache_domain(const struct kiln_remote_cache *rc);
@@ -59,5 +73,152 @@ int kiln_remote_cache_fetch(struct kiln_remote_cache *rc, struct kiln_store *sto
 int kiln_remote_cache_put_image(struct kiln_remote_cache *rc, struct kiln_store *store,
                                 const char *key, const struct kiln_descriptor *image,
                                 const char *mount_from, struct kiln_err **err);
+
+/* ---------- the build of one spec, which the files below share ---------- */
+
+/* A host-file layer, or a layer of the registry cache, that later
+ * sandboxed steps see only once it is unpacked from the store. */
+struct builder_pending_layer {
+        struct kiln_descriptor d;
+        char *diff_id;
+};
+
+/* A sandboxed step's layer being written in the background. */
+struct builder_bg_layer {
+        struct kiln_archive_job *job;
+        struct kiln_image_slot slot;
+        size_t step_no;
+        char *label, *created_by;
+        bool has_entry; /* the step's entry and lock were handed over */
+        struct kiln_step_entry out;
+        int lock;
+};
+
+/* Writers at once: a step that takes no time (the user step) must not
+ * make the next one wait for the apt layer; more would only share cores. */
+#define BUILDER_BG_MAX 3
+
+/* What the builder keeps for one spec's build. Step kinds get a pointer
+ * and reach it only through kiln/step.h; the fields are the builder's. */
+struct kiln_step_ctx {
+        /* The build as a whole. img is assembled here, never by a step
+         * kind: a kind's config changes go through the step API. */
+        const struct kiln_spec *spec;
+        const struct kiln_build_opts *o;
+        struct kiln_store *store;
+        struct kiln_image img;
+        struct kiln_archive_opts lopts; /* how new layers are written */
+        struct kiln_platform platform;
+        enum kiln_idmap idmap;
+        char *build_dir; /* scratch of this build, removed when it ends */
+
+        /* The running step: names it in messages, directories, entries. */
+        const struct kiln_step_kind *kind;
+        size_t step_no;
+
+        /* The base. Its layers are fetched on first need (a sandboxed
+         * step, an output, a push that cannot mount them), so the
+         * reference stays to fetch them from, and its layers and diff_ids
+         * for the snapshot made on first need. */
+        struct kiln_ref base_ref;
+        struct kiln_descriptor *base_layers;
+        char **base_diff_ids;
+        size_t n_base;
+
+        /* The rootfs of sandboxed steps, prepared lazily: a copy-only spec
+         * never unpacks the base. Overlay lowers top-most first; host-file
+         * layers join them only when a sandboxed step needs them. */
+        bool rootfs_ready;
+        char **lowers;
+        size_t n_lowers;
+        struct builder_pending_layer *pending;
+        size_t n_pending;
+
+        /* The step cache: the running step's key, and what it produced. */
+        char key[KILN_HEX_MAX];
+        struct kiln_step_entry out;
+        /* "name=value" recorded by steps so far, latest last: later steps
+         * know them without the rootfs, even when every step hit. */
+        char **facts;
+        size_t n_facts;
+        /* The keys of the steps with a layer part, known before anything
+         * runs: a cached image is trusted only while their layers are. */
+        char (*layer_keys)[KILN_HEX_MAX];
+        size_t n_layer_keys;
+
+        /* The registry cache (--cache-repo), or NULL. */
+        struct kiln_remote_cache *remote;
+        const char *mount_from; /* the base's repository on the cache's registry */
+        bool image_remote;      /* the whole image is the registry cache's */
+        /* after the first failure the registry cache is left alone for the
+         * rest of the build: one warning, not one per step */
+        bool remote_read_failed, remote_write_failed;
+
+        /* Sandboxed steps' layers, written in the background while later
+         * steps run, oldest first; each is settled (its place in the image
+         * filled, its cache entry put) in order, before the image is
+         * assembled. A step's lock is held until then, so a concurrent build
+         * of the same step waits for the entry instead of running it. */
+        struct builder_bg_layer bg[BUILDER_BG_MAX];
+        size_t n_bg;
+
+        /* For the result, and for the debug line on where the time went. */
+        size_t n_new_layers;
+        size_t n_cached;
+        size_t n_remote_hits;
+        uint64_t sandbox_ns;   /* time inside sandboxed programs (the installers) */
+        uint64_t commit_ns;    /* time the build waited for layers to be written */
+        uint64_t commit_bg_ns; /* time the layer writers took, mostly behind later steps */
+};
+
+/* ---------- rootfs.c: the rootfs of sandboxed steps, blobs on first need ---------- */
+
+/* The base's layers and diff_ids, from the image started from it. */
+int builder_capture_base(struct kiln_step_ctx *c, struct kiln_err **err);
+void builder_rootfs_release(struct kiln_step_ctx *c);
+/* The base snapshot and every pending layer unpacked into the lowers. */
+int builder_ensure_rootfs(struct kiln_step_ctx *c, struct kiln_err **err);
+/* dir (taken) becomes the top-most lower. */
+void builder_push_lower(struct kiln_step_ctx *c, char *dir);
+/* A layer of the image that later sandboxed steps see once unpacked. */
+void builder_add_pending(struct kiln_step_ctx *c, const char *digest, const char *media_type,
+                         const char *diff_id, int64_t size);
+/* Can this host run the spec's platform's programs? */
+int builder_check_can_run(const struct kiln_step_ctx *c, struct kiln_err **err);
+/* Fetches what writing image to dest_domain (NULL: an output) needs. */
+int builder_fetch_for(struct kiln_step_ctx *c, const struct kiln_descriptor *image,
+                      const char *dest_domain, struct kiln_err **err);
+/* Can a cached image be used as it is (its blobs here, or the base's)? */
+bool builder_image_usable(struct kiln_step_ctx *c, const char *digest);
+
+/* ---------- step.c: the step API, layers written in the background ---------- */
+
+/* Waits for every layer written in the background, in order; each fills
+ * its place in the image and puts its step's cache entry. */
+int builder_settle_layers(struct kiln_step_ctx *c, struct kiln_err **err);
+/* The writers stopped, their results unwanted (a build that failed). */
+void builder_abandon_layers(struct kiln_step_ctx *c);
+
+/* ---------- step_cache.c: step keys, step results, the image cache ---------- */
+
+/* The key the chain starts from: the base and what shapes every layer. */
+void builder_base_key(const struct kiln_platform *platform, enum kiln_idmap idmap,
+                      const struct kiln_archive_opts *lo, const char *base_digest,
+                      char out[KILN_HEX_MAX]);
+/* key (the parent's) becomes step k's. */
+int builder_step_key(const struct kiln_step_kind *k, const struct kiln_spec *s,
+                     char key[KILN_HEX_MAX], struct kiln_err **err);
+/* The assembled image's key: the last step's and the image id. */
+void builder_image_key(const char *last_key, const char *id, char out[KILN_HEX_MAX]);
+/* The running step's layer part, from the cache or run (kind->run). */
+int builder_layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc,
+                       struct kiln_err **err);
+/* A step's result into the local cache and the registry cache. */
+void builder_put_entry(struct kiln_step_ctx *c, struct kiln_step_entry *e);
+/* The image of a chain whose every step hit, under its image key. */
+int builder_image_get(struct kiln_step_ctx *c, const char *key, const char *id,
+                      struct kiln_descriptor *out, bool *hit, struct kiln_err **err);
+void builder_image_put(struct kiln_step_ctx *c, const char *key, const char *id,
+                       const struct kiln_descriptor *image);
 
 #endif

@@ -1,7 +1,7 @@
 /* Image assembly. The config is kept as the base's JSON document and edited
  * in place, so fields kiln does not know (labels, healthchecks, ...) pass
  * through untouched. */
-#include "kiln/build.h"
+#include "kiln/image.h"
 
 #include <string.h>
 #include <time.h>
@@ -54,50 +54,49 @@ void kiln_image_scratch(struct kiln_image *img, const struct kiln_platform *p)
         kiln_image_set_created(img, -1);
 }
 
+/* The base's config document, checked as kiln relies on it, and its
+ * layers. */
+static int read_base(struct kiln_image *img, struct kiln_store *store,
+                     const struct kiln_descriptor *manifest, struct kiln_err **err)
+{
+        _cleanup_buf_ struct kiln_buf mbuf = {0};
+        _cleanup_buf_ struct kiln_buf cbuf = {0};
+        _cleanup_manifest_ struct kiln_manifest m = {0};
+        if (kiln_store_read(store, manifest->digest, KILN_MANIFEST_MAX, &mbuf, err) < 0 ||
+            kiln_manifest_parse(mbuf.data, mbuf.len, manifest->media_type, &m, err) < 0)
+                return -1;
+        if (m.is_index)
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0, "base image %s is an index",
+                                    manifest->digest);
+        /* The summary parse validates the fields kiln relies on. */
+        _cleanup_config_summary_ struct kiln_config_summary sum = {0};
+        if (kiln_store_read(store, m.config.digest, KILN_CONFIG_MAX, &cbuf, err) < 0 ||
+            kiln_config_summary_parse(cbuf.data, cbuf.len, &sum, err) < 0)
+                return -1;
+        size_t n_diff = kiln_strv_len(sum.diff_ids);
+        if (n_diff != m.n_layers)
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                                    "base image config lists %zu diff_ids for %zu layers", n_diff,
+                                    m.n_layers);
+        json_error_t je;
+        img->config = json_loadb(cbuf.data, cbuf.len, 0, &je);
+        if (!json_is_object(img->config))
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0, "base image config %s: line %d: %s",
+                                    m.config.digest, je.line, je.text);
+        img->layers = kiln_xcalloc(m.n_layers ? m.n_layers : 1, sizeof(*img->layers));
+        for (size_t i = 0; i < m.n_layers; i++)
+                kiln_descriptor_copy(&img->layers[i], &m.layers[i]);
+        img->n_layers = m.n_layers;
+        ensure_rootfs(img);
+        kiln_image_set_created(img, -1);
+        return 0;
+}
+
 int kiln_image_from_base(struct kiln_image *img, struct kiln_store *store,
                          const struct kiln_descriptor *manifest, struct kiln_err **err)
 {
         memset(img, 0, sizeof(*img));
-        _cleanup_buf_ struct kiln_buf mbuf = {0};
-        _cleanup_buf_ struct kiln_buf cbuf = {0};
-        struct kiln_manifest m = {0};
-        if (kiln_store_read(store, manifest->digest, KILN_MANIFEST_MAX, &mbuf, err) < 0 ||
-            kiln_manifest_parse(mbuf.data, mbuf.len, manifest->media_type, &m, err) < 0)
-                return kiln_err_prefix(err, "base image");
-        int rc = 0;
-        if (m.is_index)
-                rc = kiln_err_set(err, KILN_ERR_FORMAT, 0, "base image %s is an index",
-                                  manifest->digest);
-        /* The summary parse validates the fields kiln relies on. */
-        struct kiln_config_summary sum = {0};
-        if (rc == 0)
-                rc = kiln_store_read(store, m.config.digest, KILN_CONFIG_MAX, &cbuf, err);
-        if (rc == 0)
-                rc = kiln_config_summary_parse(cbuf.data, cbuf.len, &sum, err);
-        size_t n_diff = kiln_strv_len(sum.diff_ids);
-        if (rc == 0 && n_diff != m.n_layers)
-                rc = kiln_err_set(err, KILN_ERR_FORMAT, 0,
-                                  "base image config lists %zu diff_ids for %zu layers", n_diff,
-                                  m.n_layers);
-        kiln_config_summary_release(&sum);
-        if (rc == 0) {
-                json_error_t je;
-                img->config = json_loadb(cbuf.data, cbuf.len, 0, &je);
-                if (!json_is_object(img->config))
-                        rc = kiln_err_set(err, KILN_ERR_FORMAT, 0,
-                                          "base image config %s: line %d: %s", m.config.digest,
-                                          je.line, je.text);
-        }
-        if (rc == 0) {
-                img->layers = kiln_xcalloc(m.n_layers ? m.n_layers : 1, sizeof(*img->layers));
-                for (size_t i = 0; i < m.n_layers; i++)
-                        kiln_descriptor_copy(&img->layers[i], &m.layers[i]);
-                img->n_layers = m.n_layers;
-                ensure_rootfs(img);
-                kiln_image_set_created(img, -1);
-        }
-        kiln_manifest_release(&m);
-        if (rc < 0) {
+        if (read_base(img, store, manifest, err) < 0) {
                 kiln_image_release(img);
                 return kiln_err_prefix(err, "base image");
         }

@@ -54,12 +54,10 @@ static void plan_jobs(struct kiln_build_job *jobs, struct slot *slots, size_t n)
                 if (jobs[i].err || slots[i].same_as != i)
                         continue;
                 for (const struct kiln_spec *b = jobs[i].spec->base_spec; b; b = b->base_spec) {
-                        struct kiln_image_name bn = {0};
-                        struct kiln_err *ignored = NULL;
-                        if (kiln_spec_image_name(b, &bn, &ignored) < 0) {
-                                kiln_err_free(ignored); /* the build reports it */
-                                break;
-                        }
+                        _cleanup_image_name_ struct kiln_image_name bn = {0};
+                        _cleanup_err_ struct kiln_err *ignored = NULL;
+                        if (kiln_spec_image_name(b, &bn, &ignored) < 0)
+                                break; /* the build reports it */
                         for (size_t k = 0; k < n; k++)
                                 if (k != i && !jobs[k].err && slots[k].same_as == k &&
                                     !strcmp(jobs[k].res.name.full, bn.full)) {
@@ -68,7 +66,6 @@ static void plan_jobs(struct kiln_build_job *jobs, struct slot *slots, size_t n)
                                                                           sizeof(*slots[i].deps));
                                         slots[i].deps[slots[i].n_deps++] = k;
                                 }
-                        kiln_image_name_release(&bn);
                 }
         }
 }
@@ -84,11 +81,10 @@ static void check_existing(struct kiln_build_job *jobs, struct slot *slots, size
                         continue;
                 char digest[KILN_DIGEST_MAX];
                 bool exists = false;
-                struct kiln_err *e = NULL;
+                _cleanup_err_ struct kiln_err *e = NULL;
                 if (kiln_build_exists(jobs[i].spec, &jobs[i].res.name, &o->reg, &exists, digest,
                                       &e) < 0) {
                         job_fail(&jobs[i], e, "");
-                        kiln_err_free(e);
                         slots[i].state = JOB_DONE;
                 } else if (exists) {
                         jobs[i].res.skipped = true;
@@ -106,14 +102,12 @@ static void check_existing(struct kiln_build_job *jobs, struct slot *slots, size
 static int resolve_job_base(const struct kiln_build_opts *o, const struct kiln_spec *s,
                             const char *base, struct kiln_store *store, struct kiln_err **err)
 {
-        struct kiln_platform platform = {0};
+        _cleanup_platform_ struct kiln_platform platform = {0};
         char digest[KILN_DIGEST_MAX];
-        int rc = kiln_platform_parse(s->platforms ? s->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM,
-                                     &platform, err);
-        if (rc == 0)
-                rc = kiln_build_resolve_base(o, base, &platform, store, digest, err);
-        kiln_platform_release(&platform);
-        return rc;
+        if (kiln_platform_parse(s->platforms ? s->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM,
+                                &platform, err) < 0)
+                return -1;
+        return kiln_build_resolve_base(o, base, &platform, store, digest, err);
 }
 
 static void pull_bases(struct kiln_build_job *jobs, struct slot *slots, size_t n,
@@ -124,12 +118,10 @@ static void pull_bases(struct kiln_build_job *jobs, struct slot *slots, size_t n
         char **base = kiln_xcalloc(n + 1, sizeof(char *));
         for (size_t i = 0; i < n; i++) {
                 const struct kiln_spec *s = jobs[i].spec;
-                struct kiln_err *e = NULL;
+                _cleanup_err_ struct kiln_err *e = NULL;
                 if (slots[i].state != JOB_WAITING || slots[i].same_as != i || s->base_spec ||
-                    kiln_build_base_name(s, &base[i], &e) < 0) {
-                        kiln_err_free(e); /* the build reports it */
-                        continue;
-                }
+                    kiln_build_base_name(s, &base[i], &e) < 0)
+                        continue; /* the build reports it */
                 what[i] =
                     kiln_xasprintf("%s (%s)", base[i],
                                    s->platforms ? s->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM);
@@ -138,7 +130,7 @@ static void pull_bases(struct kiln_build_job *jobs, struct slot *slots, size_t n
                 bool seen = !what[i];
                 for (size_t k = 0; k < i && !seen; k++)
                         seen = what[k] && !strcmp(what[k], what[i]);
-                struct kiln_err *e = NULL;
+                _cleanup_err_ struct kiln_err *e = NULL;
                 if (seen || resolve_job_base(o, jobs[i].spec, base[i], store, &e) == 0)
                         continue;
                 /* Every build on this base would fail the same way. */
@@ -147,7 +139,6 @@ static void pull_bases(struct kiln_build_job *jobs, struct slot *slots, size_t n
                                 job_fail(&jobs[k], e, "");
                                 slots[k].state = JOB_DONE;
                         }
-                kiln_err_free(e);
         }
         for (size_t i = 0; i < n; i++) {
                 free(what[i]);
@@ -223,7 +214,7 @@ static void finish_job(struct kiln_build_job *j, struct slot *sl, int status)
 {
         sl->state = JOB_DONE;
         json_error_t jerr;
-        json_t *rep = sl->report.len ? json_loads(sl->report.data, 0, &jerr) : NULL;
+        _cleanup_json_ json_t *rep = sl->report.len ? json_loads(sl->report.data, 0, &jerr) : NULL;
         kiln_buf_release(&sl->report);
         if (!rep) {
                 if (WIFSIGNALED(status))
@@ -256,7 +247,6 @@ static void finish_job(struct kiln_build_job *j, struct slot *sl, int status)
                 r->manifest.media_type = mt ? kiln_xstrdup(mt) : NULL;
                 r->manifest.size = json_integer_value(json_object_get(rep, "size"));
         }
-        json_decref(rep);
 }
 
 /* Waits for output from any running build; finishes those that ended. */
@@ -330,10 +320,9 @@ static int schedule(struct kiln_build_job *jobs, struct slot *slots, size_t n,
                                 waiting |= slots[i].state == JOB_WAITING;
                                 continue;
                         }
-                        struct kiln_err *e = NULL;
+                        _cleanup_err_ struct kiln_err *e = NULL;
                         if (start_job(jobs, slots, i, o, &e) < 0) {
                                 job_fail(&jobs[i], e, "");
-                                kiln_err_free(e);
                                 slots[i].state = JOB_DONE;
                                 continue;
                         }
@@ -363,14 +352,55 @@ static void write_outputs(struct kiln_build_job *jobs, struct slot *slots, size_
                         struct kiln_image_loc dest = o->outputs[k];
                         if (!dest.tag)
                                 dest.tag = j->res.name.tag;
-                        struct kiln_err *e = NULL;
+                        _cleanup_err_ struct kiln_err *e = NULL;
                         if (kiln_output_write(&dest, store, &j->res.manifest, j->res.name.full,
-                                              &e) < 0) {
+                                              &e) < 0)
                                 job_fail(j, e, "write output");
-                                kiln_err_free(e);
-                        }
                 }
         }
+}
+
+/* The builds, from the user namespace on: it cannot be entered once
+ * threads exist. */
+static int run_jobs(struct kiln_build_job *jobs, struct slot *slots, size_t n,
+                    const struct kiln_build_opts *o, int parallel, struct kiln_err **err)
+{
+        enum kiln_idmap idmap;
+        _cleanup_store_ struct kiln_store *store = NULL;
+        if (kiln_userns_enter(&idmap, err) < 0 || kiln_store_open(o->cache_dir, &store, err) < 0)
+                return -1;
+        pull_bases(jobs, slots, n, o, store);
+        if (schedule(jobs, slots, n, o, parallel > 0 ? (size_t)parallel : (size_t)kiln_cpu_count(),
+                     err) < 0)
+                return -1;
+        write_outputs(jobs, slots, n, o, store);
+        return 0;
+}
+
+/* A job that named the image another one built has that one's result. */
+static void share_results(struct kiln_build_job *jobs, const struct slot *slots, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                size_t k = slots[i].same_as;
+                if (k == i)
+                        continue;
+                if (jobs[k].err)
+                        kiln_err_set(&jobs[i].err, jobs[k].err->domain, jobs[k].err->code, "%s",
+                                     jobs[k].err->msg);
+                jobs[i].res.skipped = jobs[k].res.skipped;
+                kiln_descriptor_copy(&jobs[i].res.manifest, &jobs[k].res.manifest);
+        }
+}
+
+static void slots_free(struct slot *slots, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                if (slots[i].fd >= 0)
+                        close(slots[i].fd);
+                free(slots[i].deps);
+                kiln_buf_release(&slots[i].report);
+        }
+        free(slots);
 }
 
 int kiln_build_many(struct kiln_build_job *jobs, size_t n, const struct kiln_build_opts *o,
@@ -387,36 +417,9 @@ int kiln_build_many(struct kiln_build_job *jobs, size_t n, const struct kiln_bui
         }
         plan_jobs(jobs, slots, n);
         check_existing(jobs, slots, n, o);
-        enum kiln_idmap idmap;
-        struct kiln_store *store = NULL;
-        /* The user namespace first: it cannot be entered once threads exist. */
-        int rc = kiln_userns_enter(&idmap, err);
-        if (rc == 0)
-                rc = kiln_store_open(o->cache_dir, &store, err);
-        if (rc == 0) {
-                pull_bases(jobs, slots, n, o, store);
-                rc = schedule(jobs, slots, n, o,
-                              parallel > 0 ? (size_t)parallel : (size_t)kiln_cpu_count(), err);
-        }
-        if (rc == 0)
-                write_outputs(jobs, slots, n, o, store);
-        for (size_t i = 0; i < n; i++) {
-                size_t k = slots[i].same_as;
-                if (k == i)
-                        continue;
-                if (jobs[k].err)
-                        kiln_err_set(&jobs[i].err, jobs[k].err->domain, jobs[k].err->code, "%s",
-                                     jobs[k].err->msg);
-                jobs[i].res.skipped = jobs[k].res.skipped;
-                kiln_descriptor_copy(&jobs[i].res.manifest, &jobs[k].res.manifest);
-        }
-        for (size_t i = 0; i < n; i++) {
-                if (slots[i].fd >= 0)
-                        close(slots[i].fd);
-                free(slots[i].deps);
-                kiln_buf_release(&slots[i].report);
-        }
-        free(slots);
-        kiln_store_free(store);
+        int rc = run_jobs(jobs, slots, n, o, parallel, err);
+        /* whatever ran, every job gets its result */
+        share_results(jobs, slots, n);
+        slots_free(slots, n);
         return rc;
 }

@@ -1,6 +1,6 @@
 #include "cli.h"
 
-#include "kiln/build.h"
+#include "kiln/builder.h"
 
 #include <string.h>
 

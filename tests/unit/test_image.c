@@ -1,6 +1,6 @@
 /* Image assembly: config edits, history, layer bookkeeping, and the exact
  * bytes of config and manifest. */
-#include "kiln/build.h"
+#include "kiln/image.h"
 #include "test.h"
 
 #include <string.h>

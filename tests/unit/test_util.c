@@ -72,6 +72,36 @@ static void test_strv_lookup(void)
                 CHECK_STR(kiln_strv_lookup(v, rows[i].n, rows[i].name), rows[i].want);
 }
 
+static void test_loopback(void)
+{
+        static const struct {
+                const char *in;
+                bool want;
+        } rows[] = {
+            {"localhost", true},
+            {"localhost:5000", true},
+            {"LOCALHOST:5000", true},
+            {"127.0.0.1:5000", true},
+            {"127.0.0.1", true},
+            {"127.1.2.3", true},
+            {"[::1]:5000", true},
+            {"[::1]", true},
+            {"::1", true},
+            {"10.0.0.1", false},
+            {"10.0.0.1:5000", false},
+            {"example.com:5000", false},
+            {"localhost.example.com", false},
+            {"128.0.0.1", false},
+            {"[::2]:5000", false},
+            {"", false},
+            {"docker.io", false},
+            {"127.0.0.1.nip.io", false},
+        };
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+                CHECK(kiln_host_is_loopback(rows[i].in) == rows[i].want, "loopback(%s) want %d",
+                      rows[i].in, rows[i].want);
+}
+
 static void test_shell_quote(void)
 {
         static const struct {
@@ -166,5 +196,6 @@ int main(void)
         test_read_bound();
         test_shell_quote();
         test_strv_lookup();
+        test_loopback();
         TEST_DONE();
 }
