@@ -93,7 +93,7 @@ static int chain_image_key(struct kiln_step_ctx *c, const char *id, char out[KIL
                 if (builder_step_key(step_kinds[i], c->spec, key, err) < 0)
                         return -1;
                 if (step_kinds[i]->run)
-                        snprintf(c->layer_keys[c->n_layer_keys++], 65, "%s", key);
+                        snprintf(c->layer_keys[c->n_layer_keys++], KILN_HEX_MAX, "%s", key);
         }
         builder_image_key(key, id, out);
         return 0;

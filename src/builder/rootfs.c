@@ -135,14 +135,16 @@ static int fetch_base_for_snapshot(void *ud, struct kiln_blob_watch *const *watc
         struct kiln_step_ctx *c = ud;
         if (c->base_ref.domain)
                 return fetch_from_base(c, c->base_layers, c->n_base, watches, err);
-        int rc = fetch_layers(c, c->base_layers, c->n_base, false, err);
+        /* Every watch hears the outcome, whichever it is: an unpack waits
+         * on each of them. */
+        bool fetched = fetch_layers(c, c->base_layers, c->n_base, false, err) == 0;
         for (size_t i = 0; i < c->n_base; i++) {
-                if (rc == 0)
+                if (fetched)
                         kiln_blob_watch_done(watches[i]);
                 else
                         kiln_blob_watch_failed(watches[i]);
         }
-        return rc;
+        return fetched ? 0 : -1;
 }
 
 /* What writing the image to dest_domain needs locally: every layer, less

@@ -18,7 +18,7 @@ static void hex_of(const char *text, size_t len, char out[KILN_HEX_MAX])
 {
         char d[KILN_DIGEST_MAX];
         kiln_sha256_digest(text, len, d);
-        snprintf(out, 65, "%s", kiln_digest_hex(d));
+        snprintf(out, KILN_HEX_MAX, "%s", kiln_digest_hex(d));
 }
 
 void builder_base_key(const struct kiln_platform *platform, enum kiln_idmap idmap,
