@@ -46,15 +46,11 @@ void kiln_remote_cache_freep(struct kiln_remote_cache **rc);
 /* "domain/path", for messages. */
 const char *kiln_remote_cache_name(const struct kiln_remote_cache *rc);
 const char *kiln_remote_cache_domain(const struct kiln_remote_cache *rc);
-const char *kiln_remote_cache_repo(const struct kiln_remote_cache *rc);
 /* The step result under key: the entry into store, its layer noted as
  * being in the cache repository (kiln_remote_cache_fetch it when needed).
  * Not there is *found = false, not an error. */
 int kiln_remote_cache_get(struct kiln_remote_cache *rc, struct kiln_store *store, const char *key,
                           struct kiln_step_entry *e, bool *found, struct kiln_err **err);
-/* Is there a result under key (one HEAD)? */
-int kiln_remote_cache_has(struct kiln_remote_cache *rc, const char *key, bool *found,
-                          struct kiln_err **err);
 /* Stores e (its layer from store) under its key; mount_from is a
  * repository on the same registry that may hold the layer already. */
 int kiln_remote_cache_put(struct kiln_remote_cache *rc, struct kiln_store *store,

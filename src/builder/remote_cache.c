@@ -67,11 +67,6 @@ const char *kiln_remote_cache_domain(const struct kiln_remote_cache *rc)
         return rc->ref.domain;
 }
 
-const char *kiln_remote_cache_repo(const struct kiln_remote_cache *rc)
-{
-        return rc->ref.path;
-}
-
 /* The cache repository, tagged tag (taken). */
 static void tagged_ref(const struct kiln_remote_cache *rc, char *tag, struct kiln_ref *dest)
 {
@@ -198,16 +193,6 @@ int kiln_remote_cache_put(struct kiln_remote_cache *rc, struct kiln_store *store
         _cleanup_ref_ struct kiln_ref dest = {0};
         tagged_ref(rc, kiln_xasprintf(STEP_TAG_FMT, e->key), &dest);
         if (kiln_push(rc->reg, &dest, &top, store, mount_from, NULL, err) < 0)
-                return kiln_err_prefix(err, "cache %s", rc->name);
-        return 0;
-}
-
-int kiln_remote_cache_has(struct kiln_remote_cache *rc, const char *key, bool *found,
-                          struct kiln_err **err)
-{
-        _cleanup_free_ char *tag = kiln_xasprintf(STEP_TAG_FMT, key);
-        char digest[KILN_DIGEST_MAX];
-        if (kiln_registry_head_manifest(rc->reg, rc->ref.path, tag, found, digest, err) < 0)
                 return kiln_err_prefix(err, "cache %s", rc->name);
         return 0;
 }
