@@ -55,6 +55,17 @@ struct kiln_platform {
 int kiln_platform_parse(const char *s, struct kiln_platform *out, struct kiln_err **err);
 /* The platform this process runs on (linux/amd64, linux/arm64/v8, ...). */
 void kiln_platform_host(struct kiln_platform *out);
+
+/* ---------- layout ref names ---------- */
+
+/* Does s match the image spec's grammar for an OCI layout ref name
+ * (alphanumeric components joined by one of -._:@+ or "--", and by /)? */
+bool kiln_oci_ref_name_valid(const char *s);
+/* A valid ref name for tag: the tag itself when it is one; otherwise the
+ * tag with a '0' put wherever the grammar needs an alphanumeric — before
+ * a leading separator, after a trailing one, between two separators that
+ * may not meet — and any other character turned into '0'. Caller frees. */
+char *kiln_oci_ref_name_for(const char *tag);
 void kiln_platform_release(struct kiln_platform *p);
 #define _cleanup_platform_ _cleanup_(kiln_platform_release)
 void kiln_platform_copy(struct kiln_platform *dst, const struct kiln_platform *src);

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "kiln/oci.h"
 #include "kiln/ref.h"
 
 /* distribution/reference NameTotalLengthMax */
@@ -291,27 +292,6 @@ static int loc_fail(struct kiln_err **err, const char *s, const char *fmt, ...)
         return kiln_err_set(err, KILN_ERR_USAGE, 0, "invalid image location \"%s\": %s", s, reason);
 }
 
-/* containers/image's OCI image-name rule ("org.opencontainers.image.ref.name"):
- * alnum components joined by [-._:@+] or "--", grouped by '/'. */
-static bool oci_name_valid(const char *n)
-{
-        const char *p = n;
-        for (;;) {
-                if (!is_alnum(*p))
-                        return false;
-                while (is_alnum(*p))
-                        p++;
-                if (!*p)
-                        return true;
-                if (p[0] == '-' && p[1] == '-')
-                        p += 2;
-                else if (strchr("-._:@+/", *p))
-                        p++;
-                else
-                        return false;
-        }
-}
-
 /* skopeo splits "PATH:IMAGE" at the first ':' (containers/image
  * SplitPathAndImage), so directories containing ':' cannot be named.
  * *colon points at the ':' in rest, or is NULL. */
@@ -337,7 +317,7 @@ static int parse_oci(const char *s, const char *rest, struct kiln_image_loc *out
         if (colon && colon[1]) {
                 if (colon[1] == '@')
                         return loc_fail(err, s, "source index \"%s\" is not supported", colon + 1);
-                if (!oci_name_valid(colon + 1))
+                if (!kiln_oci_ref_name_valid(colon + 1))
                         return loc_fail(err, s, "invalid image name \"%s\"", colon + 1);
                 out->tag = kiln_xstrdup(colon + 1);
         }

@@ -3,6 +3,7 @@
 #include "kiln/oci.h"
 #include "test.h"
 
+#include <regex.h>
 #include <string.h>
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -356,6 +357,62 @@ static void test_descriptor_roundtrip(void)
         json_decref(out);
 }
 
+/* The image spec's ref grammar as a regular expression: the judge of the
+ * hand-written parser and of the names kiln_oci_ref_name_for makes. */
+#define REF_ERE                                                                                    \
+        "^[A-Za-z0-9]+(([-._:@+]|--)[A-Za-z0-9]+)*(/[A-Za-z0-9]+(([-._:@+]|--)[A-Za-z0-9]+)*)*$"
+
+static void test_ref_names(void)
+{
+        static const struct {
+                const char *tag, *want;
+        } rows[] = {
+            {"vEjwr8_en4SiOm5i9I1T_g", "vEjwr8_en4SiOm5i9I1T_g"}, /* valid: kept */
+            {"_vG7x", "0_vG7x"},                                  /* one flytekit tag in 32 */
+            {"abc_", "abc_0"},
+            {"a__b", "a_0_b"},
+            {"a--b", "a--b"},
+            {"a---b", "a--0-b"},
+            {"a-_b", "a-0_b"},
+            {"__", "0_0_0"},
+            {"x-dev", "x-dev"},
+            {"_x-dev", "0_x-dev"},
+            {"", "0"},
+            {"a b", "a0b"},
+            {"latest", "latest"},
+        };
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+                _cleanup_free_ char *got = kiln_oci_ref_name_for(rows[i].tag);
+                CHECK_STR(got, rows[i].want);
+        }
+        regex_t re;
+        CHECK(regcomp(&re, REF_ERE, REG_EXTENDED | REG_NOSUB) == 0, "regcomp");
+        static const char alphabet[] = "aZ09_-.:@+/ ~";
+        uint64_t seed = 0x2545F4914F6CDD1DULL;
+        size_t mismatches = 0, bad_names = 0, changed_valid = 0, valid = 0;
+        for (int n = 0; n < 200000; n++) {
+                char s[12];
+                seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+                size_t len = seed % sizeof(s);
+                for (size_t i = 0; i < len; i++)
+                        s[i] = alphabet[(seed >> (4 + 4 * (i % 14))) % (sizeof(alphabet) - 1)];
+                s[len] = 0;
+                seed += 0x9E3779B97F4A7C15ULL;
+                bool want = regexec(&re, s, 0, NULL, 0) == 0;
+                valid += want;
+                mismatches += kiln_oci_ref_name_valid(s) != want;
+                _cleanup_free_ char *name = kiln_oci_ref_name_for(s);
+                bad_names += regexec(&re, name, 0, NULL, 0) != 0;
+                changed_valid += want && strcmp(name, s) != 0;
+        }
+        regfree(&re);
+        CHECK(mismatches == 0, "%zu strings judged unlike the grammar", mismatches);
+        CHECK(bad_names == 0, "%zu made names break the grammar", bad_names);
+        CHECK(changed_valid == 0, "%zu valid names were changed", changed_valid);
+        /* Both sides of the grammar were drawn often. */
+        CHECK(valid > 2000 && valid < 198000, "%zu of 200000 random strings valid", valid);
+}
+
 int main(void)
 {
         test_media_types();
@@ -364,5 +421,6 @@ int main(void)
         test_platform_matches();
         test_descriptor_from_json();
         test_descriptor_roundtrip();
+        test_ref_names();
         TEST_DONE();
 }
