@@ -40,6 +40,9 @@ struct kiln_build_result {
         size_t n_cached_steps;           /* steps whose result came from the cache */
         size_t n_remote_hits;            /* ... of them from the registry cache */
         bool skipped;                    /* the image existed: nothing was built */
+        /* Where the image was written (kiln_output_location of each -o),
+         * NULL-terminated; NULL when it was written nowhere. */
+        char **outputs;
 };
 void kiln_build_result_release(struct kiln_build_result *r);
 #define _cleanup_build_result_ _cleanup_(kiln_build_result_release)

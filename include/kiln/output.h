@@ -24,6 +24,14 @@
  * replacing any entry with the same ref name. docker-archive needs a single
  * image manifest (an index is an error) and stores layers uncompressed, each
  * verified against its diff_id. */
+/* The ref name an OCI layout or oci-archive gets when dest names none. */
+#define KILN_OUTPUT_DEFAULT_TAG "latest"
+
+/* Where kiln_output_write(dest, ...) puts the image, as a location that
+ * skopeo and kiln read back (e.g. "oci:DIR:REF", the default ref filled
+ * in). Caller frees. */
+char *kiln_output_location(const struct kiln_image_loc *dest);
+
 int kiln_output_write(const struct kiln_image_loc *dest, struct kiln_store *store,
                       const struct kiln_descriptor *top, const char *source_name,
                       struct kiln_err **err);

@@ -34,7 +34,16 @@ void kiln_build_result_release(struct kiln_build_result *r)
 {
         kiln_image_name_release(&r->name);
         kiln_descriptor_release(&r->manifest);
+        kiln_strv_free(r->outputs);
         memset(r, 0, sizeof(*r));
+}
+
+void builder_result_add_output(struct kiln_build_result *res, const struct kiln_image_loc *dest)
+{
+        size_t n = kiln_strv_len(res->outputs);
+        res->outputs = kiln_xrealloc(res->outputs, (n + 2) * sizeof(char *));
+        res->outputs[n] = kiln_output_location(dest);
+        res->outputs[n + 1] = NULL;
 }
 
 static void ctx_release(struct kiln_step_ctx *c)
@@ -261,10 +270,12 @@ static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *
         const struct kiln_ref *base_ref = &c->base_ref;
         if (o->n_outputs && builder_fetch_for(c, &res->manifest, NULL, err) < 0)
                 return -1;
-        for (size_t i = 0; i < o->n_outputs; i++)
+        for (size_t i = 0; i < o->n_outputs; i++) {
                 if (kiln_output_write(&o->outputs[i], c->store, &res->manifest, res->name.full,
                                       err) < 0)
                         return -1;
+                builder_result_add_output(res, &o->outputs[i]);
+        }
         if (!o->push)
                 return 0;
         _cleanup_ref_ struct kiln_ref dest = {0};

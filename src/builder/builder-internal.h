@@ -32,6 +32,8 @@ int kiln_build_resolve_base(const struct kiln_build_opts *o, const char *base,
                             char digest[KILN_DIGEST_MAX], struct kiln_err **err);
 /* --force or FLYTE_FORCE_PUSH_IMAGE_SPEC: build even when the image exists. */
 bool kiln_build_forced(const struct kiln_build_opts *o);
+/* Records in res that the image was written to dest. */
+void builder_result_add_output(struct kiln_build_result *res, const struct kiln_image_loc *dest);
 
 /* ---------- remote_cache.c: the step cache in a registry ---------- */
 

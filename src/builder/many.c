@@ -348,14 +348,24 @@ static void write_outputs(struct kiln_build_job *jobs, struct slot *slots, size_
                 struct kiln_build_job *j = &jobs[i];
                 if (j->err || slots[i].same_as != i || j->res.skipped || !j->res.manifest.digest)
                         continue;
+                /* flytekit's tag names the image in the layout unless the
+                 * grammar of layout refs refuses it (one tag in 32 starts
+                 * with '_'): then the ref the rule makes of it, said. */
+                _cleanup_free_ char *ref = kiln_oci_ref_name_for(j->res.name.tag);
                 for (size_t k = 0; k < o->n_outputs && !j->err; k++) {
                         struct kiln_image_loc dest = o->outputs[k];
                         if (!dest.tag)
-                                dest.tag = j->res.name.tag;
+                                dest.tag = ref;
+                        if (dest.tag == ref && strcmp(ref, j->res.name.tag) != 0)
+                                kiln_info("%s: %s is not a valid OCI ref name; the image is %s in "
+                                          "the layout",
+                                          j->label, j->res.name.tag, ref);
                         _cleanup_err_ struct kiln_err *e = NULL;
                         if (kiln_output_write(&dest, store, &j->res.manifest, j->res.name.full,
                                               &e) < 0)
                                 job_fail(j, e, "write output");
+                        else
+                                builder_result_add_output(&j->res, &dest);
                 }
         }
 }

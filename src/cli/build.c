@@ -25,7 +25,8 @@ static const char build_usage[] =
     "                            FLYTE_FORCE_PUSH_IMAGE_SPEC=true)\n"
     "  -o, --output DEST         also write to oci:DIR[:TAG], oci-archive:FILE[:TAG] or\n"
     "                            docker-archive:FILE[:REF] (repeatable); several specs\n"
-    "                            go to one oci:DIR, each tagged with its own tag\n"
+    "                            go to one oci:DIR, each tagged with its own tag (a '0'\n"
+    "                            put where the OCI ref grammar needs one)\n"
     "  --dry-run                 print the steps, whether each is cached, and the image\n"
     "                            name; build nothing\n"
     "  --no-cache                run every step even when its result is cached\n"
@@ -61,6 +62,10 @@ static json_t *result_json(const struct kiln_build_result *r, bool dry_run)
                 json_object_set_new(o, "newLayers", json_integer((json_int_t)r->n_new_layers));
                 json_object_set_new(o, "cachedSteps", json_integer((json_int_t)r->n_cached_steps));
                 json_object_set_new(o, "remoteHits", json_integer((json_int_t)r->n_remote_hits));
+                json_t *outs = json_array();
+                for (size_t i = 0; r->outputs && r->outputs[i]; i++)
+                        json_array_append_new(outs, json_string(r->outputs[i]));
+                json_object_set_new(o, "outputs", outs);
         }
         return o;
 }
@@ -72,6 +77,8 @@ static void print_text(const struct kiln_build_result *r)
                        r->name.full);
         else
                 printf("%s\n  digest: %s\n", r->name.full, r->manifest.digest);
+        for (size_t i = 0; !r->skipped && r->outputs && r->outputs[i]; i++)
+                printf("  written: %s\n", r->outputs[i]);
 }
 
 static int print_result(const struct cli_common *c, const struct kiln_build_result *r, bool dry_run,

@@ -15,7 +15,7 @@ int kiln_output_write_oci_archive(const struct kiln_image_loc *dest, struct kiln
 {
         if (!dest->path || !*dest->path)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0, "no file given");
-        const char *tag = dest->tag ? dest->tag : "latest";
+        const char *tag = dest->tag ? dest->tag : KILN_OUTPUT_DEFAULT_TAG;
         _cleanup_output_blobs_ struct kiln_output_blobs blobs = {0};
         if (kiln_output_collect(store, top, &blobs, err) < 0)
                 return -1;

@@ -211,7 +211,7 @@ int kiln_output_write_oci(const struct kiln_image_loc *dest, struct kiln_store *
                           const struct kiln_descriptor *top, struct kiln_err **err)
 {
         const char *dir = dest->path;
-        const char *tag = dest->tag ? dest->tag : "latest";
+        const char *tag = dest->tag ? dest->tag : KILN_OUTPUT_DEFAULT_TAG;
         if (!dir || !*dir)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0, "no directory given");
         _cleanup_output_blobs_ struct kiln_output_blobs blobs = {0};

@@ -502,6 +502,15 @@ void kiln_output_tar_abort(struct kiln_output_tar *t)
         t->dest = NULL;
 }
 
+char *kiln_output_location(const struct kiln_image_loc *dest)
+{
+        struct kiln_image_loc l = *dest;
+        if ((l.transport == KILN_TRANSPORT_OCI || l.transport == KILN_TRANSPORT_OCI_ARCHIVE) &&
+            !l.tag)
+                l.tag = KILN_OUTPUT_DEFAULT_TAG;
+        return kiln_image_loc_string(&l);
+}
+
 int kiln_output_write(const struct kiln_image_loc *dest, struct kiln_store *store,
                       const struct kiln_descriptor *top, const char *source_name,
                       struct kiln_err **err)

@@ -99,9 +99,9 @@ pass "an unchanged multi-spec rerun does nothing"
 # One OCI layout takes every image, each under its own tag.
 expect_exit 0 build -o "oci:$T/layout" a.yaml b.yaml
 for s in a b; do
-        tag=$(sed -n "/many-$s:/s/.*://p" "$T/out")
-        [ -n "$tag" ] || fail "no tag printed for $s"
-        "${SKOPEO[@]}" inspect "oci:$T/layout:$tag" >/dev/null || fail "the layout lacks $s under $tag"
+        loc=$(sed -n "/many-$s:/,/^[^ ]/s/^  written: //p" "$T/out")
+        [ -n "$loc" ] || fail "nowhere printed for $s"
+        "${SKOPEO[@]}" inspect "$loc" >/dev/null || fail "the layout lacks $s at $loc"
 done
 assert_eq "$(jq '.manifests | length' "$T/layout/index.json")" "2" "the layout holds both images"
 pass "several specs into one OCI layout"
