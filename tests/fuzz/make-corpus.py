@@ -126,3 +126,18 @@ put('fuzz_localimage', 'two-tags', oci_archive(tag='latest', two=True))
 put('fuzz_localimage', 'no-layout', oci_archive(layout=False))
 put('fuzz_localimage', 'stray-entry', oci_archive(extra=[f('manifest.json', b'[]')]))
 put('fuzz_localimage', 'escape', oci_archive(extra=[f('blobs/../../x', b'')]))
+
+# fuzz_ignore: byte 0 = syntax (1 docker) | paths are dirs (2); the ignore
+# file; NUL; paths one per line. Hostile patterns among them: a matcher
+# that backtracks takes exponential time on these.
+ign = {
+ 'git-basic': (2, '*.pyc\n__pycache__/\nbuild/\n!keep.pyc\n', 'a/b.pyc\n__pycache__\nbuild\nkeep.pyc\n'),
+ 'git-anchored': (0, '/top\nsub/x\n**/deep/**\n\\#lit\n', 'top\nsub/x\na/deep/b\n#lit\n'),
+ 'git-stars': (2, '**/**/**/**/**/**/**/**/a\n', 'b/b/b/b/b/b/b/b/b/b/b/b/b/b/b/b/b/b/b/b/c\n'),
+ 'git-class': (0, '[!a-z]?[]]*\n[\\]]\n', 'X1]y\n]\n'),
+ 'docker-basic': (1, '*.md\n!README.md\n**/node_modules\n/dist\n', 'a.md\nREADME.md\nx/node_modules/y\ndist\n'),
+ 'docker-stars': (3, '*a*a*a*a*a*a*a*a*a*a*a*b\n', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n'),
+ 'docker-bad': (1, '[\n', 'x\n'),
+}
+for k, (b, text, paths) in ign.items():
+    put('fuzz_ignore', k, bytes([b]) + text.encode() + b'\0' + paths.encode())
