@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -334,6 +335,10 @@ static int normalise(const char *raw, char **out, struct kiln_err **err)
                 size_t len = (size_t)(e - p);
                 if (len == 2 && p[0] == '.' && p[1] == '.')
                         return kiln_err_set(err, KILN_ERR_FORMAT, 0, "\"..\" component refused");
+                /* no file system holds it: the layer is malformed, not the host */
+                if (len > NAME_MAX)
+                        return kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                                            "a name of %zu bytes (the limit is %d)", len, NAME_MAX);
                 if (len > 0 && !(len == 1 && p[0] == '.')) {
                         if (b.len)
                                 kiln_buf_append(&b, "/", 1);
@@ -341,6 +346,9 @@ static int normalise(const char *raw, char **out, struct kiln_err **err)
                 }
                 p = e;
         }
+        if (b.len >= PATH_MAX)
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                                    "a path of %zu bytes (the limit is %d)", b.len, PATH_MAX - 1);
         *out = b.data ? kiln_buf_steal(&b) : kiln_xstrdup("");
         return 0;
 }
@@ -371,6 +379,11 @@ static int open_err(struct kiln_err **err, const char *dir)
         if (errno == ELOOP)
                 return kiln_err_set(err, KILN_ERR_FORMAT, 0,
                                     "parent \"%s\" has too many levels of symlinks", dir);
+        if (errno == ENAMETOOLONG)
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                                    "parent \"%s\" is too long a path once its symlinks are "
+                                    "resolved",
+                                    dir);
         return kiln_err_sys(err, "open parent \"%s\"", dir);
 }
 
@@ -559,6 +572,12 @@ static int copy_data(struct archive *a, int fd, const char *path, struct archive
         return 0;
 }
 
+static int hardlink_missing(struct kiln_err **err, const char *target)
+{
+        return kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                            "hardlink to \"%s\": no such file in the layers so far", target);
+}
+
 static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entry *e,
                         const char *rel_in, struct kiln_err **err)
 {
@@ -619,8 +638,21 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
                 const char *tparent, *tname;
                 split(target, &tparent, &tname);
                 _cleanup_close_ int tfd = kiln_archive_open_in_root(u->rootfd, tparent);
+                if (tfd < 0 && errno == ENOENT)
+                        return hardlink_missing(err, hardlink);
                 if (tfd < 0)
                         return open_err(err, tparent);
+                /* a layer links to what an earlier entry made, never to a
+                 * directory or to nothing: either is a malformed layer */
+                struct stat tst;
+                if (fstatat(tfd, tname, &tst, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno != ENOENT && errno != ENOTDIR && errno != ENAMETOOLONG)
+                                return kiln_err_sys(err, "hardlink to \"%s\"", hardlink);
+                        return hardlink_missing(err, hardlink);
+                }
+                if (S_ISDIR(tst.st_mode))
+                        return kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                                            "hardlink to \"%s\": a directory", hardlink);
                 if (linkat(tfd, tname, pfd, name, 0) < 0)
                         return kiln_err_sys(err, "hardlink to \"%s\"", hardlink);
                 strset_add(&u->created, path);
@@ -647,6 +679,10 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
                 const char *target = archive_entry_symlink(e);
                 if (!target)
                         return kiln_err_set(err, KILN_ERR_FORMAT, 0, "symlink without target");
+                if (strlen(target) >= PATH_MAX)
+                        return kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                                            "symlink target of %zu bytes (the limit is %d)",
+                                            strlen(target), PATH_MAX - 1);
                 if (symlinkat(target, pfd, name) < 0)
                         return kiln_err_sys(err, "create symlink \"%s\"", path);
                 break;

@@ -370,6 +370,12 @@ static void test_unpack_hostile(bool fallback)
         kiln_archive_force_no_openat2 = fallback;
         _cleanup_free_ char *sentinel = mkroot("sentinel");
         _cleanup_free_ char *rel_sentinel = kiln_xasprintf("../../../../../../..%s", sentinel);
+        char long_name[300], long_path[4200];
+        memset(long_name, 'a', sizeof(long_name) - 1);
+        long_name[sizeof(long_name) - 1] = '\0';
+        for (size_t i = 0; i + 1 < sizeof(long_path); i++)
+                long_path[i] = i % 2 ? '/' : 'b';
+        long_path[sizeof(long_path) - 1] = '\0';
         const struct hostile cases[] = {
             {"dotdot", {{"../x", 'f', 0644, "x", 0, NULL, NULL, 0, 0}}, 1, "../x"},
             {"absolute", {{"/abs", 'f', 0644, "x", 0, NULL, NULL, 0, 0}}, 1, "/abs"},
@@ -397,6 +403,26 @@ static void test_unpack_hostile(bool fallback)
              2,
              "hl"},
             {"whiteout dotdot", {{"a/.wh...", 'f', 0, NULL, 0, NULL, NULL, 0, 0}}, 1, "a/.wh..."},
+            /* malformed rather than hostile: still the layer's fault (exit 7) */
+            {"hardlink via symlink to nothing",
+             {{"d/", 'd', 0755, NULL, 0, NULL, NULL, 0, 0},
+              {"dl", 'l', 0777, "d", 0, NULL, NULL, 0, 0},
+              {"hl", 'h', 0, "dl/missing", 0, NULL, NULL, 0, 0}},
+             3,
+             "hl"},
+            {"hardlink to a directory",
+             {{"d/", 'd', 0755, NULL, 0, NULL, NULL, 0, 0},
+              {"hl", 'h', 0, "d", 0, NULL, NULL, 0, 0}},
+             2,
+             "hl"},
+            {"name too long", {{long_name, 'f', 0644, "x", 0, NULL, NULL, 0, 0}}, 1, "aaaaaaaa"},
+            {"path too long", {{long_path, 'f', 0644, "x", 0, NULL, NULL, 0, 0}}, 1, "b/b/b/b"},
+            {"parent through a symlink to a long name",
+             {{"p", 'l', 0777, long_name, 0, NULL, NULL, 0, 0},
+              {"p/x", 'f', 0644, "x", 0, NULL, NULL, 0, 0}},
+             2,
+             "p/x"},
+            {"symlink target too long", {{"l", 'l', 0777, long_path, 0, NULL, NULL, 0, 0}}, 1, "l"},
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 const struct hostile *c = &cases[i];
@@ -405,6 +431,10 @@ static void test_unpack_hostile(bool fallback)
                 _cleanup_err_ struct kiln_err *err = NULL;
                 int rc = unpack_ents(rootfd, c->ents, c->n, KILN_COMP_GZIP, NULL, NULL, NULL, &err);
                 CHECK(rc < 0, "%s%s: accepted", c->name, fallback ? " (fallback)" : "");
+                CHECK(err && err->domain == KILN_ERR_FORMAT,
+                      "%s%s: a malformed layer (exit 7), not domain %s: %s", c->name,
+                      fallback ? " (fallback)" : "", err ? kiln_err_domain_name(err->domain) : "-",
+                      err ? err->msg : "(none)");
                 CHECK(err && strstr(err->msg, c->blame) && strstr(err->msg, "test-layer"),
                       "%s: error \"%s\" names the entry %s and the layer", c->name,
                       err ? err->msg : "(none)", c->blame);
