@@ -152,13 +152,20 @@ struct lowercase_rule {
         const char *re, *what;
 };
 
+/* A path component of a Docker reference. */
+#define REF_PATH_COMPONENT "[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*"
 /* name: a repository name, docker's path components. */
 static const struct lowercase_rule repo_name_rule = {
-    "^[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$",
+    "^" REF_PATH_COMPONENT "(/" REF_PATH_COMPONENT ")*$",
     "a valid repository name (lowercase letters, digits, '.', '_', '-', '/' separators)"};
-/* registry: the image name's prefix, host[:port][/path]. */
+/* registry: the image name's prefix, host[:port][/path] in the grammar of
+ * a Docker reference (what the push will parse): a host of dot-separated
+ * labels, or a first path component; then path components, so "." and
+ * ".." never pass as a component. */
+#define REGISTRY_LABEL "[a-z0-9]([a-z0-9-]*[a-z0-9])?"
 static const struct lowercase_rule registry_rule = {
-    "^(localhost:[0-9]{1,5}|([a-z0-9._-]+)(:[0-9]{1,5})?)(/[A-Za-z0-9_.-]+)*$",
+    "^(" REGISTRY_LABEL "(\\." REGISTRY_LABEL ")*(:[0-9]{1,5})?|" REF_PATH_COMPONENT
+    ")(/" REF_PATH_COMPONENT ")*$",
     "a registry (host[:port][/path], e.g. ghcr.io/org or localhost:30000)"};
 
 /* Lowercases the string member, then checks it against rule. */
