@@ -126,13 +126,15 @@ int kiln_spec_load_file(const char *path, struct kiln_spec **out, struct kiln_er
         _cleanup_free_ char *dir = NULL;
         _cleanup_spec_ struct kiln_spec *s = NULL;
 
+        /* one byte over the limit is read, so that the parser refuses a
+         * spec too large as an invalid spec (exit 8) naming the file */
         if (!strcmp(path, "-")) {
-                if (kiln_read_fd(0, "<stdin>", KILN_SPEC_MAX_BYTES, &b, err) < 0)
+                if (kiln_read_fd(0, "<stdin>", KILN_SPEC_MAX_BYTES + 1, &b, err) < 0)
                         return kiln_err_prefix(err, "reading the spec");
                 return kiln_spec_load_string(b.data ? b.data : "", b.len, "<stdin>", NULL, out,
                                              err);
         }
-        if (kiln_read_file(path, KILN_SPEC_MAX_BYTES, &b, err) < 0)
+        if (kiln_read_file(path, KILN_SPEC_MAX_BYTES + 1, &b, err) < 0)
                 return -1;
         const char *slash = strrchr(path, '/');
         dir = slash ? (slash == path ? kiln_xstrdup("/")

@@ -676,6 +676,38 @@ static void test_missing_file(void)
         CHECK(s == NULL, "no spec on error");
 }
 
+/* A spec file over the size limit is an invalid spec (exit 8) naming the
+ * file; one of exactly the limit is read. */
+static void test_large_file(void)
+{
+        char tmpl[] = "/tmp/kiln-spec-large-XXXXXX";
+        _cleanup_close_ int fd = mkstemp(tmpl);
+        CHECK(fd >= 0, "mkstemp");
+        if (fd < 0)
+                return;
+        _cleanup_buf_ struct kiln_buf b = {0};
+        kiln_buf_puts(&b, "name: big\n#");
+        while (b.len < KILN_SPEC_MAX_BYTES)
+                kiln_buf_puts(&b, "x");
+        for (int extra = 0; extra < 2; extra++) {
+                if (extra)
+                        kiln_buf_puts(&b, "x");
+                CHECK(ftruncate(fd, 0) == 0 && pwrite(fd, b.data, b.len, 0) == (ssize_t)b.len,
+                      "write");
+                _cleanup_err_ struct kiln_err *err = NULL;
+                _cleanup_spec_ struct kiln_spec *s = NULL;
+                int r = kiln_spec_load_file(tmpl, &s, &err);
+                if (!extra) {
+                        CHECK(r == 0, "a spec of %zu bytes: %s", b.len, err ? err->msg : "");
+                        continue;
+                }
+                CHECK(r < 0 && err && err->domain == KILN_ERR_SPEC && strstr(err->msg, tmpl),
+                      "a spec of %zu bytes: an invalid spec naming the file, not %s: %s", b.len,
+                      err ? kiln_err_domain_name(err->domain) : "-", err ? err->msg : "(accepted)");
+        }
+        unlink(tmpl);
+}
+
 int main(void)
 {
         int rows, nbad;
@@ -695,5 +727,6 @@ int main(void)
         test_hash_errors();
         test_stdin();
         test_missing_file();
+        test_large_file();
         TEST_DONE();
 }
