@@ -1,5 +1,6 @@
 #include "store-internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -26,6 +27,96 @@ static char *default_root(void)
         return kiln_xasprintf("%s/.cache/kiln", v && *v ? v : "/tmp");
 }
 
+/* What kiln keeps at the top of its cache. Base snapshots hold the setuid
+ * files and device nodes of images, installer caches are mounted into
+ * builds, step results name what was built: the cache is its owner's
+ * alone, each of these 0700 whoever else can reach the cache's path. */
+static const char *const private_dirs[] = {"blobs", "tmp",    "snapshots", "steps",
+                                           "cache", "builds", "locations", "locks"};
+
+/* fd's directory (or file) made 0700 (0600) where it is looser. */
+static int make_private_fd(int fd, const char *path, struct kiln_err **err)
+{
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return kiln_err_sys(err, "stat %s", path);
+        mode_t want = S_ISDIR(st.st_mode) ? 0700 : 0600;
+        if ((st.st_mode & 07777) == want)
+                return 0;
+        if (fchmod(fd, want) < 0)
+                return kiln_err_sys(err,
+                                    "make %s private (mode %04o, owner uid %u; kiln keeps its "
+                                    "cache to its owner)",
+                                    path, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+        return 0;
+}
+
+/* name in the cache root made (or created) private. One another user
+ * owns (made before kiln ran, in a shared KILN_CACHE such as /tmp) is
+ * refused: its owner could swap what kiln keeps there, even after root
+ * changed its mode. */
+static int make_private_at(int rootfd, const char *root, const char *name, struct kiln_err **err)
+{
+        _cleanup_free_ char *path = kiln_xasprintf("%s/%s", root, name);
+        if (mkdirat(rootfd, name, 0700) < 0 && errno != EEXIST)
+                return kiln_err_sys(err, "create %s", path);
+        /* followed: a top-level directory may be a link to another disk */
+        _cleanup_close_ int fd = openat(rootfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return kiln_err_sys(err, "open %s", path);
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return kiln_err_sys(err, "stat %s", path);
+        if (st.st_uid != geteuid())
+                return kiln_err_set(err, KILN_ERR_SYSTEM, EPERM,
+                                    "%s is owned by uid %u, not by kiln's user (uid %u): "
+                                    "another user could change what the cache holds",
+                                    path, (unsigned)st.st_uid, (unsigned)geteuid());
+        return make_private_fd(fd, path, err);
+}
+
+/* Does the directory hold nothing, or a kiln cache (its lock file)? */
+static bool empty_or_cache(int fd)
+{
+        if (faccessat(fd, "lock", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                return true;
+        _cleanup_close_ int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_closedir_ DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (!d)
+                return false;
+        (void)steal_fd(&dfd); /* d owns it */
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                        return false;
+        return true;
+}
+
+/* The root is made private when kiln made it, or when its user owns it
+ * and it is empty or a kiln cache made looser before: never a shared
+ * directory such as /tmp or a home that KILN_CACHE names, whose mode is
+ * not kiln's to change (what kiln keeps in it is private anyway). */
+static int make_root_private(const char *root, struct kiln_err **err)
+{
+        bool existed = access(root, F_OK) == 0;
+        if (kiln_mkdir_p(root, 0700, err) < 0)
+                return -1;
+        _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return kiln_err_sys(err, "open %s", root);
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return kiln_err_sys(err, "stat %s", root);
+        bool ours =
+            !existed || (st.st_uid == geteuid() && !(st.st_mode & S_ISVTX) && empty_or_cache(fd));
+        if (ours && make_private_fd(fd, root, err) < 0)
+                return -1;
+        for (size_t i = 0; i < sizeof(private_dirs) / sizeof(private_dirs[0]); i++)
+                if (make_private_at(fd, root, private_dirs[i], err) < 0)
+                        return -1;
+        return 0;
+}
+
 int kiln_store_open(const char *root, struct kiln_store **out, struct kiln_err **err)
 {
         _cleanup_store_ struct kiln_store *s = kiln_xcalloc(1, sizeof(*s));
@@ -33,14 +124,16 @@ int kiln_store_open(const char *root, struct kiln_store **out, struct kiln_err *
         s->blobs = kiln_xasprintf("%s/blobs/sha256", s->root);
         s->tmp = kiln_xasprintf("%s/tmp", s->root);
         s->lock = -1;
-        if (kiln_mkdir_p(s->blobs, 0755, err) < 0 || kiln_mkdir_p(s->tmp, 0755, err) < 0)
+        if (make_root_private(s->root, err) < 0 || kiln_mkdir_p(s->blobs, 0700, err) < 0)
                 return kiln_err_prefix(err, "open cache %s", s->root);
         /* Everyone using the cache holds its lock shared, so prune (which
          * takes it exclusive) never removes what a build is using. */
         _cleanup_free_ char *lp = kiln_xasprintf("%s/lock", s->root);
-        s->lock = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        s->lock = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (s->lock < 0 || flock(s->lock, LOCK_SH) < 0)
                 return kiln_err_sys(err, "lock cache %s", lp);
+        if (make_private_fd(s->lock, lp, err) < 0)
+                return kiln_err_prefix(err, "open cache %s", s->root);
         *out = steal_pointer(&s);
         return 0;
 }

@@ -98,3 +98,11 @@ run_image() { # bundle command
                 "$b/config.json" >"$b/config.json.run" && mv "$b/config.json.run" "$b/config.json"
         runc run --bundle "$b" "kiln-e2e-$$-$RANDOM" </dev/null
 }
+# Pushes image $1 of the plain registry with one more layer, the tar $3,
+# as $2 (repo:tag) on the plain registry: hostile bases are made this way.
+push_with_layer() { # src-image dest-repo:tag tar
+        rm -rf "$T/with-layer"
+        "${SKOPEO[@]}" copy -q --src-tls-verify=false "docker://$KILN_TB_PLAIN/$1" "oci:$T/with-layer:src"
+        python3 "$KILN_SRC/tests/e2e/append-layer.py" "$T/with-layer" src "$3"
+        "${SKOPEO[@]}" copy -q --dest-tls-verify=false "oci:$T/with-layer:src" "docker://$KILN_TB_PLAIN/$2"
+}

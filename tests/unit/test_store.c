@@ -9,10 +9,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 #define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
@@ -213,6 +216,90 @@ static void test_watch(struct kiln_store *s)
         kiln_blob_watch_free(f.w);
 }
 
+static mode_t mode_of(const char *dir, const char *name)
+{
+        _cleanup_free_ char *p = kiln_xasprintf("%s/%s", dir, name);
+        struct stat st;
+        return stat(p, &st) == 0 ? st.st_mode & 07777 : (mode_t)-1;
+}
+
+static int open_close(const char *root, struct kiln_err **err)
+{
+        struct kiln_store *s = NULL;
+        if (kiln_store_open(root, &s, err) < 0)
+                return -1;
+        kiln_store_free(s);
+        return 0;
+}
+
+/* The cache is its owner's alone: what kiln makes is 0700 (the lock 0600),
+ * a cache made looser before is tightened, a shared directory KILN_CACHE
+ * names keeps its mode, and a top-level directory someone else owns is
+ * refused. */
+static void test_private(const char *tmp)
+{
+        static const char *const tops[] = {"blobs", "tmp",    "snapshots", "steps",
+                                           "cache", "builds", "locations", "locks"};
+        struct kiln_err *err = NULL;
+        _cleanup_free_ char *fresh = kiln_xasprintf("%s/new/cache", tmp);
+        CHECK(open_close(fresh, &err) == 0, "open a new cache: %s", err ? err->msg : "");
+        CHECK(mode_of(fresh, ".") == 0700, "a new cache root is 0700, not %o", mode_of(fresh, "."));
+        for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++)
+                CHECK(mode_of(fresh, tops[i]) == 0700, "new %s is 0700, not %o", tops[i],
+                      mode_of(fresh, tops[i]));
+        CHECK(mode_of(fresh, "lock") == 0600, "the lock is 0600, not %o", mode_of(fresh, "lock"));
+
+        /* a cache kiln made before this change: 0755 everywhere */
+        _cleanup_free_ char *old = kiln_xasprintf("%s/old", tmp);
+        CHECK(mkdir(old, 0755) == 0 && chmod(old, 0755) == 0, "mkdir old");
+        for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++) {
+                _cleanup_free_ char *p = kiln_xasprintf("%s/%s", old, tops[i]);
+                CHECK(mkdir(p, 0755) == 0 && chmod(p, 0755) == 0, "mkdir %s", p);
+        }
+        _cleanup_free_ char *lock = kiln_xasprintf("%s/lock", old);
+        int fd = open(lock, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        CHECK(fd >= 0 && fchmod(fd, 0644) == 0, "old lock");
+        close(fd);
+        CHECK(open_close(old, &err) == 0, "open the 0755 cache: %s", err ? err->msg : "");
+        CHECK(mode_of(old, ".") == 0700, "an old cache's root is made 0700, not %o",
+              mode_of(old, "."));
+        for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++)
+                CHECK(mode_of(old, tops[i]) == 0700, "old %s is made 0700, not %o", tops[i],
+                      mode_of(old, tops[i]));
+        CHECK(mode_of(old, "lock") == 0600, "the old lock is made 0600");
+
+        /* a home or project directory named as the cache: not kiln's to change */
+        _cleanup_free_ char *shared = kiln_xasprintf("%s/home", tmp);
+        CHECK(mkdir(shared, 0755) == 0 && chmod(shared, 0755) == 0, "mkdir home");
+        _cleanup_free_ char *note = kiln_xasprintf("%s/notes.txt", shared);
+        CHECK(kiln_write_file_atomic(note, "x", 1, 0644, NULL) == 0, "notes");
+        CHECK(open_close(shared, &err) == 0, "open a home as cache: %s", err ? err->msg : "");
+        CHECK(mode_of(shared, ".") == 0755, "a directory holding other files keeps its mode");
+        CHECK(mode_of(shared, "snapshots") == 0700, "what kiln makes in it is 0700");
+        /* a sticky, world-writable directory (/tmp) */
+        free(shared);
+        shared = kiln_xasprintf("%s/sticky", tmp);
+        CHECK(mkdir(shared, 0755) == 0 && chmod(shared, 01777) == 0, "mkdir sticky");
+        CHECK(open_close(shared, &err) == 0, "open a sticky dir: %s", err ? err->msg : "");
+        CHECK(mode_of(shared, ".") == 01777, "a sticky directory keeps its mode, not %o",
+              mode_of(shared, "."));
+        CHECK(mode_of(shared, "blobs") == 0700, "its blobs/ is 0700");
+
+        /* a top-level directory another user made first (in a shared /tmp) */
+        if (geteuid() != 0)
+                return;
+        _cleanup_free_ char *theirs = kiln_xasprintf("%s/theirs", tmp);
+        _cleanup_free_ char *p = kiln_xasprintf("%s/snapshots", theirs);
+        CHECK(mkdir(theirs, 01777) == 0 && chmod(theirs, 01777) == 0 && mkdir(p, 0777) == 0 &&
+                  chown(p, 65534, 65534) == 0,
+              "make theirs");
+        CHECK(open_close(theirs, &err) < 0, "a top-level directory of another user is refused");
+        CHECK(err && err->domain == KILN_ERR_SYSTEM && strstr(err->msg, p) &&
+                  strstr(err->msg, "owned by uid 65534"),
+              "the error names the directory and its owner: %s", err ? err->msg : "(none)");
+        kiln_err_free(err);
+}
+
 int main(void)
 {
         char root[] = "/tmp/kiln-store-test-XXXXXX";
@@ -227,5 +314,9 @@ int main(void)
                 kiln_store_free(s);
         }
         CHECK(kiln_rm_rf(root, NULL) == 0, "cleanup");
+        char priv[] = "/tmp/kiln-store-test-XXXXXX";
+        CHECK(mkdtemp(priv) != NULL, "mkdtemp");
+        test_private(priv);
+        CHECK(kiln_rm_rf(priv, NULL) == 0, "cleanup");
         TEST_DONE();
 }
