@@ -7,8 +7,9 @@
 
 #define KILN_APT_BINDS 3
 
-/* apt's package lists (per base image) and downloaded .debs (per
- * architecture) in kiln cache directories, and the settings that keep the
+/* apt's package lists and downloaded .debs in kiln cache directories (one
+ * per base image and architecture: build code can write what it mounts),
+ * and the settings that keep the
  * .debs there: bound over /var/lib/apt/lists, /var/cache/apt/archives and
  * apt.conf.d for one run, so none of it reaches a layer. Held under an
  * exclusive lock until released: concurrent builds take turns. */

@@ -67,13 +67,16 @@ int kiln_apt_cache_open(struct kiln_step_ctx *ctx, struct kiln_apt_cache *c, str
         _cleanup_free_ char *debs_name =
             kiln_xasprintf("apt-archives-%s%s%s", p->architecture, p->variant ? "-" : "",
                            p->variant ? p->variant : "");
-        got.debs = kiln_step_cache_dir(ctx, debs_name, false, err);
+        /* The base's own sources.list decides where apt fetches from (the
+         * steps before are the base's apt and python): the base alone keys
+         * them. */
+        got.debs = kiln_step_cache_dir(ctx, debs_name, "", err);
         if (!got.debs)
                 return -1;
-        got.lists = kiln_step_cache_dir(ctx, "apt-lists", true, err);
+        got.lists = kiln_step_cache_dir(ctx, "apt-lists", "", err);
         if (!got.lists)
                 return -1;
-        _cleanup_free_ char *confdir = kiln_step_cache_dir(ctx, "apt-conf", false, err);
+        _cleanup_free_ char *confdir = kiln_step_scratch_dir(ctx, "conf", err);
         if (!confdir)
                 return -1;
         got.conf = kiln_xasprintf("%s/kiln-apt.conf", confdir);

@@ -18,6 +18,7 @@
 #define LOCK_IN_SANDBOX    "/run/kiln/lock"
 #define LOCK_FAILED        65 /* the converter refused the lock: its message is the error */
 #define LOCK_ERROR_MAX     4096
+#define REQUIREMENTS_MAX   (64u * 1024 * 1024) /* as the tag's hash reads it */
 
 /* layers/lock_requirements.py, embedded at build time */
 static const char lock_script[] = {
@@ -108,6 +109,50 @@ static int file_digest(struct kiln_buf *b, const char *what, const char *path,
         return 0;
 }
 
+/* The index URLs without credentials and pip_extra_args (which may name
+ * more indexes or --find-links). */
+static void index_lines(const struct kiln_spec *s, struct kiln_buf *b)
+{
+        if (s->pip_index) {
+                _cleanup_free_ char *u = without_credentials(s->pip_index);
+                kiln_buf_printf(b, "index %s\n", u);
+        }
+        for (size_t i = 0; s->pip_extra_index_url && s->pip_extra_index_url[i]; i++) {
+                _cleanup_free_ char *u = without_credentials(s->pip_extra_index_url[i]);
+                kiln_buf_printf(b, "extra-index %s\n", u);
+        }
+        if (s->pip_extra_args)
+                kiln_buf_printf(b, "args %s\n", s->pip_extra_args);
+}
+
+/* Where pip fetches from, which keys its cache with the base image: build
+ * code (the base's sitecustomize.py, a package's setup.py) writes into the
+ * cache it mounts, so only builds that already trust the same base and the
+ * same sources share one. The index lines, the options of a requirements
+ * file (-i, --extra-index-url, -f ...; not what it installs, so changed
+ * requirements still hit the cache), and for a lock or pyproject whose own
+ * indexes are read inside the sandbox, the file itself. */
+static int cache_sources(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
+{
+        index_lines(s, b);
+        if (from_project(s) && !s->pip_index)
+                return file_digest(b, "project", s->requirements_path, err);
+        if (!s->requirements || from_project(s))
+                return 0;
+        _cleanup_buf_ struct kiln_buf reqs = {0};
+        if (kiln_read_file(s->requirements_path, REQUIREMENTS_MAX, &reqs, err) < 0)
+                return kiln_err_prefix(err, "requirements");
+        for (const char *line = reqs.data; line && *line;) {
+                const char *end = strchr(line, '\n');
+                size_t len = end ? (size_t)(end - line) : strlen(line);
+                size_t lead = strspn(line, " \t");
+                if (lead < len && line[lead] == '-' && strncmp(line + lead, "--hash", 6))
+                        kiln_buf_printf(b, "option %.*s\n", (int)(len - lead), line + lead);
+                line = end ? end + 1 : NULL;
+        }
+        return 0;
+}
+
 /* What pip is asked to install and from where: packages, the content of
  * requirement and lock files (and the project beside a lock), the index
  * URLs without credentials, pip_extra_args, where secrets are mounted (not
@@ -141,16 +186,7 @@ static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **
                 kiln_sha256_digest(lock_script, sizeof(lock_script) - 1, d);
                 kiln_buf_printf(b, "converter %s\n", d);
         }
-        if (s->pip_index) {
-                _cleanup_free_ char *u = without_credentials(s->pip_index);
-                kiln_buf_printf(b, "index %s\n", u);
-        }
-        for (size_t i = 0; s->pip_extra_index_url && s->pip_extra_index_url[i]; i++) {
-                _cleanup_free_ char *u = without_credentials(s->pip_extra_index_url[i]);
-                kiln_buf_printf(b, "extra-index %s\n", u);
-        }
-        if (s->pip_extra_args)
-                kiln_buf_printf(b, "args %s\n", s->pip_extra_args);
+        index_lines(s, b);
         for (size_t i = 0; i < s->n_pip_secret_mounts; i++)
                 kiln_buf_printf(b, "secret at %s\n", s->pip_secret_mounts[i].dst);
         return 0;
@@ -207,7 +243,12 @@ static void wipe_str(char **s)
 static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         const struct kiln_spec *s = kiln_step_spec(ctx);
-        _cleanup_free_ char *cache = kiln_step_cache_dir(ctx, "pip", false, err);
+        /* a requirements file's -i line may hold credentials */
+        _cleanup_(wipe_buf) struct kiln_buf sources = {0};
+        if (cache_sources(s, &sources, err) < 0)
+                return -1;
+        _cleanup_free_ char *cache =
+            kiln_step_cache_dir(ctx, "pip", sources.data ? sources.data : "", err);
         if (!cache)
                 return -1;
         _cleanup_buf_ struct kiln_buf cmd = {0};

@@ -102,11 +102,15 @@ int kiln_step_host_layer(struct kiln_step_ctx *ctx, const struct kiln_step_file 
  * step binds into its sandbox run: nothing of it reaches a layer. Caller
  * frees. */
 char *kiln_step_scratch_dir(struct kiln_step_ctx *ctx, const char *name, struct kiln_err **err);
-/* A cache directory that outlives builds (apt's .debs, pip's wheels),
- * STORE_ROOT/cache/NAME, or with per_base one per base image (package lists
- * belong to the base's sources). Created if missing; caller frees. Mount it
- * into a step with a kiln_step_bind: nothing of it reaches the layer. */
-char *kiln_step_cache_dir(struct kiln_step_ctx *ctx, const char *name, bool per_base,
+/* An installer cache that outlives builds (apt's .debs and lists, pip's
+ * cache), STORE_ROOT/cache/NAME/KEY, created if missing; caller frees.
+ * Build code (the base's sitecustomize.py, a package's setup.py) can write
+ * into what a step mounts, so one is shared only by builds that already
+ * trust the same inputs: KEY hashes the base image's chain id and sources,
+ * what the installer fetches from (index URLs without credentials, options
+ * naming more; "" when the base's own settings decide, as apt's sources
+ * do). Mount it with a kiln_step_bind: nothing of it reaches the layer. */
+char *kiln_step_cache_dir(struct kiln_step_ctx *ctx, const char *name, const char *sources,
                           struct kiln_err **err);
 
 /* ---------- what a step knows of the image so far ---------- */

@@ -178,10 +178,19 @@ int kiln_store_fetch_lock(const struct kiln_store *s, const char *digest, int *f
  * (builds and pulls wait meanwhile). */
 int kiln_store_lock_exclusive(struct kiln_store *s, struct kiln_err **err);
 
+/* Installer caches (apt lists and .debs, pip's cache) live in
+ * cache/KIND/KEY, KEY this many hex digits of the hash of the base image
+ * chain and the sources the installer trusts (kiln_step_cache_dir). Other
+ * entries of cache/ are "unkeyed": the shared layout of kiln before
+ * version 1, which any build could write into; never mounted again. */
+#define KILN_INSTALLER_CACHE_KEY_LEN 32
+#define KILN_INSTALLER_CACHE_VERSION 1
+
 struct kiln_cache_usage {
         uint64_t n_blobs, blob_bytes;
-        uint64_t n_snapshots, snapshot_bytes; /* unpacked base images */
-        uint64_t installer_bytes;             /* apt lists and .debs, pip's cache */
+        uint64_t n_snapshots, snapshot_bytes;  /* unpacked base images */
+        uint64_t n_installer, installer_bytes; /* keyed installer caches */
+        uint64_t n_unkeyed, unkeyed_bytes;     /* the old shared ones */
         uint64_t n_steps;
 };
 int kiln_store_usage(struct kiln_store *s, struct kiln_cache_usage *u, struct kiln_err **err);
@@ -196,7 +205,8 @@ struct kiln_prune_report {
 };
 /* Blobs, snapshots and installer caches go least recently used first (a
  * layer's use is its step entries' use); entries whose layer went go with
- * it. Unfinished builds and downloads older than a day are removed too. */
+ * it. Unkeyed installer caches go first, whatever the bounds. Unfinished
+ * builds and downloads older than a day are removed too. */
 int kiln_store_prune(struct kiln_store *s, const struct kiln_prune_opts *o,
                      struct kiln_prune_report *r, struct kiln_err **err);
 
@@ -204,8 +214,10 @@ struct kiln_verify_report {
         uint64_t blobs, bytes;
         char **bad;             /* digests that did not match their content (removed) */
         uint64_t dropped_steps; /* entries whose layer was bad or missing (removed) */
+        char **unkeyed;         /* installer caches of the old shared layout (removed) */
 };
-/* Hashes every blob; removes the bad ones and the entries that used them. */
+/* Hashes every blob; removes the bad ones and the entries that used them,
+ * and the unkeyed installer caches (anything could have written them). */
 int kiln_store_verify(struct kiln_store *s, struct kiln_verify_report *r, struct kiln_err **err);
 void kiln_verify_report_release(struct kiln_verify_report *r);
 #define _cleanup_verify_report_ _cleanup_(kiln_verify_report_release)

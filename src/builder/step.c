@@ -316,16 +316,19 @@ char *kiln_step_scratch_dir(struct kiln_step_ctx *c, const char *name, struct ki
         return step_dir(c, what, err);
 }
 
-char *kiln_step_cache_dir(struct kiln_step_ctx *c, const char *name, bool per_base,
+char *kiln_step_cache_dir(struct kiln_step_ctx *c, const char *name, const char *sources,
                           struct kiln_err **err)
 {
         char chain[KILN_DIGEST_MAX] = "";
-        if (per_base)
-                kiln_chain_id(c->base_diff_ids, c->n_base, chain);
+        kiln_chain_id(c->base_diff_ids, c->n_base, chain);
+        _cleanup_buf_ struct kiln_buf in = {0};
+        kiln_buf_printf(&in, "kiln installer cache %d\n%s\nbase %s\n%s",
+                        KILN_INSTALLER_CACHE_VERSION, name, chain[0] ? chain : "scratch", sources);
+        char key[KILN_DIGEST_MAX];
+        kiln_sha256_digest(in.data, in.len, key);
         _cleanup_free_ char *dir =
-            per_base ? kiln_xasprintf("%s/cache/%s/%.16s", kiln_store_root(c->store), name,
-                                      chain[0] ? kiln_digest_hex(chain) : "scratch")
-                     : kiln_xasprintf("%s/cache/%s", kiln_store_root(c->store), name);
+            kiln_xasprintf("%s/cache/%s/%.*s", kiln_store_root(c->store), name,
+                           KILN_INSTALLER_CACHE_KEY_LEN, kiln_digest_hex(key));
         if (kiln_mkdir_p(dir, 0755, err) < 0)
                 return NULL;
         return steal_pointer(&dir);

@@ -12,7 +12,8 @@ static const char cache_usage[] =
     "       kiln cache verify\n"
     "\n"
     "kiln's cache ($KILN_CACHE, else $XDG_CACHE_HOME/kiln or ~/.cache/kiln) holds\n"
-    "blobs, unpacked base images, the apt and pip caches, and each build step's\n"
+    "blobs, unpacked base images, the apt and pip caches (one per base image and\n"
+    "package sources), and each build step's\n"
     "result under its key (an unchanged step is not run again).\n"
     "\n"
     "  ls        the cached steps (key, kind, layer size, last use) and totals\n"
@@ -20,7 +21,8 @@ static const char cache_usage[] =
     "            500M) keeps at most SIZE, --older-than AGE (e.g. 7d, 12h, 30m)\n"
     "            drops what was not used for AGE; waits for running builds\n"
     "  verify    hash every blob again; bad ones are reported and removed, with\n"
-    "            the cached steps that used them (exit 6 when any was bad)\n"
+    "            the cached steps that used them (exit 6 when any was bad);\n"
+    "            installer caches of the old shared layout are removed\n"
     "Options: --cache-dir DIR, --json (ls)\n";
 
 static int bad_size(const char *s, struct kiln_err **err)
@@ -145,17 +147,25 @@ static int cache_ls(struct kiln_store *s, bool json, struct kiln_err **err)
         kiln_human_size(u.installer_bytes, in, sizeof(in));
         if (json) {
                 /* "o" takes arr's reference */
-                _cleanup_json_ json_t *o = json_pack(
-                    "{s:o, s:{s:I, s:I}, s:{s:I, s:I}, s:I}", "steps", steal_pointer(&arr), "blobs",
-                    "count", (json_int_t)u.n_blobs, "bytes", (json_int_t)u.blob_bytes, "snapshots",
-                    "count", (json_int_t)u.n_snapshots, "bytes", (json_int_t)u.snapshot_bytes,
-                    "installerCacheBytes", (json_int_t)u.installer_bytes);
+                _cleanup_json_ json_t *o =
+                    json_pack("{s:o, s:{s:I, s:I}, s:{s:I, s:I}, s:I, s:{s:I, s:I}, s:{s:I, s:I}}",
+                              "steps", steal_pointer(&arr), "blobs", "count", (json_int_t)u.n_blobs,
+                              "bytes", (json_int_t)u.blob_bytes, "snapshots", "count",
+                              (json_int_t)u.n_snapshots, "bytes", (json_int_t)u.snapshot_bytes,
+                              "installerCacheBytes", (json_int_t)u.installer_bytes,
+                              "installerCaches", "count", (json_int_t)u.n_installer, "bytes",
+                              (json_int_t)u.installer_bytes, "unkeyedInstallerCaches", "count",
+                              (json_int_t)u.n_unkeyed, "bytes", (json_int_t)u.unkeyed_bytes);
                 cli_print_json(o);
         } else {
-                printf("%zu steps; %llu blobs, %s; %llu base snapshots, %s; apt and pip "
-                       "caches, %s (%s)\n",
+                printf("%zu steps; %llu blobs, %s; %llu base snapshots, %s; %llu apt and pip "
+                       "caches (one per base and sources), %s (%s)\n",
                        n, (unsigned long long)u.n_blobs, b, (unsigned long long)u.n_snapshots, sn,
-                       in, kiln_store_root(s));
+                       (unsigned long long)u.n_installer, in, kiln_store_root(s));
+                if (u.n_unkeyed)
+                        printf("%llu installer cache entries of the old shared layout, never used "
+                               "again: kiln cache prune or verify removes them\n",
+                               (unsigned long long)u.n_unkeyed);
         }
         return 0;
 }
@@ -240,6 +250,9 @@ int cmd_cache(int argc, char **argv, struct kiln_err **err)
         size_t n_bad = kiln_strv_len(r.bad);
         for (size_t i = 0; i < n_bad; i++)
                 printf("bad: %s (its content does not hash to its name): removed\n", r.bad[i]);
+        for (size_t i = 0; r.unkeyed && r.unkeyed[i]; i++)
+                printf("unkeyed: %s (an installer cache every build shared): removed\n",
+                       r.unkeyed[i]);
         printf("verified %llu blobs (%s): %zu bad; %llu cached steps dropped\n",
                (unsigned long long)r.blobs, bytes, n_bad, (unsigned long long)r.dropped_steps);
         if (n_bad)

@@ -3,7 +3,8 @@
  *
  * Prune sees the cache as objects with a size and a last use: blobs (a
  * layer blob's use is also its step entries' use, a built image's blobs
- * its image entry's), base snapshots, installer caches (apt, pip). It
+ * its image entry's), base snapshots, installer caches (apt, pip; one per
+ * base image and sources, cache/KIND/KEY). It
  * waits for running builds and pulls (they hold the store's lock shared). */
 #include "kiln/store.h"
 
@@ -21,7 +22,12 @@
 #define MANIFEST_MAX   ((size_t)4 << 20)
 #define LEFTOVER_AGE_S (24 * 3600) /* an unfinished build or download this old is dead */
 
-enum obj_type { OBJ_BLOB, OBJ_DIR, OBJ_STEP /* an entry without a layer of its own */ };
+enum obj_type {
+        OBJ_BLOB,
+        OBJ_DIR,
+        OBJ_STEP,   /* an entry without a layer of its own */
+        OBJ_UNKEYED /* an installer cache of the old shared layout */
+};
 
 struct obj {
         enum obj_type type;
@@ -123,6 +129,83 @@ static int list_dirs(struct kiln_store *s, const char *sub, const char *kind, st
         return list_objs(dir, S_IFDIR, kind, o, err);
 }
 
+static bool is_key(const char *name, size_t len)
+{
+        return len == KILN_INSTALLER_CACHE_KEY_LEN &&
+               strspn(name, "0123456789abcdef") == KILN_INSTALLER_CACHE_KEY_LEN;
+}
+
+static void add_unkeyed(struct objs *o, const char *path)
+{
+        struct obj *x = objs_add(o);
+        x->type = OBJ_UNKEYED;
+        x->kind = "unkeyed installer cache";
+        x->name = kiln_xstrdup(path);
+        x->last_used = INT64_MIN; /* first to go */
+        x->bytes = du(path);
+}
+
+/* cache/KIND/KEY directories (their KEY.lock files go with them); any
+ * other entry of cache/ is of the old shared layout. */
+static int list_installer_caches(struct kiln_store *s, struct objs *o, struct kiln_err **err)
+{
+        _cleanup_free_ char *top = kiln_xasprintf("%s/cache", kiln_store_root(s));
+        _cleanup_closedir_ DIR *d = opendir(top);
+        if (!d)
+                return errno == ENOENT ? 0 : kiln_err_sys(err, "open %s", top);
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                _cleanup_free_ char *kind = kiln_xasprintf("%s/%s", top, de->d_name);
+                struct stat st;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (!S_ISDIR(st.st_mode)) {
+                        add_unkeyed(o, kind);
+                        continue;
+                }
+                _cleanup_closedir_ DIR *k = opendir(kind);
+                if (!k)
+                        return kiln_err_sys(err, "open %s", kind);
+                struct dirent *ke;
+                while ((ke = readdir(k))) {
+                        const char *n = ke->d_name;
+                        size_t len = strlen(n);
+                        if (!strcmp(n, ".") || !strcmp(n, "..") ||
+                            (kiln_str_has_suffix(n, ".lock") && is_key(n, len - 5)))
+                                continue;
+                        _cleanup_free_ char *path = kiln_xasprintf("%s/%s", kind, n);
+                        if (fstatat(dirfd(k), n, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                                continue;
+                        if (!S_ISDIR(st.st_mode) || !is_key(n, len)) {
+                                add_unkeyed(o, path);
+                                continue;
+                        }
+                        struct obj *x = objs_add(o);
+                        x->type = OBJ_DIR;
+                        x->kind = "installer cache";
+                        x->last_used = st.st_mtim.tv_sec;
+                        x->bytes = du(path);
+                        x->name = steal_pointer(&path);
+                }
+        }
+        return 0;
+}
+
+/* Removes an object that is a directory tree (or an unkeyed file), with
+ * an installer cache's lock file. */
+static int remove_tree(const struct obj *x, struct kiln_err **err)
+{
+        if (kiln_rm_rf(x->name, err) < 0)
+                return -1;
+        if (x->type == OBJ_DIR && !strcmp(x->kind, "installer cache")) {
+                _cleanup_free_ char *lock = kiln_xasprintf("%s.lock", x->name);
+                (void)unlink(lock);
+        }
+        return 0;
+}
+
 static struct obj *find_blob(struct objs *o, const char *digest)
 {
         for (size_t i = 0; i < o->n; i++)
@@ -159,7 +242,7 @@ static int collect(struct kiln_store *s, struct objs *o, struct kiln_step_entrie
                    struct kiln_err **err)
 {
         if (list_blobs(s, o, err) < 0 || list_dirs(s, "snapshots", "snapshot", o, err) < 0 ||
-            list_dirs(s, "cache", "installer cache", o, err) < 0)
+            list_installer_caches(s, o, err) < 0)
                 return -1;
         if (kiln_store_step_list(s, &steps->v, &steps->n, err) < 0)
                 return -1;
@@ -204,10 +287,14 @@ int kiln_store_usage(struct kiln_store *s, struct kiln_cache_usage *u, struct ki
                         u->blob_bytes += x->bytes;
                 } else if (x->type == OBJ_STEP) {
                         continue;
+                } else if (x->type == OBJ_UNKEYED) {
+                        u->n_unkeyed++;
+                        u->unkeyed_bytes += x->bytes;
                 } else if (!strcmp(x->kind, "snapshot")) {
                         u->n_snapshots++;
                         u->snapshot_bytes += x->bytes;
                 } else {
+                        u->n_installer++;
                         u->installer_bytes += x->bytes;
                 }
         }
@@ -280,7 +367,7 @@ int kiln_store_prune(struct kiln_store *s, const struct kiln_prune_opts *po,
                 struct obj *x = &o.v[i];
                 bool old = po->older_than_s >= 0 && x->last_used < now - po->older_than_s;
                 bool over = po->keep_bytes >= 0 && total > (uint64_t)po->keep_bytes;
-                if (!old && !over)
+                if (!old && !over && x->type != OBJ_UNKEYED)
                         continue;
                 x->evict = true;
                 total -= x->bytes;
@@ -293,7 +380,7 @@ int kiln_store_prune(struct kiln_store *s, const struct kiln_prune_opts *po,
                         rc = kiln_store_step_remove(s, x->name, err);
                         r->removed_steps++;
                 } else {
-                        rc = kiln_rm_rf(x->name, err);
+                        rc = remove_tree(x, err);
                         r->removed_dirs++;
                 }
                 if (rc < 0)
@@ -305,6 +392,14 @@ int kiln_store_prune(struct kiln_store *s, const struct kiln_prune_opts *po,
                 return -1;
         remove_leftovers(s, now, r);
         return 0;
+}
+
+/* Appends a copy of name to the NULL-terminated list *v of *n names. */
+static void list_add(char ***v, size_t *n, const char *name)
+{
+        *v = kiln_xrealloc(*v, (*n + 2) * sizeof(char *));
+        (*v)[(*n)++] = kiln_xstrdup(name);
+        (*v)[*n] = NULL;
 }
 
 /* Hashes every blob; the bad ones are listed in r and removed. */
@@ -322,11 +417,27 @@ static int verify_blobs(struct kiln_store *s, struct kiln_verify_report *r, stru
                 r->bytes += o.v[i].bytes;
                 if (ok)
                         continue;
-                r->bad = kiln_xrealloc(r->bad, (n_bad + 2) * sizeof(char *));
-                r->bad[n_bad++] = kiln_xstrdup(o.v[i].name);
-                r->bad[n_bad] = NULL;
+                list_add(&r->bad, &n_bad, o.v[i].name);
                 if (kiln_store_remove_blob(s, o.v[i].name, err) < 0)
                         return -1;
+        }
+        return 0;
+}
+
+/* Installer caches of the old shared layout: any build could have written
+ * into them, and none mounts them again. */
+static int drop_unkeyed(struct kiln_store *s, struct kiln_verify_report *r, struct kiln_err **err)
+{
+        _cleanup_objs_ struct objs o = {0};
+        if (list_installer_caches(s, &o, err) < 0)
+                return -1;
+        size_t n = 0;
+        for (const struct obj *x = o.v; x < o.v + o.n; x++) {
+                if (x->type != OBJ_UNKEYED)
+                        continue;
+                if (remove_tree(x, err) < 0)
+                        return -1;
+                list_add(&r->unkeyed, &n, x->name);
         }
         return 0;
 }
@@ -334,7 +445,7 @@ static int verify_blobs(struct kiln_store *s, struct kiln_verify_report *r, stru
 int kiln_store_verify(struct kiln_store *s, struct kiln_verify_report *r, struct kiln_err **err)
 {
         memset(r, 0, sizeof(*r));
-        if (verify_blobs(s, r, err) < 0)
+        if (verify_blobs(s, r, err) < 0 || drop_unkeyed(s, r, err) < 0)
                 return -1;
         /* step entries left without their layer: a miss next time anyway */
         _cleanup_step_entries_ struct kiln_step_entries steps = {0};
@@ -346,5 +457,6 @@ int kiln_store_verify(struct kiln_store *s, struct kiln_verify_report *r, struct
 void kiln_verify_report_release(struct kiln_verify_report *r)
 {
         kiln_strv_free(r->bad);
+        kiln_strv_free(r->unkeyed);
         memset(r, 0, sizeof(*r));
 }

@@ -17,7 +17,7 @@ SPEC
         (cd "$dir" && as_user "$user" env KILN_CACHE="$dir/cache" "$KILN" build spec.yaml \
                 -o "oci:$dir/out:x" >/dev/null 2>"$dir/log1") || { cat "$dir/log1"; fail "$user: apt build"; }
         grep -q '^\[apt\] Get:.* jq amd64' "$dir/log1" || fail "$user: jq was not downloaded on the first build"
-        ls "$dir"/cache/cache/apt-archives-amd64/jq_*.deb >/dev/null 2>&1 || fail "$user: jq .deb not kept in the cache"
+        ls "$dir"/cache/cache/apt-archives-amd64/*/jq_*.deb >/dev/null 2>&1 || fail "$user: jq .deb not kept in the cache"
         umoci unpack --image "$dir/out:x" "$dir/b" >/dev/null
         r="$dir/b/rootfs"
         assert_eq "$(echo '[1,2]' | chroot "$r" jq -c 'map(.+1)')" "[2,3]" "$user: jq runs"
