@@ -31,6 +31,9 @@ struct kiln_build_opts {
          * a local miss; written after a step runs. Failing to write only
          * warns. */
         const char *cache_repo;
+        /* Copy source_root and copy symlinks that lead outside their tree
+         * (kiln_spec_check_symlinks refuses them otherwise). */
+        bool follow_external_symlinks;
 };
 
 struct kiln_build_result {

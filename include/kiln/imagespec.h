@@ -220,6 +220,14 @@ bool kiln_spec_copies_source(const struct kiln_spec *s);
 int kiln_spec_source_files(const struct kiln_spec *s, char **root, char ***files,
                            struct kiln_err **err);
 
+/* Refuses (KILN_ERR_SPEC, listing each "path -> target") symlinks that
+ * lead out of the tree a build copies: source_root files that are
+ * symlinks (their targets' bytes would be copied), symlinks at or below a
+ * copy entry, and copy entries reached through a symlinked directory,
+ * judged against the spec's directory. A dangling link is judged by its
+ * target resolved lexically. The image name does not depend on it. */
+int kiln_spec_check_symlinks(const struct kiln_spec *s, struct kiln_err **err);
+
 /* ---------- image name, tag and id (bit-for-bit flytekit) ---------- */
 
 struct kiln_image_name {

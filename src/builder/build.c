@@ -508,6 +508,8 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
         _cleanup_free_ char *base = NULL;
         if (kiln_build_base_name(spec, &base, err) < 0)
                 return -1;
+        if (!o->follow_external_symlinks && kiln_spec_check_symlinks(spec, err) < 0)
+                return -1;
         if (o->dry_run) {
                 if (spec->base_spec) {
                         _cleanup_build_result_ struct kiln_build_result br = {0};

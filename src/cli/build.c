@@ -30,6 +30,9 @@ static const char build_usage[] =
     "  --dry-run                 print the steps, whether each is cached, and the image\n"
     "                            name; build nothing\n"
     "  --no-cache                run every step even when its result is cached\n"
+    "  --follow-external-symlinks  copy source_root and copy symlinks whose target is\n"
+    "                            outside the tree (refused by default: the target's\n"
+    "                            bytes would go into the image)\n"
     "  --cache-repo REF          also keep step results in this registry repository and\n"
     "                            look there on a local miss (default $KILN_CACHE_REPO):\n"
     "                            builders that share the registry share results\n"
@@ -49,6 +52,7 @@ enum {
         OPT_FORCE,
         OPT_NO_CACHE,
         OPT_CACHE_REPO,
+        OPT_FOLLOW_SYMLINKS,
 };
 
 static json_t *result_json(const struct kiln_build_result *r, bool dry_run)
@@ -212,6 +216,7 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
             {"force", no_argument, NULL, OPT_FORCE},
             {"no-cache", no_argument, NULL, OPT_NO_CACHE},
             {"cache-repo", required_argument, NULL, OPT_CACHE_REPO},
+            {"follow-external-symlinks", no_argument, NULL, OPT_FOLLOW_SYMLINKS},
             {"dry-run", no_argument, NULL, OPT_DRY_RUN},
             {"digest-file", required_argument, NULL, OPT_DIGEST_FILE},
             {"compression", required_argument, NULL, OPT_COMPRESSION},
@@ -277,6 +282,9 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                         break;
                 case OPT_CACHE_REPO:
                         bo.cache_repo = optarg;
+                        break;
+                case OPT_FOLLOW_SYMLINKS:
+                        bo.follow_external_symlinks = true;
                         break;
                 case OPT_DRY_RUN:
                         bo.dry_run = true;

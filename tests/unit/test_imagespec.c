@@ -6,6 +6,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "kiln/imagespec.h"
 #include "kiln/util.h"
@@ -708,6 +710,60 @@ static void test_large_file(void)
         unlink(tmpl);
 }
 
+/* Symlinks leading out of source_root or the spec's directory (for copy)
+ * are refused and each listed; inside ones, and dangling ones that stay
+ * inside, are not; a dangling one is judged by its target lexically. */
+static void test_symlinks(void)
+{
+        char dir[] = "/tmp/kiln-symlinks-XXXXXX";
+        CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+        _cleanup_free_ char *src = kiln_xasprintf("%s/src", dir);
+        _cleanup_free_ char *c = kiln_xasprintf("%s/c", dir);
+        CHECK(mkdir(src, 0755) == 0 && mkdir(c, 0755) == 0, "mkdir");
+        static const char *const links[][2] = {
+            {"src/in", "a"},                    /* inside: fine */
+            {"src/out", "/etc/passwd"},         /* a file outside: listed */
+            {"src/gone", "nothing"},            /* dangling: not a file, not copied */
+            {"c/ok", "../src/a"},               /* inside the spec's directory */
+            {"c/abs", "/nonexistent/x"},        /* dangling, outside: listed */
+            {"c/climb", "../../../../../../x"}, /* dangling, climbs out: listed */
+            {"c/stay", "../c/./../src/zz"},     /* dangling, stays inside */
+        };
+        _cleanup_free_ char *a = kiln_xasprintf("%s/a", src);
+        CHECK(kiln_write_file_atomic(a, "x", 1, 0644, NULL) == 0, "write a");
+        for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+                _cleanup_free_ char *p = kiln_xasprintf("%s/%s", dir, links[i][0]);
+                CHECK(symlink(links[i][1], p) == 0, "symlink %s", p);
+        }
+        static const char yaml[] = "source_root: src\nsource_copy_mode: all\ncopy: [c]\n";
+        struct kiln_spec *s = NULL;
+        struct kiln_err *err = NULL;
+        CHECK(kiln_spec_load_string(yaml, sizeof(yaml) - 1, "t.yaml", dir, &s, &err) == 0, "%s",
+              err ? err->msg : "");
+        CHECK(s && kiln_spec_check_symlinks(s, &err) < 0, "outside links are refused");
+        const char *msg = err ? err->msg : "";
+        CHECK(err && err->domain == KILN_ERR_SPEC, "a spec error");
+        static const char *const want[] = {
+            "source_root: out -> /etc/passwd", "copy: c/abs -> /nonexistent/x",
+            "copy: c/climb -> ../../../../../../x", "3 symlinks", "--follow-external-symlinks"};
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+                CHECK(strstr(msg, want[i]) != NULL, "'%s' in: %s", want[i], msg);
+        static const char *const unwanted[] = {"in ->", "gone", "c/ok", "c/stay"};
+        for (size_t i = 0; i < sizeof(unwanted) / sizeof(unwanted[0]); i++)
+                CHECK(strstr(msg, unwanted[i]) == NULL, "'%s' not in: %s", unwanted[i], msg);
+        kiln_err_free(err);
+        err = NULL;
+        /* without the outside ones, nothing is refused */
+        static const char *const outside[] = {"src/out", "c/abs", "c/climb"};
+        for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+                _cleanup_free_ char *p = kiln_xasprintf("%s/%s", dir, outside[i]);
+                CHECK(unlink(p) == 0, "unlink %s", p);
+        }
+        CHECK(kiln_spec_check_symlinks(s, &err) == 0, "inside links pass: %s", err ? err->msg : "");
+        kiln_spec_free(s);
+        CHECK(kiln_rm_rf(dir, NULL) == 0, "cleanup");
+}
+
 int main(void)
 {
         int rows, nbad;
@@ -728,5 +784,6 @@ int main(void)
         test_stdin();
         test_missing_file();
         test_large_file();
+        test_symlinks();
         TEST_DONE();
 }
