@@ -24,43 +24,58 @@ with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
 PY
 push_with_layer "$KILN_TB_IMG_BUSYBOX" kiln-e2e/suid:v1 "$T/suid.tar"
 
+ensure_user kilne2e-range range
+ensure_user kilne2e-single single
+KILN=$(kiln_for_users)
 printf 'name: priv\nbase_image: %s/kiln-e2e/suid:v1\ncommands: ["test -u /opt/suid && test -d /opt/open"]\n' \
         "$KILN_TB_PLAIN" >"$T/spec.yaml"
-expect_exit 0 build "$T/spec.yaml" -o "oci:$T/layout"
-suid=$(find "$KILN_CACHE/snapshots" -path '*/opt/suid' -perm -4000 -user root | head -1)
-[ -n "$suid" ] || fail "no setuid /opt/suid in a snapshot of the cache"
-snap=${suid%/opt/suid}
-pass "the snapshot holds the setuid file: $suid"
+chmod 644 "$T/spec.yaml"
 
 # Each path must be out of reach of $other: stat, list, read, write.
-unreachable() { # what
-        local p
-        for p in "$suid" "$snap/opt/open" "$snap" "$KILN_CACHE/snapshots" "$KILN_CACHE/blobs/sha256" \
-                "$KILN_CACHE/cache" "$KILN_CACHE/steps"; do
+unreachable() { # what cache
+        local p c=$2
+        for p in "$suid" "$snap/opt/open" "$snap" "$c/snapshots" "$c/blobs/sha256" "$c/cache" "$c/steps"; do
                 runuser -u "$other" -- stat "$p" >/dev/null 2>&1 && fail "$1: $other can stat $p"
                 runuser -u "$other" -- ls "$p" >/dev/null 2>&1 && fail "$1: $other can list $p"
         done
         runuser -u "$other" -- cat "$suid" >/dev/null 2>&1 && fail "$1: $other can read $suid"
         runuser -u "$other" -- "$suid" >/dev/null 2>&1 && fail "$1: $other can run $suid"
         runuser -u "$other" -- touch "$snap/opt/open/x" 2>/dev/null && fail "$1: $other can write into $snap"
-        [ "$(stat -c %a "$KILN_CACHE")" = 700 ] || fail "$1: cache root is $(stat -c %a "$KILN_CACHE"), want 700"
+        [ "$(stat -c %a "$c")" = 700 ] || fail "$1: cache root is $(stat -c %a "$c"), want 700"
         local d
-        for d in "$KILN_CACHE"/*/; do
+        for d in "$c"/*/; do
                 [ "$(stat -c %a "$d")" = 700 ] || fail "$1: $d is $(stat -c %a "$d"), want 700"
         done
 }
-unreachable "new cache"
-# the proof's premise: the same user reaches a file of a 0755 directory here
+# the proof's premise: $other reaches a file of a 0755 directory here
 install -m 0755 -d "$T/pub" && echo x >"$T/pub/f"
 runuser -u "$other" -- cat "$T/pub/f" >/dev/null || fail "$other cannot read $T/pub/f: the test proves nothing"
-pass "$other cannot stat, list, read, run or write what the cache holds"
+
+# As root, and as users with a subuid range and with one mapped id (the
+# setuid file is then owned by the user, still setuid).
+for user in root kilne2e-range kilne2e-single; do
+        # the user's home for its files: its cache is made by kiln inside
+        mkdir -p "$T/home-$user" "$T/layout-$user" && chown "$user" "$T/home-$user" "$T/layout-$user"
+        c="$T/home-$user/cache"
+        as_user "$user" env KILN_CACHE="$c" "$KILN" build "$T/spec.yaml" -o "oci:$T/layout-$user" \
+                >/dev/null 2>"$T/log-$user" || { cat "$T/log-$user" >&2; fail "$user: build"; }
+        suid=$(find "$c/snapshots" -path '*/opt/suid' -perm -4000 | head -1)
+        [ -n "$suid" ] || fail "$user: no setuid /opt/suid in a snapshot of the cache"
+        snap=${suid%/opt/suid}
+        [ "$(stat -c %a "$snap")" = 777 ] || fail "$user: the premise: the layer's ./ 0777 is the snapshot root's mode"
+        unreachable "$user" "$c"
+        pass "$user: $other cannot stat, list, read, run or write what the cache holds ($suid)"
+done
+KILN_CACHE="$T/home-root/cache"
+suid=$(find "$KILN_CACHE/snapshots" -path '*/opt/suid' -perm -4000 | head -1)
+snap=${suid%/opt/suid}
 
 # A cache an older kiln made: every directory 0755, the lock 0644.
 chmod 0755 "$KILN_CACHE" "$KILN_CACHE"/*/
 chmod 0644 "$KILN_CACHE/lock"
 runuser -u "$other" -- stat "$KILN_CACHE/snapshots" >/dev/null || fail "could not make the cache 0755"
 expect_exit 0 cache ls
-unreachable "0755 cache after kiln cache ls"
+unreachable "0755 cache after kiln cache ls" "$KILN_CACHE"
 [ "$(stat -c %a "$KILN_CACHE/lock")" = 600 ] || fail "the lock is $(stat -c %a "$KILN_CACHE/lock")"
 pass "a 0755 cache is made private when kiln opens it"
 
