@@ -111,6 +111,21 @@ static int make_root_private(const char *root, struct kiln_err **err)
             !existed || (st.st_uid == geteuid() && !(st.st_mode & S_ISVTX) && empty_or_cache(fd));
         if (ours && make_private_fd(fd, root, err) < 0)
                 return -1;
+        if (fstat(fd, &st) < 0)
+                return kiln_err_sys(err, "stat %s", root);
+        /* Whoever owns the root, or may write it without the sticky bit,
+         * can rename kiln's directories away and put their own in place
+         * (in a /tmp/.cache/kiln planted before kiln ran). */
+        if (st.st_uid != geteuid() && st.st_uid != 0)
+                return kiln_err_set(err, KILN_ERR_SYSTEM, EPERM,
+                                    "%s is owned by uid %u, not by kiln's user (uid %u) or root: "
+                                    "its owner could change what the cache holds",
+                                    root, (unsigned)st.st_uid, (unsigned)geteuid());
+        if ((st.st_mode & 0022) && !(st.st_mode & S_ISVTX))
+                return kiln_err_set(err, KILN_ERR_SYSTEM, EPERM,
+                                    "%s (mode %04o) is writable by other users without the sticky "
+                                    "bit: they could replace what the cache holds",
+                                    root, (unsigned)(st.st_mode & 07777));
         for (size_t i = 0; i < sizeof(private_dirs) / sizeof(private_dirs[0]); i++)
                 if (make_private_at(fd, root, private_dirs[i], err) < 0)
                         return -1;

@@ -285,9 +285,29 @@ static void test_private(const char *tmp)
               mode_of(shared, "."));
         CHECK(mode_of(shared, "blobs") == 0700, "its blobs/ is 0700");
 
+        /* a directory of ours that others may write (no sticky bit) */
+        _cleanup_free_ char *open_dir = kiln_xasprintf("%s/open", tmp);
+        _cleanup_free_ char *open_note = kiln_xasprintf("%s/open/notes.txt", tmp);
+        CHECK(mkdir(open_dir, 0755) == 0 && chmod(open_dir, 0777) == 0 &&
+                  kiln_write_file_atomic(open_note, "x", 1, 0644, NULL) == 0,
+              "mkdir open");
+        CHECK(open_close(open_dir, &err) < 0, "a root others may write is refused");
+        CHECK(err && strstr(err->msg, "writable by other users"), "says why: %s",
+              err ? err->msg : "(none)");
+        kiln_err_free(err);
+        err = NULL;
+
         /* a top-level directory another user made first (in a shared /tmp) */
         if (geteuid() != 0)
                 return;
+        /* a root another user planted (/tmp/.cache/kiln) */
+        _cleanup_free_ char *planted = kiln_xasprintf("%s/planted", tmp);
+        CHECK(mkdir(planted, 0700) == 0 && chown(planted, 65534, 65534) == 0, "make planted");
+        CHECK(open_close(planted, &err) < 0, "a root another user owns is refused");
+        CHECK(err && strstr(err->msg, "owned by uid 65534"), "names the owner: %s",
+              err ? err->msg : "(none)");
+        kiln_err_free(err);
+        err = NULL;
         _cleanup_free_ char *theirs = kiln_xasprintf("%s/theirs", tmp);
         _cleanup_free_ char *p = kiln_xasprintf("%s/snapshots", theirs);
         CHECK(mkdir(theirs, 01777) == 0 && chmod(theirs, 01777) == 0 && mkdir(p, 0777) == 0 &&
