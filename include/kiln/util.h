@@ -191,6 +191,11 @@ __attribute__((format(printf, 1, 2))) void kiln_debug(const char *fmt, ...);
 
 /* Human-readable sizes ("12.3 MiB"); writes into buf of n bytes. */
 const char *kiln_human_size(uint64_t bytes, char *buf, size_t n);
+/* "90s", "10m", "1h30m", "500ms", "2d" or a bare number of seconds, into
+ * milliseconds; "0" is zero. A usage error quoting s otherwise. */
+int kiln_duration_parse(const char *s, uint64_t *ms, struct kiln_err **err);
+/* The shortest such text for ms ("1m30s"). Caller frees. */
+char *kiln_duration_format(uint64_t ms);
 /* Monotonic clock in nanoseconds. */
 uint64_t kiln_now_ns(void);
 /* CPUs this process may run on (affinity and cgroup cpusets honoured). */

@@ -102,6 +102,55 @@ static void test_loopback(void)
                       rows[i].in, rows[i].want);
 }
 
+static void test_duration(void)
+{
+        static const struct {
+                const char *in;
+                long long ms;     /* -1: refused */
+                const char *text; /* kiln_duration_format(ms) */
+        } rows[] = {
+            {"90s", 90000, "1m30s"},
+            {"10m", 600000, "10m"},
+            {"1h30m", 5400000, "1h30m"},
+            {"1h", 3600000, "1h"},
+            {"2d", 172800000, "2d"},
+            {"500ms", 500, "500ms"},
+            {"1s500ms", 1500, "1s500ms"},
+            {"45", 45000, "45s"},
+            {"0", 0, "0s"},
+            {"0s", 0, "0s"},
+            {"1m1m", 120000, "2m"},
+            {"", -1, NULL},
+            {"s", -1, NULL},
+            {"10x", -1, NULL},
+            {"5min", -1, NULL},
+            {"1h30", -1, NULL},
+            {"-5s", -1, NULL},
+            {" 5s", -1, NULL},
+            {"5s ", -1, NULL},
+            {"1.5h", -1, NULL},
+            {"99999999999999999999s", -1, NULL},
+            {"36500d", 3153600000000LL, "36500d"},
+            {"36501d", -1, NULL},
+            {"36500d1ms", -1, NULL},
+        };
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+                _cleanup_err_ struct kiln_err *err = NULL;
+                uint64_t ms = 7;
+                int rc = kiln_duration_parse(rows[i].in, &ms, &err);
+                if (rows[i].ms < 0) {
+                        CHECK(rc < 0 && err && err->domain == KILN_ERR_USAGE &&
+                                  strstr(err->msg, rows[i].in),
+                              "\"%s\" refused with a usage error naming it", rows[i].in);
+                        continue;
+                }
+                CHECK(rc == 0 && ms == (uint64_t)rows[i].ms, "\"%s\": rc %d, %llu ms, want %lld",
+                      rows[i].in, rc, (unsigned long long)ms, rows[i].ms);
+                _cleanup_free_ char *t = kiln_duration_format(ms);
+                CHECK_STR(t, rows[i].text);
+        }
+}
+
 static void test_shell_quote(void)
 {
         static const struct {
@@ -197,5 +246,6 @@ int main(void)
         test_shell_quote();
         test_strv_lookup();
         test_loopback();
+        test_duration();
         TEST_DONE();
 }
