@@ -249,6 +249,23 @@ bool kiln_challenge_is(const struct kiln_challenge *c, const char *scheme)
 
 /* ---------- token responses ---------- */
 
+/* The token goes into "Authorization: Bearer <token>" as it is: a CR or LF
+ * would end that header and start others of the token server's choosing.
+ * RFC 6750 tokens are token68; any printable ASCII without spaces is
+ * accepted (Go clients take even more), nothing else. The token itself is
+ * never quoted: only where and what the offending byte is. */
+static int token_check(const char *tok, struct kiln_err **err)
+{
+        for (const unsigned char *c = (const unsigned char *)tok; *c; c++)
+                if (*c < 0x21 || *c > 0x7e)
+                        return kiln_err_set(err, KILN_ERR_AUTH, 0,
+                                            "the token holds byte 0x%02x at offset %zu: a token "
+                                            "must be printable ASCII without spaces (token68), as "
+                                            "it is sent in a request header",
+                                            *c, (size_t)(c - (const unsigned char *)tok));
+        return 0;
+}
+
 int kiln_token_parse(const char *body, size_t len, struct kiln_token *out, struct kiln_err **err)
 {
         memset(out, 0, sizeof(*out));
@@ -285,6 +302,8 @@ int kiln_token_parse(const char *body, size_t len, struct kiln_token *out, struc
                 expires = (long)json_real_value(exp);
         if (expires < TOKEN_MIN_EXPIRES)
                 expires = TOKEN_MIN_EXPIRES;
+        if (token_check(tok, err) < 0)
+                return -1;
         out->token = kiln_xstrdup(tok);
         out->expires_in = expires;
         return 0;

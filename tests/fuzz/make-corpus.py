@@ -40,6 +40,9 @@ tok = {
 for k, v in tok.items(): put('fuzz_token', k, json.dumps(v))
 # found by fuzz_token: a double outside long's range (undefined conversion)
 put('fuzz_token', 'negative-real-expiry', '{"token":"c","expires_in":-1e82}')
+# a token that would inject request headers; a token that is not ASCII
+put('fuzz_token', 'crlf', '{"token":"s3cr3t\\r\\nX-Injected: yes","expires_in":300}')
+put('fuzz_token', 'utf8', '{"access_token":"s3cr3t\\u00e9"}')
 auth = {
  'auth': {'auths': {'example.com': {'auth': 'dXNlcjpwYXNz'}}},
  'userpass': {'auths': {'https://example.com': {'username': 'u', 'password': 'p'}}},

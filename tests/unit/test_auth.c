@@ -186,6 +186,22 @@ static void test_tokens(void)
             {"{\"token\":\"s3cr3t-body\"", NULL, 0, KILN_ERR_AUTH},
             {"s3cr3t-body", NULL, 0, KILN_ERR_AUTH},
             {"", NULL, 0, KILN_ERR_AUTH},
+            /* token68, and the printable ASCII some token services use */
+            {"{\"token\":\"eyJhbGciOi.eyJpc3Mi_-~+/.sig==\"}", "eyJhbGciOi.eyJpc3Mi_-~+/.sig==", 60,
+             0},
+            {"{\"token\":\"ya29.a0Af:%!*\"}", "ya29.a0Af:%!*", 60, 0},
+            /* a byte that would end or bend the Authorization header */
+            {"{\"token\":\"s3cr3t\\r\\nX-Injected: yes\"}", NULL, 0, KILN_ERR_AUTH},
+            {"{\"token\":\"s3cr3t\\nX-Injected: yes\"}", NULL, 0, KILN_ERR_AUTH},
+            {"{\"token\":\"s3cr3t\\r\"}", NULL, 0, KILN_ERR_AUTH},
+            {"{\"token\":\"s3cr3t\\t\"}", NULL, 0, KILN_ERR_AUTH},
+            {"{\"token\":\"s3cr3t x\"}", NULL, 0, KILN_ERR_AUTH},
+            {"{\"token\":\"s3cr3t\\u007f\"}", NULL, 0, KILN_ERR_AUTH},
+            {"{\"token\":\"s3cr3t\\u00e9\"}", NULL, 0, KILN_ERR_AUTH},
+            {"{\"token\":\"s3cr3t\\u0001\"}", NULL, 0, KILN_ERR_AUTH},
+            {"{\"token\":\"s3cr3t\\u0000\"}", NULL, 0, KILN_ERR_AUTH},
+            /* the token that is used must be clean; a clean other is no excuse */
+            {"{\"token\":\"s3cr3t\\r\\n\",\"access_token\":\"ok\"}", NULL, 0, KILN_ERR_AUTH},
         };
         for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
                 struct kiln_token t = {0};
@@ -214,6 +230,12 @@ static void test_tokens(void)
         kiln_token_release(&t);
         _cleanup_err_ struct kiln_err *err2 = NULL;
         CHECK(kiln_token_parse(body, 2 * 1024 * 1024, &t, &err2) < 0, "over 1 MiB refused");
+        /* the refusal names the byte and its place, never the token */
+        const char *crlf = "{\"token\":\"s3cr3t\\r\\nX\"}";
+        _cleanup_err_ struct kiln_err *err3 = NULL;
+        CHECK(kiln_token_parse(crlf, strlen(crlf), &t, &err3) < 0 && t.token == NULL, "CR refused");
+        CHECK(err3 && strstr(err3->msg, "byte 0x0d at offset 6") && !strstr(err3->msg, "s3cr3t"),
+              "message: %s", err3 ? err3->msg : "");
 }
 
 /* ---------- credential helpers and auth files ---------- */
