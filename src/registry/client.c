@@ -418,7 +418,8 @@ static int fetch_token_locked(struct kiln_registry *r, const char *scope, struct
         }
         _cleanup_token_ struct kiln_token tok = {0};
         if (kiln_token_parse(body.data, body.len, &tok, err) < 0)
-                return kiln_err_prefix(err, "%s: token service answer", r->domain);
+                return kiln_err_prefix(err, "%s: the answer of token service %s", r->domain,
+                                       r->realm);
         /* Renew a little early so a token never expires in flight. */
         long life = tok.expires_in > 20 ? tok.expires_in - 10 : tok.expires_in;
         r->tokens = kiln_xrealloc(r->tokens, (r->n_tokens + 1) * sizeof(*r->tokens));
