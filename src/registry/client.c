@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define TOKEN_BODY_MAX   ((size_t)1 << 20)
@@ -355,9 +356,35 @@ static char *scope_params(const char *scope)
         return kiln_buf_steal(&b);
 }
 
+/* Credentials must not leave an HTTPS registry in clear text: a realm on
+ * plain HTTP would show them to anyone on the path (a downgrade a hostile
+ * or misconfigured registry can ask for). A loopback realm never leaves
+ * the machine, and an HTTP registry sends them in clear text anyway. */
+static int realm_check(const struct kiln_registry *r, struct kiln_err **err)
+{
+        if (!r->have_creds || !kiln_str_has_prefix(r->base_url, "https://"))
+                return 0;
+        CURLU *u = curl_url();
+        char *scheme = NULL, *host = NULL;
+        bool clear = curl_url_set(u, CURLUPART_URL, r->realm, 0) != CURLUE_OK ||
+                     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+                     curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+                     (strcasecmp(scheme, "https") != 0 && !kiln_host_is_loopback(host));
+        curl_free(scheme);
+        curl_free(host);
+        curl_url_cleanup(u);
+        if (!clear)
+                return 0;
+        return kiln_err_set(err, KILN_ERR_AUTH, 0,
+                            "%s is an HTTPS registry but its token realm %s is not HTTPS: "
+                            "refusing to send the credentials from %s in clear text to a "
+                            "host that is not loopback",
+                            r->domain, r->realm, r->creds.source ? r->creds.source : "?");
+}
+
 static int fetch_token_locked(struct kiln_registry *r, const char *scope, struct kiln_err **err)
 {
-        if (load_creds(r, err) < 0)
+        if (load_creds(r, err) < 0 || realm_check(r, err) < 0)
                 return -1;
         _cleanup_free_ char *sc = url_escape(scope);
         _cleanup_free_ char *sv = r->service ? url_escape(r->service) : NULL;
@@ -384,6 +411,9 @@ static int fetch_token_locked(struct kiln_registry *r, const char *scope, struct
                 q.method = "POST";
                 q.upload = form.data;
                 q.upload_len = form.len;
+                /* A redirect would carry the form, refresh token included,
+                 * to wherever it points. */
+                q.no_redirect = true;
                 hdrs = curl_slist_append(hdrs, "Content-Type: application/x-www-form-urlencoded");
         } else {
                 _cleanup_free_ char *params = scope_params(scope);
