@@ -68,6 +68,31 @@ int kiln_registry_get_manifest(struct kiln_registry *r, const char *repo, const 
         return 0;
 }
 
+/* The HEAD answered 5xx through its retries. Some registries do that for a
+ * repository that does not exist yet (Harbor answers 500), so a GET
+ * decides: only when it fails too is the registry broken. */
+static int head_by_get(struct kiln_registry *r, const char *repo, const char *reference,
+                       const struct http_resp *head, bool *exists, char digest[KILN_DIGEST_MAX],
+                       struct kiln_err **err)
+{
+        _cleanup_free_ char *name = object_name(r, repo, reference);
+        _cleanup_free_ char *head_text = http_error_text(head);
+        kiln_debug("HEAD of manifest %s: %s; asking with GET", name, head_text);
+        _cleanup_buf_ struct kiln_buf body = {0};
+        _cleanup_err_ struct kiln_err *e = NULL;
+        if (kiln_registry_get_manifest(r, repo, reference, &body, NULL, digest, &e) == 0) {
+                *exists = true;
+                return 0;
+        }
+        if (e->domain == KILN_ERR_NOT_FOUND) {
+                *exists = false;
+                digest[0] = '\0';
+                return 0;
+        }
+        *err = steal_pointer(&e);
+        return kiln_err_prefix(err, "HEAD answered %s, and then GET", head_text);
+}
+
 int kiln_registry_head_manifest(struct kiln_registry *r, const char *repo, const char *reference,
                                 bool *exists, char digest[KILN_DIGEST_MAX], struct kiln_err **err)
 {
@@ -76,6 +101,8 @@ int kiln_registry_head_manifest(struct kiln_registry *r, const char *repo, const
         digest[0] = '\0';
         if (manifest_request(r, "HEAD", repo, reference, NULL, &resp, err) < 0)
                 return kiln_err_prefix(err, "manifest %s", name);
+        if (resp.status >= 500)
+                return head_by_get(r, repo, reference, &resp, exists, digest, err);
         *exists = resp.status == 200;
         if (resp.status == 200 && resp.docker_digest &&
             kiln_digest_validate(resp.docker_digest, NULL) == 0)
