@@ -104,7 +104,13 @@ struct kiln_registry_opts {
         int parallel;          /* concurrent blob transfers; 0: default 4 */
         int max_attempts;      /* per request; 0: default 5 */
         bool quiet;            /* no progress output */
+        uint64_t timeout_ms;   /* bounds the session's work (--timeout); 0: the default,
+                                  KILN_TIMEOUT_NONE: unbounded */
 };
+/* A pull or a push that takes longer than this has met a trickling or
+ * hung server; bigger images than that take --timeout. */
+#define KILN_TIMEOUT_DEFAULT_MS ((uint64_t)3600 * 1000)
+#define KILN_TIMEOUT_NONE       UINT64_MAX
 
 /* A session with one registry host: scheme, TLS settings and auth state
  * (credentials and bearer tokens per scope, with their expiry). Safe to use
@@ -117,6 +123,10 @@ int kiln_registry_new(const char *domain, const struct kiln_registry_opts *opts,
 void kiln_registry_free(struct kiln_registry *r);
 void kiln_registry_freep(struct kiln_registry **r);
 #define _cleanup_registry_ _cleanup_(kiln_registry_freep)
+/* Starts the --timeout clock again: a session's deadline runs from its
+ * creation, which suits one pull or push; a session used for many small
+ * operations over a long build restarts it for each. */
+void kiln_registry_restart_clock(struct kiln_registry *r);
 /* "https://host:port" chosen after the first contact (NULL before). */
 const char *kiln_registry_base_url(const struct kiln_registry *r);
 

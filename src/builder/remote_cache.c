@@ -144,6 +144,7 @@ static int load_entry(struct kiln_remote_cache *rc, struct kiln_store *store, co
 int kiln_remote_cache_get(struct kiln_remote_cache *rc, struct kiln_store *store, const char *key,
                           struct kiln_step_entry *e, bool *found, struct kiln_err **err)
 {
+        kiln_registry_restart_clock(rc->reg);
         _cleanup_free_ char *tag = kiln_xasprintf(STEP_TAG_FMT, key);
         _cleanup_buf_ struct kiln_buf body = {0};
         char digest[KILN_DIGEST_MAX];
@@ -167,6 +168,7 @@ int kiln_remote_cache_put(struct kiln_remote_cache *rc, struct kiln_store *store
                           const struct kiln_step_entry *e, const char *mount_from,
                           struct kiln_err **err)
 {
+        kiln_registry_restart_clock(rc->reg);
         _cleanup_free_ char *text = kiln_step_entry_dump(e);
         if (!text)
                 return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "step entry: out of memory");
@@ -206,6 +208,7 @@ int kiln_remote_cache_get_image(struct kiln_remote_cache *rc, struct kiln_store 
                                 const char *key, struct kiln_descriptor *out, bool *found,
                                 struct kiln_err **err)
 {
+        kiln_registry_restart_clock(rc->reg);
         _cleanup_free_ char *tag = kiln_xasprintf(IMAGE_TAG_FMT, key);
         _cleanup_buf_ struct kiln_buf body = {0};
         char digest[KILN_DIGEST_MAX];
@@ -230,6 +233,7 @@ int kiln_remote_cache_get_image(struct kiln_remote_cache *rc, struct kiln_store 
 int kiln_remote_cache_fetch(struct kiln_remote_cache *rc, struct kiln_store *store,
                             const struct kiln_descriptor *blobs, size_t n, struct kiln_err **err)
 {
+        kiln_registry_restart_clock(rc->reg);
         struct kiln_progress *p = kiln_progress_new("pull", kiln_log_get_level() < KILN_LOG_INFO);
         int r = kiln_registry_fetch_blobs(rc->reg, rc->ref.path, blobs, n, store, p, err);
         kiln_progress_free(p);
@@ -240,6 +244,7 @@ int kiln_remote_cache_put_image(struct kiln_remote_cache *rc, struct kiln_store 
                                 const char *key, const struct kiln_descriptor *image,
                                 const char *mount_from, struct kiln_err **err)
 {
+        kiln_registry_restart_clock(rc->reg);
         _cleanup_ref_ struct kiln_ref dest = {0};
         tagged_ref(rc, kiln_xasprintf(IMAGE_TAG_FMT, key), &dest);
         if (kiln_push(rc->reg, &dest, image, store, mount_from, NULL, err) < 0)

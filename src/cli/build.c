@@ -42,6 +42,7 @@ static const char build_usage[] =
 static const char build_usage_registry[] =
     "Registry options:\n"
     "  --creds USER:PASSWORD  --cert-dir DIR  --insecure-registry HOST  --parallel N\n"
+    "  --timeout DURATION (each pull and push; default 1h, 0: never)\n"
     "  --cache-dir DIR  --json  -q, --quiet  --debug\n";
 
 enum {

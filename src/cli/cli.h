@@ -27,6 +27,7 @@ enum {
         OPT_CACHE_DIR,
         OPT_JSON,
         OPT_DEBUG,
+        OPT_TIMEOUT,
         OPT_COMMON_END,
 };
 #define CLI_COMMON_LONGOPTS                                                                        \
@@ -35,6 +36,7 @@ enum {
             {"creds", required_argument, NULL, OPT_CREDS},                                         \
             {"platform", required_argument, NULL, OPT_PLATFORM},                                   \
             {"parallel", required_argument, NULL, OPT_PARALLEL},                                   \
+            {"timeout", required_argument, NULL, OPT_TIMEOUT},                                     \
             {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},                                 \
             {"json", no_argument, NULL, OPT_JSON}, {"debug", no_argument, NULL, OPT_DEBUG},        \
         {                                                                                          \
@@ -47,6 +49,9 @@ enum {
         "  --cert-dir DIR            CA certificates (*.crt) and client pair (*.cert, *.key)\n"    \
         "  --insecure-registry HOST  allow plain HTTP and unverified TLS for HOST (repeatable)\n"  \
         "  --parallel N              concurrent blob transfers (default 4)\n"                      \
+        "  --timeout DURATION        give up on a pull or push after this long: 90s, 30m, 2h\n"    \
+        "                            (default 1h; 0: never); a transfer slower than 4 KiB/s\n"     \
+        "                            over 30s is retried\n"                                        \
         "  --cache-dir DIR           blob cache (default $KILN_CACHE, $XDG_CACHE_HOME/kiln)\n"     \
         "  --json                    machine-readable output on stdout\n"                          \
         "  -q, --quiet               no progress output\n"                                         \

@@ -33,6 +33,13 @@ int cli_common_option(struct cli_common *c, int opt, const char *arg, struct kil
                 c->reg.parallel = (int)n;
                 return 1;
         }
+        case OPT_TIMEOUT: {
+                uint64_t ms = 0;
+                if (kiln_duration_parse(arg, &ms, err) < 0)
+                        return kiln_err_prefix(err, "--timeout");
+                c->reg.timeout_ms = ms ? ms : KILN_TIMEOUT_NONE;
+                return 1;
+        }
         case OPT_CACHE_DIR:
                 c->cache_dir = arg;
                 return 1;

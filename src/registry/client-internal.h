@@ -26,6 +26,7 @@ struct kiln_registry {
         int parallel;
         int max_attempts;
         bool quiet;
+        struct http_deadline deadline; /* --timeout, from creation or the last restart */
 
         pthread_mutex_t lock; /* guards everything below */
         enum registry_auth auth;

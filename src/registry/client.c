@@ -51,6 +51,14 @@ void kiln_registry_freep(struct kiln_registry **r)
         *r = NULL;
 }
 
+void kiln_registry_restart_clock(struct kiln_registry *r)
+{
+        uint64_t t = r->deadline.timeout_ms;
+        /* atomic: a build's threads may share a remote-cache session */
+        __atomic_store_n(&r->deadline.at_ns, t ? kiln_now_ns() + t * 1000000u : 0,
+                         __ATOMIC_RELAXED);
+}
+
 const char *kiln_registry_base_url(const struct kiln_registry *r)
 {
         return r->base_url;
@@ -149,6 +157,10 @@ int kiln_registry_new(const char *domain, const struct kiln_registry_opts *opts,
         r->parallel = o->parallel > 0 ? o->parallel : 4;
         r->max_attempts = o->max_attempts > 0 ? o->max_attempts : 5;
         r->quiet = o->quiet;
+        r->deadline.timeout_ms = o->timeout_ms ? o->timeout_ms : KILN_TIMEOUT_DEFAULT_MS;
+        if (o->timeout_ms == KILN_TIMEOUT_NONE)
+                r->deadline.timeout_ms = 0;
+        kiln_registry_restart_clock(r);
         if (o->creds) {
                 const char *colon = strchr(o->creds, ':');
                 if (!colon || colon == o->creds)
@@ -247,8 +259,12 @@ static bool tls_missing(struct kiln_registry *r, const char *url)
         probe_tls.insecure = true;
         probe_tls.ca_blob = NULL;
         _cleanup_http_resp_ struct http_resp pr = {0};
-        struct http_req probe = {
-            .method = "GET", .url = url, .tls = &probe_tls, .upload_fd = -1, .max_attempts = 1};
+        struct http_req probe = {.method = "GET",
+                                 .url = url,
+                                 .tls = &probe_tls,
+                                 .upload_fd = -1,
+                                 .max_attempts = 1,
+                                 .deadline = &r->deadline};
         _cleanup_err_ struct kiln_err *pe = NULL;
         if (http_do(r->token_handle, &probe, &pr, &pe) == 0 || !no_tls_code(pe))
                 return false;
@@ -274,7 +290,8 @@ static int ping_locked(struct kiln_registry *r, struct kiln_err **err)
                                      .url = url,
                                      .tls = &r->tls,
                                      .upload_fd = -1,
-                                     .max_attempts = r->max_attempts};
+                                     .max_attempts = r->max_attempts,
+                                     .deadline = &r->deadline};
                 _cleanup_http_resp_ struct http_resp resp = {0};
                 _cleanup_err_ struct kiln_err *e = NULL;
                 if (http_do(r->token_handle, &q, &resp, &e) < 0) {
@@ -397,7 +414,8 @@ static int fetch_token_locked(struct kiln_registry *r, const char *scope, struct
                              .body = &body,
                              .body_max = TOKEN_BODY_MAX,
                              .max_attempts = r->max_attempts,
-                             .upload_fd = -1};
+                             .upload_fd = -1,
+                             .deadline = &r->deadline};
         _cleanup_curl_slist_ struct curl_slist *hdrs = NULL;
         if (r->have_creds && r->creds.identity_token) {
                 /* OAuth2 refresh-token grant, as docker login stores it. */
@@ -522,6 +540,7 @@ int registry_request(struct kiln_registry *r, CURL *h, const char *scope, struct
                 q->tls = &r->tls;
                 q->authorization = authz;
                 q->auth_origin = r->origin;
+                q->deadline = &r->deadline;
                 if (!q->max_attempts)
                         q->max_attempts = r->max_attempts;
                 rc = http_do(h, q, resp, err);

@@ -17,6 +17,13 @@ struct http_tls {
         char *client_key;
 };
 
+/* The end of a whole operation (--timeout): no request, retry or backoff
+ * goes past at_ns. */
+struct http_deadline {
+        uint64_t at_ns;      /* 0: none */
+        uint64_t timeout_ms; /* for messages */
+};
+
 struct http_req {
         const char *method; /* GET, HEAD, POST, PUT, PATCH */
         const char *url;
@@ -36,8 +43,9 @@ struct http_req {
         int progress_slot;
         const struct http_tls *tls;
         int max_attempts;
-        bool no_redirect;           /* return 3xx to the caller */
-        const volatile int *cancel; /* non-zero aborts the transfer */
+        bool no_redirect;                     /* return 3xx to the caller */
+        const volatile int *cancel;           /* non-zero aborts the transfer */
+        const struct http_deadline *deadline; /* or NULL */
 };
 
 struct http_resp {
@@ -68,6 +76,13 @@ static inline void http_slist_freep(struct curl_slist **l)
         *l = NULL;
 }
 #define _cleanup_curl_slist_ _cleanup_(http_slist_freep)
+
+/* A transfer whose average rate over the last window stays under the
+ * floor is aborted and retried (a stall, or a trickle meant to hold the
+ * connection). KILN_XFER_FLOOR (bytes/s) and KILN_XFER_WINDOW (a
+ * duration) override the defaults; they exist for tests. */
+#define HTTP_FLOOR_DEFAULT     4096
+#define HTTP_WINDOW_DEFAULT_MS 30000
 
 /* Performs the request on handle h (reused across calls so the connection
  * stays open). Returns 0 when an HTTP response was received, whatever its

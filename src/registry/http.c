@@ -13,11 +13,42 @@
 #define BACKOFF_CAP_MS    8000
 #define RETRY_AFTER_CAP_S 30
 
+/* The shortest pace a transfer may keep over a window (see
+ * HTTP_FLOOR_DEFAULT); read once. */
+static struct {
+        uint64_t floor;     /* bytes/s; 0: no floor */
+        uint64_t window_ms; /* 0: no floor */
+} pace = {HTTP_FLOOR_DEFAULT, HTTP_WINDOW_DEFAULT_MS};
+
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
+static void pace_from_env(void)
+{
+        const char *f = getenv("KILN_XFER_FLOOR");
+        const char *w = getenv("KILN_XFER_WINDOW");
+        if (f && *f) {
+                char *end = NULL;
+                errno = 0;
+                unsigned long long n = strtoull(f, &end, 10);
+                if (errno || *end || n > ((uint64_t)1 << 40))
+                        kiln_warn("KILN_XFER_FLOOR: \"%s\" is not a number of bytes per second; "
+                                  "ignored",
+                                  f);
+                else
+                        pace.floor = n;
+        }
+        _cleanup_err_ struct kiln_err *e = NULL;
+        uint64_t ms = 0;
+        if (w && *w && kiln_duration_parse(w, &ms, &e) < 0)
+                kiln_warn("KILN_XFER_WINDOW: %s; ignored", e->msg);
+        else if (w && *w)
+                pace.window_ms = ms;
+}
 
 static void global_init_once(void)
 {
         curl_global_init(CURL_GLOBAL_DEFAULT);
+        pace_from_env();
 }
 
 void http_global_init(void)
@@ -36,6 +67,15 @@ void http_resp_release(struct http_resp *r)
         memset(r, 0, sizeof(*r));
 }
 
+/* Bytes moved so far at a time: the transfer's pace is measured between
+ * such samples, a window apart. */
+struct pace_sample {
+        uint64_t t_ns;
+        uint64_t bytes;
+};
+/* Taken window/16 apart, so a ring of 32 spans two windows. */
+#define PACE_SAMPLES 32
+
 /* State of one exchange (one URL, before redirects are followed). */
 struct exchange {
         const struct http_req *req;
@@ -43,6 +83,10 @@ struct exchange {
         struct kiln_err *sink_err; /* a body sink refused data */
         uint64_t upload_off;
         off_t upload_base;
+        struct pace_sample samples[PACE_SAMPLES];
+        size_t n_samples, next;
+        bool too_slow;      /* aborted: under the floor for a window */
+        bool past_deadline; /* aborted: the operation's --timeout ran out */
 };
 
 static bool is_2xx(long s)
@@ -168,12 +212,60 @@ static size_t on_body(char *buf, size_t size, size_t nmemb, void *ud)
         return len;
 }
 
+static bool deadline_passed(const struct http_req *q, uint64_t now)
+{
+        uint64_t at = q->deadline ? __atomic_load_n(&q->deadline->at_ns, __ATOMIC_RELAXED) : 0;
+        return at && now >= at;
+}
+
+/* Records bytes at now; false when the pace since the newest sample at
+ * least a window old is under the floor. */
+static bool pace_ok(struct exchange *x, uint64_t now, uint64_t bytes)
+{
+        if (!pace.floor || !pace.window_ms)
+                return true;
+        uint64_t window = pace.window_ms * 1000000u;
+        const struct pace_sample *last =
+            x->n_samples ? &x->samples[(x->next + PACE_SAMPLES - 1) % PACE_SAMPLES] : NULL;
+        if (!last || now - last->t_ns >= window / 16) {
+                x->samples[x->next] = (struct pace_sample){now, bytes};
+                x->next = (x->next + 1) % PACE_SAMPLES;
+                if (x->n_samples < PACE_SAMPLES)
+                        x->n_samples++;
+        }
+        for (size_t i = 0; i < x->n_samples; i++) {
+                const struct pace_sample *then =
+                    &x->samples[(x->next + PACE_SAMPLES - 1 - i) % PACE_SAMPLES];
+                if (now - then->t_ns < window)
+                        continue;
+                uint64_t ms = (now - then->t_ns) / 1000000u;
+                x->too_slow = (bytes - then->bytes) * 1000 < pace.floor * ms;
+                return !x->too_slow;
+        }
+        return true; /* not a window old yet */
+}
+
 static int on_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                    curl_off_t ulnow)
 {
-        (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-        const struct exchange *x = ud;
-        return *x->req->cancel ? 1 : 0;
+        (void)dltotal;
+        struct exchange *x = ud;
+        const struct http_req *q = x->req;
+        if (q->cancel && *q->cancel)
+                return 1;
+        uint64_t now = kiln_now_ns();
+        if (deadline_passed(q, now)) {
+                x->past_deadline = true;
+                return 1;
+        }
+        /* Sent in full, no answer yet: the server is at work (it may be
+         * hashing a large upload), which says nothing about the link. The
+         * window starts again when the answer flows. */
+        if (ultotal > 0 && ulnow >= ultotal && dlnow == 0) {
+                x->n_samples = 0;
+                return 0;
+        }
+        return pace_ok(x, now, (uint64_t)dlnow + (uint64_t)ulnow) ? 0 : 1;
 }
 
 static size_t on_upload(char *buf, size_t size, size_t nitems, void *ud)
@@ -300,19 +392,27 @@ static CURLcode exchange_once(CURL *h, const struct http_req *q, const char *url
         curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
-        /* Abort a transfer that stalls (under 1 KiB/s for 60 s) rather than
-         * waiting forever; the retry loop then takes over. */
-        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
+        long connect_ms = 30000;
+        uint64_t at = q->deadline ? __atomic_load_n(&q->deadline->at_ns, __ATOMIC_RELAXED) : 0;
+        if (at) {
+                uint64_t now = kiln_now_ns();
+                long left = now < at ? (long)((at - now) / 1000000u) + 1 : 1;
+                curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, left);
+                connect_ms = left < connect_ms ? left : connect_ms;
+        }
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+        /* The pace floor (on_xfer) aborts slow transfers; this catches a
+         * server that, once sent everything, never answers. */
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 300L);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, NULL);
         setup_tls(h, q->tls);
-        if (q->cancel) {
-                curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-                curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xfer);
-                curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
-        }
+        x->n_samples = x->next = 0;
+        x->too_slow = x->past_deadline = false;
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xfer);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
         if (!strcmp(q->method, "HEAD")) {
                 curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
         } else if (!strcmp(q->method, "GET")) {
@@ -351,6 +451,24 @@ static void sleep_ms(long ms)
         struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
+}
+
+static int deadline_error(const struct http_req *q, const char *url, struct kiln_err **err)
+{
+        _cleanup_free_ char *t = kiln_duration_format(q->deadline->timeout_ms);
+        return kiln_err_set(err, KILN_ERR_NETWORK, 0,
+                            "%s %s: not done when the time allowed (--timeout %s) ran out",
+                            q->method, url, t);
+}
+
+/* Why on_xfer gave up, in the words of curl's error buffer. */
+static void pace_text(char errbuf[CURL_ERROR_SIZE])
+{
+        _cleanup_free_ char *w = kiln_duration_format(pace.window_ms);
+        snprintf(errbuf, CURL_ERROR_SIZE,
+                 "transfer slower than %llu bytes/s on average over %s (a stalled or "
+                 "trickling server)",
+                 (unsigned long long)pace.floor, w);
 }
 
 int http_do(CURL *h, const struct http_req *q, struct http_resp *resp, struct kiln_err **err)
@@ -397,10 +515,15 @@ int http_do(CURL *h, const struct http_req *q, struct http_resp *resp, struct ki
                         if (reset_sinks(q, err) < 0)
                                 return -1;
                 }
-                if (c == CURLE_ABORTED_BY_CALLBACK)
+                if (x.past_deadline || (c != CURLE_OK && deadline_passed(q, kiln_now_ns())))
+                        return deadline_error(q, url, err);
+                if (c == CURLE_ABORTED_BY_CALLBACK && !x.too_slow)
                         return kiln_err_set(err, KILN_ERR_INTERNAL, 0, "%s: cancelled", url);
-                bool retry =
-                    c != CURLE_OK ? transient_curl_error(c) : transient_status(resp->status);
+                if (x.too_slow)
+                        pace_text(errbuf);
+                bool retry = x.too_slow      ? true
+                             : c != CURLE_OK ? transient_curl_error(c)
+                                             : transient_status(resp->status);
                 if (!retry || attempt >= attempts) {
                         if (c != CURLE_OK)
                                 return kiln_err_set(err, KILN_ERR_NETWORK, (int)c, "%s %s: %s%s",
@@ -414,6 +537,8 @@ int http_do(CURL *h, const struct http_req *q, struct http_resp *resp, struct ki
                         wait = (resp->retry_after > RETRY_AFTER_CAP_S ? RETRY_AFTER_CAP_S
                                                                       : resp->retry_after) *
                                1000;
+                if (deadline_passed(q, kiln_now_ns() + (uint64_t)wait * 1000000u))
+                        return deadline_error(q, url, err);
                 kiln_debug("%s %s: %s, retrying in %ld ms (attempt %d of %d)", q->method, url,
                            c != CURLE_OK ? (errbuf[0] ? errbuf : curl_easy_strerror(c))
                                          : "server busy",
