@@ -4,10 +4,13 @@
   tbserver.py token     --state DIR --port P --service S --issuer I
   tbserver.py faulty    --state DIR --port P --upstream HOST:PORT --blobstore-port P
   tbserver.py blobstore --state DIR --port P --storage DIR
+  tbserver.py hostile   --state DIR --port P --cert F --key F --realm-host H --realm-port P
   tbserver.py pyindex      --state DIR --port P --wheels DIR [--exclude NAME]...
   tbserver.py pyindex-auth --state DIR --port P --wheels DIR --pass-file F
 
-All bind to 127.0.0.1. Uses only Debian's python3 and python3-jwt /
+All bind to 127.0.0.1, except hostile's token realm, which also listens on
+--realm-host when that is an address of this machine (a host that is not
+loopback, for the test that credentials never go there in clear text). Uses only Debian's python3 and python3-jwt /
 python3-cryptography.
 """
 
@@ -283,6 +286,10 @@ def run_blobstore(args):
 
 # --------------------------------------------------------------- faulty
 
+# Under any sane floor, and slow enough that no blob ends in a test's time.
+TRICKLE_RATE = 512
+TRICKLE_UPLOAD_RATE = 64
+
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate",
               "proxy-authorization", "te", "trailer", "trailers",
               "transfer-encoding", "upgrade", "host"}
@@ -451,8 +458,68 @@ class ProxyHandler(BaseHandler):
         if total is None:
             self.wfile.write(b"0\r\n\r\n")
 
+    def _trickle(self, resp):
+        """Relay a blob at TRICKLE_RATE bytes/s: a server that holds a
+        pull open while sending just enough to look alive. Logged when it
+        starts: the client has given up long before the handler notices."""
+        self.cfg.log.write("%s %s trickle started", self.command, self.path)
+        self.send_response_only(resp.status, resp.reason)
+        for k, v in resp.getheaders():
+            if k.lower() not in HOP_BY_HOP:
+                self.send_header(k, v)
+        self.end_headers()
+        step = TRICKLE_RATE // 4
+        try:
+            while True:
+                chunk = resp.read(step)
+                if not chunk:
+                    return
+                self.wfile.write(chunk)
+                self.wfile.flush()
+                time.sleep(0.25)
+        except OSError:  # the client gave up, as it should
+            self.close_connection = True
+
+    def _slow_upload(self):
+        """Read an upload's body at TRICKLE_UPLOAD_RATE bytes/s, never pass
+        it on and never answer: a server that holds a push open until the
+        client gives up."""
+        self.cfg.log.write("%s %s slow upload started", self.command, self.path)
+        left = int(self.headers.get("Content-Length") or 0)
+        try:
+            while left > 0:
+                chunk = self.rfile.read(min(left, TRICKLE_UPLOAD_RATE // 4))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                time.sleep(0.25)
+            self.rfile.read(1)  # returns when the client hangs up
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def _crlf_challenge(self):
+        """A registry whose token service answers a token holding CR/LF: a
+        client that copies it into a header sends X-Injected."""
+        self._drain_request()
+        if self.headers.get("Authorization", "").startswith("Bearer "):
+            self.send_body(401, '{"errors":[{"code":"DENIED"}]}\n',
+                           "application/json")
+            return
+        realm = "http://127.0.0.1:%d/_testbed/crlf-token" % self.cfg.port
+        self.send_body(401, '{"errors":[{"code":"UNAUTHORIZED"}]}\n',
+                       "application/json", {
+                           "WWW-Authenticate":
+                           'Bearer realm="%s",service="kiln-crlf"' % realm})
+
     def _handle(self):
         path = urllib.parse.urlsplit(self.path).path
+        if path == "/_testbed/crlf-token":
+            self.cfg.log.write("%s %s crlf token issued", self.command, path)
+            self.send_body(200, json.dumps({
+                "token": "kiln-crlf-secret\r\nX-Injected: yes",
+                "expires_in": 300}), "application/json")
+            return
         if path == "/_testbed/reset":
             self.cfg.faults.reset()
             self.cfg.log.write("%s %s reset fault counters", self.command, path)
@@ -461,7 +528,37 @@ class ProxyHandler(BaseHandler):
         fault, kind, ref = self._classify()
         auth = "Authorization" in self.headers
         tag = "pass"
+        if "X-Injected" in self.headers:
+            tag = "INJECTED-HEADER"
         try:
+            if self.command in ("PUT", "PATCH") and path.startswith("/v2/trickle/") \
+                    and "/blobs/uploads/" in path:
+                tag = "trickle-upload"
+                self._slow_upload()
+                return
+            if fault == "crlftoken":
+                tag = "crlftoken" if tag == "pass" else tag
+                self._crlf_challenge()
+                return
+            if kind == "manifests" and (
+                    (self.command == "HEAD" and fault in ("head500", "manifest500")) or
+                    (self.command == "GET" and fault == "manifest500")):
+                # head500: Harbor's answer to HEAD of a repository not
+                # created yet; manifest500: a registry that is down
+                tag = "%s-%s" % (fault, self.command)
+                self._drain_request()
+                self.send_body(500, '{"errors":[{"code":"UNKNOWN","message":'
+                               '"unknown error"}]}\n', "application/json")
+                return
+            if kind == "blobs" and self.command == "GET" and fault == "trickle":
+                conn, resp = self._upstream()
+                if resp.status == 200:
+                    tag = "trickle"
+                    self._trickle(resp)
+                else:
+                    self._relay(resp)
+                conn.close()
+                return
             if kind == "blobs" and self.command == "GET" and fault == "redirect":
                 # only redirect callers the registry would serve; otherwise
                 # pass its 401 (and challenge) through
@@ -538,6 +635,70 @@ def run_faulty(args):
     srv = Server(("127.0.0.1", args.port), ProxyHandler)
     args.log.write("faulty proxy on 127.0.0.1:%d -> %s", args.port, args.upstream)
     srv.serve_forever()
+
+# -------------------------------------------------------------- hostile
+
+class HostileHandler(BaseHandler):
+    """An HTTPS registry whose Bearer realm is plain HTTP. Asked as
+    localhost the realm is on 127.0.0.1 (loopback: allowed); asked as
+    anything else it is on --realm-host (not loopback: credentials must
+    never be sent there)."""
+    cfg = None
+
+    def _handle(self):
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+        realm_host = "127.0.0.1" if host == "localhost" else self.cfg.realm_host
+        realm = "http://%s:%d/token" % (realm_host, self.cfg.realm_port)
+        auth = self.headers.get("Authorization", "")
+        self.cfg.log.write("registry %s %s host=%s auth=%s", self.command, self.path,
+                           host, auth.split(" ", 1)[0] or "none")
+        if auth == "Bearer hostile-token":
+            self.send_body(404, '{"errors":[{"code":"MANIFEST_UNKNOWN"}]}\n',
+                           "application/json")
+            return
+        self.send_body(401, '{"errors":[{"code":"UNAUTHORIZED"}]}\n',
+                       "application/json", {
+                           "WWW-Authenticate":
+                           'Bearer realm="%s",service="kiln-hostile"' % realm})
+
+    do_GET = _handle
+    do_HEAD = _handle
+
+
+class RealmHandler(BaseHandler):
+    cfg = None
+
+    def do_GET(self):
+        auth = self.headers.get("Authorization", "")
+        self.cfg.log.write("realm %s %s via=%s auth=%s", self.command, self.path,
+                           self.server.server_address[0],
+                           auth.split(" ", 1)[0] or "none")
+        self.send_body(200, json.dumps({"token": "hostile-token",
+                                        "expires_in": 300}),
+                       "application/json")
+
+
+def run_hostile(args):
+    import ssl
+    args.log = Log(os.path.join(args.state, "hostile.log"))
+    HostileHandler.cfg = RealmHandler.cfg = args
+    binds = ["127.0.0.1"]
+    try:
+        socket.inet_aton(args.realm_host)
+        binds.append(args.realm_host)
+    except OSError:
+        pass  # a name that does not resolve: nothing can be sent there
+    for addr in binds:
+        realm = Server((addr, args.realm_port), RealmHandler)
+        threading.Thread(target=realm.serve_forever, daemon=True).start()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(args.cert, args.key)
+    srv = Server(("127.0.0.1", args.port), HostileHandler)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    args.log.write("hostile registry on https://127.0.0.1:%d, realm on %s:%d",
+                   args.port, " and ".join(binds), args.realm_port)
+    srv.serve_forever()
+
 
 # -------------------------------------------------------------- pyindex
 
@@ -724,6 +885,14 @@ def main():
     b.add_argument("--port", type=int, required=True)
     b.add_argument("--storage", required=True)
     b.set_defaults(func=run_blobstore)
+    h = sub.add_parser("hostile")
+    h.add_argument("--state", required=True)
+    h.add_argument("--port", type=int, required=True)
+    h.add_argument("--cert", required=True)
+    h.add_argument("--key", required=True)
+    h.add_argument("--realm-host", required=True)
+    h.add_argument("--realm-port", type=int, required=True)
+    h.set_defaults(func=run_hostile)
     for cmd in ("pyindex", "pyindex-auth"):
         p = sub.add_parser(cmd)
         p.add_argument("--state", required=True)
