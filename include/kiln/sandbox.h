@@ -1,6 +1,7 @@
-/* The sandbox: installers and user commands run in new user, mount, pid, uts
- * and ipc namespaces over an overlay of the image's rootfs, sharing only the
- * host's network. Everything they write lands in the step's upper directory. */
+/* The sandbox: installers and user commands run in new user, mount, pid, uts,
+ * ipc and (unless told to share the host's) network namespaces over an
+ * overlay of the image's rootfs. Everything they write lands in the step's
+ * upper directory. */
 #ifndef KILN_SANDBOX_H
 #define KILN_SANDBOX_H
 
@@ -31,6 +32,44 @@ struct kiln_bind {
         bool readonly;
 };
 
+/* The network a sandboxed run sees. */
+enum kiln_network {
+        /* A network namespace of its own, outbound through slirp4netns (a
+         * user-mode TCP/IP stack; DNS at 10.0.2.3): the host's loopback
+         * services, abstract unix sockets and traffic are out of reach,
+         * except the forwarded ports. */
+        KILN_NETWORK_PRIVATE,
+        KILN_NETWORK_HOST, /* the host's network namespace, shared */
+        KILN_NETWORK_NONE, /* a namespace of its own: loopback and the forwarded ports */
+};
+const char *kiln_network_name(enum kiln_network n);
+/* "private", "host" or "none". */
+int kiln_network_parse(const char *s, enum kiln_network *out, struct kiln_err **err);
+
+/* A port of the host's loopback that a run with a network of its own
+ * reaches at the same address: kiln listens there inside the run's
+ * namespace and relays each connection to the host's. */
+struct kiln_net_port {
+        char addr[48]; /* numeric: "127.0.0.1", "::1" */
+        unsigned short port;
+};
+struct kiln_net_ports {
+        struct kiln_net_port *v;
+        size_t n;
+};
+void kiln_net_ports_release(struct kiln_net_ports *p);
+#define _cleanup_net_ports_ _cleanup_(kiln_net_ports_release)
+/* Adds "HOST:PORT" (--allow-host): HOST is 127.0.0.0/8, [::1] or
+ * localhost (both of those); anything else is refused, since a run with
+ * the private network reaches every other host anyway. */
+int kiln_net_ports_add(struct kiln_net_ports *p, const char *host_port, struct kiln_err **err);
+/* Adds the loopback host and port of every http:// and https:// URL in
+ * text (80 and 443 when none is given); credentials in a URL are skipped,
+ * never kept. */
+void kiln_net_ports_add_urls(struct kiln_net_ports *p, const char *text);
+/* All of from's ports. */
+void kiln_net_ports_add_all(struct kiln_net_ports *p, const struct kiln_net_ports *from);
+
 struct kiln_sandbox_opts {
         char *const *lowers; /* rootfs layers, top-most first (overlay lowerdir order) */
         size_t n_lowers;
@@ -56,6 +95,9 @@ struct kiln_sandbox_opts {
          * setuid/setgid/setgroups to other ids) become successful no-ops via
          * seccomp, so dpkg and apt's _apt sandbox user work; files stay root. */
         enum kiln_idmap idmap;
+        /* The zero value is the private network. */
+        enum kiln_network network;
+        const struct kiln_net_ports *ports; /* forwarded (private and none) */
 };
 
 /* Runs argv in the sandbox, streaming its stdout and stderr to kiln's stderr
