@@ -2,6 +2,7 @@
 #ifndef KILN_SANDBOX_INTERNAL_H
 #define KILN_SANDBOX_INTERNAL_H
 
+#include "kiln/sandbox.h"
 #include "kiln/util.h"
 
 #include <errno.h>
@@ -13,6 +14,49 @@
  * Called between fork and exec, so it reports through err like the rest of
  * the child's setup. */
 int kiln_sandbox_seccomp_fake_ids(struct kiln_err **err);
+
+/* The full path of an executable found in PATH or the usual system
+ * directories, or NULL. Caller frees. */
+char *kiln_sandbox_find_tool(const char *name);
+
+/* ---------- network.c: a run's network namespace ---------- */
+
+/* The state of one run's network, set up by three calls: prepare in kiln
+ * before the keeper is forked, enter in the keeper once it has unshared
+ * its namespaces, start in kiln once the keeper has forked; released by
+ * kiln when the run ends. */
+struct sb_net {
+        enum kiln_network mode;
+        const struct kiln_net_ports *ports;
+        /* The run's options as the sandbox uses them: private binds its
+         * own /etc/resolv.conf over the host's. */
+        struct kiln_sandbox_opts opts;
+        struct kiln_bind *binds;
+        int chan[2];       /* handshake socket pair: [0] kiln's end, [1] the keeper's */
+        char *resolv_conf; /* the run's /etc/resolv.conf; NULL: the host's */
+        char *log;         /* slirp4netns's output */
+        char *slirp_path;  /* the slirp4netns program */
+        pid_t slirp;       /* the user-mode stack (private) */
+        int slirp_exit;    /* closing it stops slirp4netns */
+        pid_t forwarder;   /* relays the forwarded ports */
+};
+#define SB_NET_INIT                                                                                \
+        {                                                                                          \
+                .chan = {-1, -1}, .slirp = -1, .slirp_exit = -1, .forwarder = -1                   \
+        }
+/* The namespaces to unshare besides the sandbox's others. */
+int kiln_sandbox_net_clone_flags(const struct sb_net *n);
+int kiln_sandbox_net_prepare(struct sb_net *n, const struct kiln_sandbox_opts *o,
+                             const char *scratch, struct kiln_err **err);
+/* In the keeper, after unshare: loopback up, the forwarded ports listened
+ * on and handed to kiln; returns once kiln says the network is ready.
+ * Called between fork and exec. */
+int kiln_sandbox_net_enter(struct sb_net *n, struct kiln_err **err);
+/* In kiln, once the keeper is forked: the user-mode stack and the
+ * forwarder started, then the keeper told to go on. A keeper that ended
+ * before the handshake is no error here: its report says why. */
+int kiln_sandbox_net_start(struct sb_net *n, pid_t keeper, struct kiln_err **err);
+void kiln_sandbox_net_release(struct sb_net *n);
 
 /* Both ends of a pipe a local owns ({-1, -1}: none yet), closed at scope
  * exit. */

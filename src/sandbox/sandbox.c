@@ -57,6 +57,7 @@ struct sb_ctx {
         const char *mnt;  /* absolute, symlink-free: the overlay mount point */
         const char *skel; /* bottom lower layer holding missing mount points */
         bool userxattr;
+        struct sb_net *net;
         int out_w;    /* command output pipe, write end */
         int report_w; /* setup error pipe, write end (close-on-exec) */
 };
@@ -668,10 +669,13 @@ static _Noreturn void run_keeper(const struct sb_ctx *c, pid_t kiln)
         /* kiln dying (SIGINT, SIGTERM, crash) takes the whole tree along */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != kiln)
                 _exit(SB_SETUP_FAILED);
-        if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC) < 0) {
+        if (unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC |
+                    kiln_sandbox_net_clone_flags(c->net)) < 0) {
                 kiln_err_sys(&e, "unshare namespaces");
                 child_fail(c, e);
         }
+        if (kiln_sandbox_net_enter(c->net, &e) < 0)
+                child_fail(c, e);
         /* nothing mounted from here on may propagate to the host */
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
                 kiln_err_sys(&e, "make mounts private");
@@ -853,8 +857,12 @@ int kiln_sandbox_run(const struct kiln_sandbox_opts *o, int *status, struct kiln
         _cleanup_pipe_ int out[2] = {-1, -1};
         if (pipe2(out, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0)
                 return kiln_err_sys(err, "sandbox: pipe");
+        _cleanup_(kiln_sandbox_net_release) struct sb_net net = SB_NET_INIT;
+        if (kiln_sandbox_net_prepare(&net, o, tmp, err) < 0)
+                return -1;
         struct sb_ctx ctx = {
-            .o = o,
+            .o = &net.opts,
+            .net = &net,
             .mnt = mnt,
             .skel = skel,
             .userxattr = o->idmap != KILN_IDMAP_HOST || !in_initial_userns(),
@@ -876,6 +884,8 @@ int kiln_sandbox_run(const struct kiln_sandbox_opts *o, int *status, struct kiln
         close(out[1]);
         close(rep[1]);
         out[1] = rep[1] = -1;
+        if (kiln_sandbox_net_start(&net, keeper, err) < 0)
+                return -1;
 
         _cleanup_line_sink_ struct line_sink sink = {.label = o->label ? o->label : ""};
         struct sb_report report = {0};

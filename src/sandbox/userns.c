@@ -72,7 +72,7 @@ static bool subid_lookup(const char *file, const char *name, unsigned long id,
         return false;
 }
 
-static char *find_tool(const char *name)
+char *kiln_sandbox_find_tool(const char *name)
 {
         const char *path = getenv("PATH");
         _cleanup_free_ char *dirs =
@@ -304,8 +304,8 @@ int kiln_userns_enter(enum kiln_idmap *mode, struct kiln_err **err)
         /* /etc/subgid is keyed by user name or uid as well, not by group */
         if (want_range && subid_lookup("/etc/subuid", name, plan.uid, &plan.uids) &&
             subid_lookup("/etc/subgid", name, plan.uid, &plan.gids)) {
-                plan.newuidmap = find_tool("newuidmap");
-                plan.newgidmap = find_tool("newgidmap");
+                plan.newuidmap = kiln_sandbox_find_tool("newuidmap");
+                plan.newgidmap = kiln_sandbox_find_tool("newgidmap");
                 if (plan.newuidmap && plan.newgidmap)
                         plan.mode = KILN_IDMAP_RANGE;
         }

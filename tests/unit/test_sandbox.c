@@ -417,10 +417,22 @@ static void test_binds(void)
 {
         struct run r;
         char p[8192];
-        /* the host's resolv.conf is visible, but never lands in the layer */
+        /* with the private network, resolv.conf names the user-mode
+         * stack's DNS; with the host's, the host's resolv.conf is visible;
+         * neither lands in the layer */
+        char *cat_argv[] = {"/bin/sh", "-c", "cat /etc/resolv.conf", NULL};
+        struct kiln_sandbox_opts po = {.argv = cat_argv, .cwd = "/"};
+        run_opts(&r, &po);
+        CHECK(r.status == 0 && out_is(&r, "[t] nameserver 10.0.2.3\n"),
+              "private resolv.conf \"%s\"", r.out);
+        CHECK(count_entries(r.upper) == 0, "private resolv.conf: upper has %d entries",
+              count_entries(r.upper));
+        run_release(&r);
         char *host_resolv = read_text("/etc/resolv.conf");
         if (host_resolv) {
-                run_sh(&r, "cat /etc/resolv.conf");
+                struct kiln_sandbox_opts ho = {
+                    .argv = cat_argv, .cwd = "/", .network = KILN_NETWORK_HOST};
+                run_opts(&r, &ho);
                 struct kiln_buf want = {0};
                 for (const char *l = host_resolv; *l;) {
                         const char *nl = strchr(l, '\n');
