@@ -8,6 +8,7 @@
 #include "kiln/oci.h"
 #include "kiln/ref.h"
 #include "kiln/registry.h"
+#include "kiln/sandbox.h"
 
 struct kiln_build_opts {
         struct kiln_registry_opts reg;        /* pulls and pushes */
@@ -34,6 +35,11 @@ struct kiln_build_opts {
         /* Copy source_root and copy symlinks that lead outside their tree
          * (kiln_spec_check_symlinks refuses them otherwise). */
         bool follow_external_symlinks;
+        /* The network of sandboxed steps (the zero value: private) and the
+         * host loopback ports they reach besides those of the spec's index
+         * URLs (--allow-host). */
+        enum kiln_network network;
+        const struct kiln_net_ports *allow_hosts;
 };
 
 struct kiln_build_result {

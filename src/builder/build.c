@@ -219,11 +219,25 @@ static int plan_base_key(const struct kiln_spec *spec, const struct kiln_build_o
 
 /* --dry-run: the steps, and for each with a layer whether the cache has
  * its result ("cached") or it will run; config-only steps cost nothing. */
+static void print_network(const struct kiln_spec *spec, const struct kiln_build_opts *o)
+{
+        printf("network: %s", kiln_network_name(o->network));
+        _cleanup_net_ports_ struct kiln_net_ports p = {0};
+        builder_net_ports(spec, o, &p);
+        for (size_t i = 0; o->network != KILN_NETWORK_HOST && i < p.n; i++) {
+                bool v6 = strchr(p.v[i].addr, ':') != NULL;
+                printf("%s%s%s%s:%u", i ? ", " : " (forwarded from the host: ", v6 ? "[" : "",
+                       p.v[i].addr, v6 ? "]" : "", (unsigned)p.v[i].port);
+        }
+        printf("%s\n", o->network != KILN_NETWORK_HOST && p.n ? ")" : "");
+}
+
 static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                       const char *base, const struct kiln_image_name *name, struct kiln_err **err)
 {
         printf("image: %s\n", name->full);
         printf("base:  %s\n", base);
+        print_network(spec, o);
         char key[KILN_HEX_MAX] = "";
         _cleanup_store_ struct kiln_store *store = NULL;
         _cleanup_err_ struct kiln_err *why = NULL;

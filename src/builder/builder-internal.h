@@ -200,6 +200,11 @@ void builder_abandon_layers(struct kiln_step_ctx *c);
 /* ---------- step_cache.c: step keys, step results, the image cache ---------- */
 
 /* The key the chain starts from: the base and what shapes every layer. */
+/* The host loopback ports a step with a network of its own reaches: those
+ * of the URLs pip is given (an index the spec names is the spec's to use)
+ * and --allow-host's. */
+void builder_net_ports(const struct kiln_spec *s, const struct kiln_build_opts *o,
+                       struct kiln_net_ports *p);
 void builder_base_key(const struct kiln_platform *platform, enum kiln_idmap idmap,
                       const struct kiln_archive_opts *lo, const char *base_digest,
                       char out[KILN_HEX_MAX]);

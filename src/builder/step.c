@@ -160,6 +160,18 @@ struct sandbox_job {
         void *fn_arg;
 };
 
+void builder_net_ports(const struct kiln_spec *s, const struct kiln_build_opts *o,
+                       struct kiln_net_ports *p)
+{
+        kiln_net_ports_add_all(p, o->allow_hosts);
+        kiln_net_ports_add_urls(p, s->pip_index);
+        for (size_t i = 0; s->pip_extra_index_url && s->pip_extra_index_url[i]; i++)
+                kiln_net_ports_add_urls(p, s->pip_extra_index_url[i]);
+        kiln_net_ports_add_urls(p, s->pip_extra_args);
+        for (size_t i = 0; s->packages && s->packages[i]; i++)
+                kiln_net_ports_add_urls(p, s->packages[i]);
+}
+
 static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
                         char *const *extra_env, const struct kiln_step_bind *binds, size_t n_binds,
                         const char *created_by, struct kiln_err **err)
@@ -207,6 +219,8 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
         env[n] = NULL;
         const char *wd = kiln_image_config_string(&c->img, "WorkingDir");
         _cleanup_free_ char *prefix = kiln_xasprintf("%s[%s] ", kiln_log_prefix(), c->kind->name);
+        _cleanup_net_ports_ struct kiln_net_ports ports = {0};
+        builder_net_ports(c->spec, c->o, &ports);
         struct kiln_sandbox_opts so = {
             .lowers = c->lowers,
             .n_lowers = c->n_lowers,
@@ -223,6 +237,8 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
             .n_binds = n_binds,
             .label = prefix,
             .idmap = c->idmap,
+            .network = c->o->network,
+            .ports = &ports,
         };
         int status = 0;
         uint64_t t0 = kiln_now_ns();

@@ -37,7 +37,17 @@ static const char build_usage[] =
     "                            look there on a local miss (default $KILN_CACHE_REPO):\n"
     "                            builders that share the registry share results\n"
     "  --digest-file FILE        write the manifest digest to FILE (one spec)\n"
-    "  --compression gzip|zstd   for new layers (default gzip)\n";
+    "  --compression gzip|zstd   for new layers (default gzip)\n"
+    "  --network private|host|none\n"
+    "                            the network of build steps (default private): private\n"
+    "                            is a namespace of its own that reaches the outside\n"
+    "                            through slirp4netns, not the host's loopback services,\n"
+    "                            abstract unix sockets or traffic; none has loopback\n"
+    "                            only; host shares the host's network. With private and\n"
+    "                            none, loopback ports of the spec's pip index URLs and\n"
+    "                            of --allow-host stay reachable\n"
+    "  --allow-host HOST:PORT    a host loopback port build steps may reach (HOST:\n"
+    "                            127.0.0.0/8, [::1] or localhost; repeatable)\n";
 /* after the spec flags (cli_spec_help) */
 static const char build_usage_registry[] =
     "Registry options:\n"
@@ -54,12 +64,16 @@ enum {
         OPT_NO_CACHE,
         OPT_CACHE_REPO,
         OPT_FOLLOW_SYMLINKS,
+        OPT_NETWORK,
+        OPT_ALLOW_HOST,
 };
 
-static json_t *result_json(const struct kiln_build_result *r, bool dry_run)
+static json_t *result_json(const struct kiln_build_result *r, const struct kiln_build_opts *bo)
 {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:b}", "image", r->name.full, "tag", r->name.tag,
-                              "id", r->name.id, "skipped", r->skipped);
+        bool dry_run = bo->dry_run;
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:b, s:s}", "image", r->name.full, "tag", r->name.tag, "id",
+                      r->name.id, "skipped", r->skipped, "network", kiln_network_name(bo->network));
         if (!dry_run && r->manifest.digest) {
                 json_object_set_new(o, "digest", json_string(r->manifest.digest));
                 if (r->manifest.media_type)
@@ -86,13 +100,15 @@ static void print_text(const struct kiln_build_result *r)
                 printf("  written: %s\n", r->outputs[i]);
 }
 
-static int print_result(const struct cli_common *c, const struct kiln_build_result *r, bool dry_run,
-                        const char *digest_file, struct kiln_err **err)
+static int print_result(const struct cli_common *c, const struct kiln_build_result *r,
+                        const struct kiln_build_opts *bo, const char *digest_file,
+                        struct kiln_err **err)
 {
+        bool dry_run = bo->dry_run;
         if (dry_run && !c->json)
                 return 0;
         if (c->json) {
-                json_t *o = result_json(r, dry_run);
+                json_t *o = result_json(r, bo);
                 cli_print_json(o);
                 json_decref(o);
         } else {
@@ -107,8 +123,8 @@ static int print_result(const struct cli_common *c, const struct kiln_build_resu
 }
 
 /* Several specs: results in argument order; every failure in one error. */
-static int print_many(const struct cli_common *c, struct kiln_build_job *jobs, size_t n,
-                      struct kiln_err **err)
+static int print_many(const struct cli_common *c, const struct kiln_build_opts *bo,
+                      struct kiln_build_job *jobs, size_t n, struct kiln_err **err)
 {
         _cleanup_json_ json_t *all = c->json ? json_array() : NULL;
         _cleanup_buf_ struct kiln_buf why = {0};
@@ -121,8 +137,8 @@ static int print_many(const struct cli_common *c, struct kiln_build_job *jobs, s
                         kiln_buf_printf(&why, "\n  %s: %s", jobs[i].label, jobs[i].err->msg);
                 }
                 if (all) {
-                        json_t *o = jobs[i].res.name.full ? result_json(&jobs[i].res, false)
-                                                          : json_object();
+                        json_t *o =
+                            jobs[i].res.name.full ? result_json(&jobs[i].res, bo) : json_object();
                         json_object_set_new(o, "spec", json_string(jobs[i].label));
                         if (jobs[i].err)
                                 json_object_set_new(o, "error", json_string(jobs[i].err->msg));
@@ -204,7 +220,7 @@ static int build_many(const struct cli_common *c, const struct kiln_build_opts *
         }
         if (kiln_build_many(jobs.v, n, bo, jobs_n, err) < 0)
                 return -1;
-        return print_many(c, jobs.v, n, err);
+        return print_many(c, bo, jobs.v, n, err);
 }
 
 int cmd_build(int argc, char **argv, struct kiln_err **err)
@@ -221,6 +237,8 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
             {"dry-run", no_argument, NULL, OPT_DRY_RUN},
             {"digest-file", required_argument, NULL, OPT_DIGEST_FILE},
             {"compression", required_argument, NULL, OPT_COMPRESSION},
+            {"network", required_argument, NULL, OPT_NETWORK},
+            {"allow-host", required_argument, NULL, OPT_ALLOW_HOST},
             {"help", no_argument, NULL, 'h'},
             CLI_COMMON_LONGOPTS,
             {NULL, 0, NULL, 0},
@@ -228,6 +246,7 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
         _cleanup_cli_common_ struct cli_common c = {0};
         struct kiln_build_opts bo = {.compression = KILN_COMP_GZIP};
         _cleanup_image_locs_ struct image_locs outs = {0};
+        _cleanup_net_ports_ struct kiln_net_ports allow = {0};
         _cleanup_(cli_spec_flags_release) struct cli_spec_flags flags = {0};
         _cleanup_free_ struct option *all = cli_spec_longopts(longopts);
         const char *digest_file = NULL;
@@ -302,6 +321,14 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                                 return kiln_err_set(err, KILN_ERR_USAGE, 0,
                                                     "--compression %s: want gzip or zstd", optarg);
                         break;
+                case OPT_NETWORK:
+                        if (kiln_network_parse(optarg, &bo.network, err) < 0)
+                                return -1;
+                        break;
+                case OPT_ALLOW_HOST:
+                        if (kiln_net_ports_add(&allow, optarg, err) < 0)
+                                return -1;
+                        break;
                 case 'h':
                         fputs(build_usage, stdout);
                         cli_spec_help(stdout);
@@ -327,6 +354,10 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
         bo.cache_dir = c.cache_dir;
         bo.outputs = outs.v;
         bo.n_outputs = outs.n;
+        bo.allow_hosts = &allow;
+        if (bo.network == KILN_NETWORK_HOST && !bo.dry_run)
+                kiln_warn("--network host: build steps share this host's network: its loopback "
+                          "services, abstract unix sockets and traffic are within their reach");
         if (n_files > 1) {
                 if (digest_file)
                         return kiln_err_set(err, KILN_ERR_USAGE, 0,
@@ -340,5 +371,5 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
         _cleanup_build_result_ struct kiln_build_result res = {0};
         if (kiln_build(spec, &bo, &res, err) < 0)
                 return -1;
-        return print_result(&c, &res, bo.dry_run, digest_file, err);
+        return print_result(&c, &res, &bo, digest_file, err);
 }
