@@ -49,6 +49,12 @@ int kiln_sandbox_net_prepare(struct sb_net *n, const struct kiln_sandbox_opts *o
         n->mode = o->network;
         n->ports = o->ports;
         n->opts = *o;
+        /* kiln's own function (o->fn) reaches nothing: a namespace of its
+         * own, without the user-mode stack or forwarder it would not use */
+        if (o->fn && n->mode != KILN_NETWORK_HOST) {
+                n->mode = KILN_NETWORK_NONE;
+                n->ports = NULL;
+        }
         if (n->mode == KILN_NETWORK_HOST)
                 return 0;
         if (o->ports && o->ports->n > NET_FDS_MAX)
