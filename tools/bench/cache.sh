@@ -7,9 +7,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 w=$BENCH_OUT/cache
-pkgs="kiln-hello==1.1.0 kiln-dep==0.1.0 kiln-data==2.0.0"
-reference_context "$w" bench-cache "packages: [${pkgs// /, }]" \
-        "RUN /root/.venv/bin/pip install --index-url $KILN_TB_PYINDEX --trusted-host $(pyindex_host) $pkgs"
+reference_pip_context "$w" bench-cache
 kc=$w/kiln-cache
 repo="$KILN_TB_PLAIN/bench-cache/run-$(date +%s)"
 # Warm both: kiln's step cache (and the registry cache), buildah's layers.

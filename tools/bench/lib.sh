@@ -33,6 +33,13 @@ SH
         bash "$1/buildah.sh"
 }
 
+# reference_context with three packages from the test bed's index.
+reference_pip_context() { # dir name
+        local pkgs="kiln-hello==1.1.0 kiln-dep==0.1.0 kiln-data==2.0.0"
+        reference_context "$1" "$2" "packages: [${pkgs// /, }]" \
+                "RUN /root/.venv/bin/pip install --index-url $KILN_TB_PYINDEX --trusted-host $(pyindex_host) $pkgs"
+}
+
 # The reference context of the rebuild benchmarks in DIR/ctx: a spec with
 # apt [curl, jq], python packages, pip_index and a copied tree, and the
 # Containerfile flytekit's default builder would write for it. PIP_SPEC is
