@@ -35,7 +35,7 @@ mark=$(wc -l <"$LOG_HOSTILE")
 expect_exit 4 pull --creds "e2e:$secret" "docker://$KILN_TB_HOSTILE/e2e/x:latest" -o "oci:$T/o1"
 assert_contains "$(cat "$T/err")" "$KILN_TB_HOSTILE is an HTTPS registry but its token realm http://$KILN_TB_HOSTILE_REALM_HOST:" "the realm is named"
 assert_contains "$(cat "$T/err")" "is not HTTPS: refusing to send the credentials from --creds in clear text" "the refusal is said"
-grep -qF "$secret" "$T/err" && fail "the password is in the message"
+grep -qF -e "$secret" "$T/err" && fail "the password is in the message"
 since "$LOG_HOSTILE" "$mark" | grep "realm " && fail "a request reached the HTTP realm"
 [ -e "$T/o1" ] && fail "a failed pull left $T/o1"
 case $KILN_TB_HOSTILE_REALM_HOST in
@@ -49,7 +49,7 @@ printf '{"auths":{"%s":{"identitytoken":"%s"}}}\n' "$KILN_TB_HOSTILE" "$secret" 
 mark=$(wc -l <"$LOG_HOSTILE")
 expect_exit 4 pull "docker://$KILN_TB_HOSTILE/e2e/x:latest" -o "oci:$T/o1"
 assert_contains "$(cat "$T/err")" "refusing to send the credentials from $DOCKER_CONFIG/config.json in clear text" "the refusal names the auth file"
-grep -qF "$secret" "$T/err" && fail "the refresh token is in the message"
+grep -qF -e "$secret" "$T/err" && fail "the refresh token is in the message"
 since "$LOG_HOSTILE" "$mark" | grep "realm " && fail "a request reached the HTTP realm"
 rm "$DOCKER_CONFIG/config.json"
 pass "refresh token: no HTTP realm off loopback"
@@ -59,7 +59,7 @@ pass "refresh token: no HTTP realm off loopback"
 mark=$(wc -l <"$LOG_HOSTILE")
 expect_exit 3 pull --creds "e2e:$secret" "docker://$KILN_TB_HOSTILE_HOST/e2e/x:latest" -o "oci:$T/o1"
 assert_contains "$(cat "$T/err")" "MANIFEST_UNKNOWN" "the registry was asked with the token"
-since "$LOG_HOSTILE" "$mark" | grep -q "realm GET .* via=127.0.0.1 auth=Basic" ||
+since "$LOG_HOSTILE" "$mark" | grep -e "realm GET .* via=127.0.0.1 auth=Basic" >/dev/null ||
         fail "the loopback realm did not get the credentials: $(since "$LOG_HOSTILE" "$mark")"
 pass "loopback realm still gets credentials"
 unset SSL_CERT_FILE
@@ -69,7 +69,7 @@ mark=$(wc -l <"$LOG_FAULTY")
 expect_exit 4 pull "docker://$KILN_TB_FAULTY/crlftoken/busybox:latest" -o "oci:$T/o2"
 assert_contains "$(cat "$T/err")" "token service http://$KILN_TB_FAULTY/_testbed/crlf-token: the token holds byte 0x0d at offset 16" "the token server and the byte are named"
 grep -q "kiln-crlf-secret" "$T/err" && fail "the token is in the message"
-since "$LOG_FAULTY" "$mark" | grep -q "crlf token issued" || fail "the token server was not asked"
+since "$LOG_FAULTY" "$mark" | grep -e "crlf token issued" >/dev/null || fail "the token server was not asked"
 since "$LOG_FAULTY" "$mark" | grep "INJECTED-HEADER" && fail "the token's header reached the registry"
 pass "CR/LF token refused, no header injected"
 
@@ -110,7 +110,7 @@ mark=$(wc -l <"$LOG_FAULTY")
 KILN_XFER_FLOOR=1 guarded build --push --timeout 5s "${creds[@]}" "$T/p/spec.yaml"
 assert_eq "$(cat "$T/rc")" 5 "exit code of a push over its --timeout ($(cat "$T/err"))"
 assert_contains "$(cat "$T/err")" "not done when the time allowed (--timeout 5s) ran out" "the deadline is said"
-since "$LOG_FAULTY" "$mark" | grep -q "slow upload started" || fail "no upload reached the slow registry"
+since "$LOG_FAULTY" "$mark" | grep -e "slow upload started" >/dev/null || fail "no upload reached the slow registry"
 pass "--timeout bounds a build's push"
 
 # ---- 500 to HEAD of a manifest that does not exist yet (Harbor)
@@ -126,7 +126,7 @@ mark=$(wc -l <"$LOG_FAULTY")
 expect_exit 0 build --json --push "${creds[@]}" "$T/s/spec.yaml"
 cp "$T/out" "$T/r1.json"
 assert_eq "$(jq -r .skipped "$T/r1.json")" false "the first build is not skipped"
-since "$LOG_FAULTY" "$mark" | grep -q "fault=head500-HEAD" || fail "the HEAD never got its 500"
+since "$LOG_FAULTY" "$mark" | grep -e "fault=head500-HEAD" >/dev/null || fail "the HEAD never got its 500"
 image=$(jq -r .image "$T/r1.json")
 got=$("${SKOPEO[@]}" inspect "${NOTLS[@]}" --creds "kiln:$KILN_TB_BASIC_PASS" --format '{{.Digest}}' "docker://$KILN_TB_BASIC/${image#*/}")
 assert_eq "$got" "$(jq -r .digest "$T/r1.json")" "the pushed image, as skopeo reads it"

@@ -48,7 +48,7 @@ no_marker() { # what
         local b
         for b in "$KILN_CACHE"/blobs/sha256/*; do
                 [ -f "$b" ] || continue
-                zcat -f "$b" | grep -qa -- "$marker" && fail "$1: the secret is in blob $b"
+                zcat -f "$b" | grep -a -e "$marker" >/dev/null && fail "$1: the secret is in blob $b"
         done
         return 0
 }
