@@ -14,7 +14,7 @@
 
 struct kiln_unpack_stats {
         uint64_t entries;
-        uint64_t skipped_devices; /* device nodes that could not be created (rootless) */
+        uint64_t skipped_devices; /* device nodes, never created */
         uint64_t ownership_lost;  /* chown refused (single-id user namespace) */
 };
 
@@ -24,7 +24,8 @@ struct kiln_unpack_stats {
  * RESOLVE_IN_ROOT): entries with "..", absolute paths, or paths that lead
  * through a symlink out of the root are refused with an error naming the
  * entry and the layer. Hardlinks, symlinks, modes, owners, mtimes and xattrs
- * are kept; device nodes that cannot be created are skipped with a warning.
+ * are kept; device nodes (and hard links to them) are never created: the
+ * directory holds no entry there, whatever the mode.
  * blobfd is the layer as stored (compression by media type, checked against
  * the magic bytes); when diff_id is given the uncompressed stream must hash
  * to it. `what` names the layer in messages. */

@@ -42,9 +42,9 @@ static int unpack_done(int rootfd, const char *dir, const struct kiln_unpack_sta
                        struct kiln_err **err)
 {
         if (total->skipped_devices)
-                kiln_warn("%" PRIu64 " device nodes of the base image were skipped (not "
-                          "permitted here; the sandbox provides /dev)",
-                          total->skipped_devices);
+                kiln_debug("%" PRIu64 " device nodes of the base image left out (the sandbox "
+                           "provides /dev)",
+                           total->skipped_devices);
         /* the rename after this publishes the snapshot as complete */
         if (syncfs(rootfd) < 0)
                 return kiln_err_sys(err, "sync %s", dir);

@@ -9,7 +9,6 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -302,6 +301,7 @@ struct unpack {
         const char *what;
         struct kiln_unpack_stats *stats;
         struct strset created;
+        struct strset devices; /* device nodes of this layer, left out */
         struct dir_time *dirs;
         size_t ndirs, capdirs;
         char *cache_path; /* parent directory last opened */
@@ -635,6 +635,12 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
                 if (!*target)
                         return kiln_err_set(err, KILN_ERR_FORMAT, 0,
                                             "hardlink to the root refused");
+                if (strset_has(&u->devices, target)) {
+                        /* another name of a device node: left out too */
+                        strset_add(&u->devices, path);
+                        u->stats->skipped_devices++;
+                        return 0;
+                }
                 const char *tparent, *tname;
                 split(target, &tparent, &tname);
                 _cleanup_close_ int tfd = kiln_archive_open_in_root(u->rootfd, tparent);
@@ -692,19 +698,16 @@ static int unpack_entry(struct unpack *u, struct archive *a, struct archive_entr
                         return kiln_err_sys(err, "create fifo \"%s\"", path);
                 break;
         case AE_IFCHR:
-        case AE_IFBLK: {
-                dev_t dev = makedev(archive_entry_rdevmajor(e), archive_entry_rdevminor(e));
-                if (mknodat(pfd, name, type | 0600, dev) < 0) {
-                        if (errno != EPERM)
-                                return kiln_err_sys(err, "create device \"%s\"", path);
-                        u->stats->skipped_devices++;
-                        /* Counted and summarised by the caller: base images
-                         * commonly ship /dev nodes the sandbox provides anyway. */
-                        kiln_debug("%s: skipping device node \"%s\": not permitted", u->what, path);
-                        return 0;
-                }
-                break;
-        }
+        case AE_IFBLK:
+                /* Never created, in any mode: a device node in the cache
+                 * would open the host's device for whoever reaches it, and
+                 * no step needs one (the sandbox brings its own /dev). The
+                 * entry is absent, as when moby or containerd unpack in a
+                 * user namespace; the layer's blob keeps it. Whatever was
+                 * at the path before is gone, as the layer says. */
+                strset_add(&u->devices, path);
+                u->stats->skipped_devices++;
+                return 0;
         default:
                 kiln_warn("%s: skipping \"%s\": unsupported entry type %#o", u->what, path,
                           (unsigned)type);
@@ -768,6 +771,7 @@ static void unpack_release(struct unpack *u)
 {
         cache_drop(u);
         strset_release(&u->created);
+        strset_release(&u->devices);
         for (size_t i = 0; i < u->ndirs; i++)
                 free(u->dirs[i].path);
         free(u->dirs);
