@@ -98,6 +98,10 @@ struct kiln_sandbox_opts {
         /* The zero value is the private network. */
         enum kiln_network network;
         const struct kiln_net_ports *ports; /* forwarded (private and none) */
+        /* No system call filter (--security-opt seccomp=unconfined): only
+         * single-id mode's ownership no-ops stay. The capability bound and
+         * the namespaces stay either way. */
+        bool seccomp_unconfined;
 };
 
 /* Runs argv in the sandbox, streaming its stdout and stderr to kiln's stderr

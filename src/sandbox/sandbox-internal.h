@@ -9,11 +9,13 @@
 #include <signal.h>
 #include <sys/wait.h>
 
-/* Installs the single-id filter in the calling process: the chown family,
- * set*id, setgroups and mknod of device nodes return 0 without effect.
- * Called between fork and exec, so it reports through err like the rest of
+/* Installs the system call filter in the calling process (seccomp.c):
+ * with `confined`, Docker's default profile; with `fake_ids` (single-id
+ * mode), the chown family, set*id, setgroups and mknod of device nodes
+ * return 0 without effect. Neither: nothing to install. Called between fork
+ * and exec while still root, so it reports through err like the rest of
  * the child's setup. */
-int kiln_sandbox_seccomp_fake_ids(struct kiln_err **err);
+int kiln_sandbox_seccomp_load(bool confined, bool fake_ids, struct kiln_err **err);
 
 /* The full path of an executable found in PATH or the usual system
  * directories, or NULL. Caller frees. */

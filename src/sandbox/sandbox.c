@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <libgen.h>
 #include <poll.h>
 #include <sched.h>
@@ -525,31 +526,35 @@ static int setup_root(const struct sb_ctx *c, struct kiln_err **err)
         return 0;
 }
 
-/* Docker's default capability set without MKNOD: what package installers
- * need, without the ability to mount, load modules, or reach the host's
- * devices (there is no device cgroup here, so a device node made in the
- * build would open the host's real disk). */
-static const int host_caps_kept[] = {0,  /* CHOWN */
-                                     1,  /* DAC_OVERRIDE */
-                                     3,  /* FOWNER */
-                                     4,  /* FSETID */
-                                     5,  /* KILL */
-                                     6,  /* SETGID */
-                                     7,  /* SETUID */
-                                     8,  /* SETPCAP */
-                                     10, /* NET_BIND_SERVICE */
-                                     13, /* NET_RAW */
-                                     18, /* SYS_CHROOT */
-                                     29, /* AUDIT_WRITE */
-                                     31 /* SETFCAP */};
+/* Docker's default capability set without MKNOD and NET_RAW: what package
+ * installers need, without the ability to mount, load modules, reach the
+ * host's devices (there is no device cgroup here, so a device node made in
+ * the build would open the host's real disk) or open raw and packet
+ * sockets (ping needs neither: it uses ICMP datagram sockets). In a user
+ * namespace the same set bounds what root of that namespace may do. */
+static const int caps_kept[] = {0,  /* CHOWN */
+                                1,  /* DAC_OVERRIDE */
+                                3,  /* FOWNER */
+                                4,  /* FSETID */
+                                5,  /* KILL */
+                                6,  /* SETGID */
+                                7,  /* SETUID */
+                                8,  /* SETPCAP */
+                                10, /* NET_BIND_SERVICE */
+                                18, /* SYS_CHROOT */
+                                29, /* AUDIT_WRITE */
+                                31 /* SETFCAP */};
 
-static int drop_host_caps(struct kiln_err **err)
+/* The bound acts at exec; the effective, permitted, inheritable and
+ * ambient sets are cut too, so a step run as a function (and whatever it
+ * forks) holds no more than an exec'd one. */
+static int drop_caps(struct kiln_err **err)
 {
+        uint64_t keep = 0;
+        for (size_t i = 0; i < sizeof(caps_kept) / sizeof(caps_kept[0]); i++)
+                keep |= UINT64_C(1) << caps_kept[i];
         for (int cap = 0; cap < 64; cap++) {
-                bool keep = false;
-                for (size_t i = 0; i < sizeof(host_caps_kept) / sizeof(host_caps_kept[0]); i++)
-                        keep = keep || host_caps_kept[i] == cap;
-                if (keep)
+                if (keep & (UINT64_C(1) << cap))
                         continue;
                 if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
                         if (errno == EINVAL) /* past the kernel's last capability */
@@ -557,6 +562,19 @@ static int drop_host_caps(struct kiln_err **err)
                         return kiln_err_sys(err, "drop capability %d", cap);
                 }
         }
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct d[2];
+        if (syscall(SYS_capget, &h, d) < 0)
+                return kiln_err_sys(err, "capget");
+        for (int i = 0; i < 2; i++) {
+                uint32_t k = (uint32_t)(keep >> (32 * i));
+                d[i].effective &= k;
+                d[i].permitted &= k;
+                d[i].inheritable &= k;
+        }
+        if (syscall(SYS_capset, &h, d) < 0 ||
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+                return kiln_err_sys(err, "drop capabilities");
         return 0;
 }
 
@@ -588,9 +606,12 @@ static int prepare_command(const struct sb_ctx *c, struct kiln_err **err)
         close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
         signal(SIGPIPE, SIG_DFL);
 
-        if (o->idmap == KILN_IDMAP_HOST && drop_host_caps(err) < 0)
-                return -1;
         bool fake = o->idmap == KILN_IDMAP_SINGLE;
+        /* the filter goes in before the capabilities go: loading it needs
+         * CAP_SYS_ADMIN or no_new_privs, and the latter would disable the
+         * image's setuid programs */
+        if (kiln_sandbox_seccomp_load(!o->seccomp_unconfined, fake, err) < 0 || drop_caps(err) < 0)
+                return -1;
         if (fake && (o->uid != 0 || o->gid != 0)) {
                 /* only root exists in this namespace: run as root, files are
                  * root-owned in the layer anyway */
@@ -607,8 +628,6 @@ static int prepare_command(const struct sb_ctx *c, struct kiln_err **err)
         const char *cwd = o->cwd && *o->cwd ? o->cwd : "/";
         if (chdir(cwd) < 0)
                 return kiln_err_sys(err, "chdir %s", cwd);
-        if (fake && kiln_sandbox_seccomp_fake_ids(err) < 0)
-                return -1;
         return 0;
 }
 

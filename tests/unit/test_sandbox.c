@@ -1,21 +1,12 @@
-/* Sandbox tests over a tiny busybox rootfs. As root (how ctest runs) the
- * suite runs in host mode, then re-runs this binary as two unprivileged
- * users: one with /etc/subuid ranges (range mode) and one without (single
- * mode), plus the range user forced into single mode by KILN_USERNS. */
-#include "kiln/sandbox.h"
-#include "test.h"
+/* Sandbox tests over a tiny busybox rootfs, in every mode (test_sandbox.h
+ * re-runs this binary as unprivileged users). */
+#include "test_sandbox.h"
 
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <sys/xattr.h>
 
 static enum kiln_idmap mode;
@@ -29,12 +20,6 @@ static const char *const applets[] = {
     "pwd",      "kill", "printf", "sleep", "chmod", "false", "mount", "grep", "test",
 };
 
-static void die(const char *what)
-{
-        fprintf(stderr, "test setup: %s: %s\n", what, strerror(errno));
-        exit(2);
-}
-
 static void write_text(const char *path, const char *text)
 {
         struct kiln_err *e = NULL;
@@ -44,28 +29,6 @@ static void write_text(const char *path, const char *text)
         }
 }
 
-/* Whole file (up to 64 MiB), NULL when unreadable; *len gets its size. */
-static char *read_bytes(const char *path, size_t *len)
-{
-        struct kiln_buf b = {0};
-        struct kiln_err *e = NULL;
-        if (kiln_read_file(path, 64 << 20, &b, &e) < 0) {
-                kiln_err_free(e);
-                kiln_buf_release(&b);
-                return NULL;
-        }
-        *len = b.len;
-        if (!b.data)
-                return kiln_xstrdup("");
-        return kiln_buf_steal(&b);
-}
-
-static char *read_text(const char *path)
-{
-        size_t len = 0;
-        return read_bytes(path, &len);
-}
-
 static void mkdirs(const char *path)
 {
         struct kiln_err *e = NULL;
@@ -73,21 +36,6 @@ static void mkdirs(const char *path)
                 fprintf(stderr, "test setup: %s\n", e->msg);
                 exit(2);
         }
-}
-
-static void copy_file(const char *from, const char *to, mode_t m)
-{
-        struct kiln_buf b = {0};
-        struct kiln_err *e = NULL;
-        if (kiln_read_file(from, 64 << 20, &b, &e) < 0) {
-                fprintf(stderr, "test setup: %s (install busybox-static)\n", e->msg);
-                exit(2);
-        }
-        int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC, m);
-        if (fd < 0 || kiln_write_all(fd, b.data, b.len) < 0)
-                die(to);
-        close(fd);
-        kiln_buf_release(&b);
 }
 
 static void build_rootfs(void)
@@ -232,17 +180,7 @@ static void run_opts(struct run *r, struct kiln_sandbox_opts *o)
         o->upper = r->upper;
         o->work = r->work;
         o->idmap = mode;
-        fflush(stderr);
-        int saved = dup(2);
-        int fd = open(outpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (saved < 0 || fd < 0)
-                die("capture output");
-        dup2(fd, 2);
-        close(fd);
-        r->status = -1;
-        r->rc = kiln_sandbox_run(o, &r->status, &r->err);
-        dup2(saved, 2);
-        close(saved);
+        r->rc = run_to_file(o, outpath, &r->status, &r->err);
         r->out = read_text(outpath);
         /* the scratch directory is gone and nothing stays mounted here */
         char casedir[4096];
@@ -654,57 +592,16 @@ static int suite(void)
 
 /* ---------- root: set up users and re-run as them ---------- */
 
-static unsigned long subid_start(const char *file, const char *user)
-{
-        char *t = read_text(file);
-        unsigned long start = 0;
-        size_t ul = strlen(user);
-        for (char *l = t; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
-                if (!strncmp(l, user, ul) && l[ul] == ':')
-                        start = strtoul(l + ul + 1, NULL, 10);
-        free(t);
-        return start;
-}
-
-static int sh(const char *cmd)
-{
-        int st = system(cmd);
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 static void run_as_user(const char *user, const char *env, const char *expect_mode)
 {
-        char dir[] = "/tmp/kiln-sbtest-XXXXXX";
-        if (!mkdtemp(dir))
-                die("mkdtemp");
-        struct passwd *pw = getpwnam(user);
-        if (!pw || chown(dir, pw->pw_uid, pw->pw_gid) < 0)
-                die(user);
-        char exe[4096];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-        if (n < 0)
-                die("readlink /proc/self/exe");
-        exe[n] = '\0';
-        /* The build tree may sit below a directory the user cannot enter
-         * (a checkout in /root): run a copy from the user's own dir. */
-        char *copy = kiln_xasprintf("%s/test_sandbox", dir);
-        copy_file(exe, copy, 0755);
-        char *cmd = kiln_xasprintf("runuser -u %s -- env %s %s --as-user %s %s", user, env, copy,
-                                   expect_mode, dir);
-        free(copy);
-        printf("== %s\n", cmd);
-        fflush(stdout);
-        int st = sh(cmd);
-        free(cmd);
-        CHECK(st == 0, "suite as %s (%s) failed with %d", user, expect_mode, st);
-
+        char *dir = run_as_user_in(user, env, expect_mode);
         /* host view of the file chowned to 1234 inside */
         char rec[4096];
         snprintf(rec, sizeof(rec), "%s/chowned", dir);
         char *path = read_text(rec);
         struct stat st2;
         if (path && lstat(path + 0, &st2) == 0) {
-                unsigned long want = pw->pw_uid;
+                unsigned long want = getpwnam(user)->pw_uid;
                 if (!strcmp(expect_mode, "range"))
                         want = subid_start("/etc/subuid", user) + 1234 - 1;
                 CHECK(st2.st_uid == want, "%s: host owner of chowned file %u, want %lu", user,
@@ -715,26 +612,13 @@ static void run_as_user(const char *user, const char *env, const char *expect_mo
                 CHECK(false, "%s: chowned file record missing", user);
         }
         free(path);
-        struct kiln_err *e = NULL;
-        kiln_rm_rf(dir, &e);
-        kiln_err_free(e);
+        remove_dir(dir);
 }
 
 static void unprivileged_suites(void)
 {
-        if (access("/usr/bin/newuidmap", X_OK) < 0 && sh("apt-get install -y -q uidmap") != 0) {
-                CHECK(false, "uidmap is needed for range mode");
+        if (!ensure_test_users())
                 return;
-        }
-        if (!getpwnam("kilnsb-range"))
-                sh("useradd -m kilnsb-range");
-        if (!subid_start("/etc/subuid", "kilnsb-range"))
-                sh("usermod --add-subuids 700000-765535 --add-subgids 700000-765535 "
-                   "kilnsb-range");
-        if (!getpwnam("kilnsb-single"))
-                sh("useradd -m kilnsb-single");
-        sh("sed -i '/^kilnsb-single:/d' /etc/subuid /etc/subgid");
-        CHECK(subid_start("/etc/subuid", "kilnsb-range") > 0, "kilnsb-range has no subuid range");
         run_as_user("kilnsb-range", "", "range");
         run_as_user("kilnsb-single", "", "single");
         run_as_user("kilnsb-range", "KILN_USERNS=single", "single");
@@ -779,24 +663,7 @@ int main(int argc, char **argv)
                 base = argv[3];
                 return suite();
         }
-        char dir[] = "/tmp/kiln-sbtest-XXXXXX";
-        if (!mkdtemp(dir))
-                die("mkdtemp");
-        base = dir;
-        struct kiln_err *e = NULL;
-        if (kiln_userns_enter(&mode, &e) < 0) {
-                fprintf(stderr, "kiln_userns_enter: %s\n", e->msg);
-                return 1;
-        }
-        pid_t pid = fork();
-        if (pid == 0)
-                exit(suite());
-        int st = 0;
-        waitpid(pid, &st, 0);
-        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "suite in %s mode failed",
-              kiln_idmap_name(mode));
-        kiln_rm_rf(dir, &e);
-        kiln_err_free(e);
+        run_own_suite(&mode, &base, suite);
         if (geteuid() == 0)
                 unprivileged_suites();
         TEST_DONE();
