@@ -17,6 +17,11 @@
  * the child's setup. */
 int kiln_sandbox_seccomp_load(bool confined, bool fake_ids, struct kiln_err **err);
 
+/* Cuts the capabilities to Docker's default set less MKNOD and NET_RAW:
+ * the bound, and the effective, permitted, inheritable and ambient sets
+ * (seccomp.c: the rest of the profile). */
+int kiln_sandbox_drop_caps(struct kiln_err **err);
+
 /* The full path of an executable found in PATH or the usual system
  * directories, or NULL. Caller frees. */
 char *kiln_sandbox_find_tool(const char *name);

@@ -26,7 +26,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/capability.h>
 #include <libgen.h>
 #include <poll.h>
 #include <sched.h>
@@ -526,58 +525,6 @@ static int setup_root(const struct sb_ctx *c, struct kiln_err **err)
         return 0;
 }
 
-/* Docker's default capability set without MKNOD and NET_RAW: what package
- * installers need, without the ability to mount, load modules, reach the
- * host's devices (there is no device cgroup here, so a device node made in
- * the build would open the host's real disk) or open raw and packet
- * sockets (ping needs neither: it uses ICMP datagram sockets). In a user
- * namespace the same set bounds what root of that namespace may do. */
-static const int caps_kept[] = {0,  /* CHOWN */
-                                1,  /* DAC_OVERRIDE */
-                                3,  /* FOWNER */
-                                4,  /* FSETID */
-                                5,  /* KILL */
-                                6,  /* SETGID */
-                                7,  /* SETUID */
-                                8,  /* SETPCAP */
-                                10, /* NET_BIND_SERVICE */
-                                18, /* SYS_CHROOT */
-                                29, /* AUDIT_WRITE */
-                                31 /* SETFCAP */};
-
-/* The bound acts at exec; the effective, permitted, inheritable and
- * ambient sets are cut too, so a step run as a function (and whatever it
- * forks) holds no more than an exec'd one. */
-static int drop_caps(struct kiln_err **err)
-{
-        uint64_t keep = 0;
-        for (size_t i = 0; i < sizeof(caps_kept) / sizeof(caps_kept[0]); i++)
-                keep |= UINT64_C(1) << caps_kept[i];
-        for (int cap = 0; cap < 64; cap++) {
-                if (keep & (UINT64_C(1) << cap))
-                        continue;
-                if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
-                        if (errno == EINVAL) /* past the kernel's last capability */
-                                break;
-                        return kiln_err_sys(err, "drop capability %d", cap);
-                }
-        }
-        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
-        struct __user_cap_data_struct d[2];
-        if (syscall(SYS_capget, &h, d) < 0)
-                return kiln_err_sys(err, "capget");
-        for (int i = 0; i < 2; i++) {
-                uint32_t k = (uint32_t)(keep >> (32 * i));
-                d[i].effective &= k;
-                d[i].permitted &= k;
-                d[i].inheritable &= k;
-        }
-        if (syscall(SYS_capset, &h, d) < 0 ||
-            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
-                return kiln_err_sys(err, "drop capabilities");
-        return 0;
-}
-
 /* In a single-id namespace setgroups is denied for good; then the groups
  * stay what they are. */
 static bool setgroups_denied(void)
@@ -610,7 +557,8 @@ static int prepare_command(const struct sb_ctx *c, struct kiln_err **err)
         /* the filter goes in before the capabilities go: loading it needs
          * CAP_SYS_ADMIN or no_new_privs, and the latter would disable the
          * image's setuid programs */
-        if (kiln_sandbox_seccomp_load(!o->seccomp_unconfined, fake, err) < 0 || drop_caps(err) < 0)
+        if (kiln_sandbox_seccomp_load(!o->seccomp_unconfined, fake, err) < 0 ||
+            kiln_sandbox_drop_caps(err) < 0)
                 return -1;
         if (fake && (o->uid != 0 || o->gid != 0)) {
                 /* only root exists in this namespace: run as root, files are

@@ -1,4 +1,4 @@
-/* The system call filter of every sandboxed program.
+/* The system call filter and the capabilities of every sandboxed program.
  *
  * The profile is Docker's default (moby/profiles) for the capabilities a
  * step keeps, in Podman's shape: the calls Docker allows are allowed, the
@@ -25,7 +25,12 @@
 #include <errno.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <linux/capability.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -343,5 +348,58 @@ int kiln_sandbox_seccomp_load(bool confined, bool fake_ids, struct kiln_err **er
         rc = seccomp_load(ctx);
         if (rc < 0)
                 return filter_fail(err, "load", rc);
+        return 0;
+}
+
+/* Docker's default capability set without MKNOD and NET_RAW: what package
+ * installers need, without the ability to mount, load modules, reach the
+ * host's devices (there is no device cgroup here, so a device node made in
+ * the build would open the host's real disk) or open raw and packet
+ * sockets (as in Podman, ping then needs ICMP datagram sockets, which
+ * net.ipv4.ping_group_range must allow). In a user namespace the same set
+ * bounds what root of that namespace may do. */
+static const int caps_kept[] = {0,  /* CHOWN */
+                                1,  /* DAC_OVERRIDE */
+                                3,  /* FOWNER */
+                                4,  /* FSETID */
+                                5,  /* KILL */
+                                6,  /* SETGID */
+                                7,  /* SETUID */
+                                8,  /* SETPCAP */
+                                10, /* NET_BIND_SERVICE */
+                                18, /* SYS_CHROOT */
+                                29, /* AUDIT_WRITE */
+                                31 /* SETFCAP */};
+
+/* The bound acts at exec; the effective, permitted, inheritable and
+ * ambient sets are cut too, so a step run as a function (and whatever it
+ * forks) holds no more than an exec'd one. */
+int kiln_sandbox_drop_caps(struct kiln_err **err)
+{
+        uint64_t keep = 0;
+        for (size_t i = 0; i < sizeof(caps_kept) / sizeof(caps_kept[0]); i++)
+                keep |= UINT64_C(1) << caps_kept[i];
+        for (int cap = 0; cap < 64; cap++) {
+                if (keep & (UINT64_C(1) << cap))
+                        continue;
+                if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+                        if (errno == EINVAL) /* past the kernel's last capability */
+                                break;
+                        return kiln_err_sys(err, "drop capability %d", cap);
+                }
+        }
+        struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct d[2];
+        if (syscall(SYS_capget, &h, d) < 0)
+                return kiln_err_sys(err, "capget");
+        for (int i = 0; i < 2; i++) {
+                uint32_t k = (uint32_t)(keep >> (32 * i));
+                d[i].effective &= k;
+                d[i].permitted &= k;
+                d[i].inheritable &= k;
+        }
+        if (syscall(SYS_capset, &h, d) < 0 ||
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+                return kiln_err_sys(err, "drop capabilities");
         return 0;
 }
