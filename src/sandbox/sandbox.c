@@ -54,8 +54,13 @@ struct sb_report {
 
 struct sb_ctx {
         const struct kiln_sandbox_opts *o;
+        const char *dir;  /* the scratch directory, absolute */
         const char *mnt;  /* absolute, symlink-free: the overlay mount point */
         const char *skel; /* bottom lower layer holding missing mount points */
+        /* The overlay's layers as named to the kernel, relative to dir:
+         * each lower bound at l/N, the skeleton, upper and work. */
+        char **layers; /* n_lowers + 1, the skeleton last */
+        const char *upper, *work;
         bool userxattr;
         struct sb_net *net;
         int out_w;    /* command output pipe, write end */
@@ -246,16 +251,15 @@ static int fs_create_mount(int fs, unsigned int attrs, const char *what, struct 
         return m;
 }
 
-/* Legacy "lowerdir=" needs ':' ',' and '\' escaped; only used on kernels
+/* Legacy "lowerdir=" needs ':' ',' and '\\' escaped; only used on kernels
  * older than 6.8, which lack "lowerdir+". */
-static char *escaped_lowers(const struct kiln_sandbox_opts *o, const char *skel)
+static char *escaped_lowers(char *const *layers)
 {
         struct kiln_buf b = {0};
-        for (size_t i = 0; i <= o->n_lowers; i++) {
-                const char *p = i < o->n_lowers ? o->lowers[i] : skel;
+        for (size_t i = 0; layers[i]; i++) {
                 if (i)
                         kiln_buf_puts(&b, ":");
-                for (; *p; p++) {
+                for (const char *p = layers[i]; *p; p++) {
                         if (*p == ':' || *p == ',' || *p == '\\')
                                 kiln_buf_puts(&b, "\\");
                         kiln_buf_append(&b, p, 1);
@@ -264,6 +268,36 @@ static char *escaped_lowers(const struct kiln_sandbox_opts *o, const char *skel)
         return kiln_buf_steal(&b);
 }
 
+/* The lowers, each bound at l/N in the scratch directory (our cwd from here
+ * on), read-only, nosuid and nodev: no device node or setuid bit of a layer
+ * counts through them, and the overlay's options in /proc/self/mountinfo
+ * name l/N rather than where the cache is on the host (kernels before 6.5
+ * print the resolved path anyway). */
+static int bind_lowers(const struct sb_ctx *c, struct kiln_err **err)
+{
+        const struct kiln_sandbox_opts *o = c->o;
+        if (chdir(c->dir) < 0)
+                return kiln_err_sys(err, "chdir %s", c->dir);
+        if (mkdir("l", 0700) < 0)
+                return kiln_err_sys(err, "create %s/l", c->dir);
+        struct mount_attr attr = {.attr_set =
+                                      MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+        for (size_t i = 0; i < o->n_lowers; i++) {
+                _cleanup_close_ int tree =
+                    open_tree(AT_FDCWD, o->lowers[i], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+                if (tree < 0)
+                        return kiln_err_sys(err, "overlay: lower layer %s", o->lowers[i]);
+                if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0 ||
+                    mkdir(c->layers[i], 0700) < 0 ||
+                    move_mount(tree, "", AT_FDCWD, c->layers[i], MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                        return kiln_err_sys(err, "overlay: bind lower layer %s", o->lowers[i]);
+        }
+        return 0;
+}
+
+/* Read-only for the first look at the image; the real root is nodev: a
+ * device node that reached a layer anyway (a snapshot made by an older
+ * kiln) opens nothing. */
 static int mount_overlay(const struct sb_ctx *c, bool writable, struct kiln_err **err)
 {
         const struct kiln_sandbox_opts *o = c->o;
@@ -271,25 +305,25 @@ static int mount_overlay(const struct sb_ctx *c, bool writable, struct kiln_err 
         if (fs < 0)
                 return kiln_err_sys(err, "overlay: fsopen");
         bool legacy = false;
-        for (size_t i = 0; i <= o->n_lowers; i++) {
-                const char *l = i < o->n_lowers ? o->lowers[i] : c->skel;
-                if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", l, 0) == 0)
+        for (size_t i = 0; c->layers[i]; i++) {
+                if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", c->layers[i], 0) == 0)
                         continue;
                 if (i == 0 && errno == EINVAL) {
                         legacy = true;
                         break;
                 }
-                return fs_fail(fs, err, "overlay: lower layer %s", l);
+                return fs_fail(fs, err, "overlay: lower layer %s",
+                               i < o->n_lowers ? o->lowers[i] : c->skel);
         }
         if (legacy) {
-                _cleanup_free_ char *s = escaped_lowers(o, c->skel);
+                _cleanup_free_ char *s = escaped_lowers(c->layers);
                 if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir", s, 0) < 0)
                         return fs_fail(fs, err, "overlay: lowerdir (kernel without lowerdir+)");
         }
         if (writable) {
-                if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", o->upper, 0) < 0)
+                if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", c->upper, 0) < 0)
                         return fs_fail(fs, err, "overlay: upperdir %s", o->upper);
-                if (fsconfig(fs, FSCONFIG_SET_STRING, "workdir", o->work, 0) < 0)
+                if (fsconfig(fs, FSCONFIG_SET_STRING, "workdir", c->work, 0) < 0)
                         return fs_fail(fs, err, "overlay: workdir %s", o->work);
         }
         if (c->userxattr && fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0)
@@ -303,8 +337,10 @@ static int mount_overlay(const struct sb_ctx *c, bool writable, struct kiln_err 
                 (void)fsconfig(fs, FSCONFIG_SET_STRING, "redirect_dir", "off", 0);
                 (void)fsconfig(fs, FSCONFIG_SET_STRING, "metacopy", "off", 0);
         }
-        _cleanup_close_ int m =
-            fs_create_mount(fs, writable ? 0 : MOUNT_ATTR_RDONLY, "overlay: mount", err);
+        unsigned int attrs = MOUNT_ATTR_NODEV;
+        if (!writable)
+                attrs |= MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID;
+        _cleanup_close_ int m = fs_create_mount(fs, attrs, "overlay: mount", err);
         if (m < 0)
                 return -1;
         if (move_mount(m, "", AT_FDCWD, c->mnt, MOVE_MOUNT_F_EMPTY_PATH) < 0)
@@ -339,6 +375,45 @@ static int bind_host(int rootfd, const char *source, const char *target, bool ro
             mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
                 return kiln_err_sys(err, "bind %s: set mount flags", source);
         return attach_at(tree, rootfd, target, source, err);
+}
+
+/* A file kiln wrote for this run in the scratch directory (the private
+ * network's resolv.conf) is bound from a tmpfs at f/ instead: mountinfo
+ * shows a bind's source path inside its filesystem, and the scratch
+ * directory's names the cache. cwd is the scratch directory. */
+static char *neutral_source(const struct sb_ctx *c, const char *source, size_t i,
+                            struct kiln_err **err)
+{
+        size_t n = strlen(c->dir);
+        struct stat st;
+        if (strncmp(source, c->dir, n) != 0 || source[n] != '/' || stat(source, &st) < 0 ||
+            !S_ISREG(st.st_mode))
+                return kiln_xstrdup(source);
+        _cleanup_buf_ struct kiln_buf b = {0};
+        if (kiln_read_file(source, 1 << 20, &b, err) < 0)
+                return NULL;
+        if (access("f", F_OK) < 0) {
+                _cleanup_close_ int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+                if (fs < 0) {
+                        kiln_err_sys(err, "tmpfs: fsopen");
+                        return NULL;
+                }
+                _cleanup_close_ int m = fs_create_mount(
+                    fs, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "tmpfs", err);
+                if (m < 0)
+                        return NULL;
+                if (mkdir("f", 0700) < 0 ||
+                    move_mount(m, "", AT_FDCWD, "f", MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+                        kiln_err_sys(err, "mount a tmpfs at %s/f", c->dir);
+                        return NULL;
+                }
+        }
+        char *staged = kiln_xasprintf("f/%zu", i);
+        if (kiln_write_file_atomic(staged, b.data ? b.data : "", b.len, 0644, err) < 0) {
+                free(staged);
+                return NULL;
+        }
+        return staged;
 }
 
 static int mount_proc(int rootfd, struct kiln_err **err)
@@ -463,7 +538,7 @@ static int setup_root(const struct sb_ctx *c, struct kiln_err **err)
         const struct kiln_sandbox_opts *o = c->o;
 
         /* 1. decide the skeleton on a read-only view of the image */
-        if (mount_overlay(c, false, err) < 0)
+        if (bind_lowers(c, err) < 0 || mount_overlay(c, false, err) < 0)
                 return kiln_err_prefix(err, "inspect image");
         {
                 _cleanup_close_ int rootfd = open(c->mnt, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -500,10 +575,12 @@ static int setup_root(const struct sb_ctx *c, struct kiln_err **err)
                 if (host_file_exists(host_files[i]) &&
                     bind_host(rootfd, host_files[i], host_files[i], true, true, err) < 0)
                         return -1;
-        for (size_t i = 0; i < o->n_binds; i++)
-                if (bind_host(rootfd, o->binds[i].source, o->binds[i].target, o->binds[i].readonly,
-                              true, err) < 0)
+        for (size_t i = 0; i < o->n_binds; i++) {
+                _cleanup_free_ char *source = neutral_source(c, o->binds[i].source, i, err);
+                if (!source || bind_host(rootfd, source, o->binds[i].target, o->binds[i].readonly,
+                                         true, err) < 0)
                         return -1;
+        }
 
         /* 3. pivot: the old root is stacked on "." and detached at once */
         if (fchdir(rootfd) < 0)
@@ -799,6 +876,17 @@ static int wait_keeper(pid_t *keeper)
         return st;
 }
 
+/* path as seen from the scratch directory, a child of `parent`: "../NAME"
+ * when path is a child of parent too, else path itself. */
+static char *name_from_scratch(const char *path, const char *parent)
+{
+        _cleanup_free_ char *copy = kiln_xstrdup(path);
+        const char *slash = strrchr(path, '/');
+        if (!slash || !slash[1] || strcmp(dirname(copy), parent) != 0)
+                return kiln_xstrdup(path);
+        return kiln_xasprintf("..%s", slash);
+}
+
 int kiln_sandbox_run(const struct kiln_sandbox_opts *o, int *status, struct kiln_err **err)
 {
         if (check_opts(o, err) < 0)
@@ -827,11 +915,21 @@ int kiln_sandbox_run(const struct kiln_sandbox_opts *o, int *status, struct kiln
         _cleanup_(kiln_sandbox_net_release) struct sb_net net = SB_NET_INIT;
         if (kiln_sandbox_net_prepare(&net, o, tmp, err) < 0)
                 return -1;
+        _cleanup_strv_ char **layers = kiln_xcalloc(o->n_lowers + 2, sizeof(char *));
+        for (size_t i = 0; i < o->n_lowers; i++)
+                layers[i] = kiln_xasprintf("l/%zu", i);
+        layers[o->n_lowers] = kiln_xstrdup("skel");
+        _cleanup_free_ char *upper_rel = name_from_scratch(o->upper, work_parent);
+        _cleanup_free_ char *work_rel = name_from_scratch(o->work, work_parent);
         struct sb_ctx ctx = {
             .o = &net.opts,
             .net = &net,
+            .dir = tmp,
             .mnt = mnt,
             .skel = skel,
+            .layers = layers,
+            .upper = upper_rel,
+            .work = work_rel,
             .userxattr = o->idmap != KILN_IDMAP_HOST || !in_initial_userns(),
             .out_w = out[1],
             .report_w = rep[1],

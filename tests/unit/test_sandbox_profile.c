@@ -495,6 +495,39 @@ static void test_profile(char *const *lowers)
                       kiln_idmap_name(mode), filter_only[i], got_errno(free_out, filter_only[i]));
 }
 
+/* The root is nodev and the layers appear under neutral names. */
+static void test_mounts(char *const *lowers)
+{
+        char *argv[] = {"/bin/busybox", "cat", "/proc/self/mountinfo", NULL};
+        _cleanup_free_ char *out = run(lowers, 1, argv, NULL, false);
+        const char *root = out ? strstr(out, " / / ") : NULL;
+        const char *eol = root ? strchr(root, '\n') : NULL;
+        _cleanup_free_ char *line = root && eol ? kiln_xstrndup(root, (size_t)(eol - root)) : NULL;
+        CHECK(line && strstr(line, "nodev") && strstr(line, "lowerdir") && strstr(line, "l/0"),
+              "[%s] root mount: %s", kiln_idmap_name(mode), line ? line : out);
+        CHECK(out && !strstr(out, base), "[%s] mountinfo names the host path %s:\n%s",
+              kiln_idmap_name(mode), base, out);
+}
+
+/* A device node in a layer (as snapshots of older kilns hold them) opens
+ * nothing: the kernel answers EACCES on a nodev mount. Only real root can
+ * make one here. */
+static void test_device_in_layer(char *const *lowers)
+{
+        if (mode != KILN_IDMAP_HOST)
+                return;
+        _cleanup_free_ char *devlower = kiln_xasprintf("%s/devlower", base);
+        _cleanup_free_ char *node = kiln_xasprintf("%s/rnd", devlower);
+        if (mkdir(devlower, 0755) < 0 || mknod(node, S_IFCHR | 0666, makedev(1, 8)) < 0)
+                die(node);
+        char *both[] = {devlower, lowers[0]};
+        char *argv[] = {"/bin/busybox", "sh", "-c",
+                        "busybox head -c 1 /rnd >/dev/null 2>&1 && echo readable || echo refused",
+                        NULL};
+        _cleanup_free_ char *out = run(both, 2, argv, NULL, false);
+        CHECK(out && !strcmp(out, "[p] refused\n"), "device node from a layer: %s", out);
+}
+
 static int suite(void)
 {
         printf("sandbox profile in %s mode (uid %u) under %s\n", kiln_idmap_name(mode),
@@ -509,6 +542,8 @@ static int suite(void)
         copy_file("/bin/busybox", bb, 0755);
         char *lowers[] = {lower};
         test_profile(lowers);
+        test_mounts(lowers);
+        test_device_in_layer(lowers);
         TEST_DONE();
 }
 
