@@ -40,6 +40,9 @@ struct kiln_build_opts {
          * URLs (--allow-host). */
         enum kiln_network network;
         const struct kiln_net_ports *allow_hosts;
+        /* --security-opt seccomp=unconfined: steps run without the system
+         * call filter (the capability bound and namespaces stay). */
+        bool seccomp_unconfined;
 };
 
 struct kiln_build_result {

@@ -239,6 +239,7 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
             .idmap = c->idmap,
             .network = c->o->network,
             .ports = &ports,
+            .seccomp_unconfined = c->o->seccomp_unconfined,
         };
         int status = 0;
         uint64_t t0 = kiln_now_ns();

@@ -47,7 +47,10 @@ static const char build_usage[] =
     "                            none, loopback ports of the spec's pip index URLs and\n"
     "                            of --allow-host stay reachable\n"
     "  --allow-host HOST:PORT    a host loopback port build steps may reach (HOST:\n"
-    "                            127.0.0.0/8, [::1] or localhost; repeatable)\n";
+    "                            127.0.0.0/8, [::1] or localhost; repeatable)\n"
+    "  --security-opt seccomp=unconfined\n"
+    "                            run steps without the system call filter (Docker's\n"
+    "                            default profile); capabilities stay bounded\n";
 /* after the spec flags (cli_spec_help) */
 static const char build_usage_registry[] =
     "Registry options:\n"
@@ -66,6 +69,7 @@ enum {
         OPT_FOLLOW_SYMLINKS,
         OPT_NETWORK,
         OPT_ALLOW_HOST,
+        OPT_SECURITY_OPT,
 };
 
 static json_t *result_json(const struct kiln_build_result *r, const struct kiln_build_opts *bo)
@@ -239,6 +243,7 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
             {"compression", required_argument, NULL, OPT_COMPRESSION},
             {"network", required_argument, NULL, OPT_NETWORK},
             {"allow-host", required_argument, NULL, OPT_ALLOW_HOST},
+            {"security-opt", required_argument, NULL, OPT_SECURITY_OPT},
             {"help", no_argument, NULL, 'h'},
             CLI_COMMON_LONGOPTS,
             {NULL, 0, NULL, 0},
@@ -329,6 +334,14 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                         if (kiln_net_ports_add(&allow, optarg, err) < 0)
                                 return -1;
                         break;
+                case OPT_SECURITY_OPT:
+                        if (strcmp(optarg, "seccomp=unconfined") != 0)
+                                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                                    "--security-opt %s: only seccomp=unconfined "
+                                                    "is known",
+                                                    optarg);
+                        bo.seccomp_unconfined = true;
+                        break;
                 case 'h':
                         fputs(build_usage, stdout);
                         cli_spec_help(stdout);
@@ -350,6 +363,9 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
         if (stdin_uses > 1)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0,
                                     "build: stdin (-) can give only one spec");
+        if (bo.seccomp_unconfined)
+                kiln_warn("--security-opt seccomp=unconfined: build steps run without the "
+                          "system call filter");
         bo.reg = c.reg;
         bo.cache_dir = c.cache_dir;
         bo.outputs = outs.v;
