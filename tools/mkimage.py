@@ -4,6 +4,8 @@
   mkimage.py image --rootfs DIR|TAR --out LAYOUT --ref REF --arch amd64 \
       [--variant v8] [--os linux] [--env K=V]... [--cmd JSON] \
       [--owner UID:GID] [--epoch N] [--created-by TEXT]
+  mkimage.py image ... --base LAYOUT:REF [--device PATH:c|b:MAJOR:MINOR]... \
+      [--file PATH:MODE:SRC]...
   mkimage.py index --out LAYOUT --ref REF SRC_LAYOUT:SRC_REF...
 
 `image` writes one gzip layer holding a deterministic tar of the rootfs
@@ -11,6 +13,10 @@
 $SOURCE_DATE_EPOCH), a config, a manifest, and an index.json entry with
 org.opencontainers.image.ref.name = REF. `index` combines platform images
 from other layouts into one image index (multi-platform image) under REF.
+With --base the layer goes on top of that image's layers (its config's
+Env and Cmd are kept unless given). --device and --file append entries
+no rootfs directory holds without privileges: device nodes (mode 0666)
+and root-owned files with any mode (setuid), e.g. for a hostile base.
 An existing layout at --out is extended; an entry with the same REF is
 replaced.
 """
@@ -19,6 +25,7 @@ import argparse
 import datetime
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -213,7 +220,28 @@ def tar_members_from_tar(path, owner):
             yield out, None
 
 
-def write_layer(layout, rootfs, epoch, owner, level):
+def extra_members(devices, files, epoch):
+    """Yield (TarInfo, fileobj-or-None) for --device and --file entries."""
+    for spec in devices:
+        path, kind, major, minor = spec.split(":")
+        ti = tarfile.TarInfo(norm_name(path))
+        ti.type = {"c": tarfile.CHRTYPE, "b": tarfile.BLKTYPE}[kind]
+        ti.devmajor, ti.devminor = int(major), int(minor)
+        ti.mode = 0o666
+        ti.mtime = epoch or 0
+        yield ti, None
+    for spec in files:
+        path, mode, src = spec.split(":", 2)
+        with open(src, "rb") as f:
+            data = f.read()
+        ti = tarfile.TarInfo(norm_name(path))
+        ti.mode = int(mode, 8)
+        ti.size = len(data)
+        ti.mtime = epoch or 0
+        yield ti, io.BytesIO(data)
+
+
+def write_layer(layout, rootfs, epoch, owner, level, extras=()):
     """Write the gzip layer; return (digest, size, diff_id)."""
     fd, tmp = tempfile.mkstemp(dir=layout.blobs, prefix=".layer-")
     try:
@@ -241,6 +269,9 @@ def write_layer(layout, rootfs, epoch, owner, level):
                         tar.addfile(ti, src)
                     else:
                         tar.addfile(ti)
+                # after the rootfs, so their parent directories come first
+                for ti, src in extras:
+                    tar.addfile(ti, src)
                 tar.close()
                 diff_id = inner.digest()
         digest = outer.digest()
@@ -264,14 +295,26 @@ def cmd_image(args):
         u, g = args.owner.split(":")
         owner = (int(u), int(g))
     layout = Layout(args.out)
-    digest, size, diff_id = write_layer(layout, args.rootfs, epoch, owner,
-                                        args.compress_level)
+    base_layers, base_config = [], {"config": {}, "rootfs": {"diff_ids": []}, "history": []}
+    if args.base:
+        path, _, ref = args.base.rpartition(":")
+        src = Layout(path)
+        bman = json.loads(src.read_blob(src.find_ref(ref)["digest"]))
+        base_config = json.loads(src.read_blob(bman["config"]["digest"]))
+        base_layers = bman["layers"]
+        for d in base_layers:
+            layout.put_file(src.blob_path(d["digest"]), d["digest"])
+    digest, size, diff_id = write_layer(
+        layout, args.rootfs, epoch, owner, args.compress_level,
+        list(extra_members(args.device, args.file, epoch)))
     created_ts = epoch if epoch is not None else 0
     created = datetime.datetime.fromtimestamp(
         created_ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    cfg = {"Env": args.env}
+    cfg = {"Env": args.env or base_config["config"].get("Env", [])}
     if args.cmd is not None:
         cfg["Cmd"] = json.loads(args.cmd)
+    elif "Cmd" in base_config["config"]:
+        cfg["Cmd"] = base_config["config"]["Cmd"]
     if args.workdir:
         cfg["WorkingDir"] = args.workdir
     config = {
@@ -279,10 +322,12 @@ def cmd_image(args):
         "architecture": args.arch,
         "os": args.os,
         "config": cfg,
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": created,
-                     "created_by": args.created_by or
-                     "kiln testbed mkimage.py (%s)" % os.path.basename(args.rootfs)}],
+        "rootfs": {"type": "layers",
+                   "diff_ids": base_config["rootfs"]["diff_ids"] + [diff_id]},
+        "history": base_config.get("history", []) + [
+            {"created": created,
+             "created_by": args.created_by or
+             "kiln testbed mkimage.py (%s)" % os.path.basename(args.rootfs)}],
     }
     if args.variant:
         config["variant"] = args.variant
@@ -291,7 +336,8 @@ def cmd_image(args):
         "schemaVersion": 2,
         "mediaType": MT_MANIFEST,
         "config": {"mediaType": MT_CONFIG, "digest": cdigest, "size": csize},
-        "layers": [{"mediaType": MT_LAYER_GZIP, "digest": digest, "size": size}],
+        "layers": base_layers + [{"mediaType": MT_LAYER_GZIP, "digest": digest,
+                                  "size": size}],
     }
     mdigest, msize = layout.put_bytes(canon_json(manifest))
     platform = {"architecture": args.arch, "os": args.os}
@@ -348,6 +394,12 @@ def main():
                     help="clamp mtimes (default $SOURCE_DATE_EPOCH)")
     im.add_argument("--created-by")
     im.add_argument("--compress-level", type=int, default=6)
+    im.add_argument("--base", metavar="LAYOUT:REF",
+                    help="put the layer on top of this image's layers")
+    im.add_argument("--device", action="append", default=[],
+                    metavar="PATH:c|b:MAJOR:MINOR", help="add a device node entry")
+    im.add_argument("--file", action="append", default=[], metavar="PATH:MODE:SRC",
+                    help="add SRC as a root-owned file with octal MODE (e.g. 4755)")
     im.set_defaults(func=cmd_image)
     ix = sub.add_parser("index", help="combine platform images into an index")
     ix.add_argument("--out", required=True)
