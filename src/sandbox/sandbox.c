@@ -268,11 +268,11 @@ static char *escaped_lowers(char *const *layers)
         return kiln_buf_steal(&b);
 }
 
-/* The lowers, each bound at l/N in the scratch directory (our cwd from here
- * on), read-only, nosuid and nodev: no device node or setuid bit of a layer
- * counts through them, and the overlay's options in /proc/self/mountinfo
- * name l/N rather than where the cache is on the host (kernels before 6.5
- * print the resolved path anyway). */
+/* The lowers, each bound read-only, nosuid and nodev at l/N in the scratch
+ * directory (our cwd from here on) and given to the overlay by that name:
+ * the overlay's options in the step's /proc/self/mountinfo then name l/N
+ * rather than where the cache is on the host. What a step opens goes
+ * through the overlay, whose own flags decide (mount_overlay). */
 static int bind_lowers(const struct sb_ctx *c, struct kiln_err **err)
 {
         const struct kiln_sandbox_opts *o = c->o;
