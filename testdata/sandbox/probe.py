@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Escape attempts run as a build step by tests/e2e/test_sandbox_attacks.sh.
 
-  probe.py HOST_PID HOST_DIR [ATTACK...]
+  probe.py HOST_PID HOST_DIR [ATTACK[=TARGET]...]
 
 Each attack is one function below that returns a short description of what
 it got through to, or raises OSError with the kernel's answer. One line per
@@ -119,8 +119,25 @@ def proc_root_write(host_dir):
     return "wrote " + path
 
 
+def loopback_service(target):
+    """a host loopback service the spec does not name (HOST:PORT)"""
+    host, port = target.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10):
+        return "connected to " + target
+
+
+def abstract_socket(name):
+    """an abstract unix socket the test opened on the host"""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect("\0" + name)
+        return "connected, read %r" % s.recv(64)
+
+
 def main():
     host_pid, host_dir = int(sys.argv[1]), sys.argv[2]
+    # NAME=ARG hands an attack its target
+    args = dict(a.split("=", 1) for a in sys.argv[3:] if "=" in a)
     attacks = {
         "dev_read": dev_read,
         "dev_write": dev_write,
@@ -134,8 +151,10 @@ def main():
         "ptrace_host": lambda: ptrace_host(host_pid),
         "ptrace_init": ptrace_init,
         "proc_root_write": lambda: proc_root_write(host_dir),
+        "loopback_service": lambda: loopback_service(args["loopback_service"]),
+        "abstract_socket": lambda: abstract_socket(args["abstract_socket"]),
     }
-    for name in sys.argv[3:] or attacks:
+    for name in [a.split("=", 1)[0] for a in sys.argv[3:]] or attacks:
         try:
             got = attacks[name]()
         except OSError as e:

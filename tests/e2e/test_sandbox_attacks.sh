@@ -3,7 +3,10 @@
 # step that tries to escape: read or write a device node, make one, open
 # packet and raw sockets, keyctl, bpf, unshare a user namespace, mount,
 # ptrace a host process and the sandbox's init, write outside the rootfs
-# through /proc/1/root. Each must fail with the kernel's answer, in root,
+# through /proc/1/root, connect to a test bed service the spec does not
+# name, reach an abstract unix socket the test opened on the host (the
+# default --network private; test_sandbox_network covers the rest of the
+# network settings). Each must fail with the kernel's answer, in root,
 # subuid-range and single-id mode, while apt and pip work in the same
 # build. The cache holds no device node, and the layer that carries them is
 # pushed byte for byte. --security-opt seccomp=unconfined lifts the filter
@@ -19,10 +22,33 @@ ensure_user kilne2e-single single
 KILN=$(kiln_for_users)
 HOSTILE=$KILN_TB_PLAIN/$KILN_TB_IMG_HOSTILE
 
-# A host process to attack, and a host directory to write into.
+# A host process to attack, a host directory to write into, a loopback
+# service the spec does not name (the basic-auth registry) and an abstract
+# unix socket that answers on the host.
 sleep 900 &
 HOST_PID=$!
-trap 'kill "$HOST_PID" 2>/dev/null; rm -rf "$T"' EXIT
+ABSTRACT="kiln-e2e-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+python3 - "$ABSTRACT" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind("\0" + sys.argv[1])
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    c.sendall(b"HOST-ABSTRACT\n")
+    c.close()
+PY
+ABSTRACT_PID=$!
+trap 'kill "$HOST_PID" "$ABSTRACT_PID" 2>/dev/null; rm -rf "$T"' EXIT
+abstract_answers() {
+        python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect("\0" + sys.argv[1])
+assert s.recv(64).startswith(b"HOST-ABSTRACT")' "$ABSTRACT" 2>/dev/null
+}
+for _ in $(seq 600); do abstract_answers && break; sleep 0.1; done
+abstract_answers || fail "the host's abstract socket does not answer on the host"
+UNNAMED=$KILN_TB_BASIC
 OUTSIDE="$T/outside"
 mkdir -p "$OUTSIDE"
 chmod 777 "$OUTSIDE"
@@ -72,10 +98,25 @@ attack_proc_root_write() {
         expect_refused "$1" proc_root_write ENOENT EACCES
         [ ! -e "$OUTSIDE/pwned" ] || fail "$1: a step wrote $OUTSIDE/pwned on the host"
 }
+# the step has a network namespace of its own: nothing listens on its
+# loopback, and the host's abstract sockets are not in it
+attack_loopback_service() { expect_refused "$1" loopback_service ECONNREFUSED; }
+attack_abstract_socket() { expect_refused "$1" abstract_socket ECONNREFUSED; }
 ATTACKS="dev_read dev_write dev_mknod af_packet raw_socket keyctl bpf unshare_user mount
-         ptrace_host ptrace_init proc_root_write"
+         ptrace_host ptrace_init proc_root_write loopback_service abstract_socket"
+# The probe's arguments: each attack, with its target where it needs one.
+probe_args() { # attacks...
+        local a
+        for a in "$@"; do
+                case $a in
+                loopback_service) printf ' %s=%s' "$a" "$UNNAMED" ;;
+                abstract_socket) printf ' %s=%s' "$a" "$ABSTRACT" ;;
+                *) printf ' %s' "$a" ;;
+                esac
+        done
+}
 
-build_as() { # user attacks|"" [kiln build options]
+build_as() { # user attacks [kiln build options]
         local user=$1 attacks=$2 dir="$T/$1"
         shift 2
         rm -f "$dir/build.log" "$dir/result.json"
@@ -91,7 +132,7 @@ pip_index: $KILN_TB_PYINDEX
 copy:
   - probe
 commands:
-  - python3 /root/probe/probe.py $HOST_PID $OUTSIDE $attacks
+  - python3 /root/probe/probe.py $HOST_PID $OUTSIDE$(probe_args $attacks)
   - test -u /opt/hostile/suid-busybox && echo setuid kept
   - jq --version && kiln-hello
 SPEC
@@ -125,7 +166,7 @@ check_image() { # user
 }
 
 for user in root kilne2e-range kilne2e-single; do
-        build_as "$user" ""
+        build_as "$user" "$ATTACKS"
         for a in $ATTACKS; do
                 "attack_$a" "$user"
         done
