@@ -106,6 +106,22 @@ static int loopback_up(struct kiln_err **err)
         return 0;
 }
 
+/* ICMP echo sockets for every group of the step's namespace, as Podman
+ * sets them: without CAP_NET_RAW, ping needs them, and a new namespace
+ * starts with the kernel's "1 0" (none). The widest range the id map
+ * holds: all of them as root, only gid 0 in a single-id namespace. Not
+ * fatal: a kernel that refuses leaves ping as it was. */
+static void ping_groups_allow(void)
+{
+        static const char *const ranges[] = {"0 2147483647\n", "0 65535\n", "0 0\n"};
+        _cleanup_close_ int fd = open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+                if (write(fd, ranges[i], strlen(ranges[i])) >= 0)
+                        return;
+}
+
 /* A sockaddr for a forwarded port; its length, 0 when addr is not numeric. */
 static socklen_t port_sockaddr(const struct kiln_net_port *p, struct sockaddr_storage *ss)
 {
@@ -181,6 +197,7 @@ int kiln_sandbox_net_enter(struct sb_net *n, struct kiln_err **err)
         n->chan[0] = -1;
         if (loopback_up(err) < 0)
                 return -1;
+        ping_groups_allow();
         uint16_t idx[NET_FDS_MAX];
         int fds[NET_FDS_MAX];
         size_t k = 0;

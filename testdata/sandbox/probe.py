@@ -134,6 +134,17 @@ def abstract_socket(name):
         return "connected, read %r" % s.recv(64)
 
 
+def icmp_echo():
+    """what still works: ping over an ICMP datagram socket, no CAP_NET_RAW"""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP) as s:
+        s.settimeout(10)
+        s.sendto(bytes([8, 0, 0, 0, 0, 1, 0, 1]) + b"kiln", ("127.0.0.1", 0))
+        reply = s.recvfrom(64)[0]
+        if reply[0] != 0:
+            raise OSError(errno.EPROTO, "ICMP type %d, not an echo reply" % reply[0])
+        return "echo reply from 127.0.0.1"
+
+
 def main():
     host_pid, host_dir = int(sys.argv[1]), sys.argv[2]
     # NAME=ARG hands an attack its target
@@ -153,6 +164,7 @@ def main():
         "proc_root_write": lambda: proc_root_write(host_dir),
         "loopback_service": lambda: loopback_service(args["loopback_service"]),
         "abstract_socket": lambda: abstract_socket(args["abstract_socket"]),
+        "icmp_echo": icmp_echo,
     }
     for name in [a.split("=", 1)[0] for a in sys.argv[3:]] or attacks:
         try:
