@@ -18,7 +18,6 @@
 #define LOCK_IN_SANDBOX    "/run/kiln/lock"
 #define LOCK_FAILED        65 /* the converter refused the lock: its message is the error */
 #define LOCK_ERROR_MAX     4096
-#define REQUIREMENTS_MAX   (64u * 1024 * 1024) /* as the tag's hash reads it */
 
 /* layers/lock_requirements.py, embedded at build time */
 static const char lock_script[] = {
@@ -140,7 +139,7 @@ static int cache_sources(const struct kiln_spec *s, struct kiln_buf *b, struct k
         if (!s->requirements || from_project(s))
                 return 0;
         _cleanup_buf_ struct kiln_buf reqs = {0};
-        if (kiln_read_file(s->requirements_path, REQUIREMENTS_MAX, &reqs, err) < 0)
+        if (kiln_read_file(s->requirements_path, KILN_SPEC_REQUIREMENTS_MAX, &reqs, err) < 0)
                 return kiln_err_prefix(err, "requirements");
         for (const char *line = reqs.data; line && *line;) {
                 const char *end = strchr(line, '\n');

@@ -82,6 +82,10 @@ struct kiln_spec_mount {
  * `entrypoint: []` clears the base image's entrypoint, unset keeps it).
  * Fields that flytekit types as str but that YAML may give as a number
  * (python_version, cuda, cudnn) hold Python's str() of the value. */
+/* The largest requirements or lock file kiln reads (for the tag's hash,
+ * the pip step and the network ports it needs). */
+#define KILN_SPEC_REQUIREMENTS_MAX (64u * 1024 * 1024)
+
 struct kiln_spec {
         char *path;                  /* spec file as given; NULL for stdin and flags */
         char *dir;                   /* absolute directory that relative paths resolve against */

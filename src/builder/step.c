@@ -160,6 +160,17 @@ struct sandbox_job {
         void *fn_arg;
 };
 
+/* The loopback URLs of a file pip reads: a requirements file's -i,
+ * --extra-index-url and --find-links lines and direct URLs, a lock file's
+ * sources. A file that cannot be read adds nothing: the pip step says why. */
+static void net_ports_of_file(struct kiln_net_ports *p, const char *path)
+{
+        _cleanup_buf_ struct kiln_buf text = {0};
+        _cleanup_err_ struct kiln_err *ignored = NULL;
+        if (kiln_read_file(path, KILN_SPEC_REQUIREMENTS_MAX, &text, &ignored) == 0 && text.data)
+                kiln_net_ports_add_urls(p, text.data);
+}
+
 void builder_net_ports(const struct kiln_spec *s, const struct kiln_build_opts *o,
                        struct kiln_net_ports *p)
 {
@@ -170,6 +181,17 @@ void builder_net_ports(const struct kiln_spec *s, const struct kiln_build_opts *
         kiln_net_ports_add_urls(p, s->pip_extra_args);
         for (size_t i = 0; s->packages && s->packages[i]; i++)
                 kiln_net_ports_add_urls(p, s->packages[i]);
+        if (!s->requirements_path)
+                return;
+        net_ports_of_file(p, s->requirements_path);
+        if (s->requirements_lock) {
+                /* uv's and poetry's indexes are named in the project too */
+                const char *slash = strrchr(s->requirements_path, '/');
+                int dl = slash ? (int)(slash - s->requirements_path + 1) : 0;
+                _cleanup_free_ char *pp =
+                    kiln_xasprintf("%.*spyproject.toml", dl, s->requirements_path);
+                net_ports_of_file(p, pp);
+        }
 }
 
 static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,

@@ -11,8 +11,6 @@
 #include "kiln/imagespec.h"
 #include "imagespec-internal.h"
 
-#define REQUIREMENTS_MAX (64u * 1024 * 1024)
-
 static void evp_freep(EVP_MD_CTX **c)
 {
         EVP_MD_CTX_free(*c);
@@ -208,7 +206,7 @@ static int requirements_digest(const struct kiln_spec *s, char out[41], struct k
         unsigned char d[EVP_MAX_MD_SIZE];
         unsigned n = 0;
 
-        if (kiln_read_file(s->requirements_path, REQUIREMENTS_MAX, &b, err) < 0)
+        if (kiln_read_file(s->requirements_path, KILN_SPEC_REQUIREMENTS_MAX, &b, err) < 0)
                 return kiln_err_prefix(err, "%s: requirements", s->errname);
         /* bytes.strip(): ASCII whitespace only */
         p = (const unsigned char *)b.data;

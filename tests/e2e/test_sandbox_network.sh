@@ -228,6 +228,21 @@ r=$(probe_result "$d/build.log" "tcp=deb.debian.org:80")
 grep -q 'Downloading.*kiln_hello' "$d/build.log" || fail "none: pip did not install from the spec's index"
 pass "none: only loopback; pip installs from the spec's index; outside unreachable ($r)"
 
+# ---- an index named only in a requirements file (or a lock file: see
+# test_build_lock) is forwarded too ----
+d="$T/root/reqs"
+new_dir root reqs
+printf -- '--index-url %s\nkiln-hello==1.1.0\n' "$KILN_TB_PYINDEX" >"$d/requirements.txt"
+cat >"$d/spec.yaml" <<SPEC
+name: net-reqs
+base_image: $KILN_TB_PLAIN/testbed/python:bookworm
+requirements: requirements.txt
+SPEC
+CACHE=$d/cache build_in root reqs --network none
+[ "$(cat "$d/rc")" = 0 ] || { cat "$d/build.log" >&2; fail "an index named by requirements.txt is not reached"; }
+grep -q 'Downloading.*kiln_hello' "$d/build.log" || fail "reqs: pip did not install from the file's index"
+pass "an index named only in requirements.txt is forwarded"
+
 # ---- host: the host's network, as before, and said so ----
 d="$T/root/host"
 new_dir root host
