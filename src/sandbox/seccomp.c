@@ -255,7 +255,7 @@ static int add_socket(scmp_filter_ctx ctx, struct kiln_err **err)
         for (unsigned long af = 0; af <= AF_MCTP; af++) {
                 bool deny = af == AF_ALG || af == AF_VSOCK;
                 if (add_rule(ctx, deny ? SCMP_ACT_ERRNO(EPERM) : SCMP_ACT_ALLOW, SCMP_SYS(socket),
-                             SCMP_A0(SCMP_CMP_EQ, af), "socket", err) < 0)
+                             SCMP_A0(SCMP_CMP_EQ, af, 0), "socket", err) < 0)
                         return -1;
         }
         return 0;
@@ -265,7 +265,7 @@ static int add_personality(scmp_filter_ctx ctx, struct kiln_err **err)
 {
         for (size_t i = 0; i < sizeof(personas) / sizeof(personas[0]); i++)
                 if (add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(personality),
-                             SCMP_A0(SCMP_CMP_EQ, personas[i]), "personality", err) < 0)
+                             SCMP_A0(SCMP_CMP_EQ, personas[i], 0), "personality", err) < 0)
                         return -1;
         return 0;
 }
