@@ -106,3 +106,36 @@ push_with_layer() { # src-image dest-repo:tag tar
         python3 "$KILN_SRC/tests/e2e/append-layer.py" "$T/with-layer" src "$3"
         "${SKOPEO[@]}" copy -q --dest-tls-verify=false "oci:$T/with-layer:src" "docker://$KILN_TB_PLAIN/$2"
 }
+
+# An abstract unix socket on the host that answers HOST-ABSTRACT, for the
+# tests that prove a step cannot reach it: sets ABSTRACT (its name) and
+# ABSTRACT_PID (for the test's trap); wait_host_abstract_socket then waits
+# until it answers (a generous bound on a loaded machine).
+start_host_abstract_socket() {
+        ABSTRACT="kiln-e2e-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+        python3 - "$ABSTRACT" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind("\0" + sys.argv[1])
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    c.sendall(b"HOST-ABSTRACT\n")
+    c.close()
+PY
+        ABSTRACT_PID=$!
+}
+host_abstract_socket_answers() {
+        python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect("\0" + sys.argv[1])
+assert s.recv(64).startswith(b"HOST-ABSTRACT")' "$ABSTRACT" 2>/dev/null
+}
+wait_host_abstract_socket() {
+        local i
+        for i in $(seq 600); do
+                host_abstract_socket_answers && return 0
+                sleep 0.1
+        done
+        fail "the host's abstract socket does not answer on the host"
+}

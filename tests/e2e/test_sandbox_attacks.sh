@@ -27,27 +27,9 @@ HOSTILE=$KILN_TB_PLAIN/$KILN_TB_IMG_HOSTILE
 # unix socket that answers on the host.
 sleep 900 &
 HOST_PID=$!
-ABSTRACT="kiln-e2e-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
-python3 - "$ABSTRACT" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind("\0" + sys.argv[1])
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    c.sendall(b"HOST-ABSTRACT\n")
-    c.close()
-PY
-ABSTRACT_PID=$!
+start_host_abstract_socket
 trap 'kill "$HOST_PID" "$ABSTRACT_PID" 2>/dev/null; rm -rf "$T"' EXIT
-abstract_answers() {
-        python3 -c 'import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect("\0" + sys.argv[1])
-assert s.recv(64).startswith(b"HOST-ABSTRACT")' "$ABSTRACT" 2>/dev/null
-}
-for _ in $(seq 600); do abstract_answers && break; sleep 0.1; done
-abstract_answers || fail "the host's abstract socket does not answer on the host"
+wait_host_abstract_socket
 UNNAMED=$KILN_TB_BASIC
 OUTSIDE="$T/outside"
 mkdir -p "$OUTSIDE"

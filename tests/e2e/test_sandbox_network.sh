@@ -24,19 +24,8 @@ INDEX_PORT=$(echo "$KILN_TB_PYINDEX" | sed -E 's|^http://127\.0\.0\.1:([0-9]+)/.
 # Host side: an abstract unix socket that answers a marker, and loopback
 # traffic that carries another, sent all along (what a sniffing step would
 # capture: on the shared network it arrives within milliseconds).
-ABSTRACT="kiln-e2e-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
 SNIFF_MARK="kiln-sniff-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
-python3 - "$ABSTRACT" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind("\0" + sys.argv[1])
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    c.sendall(b"HOST-ABSTRACT\n")
-    c.close()
-PY
-ABSTRACT_PID=$!
+start_host_abstract_socket
 python3 - "$SNIFF_MARK" <<'PY' &
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -46,15 +35,7 @@ while True:
 PY
 SNIFF_PID=$!
 trap 'kill $ABSTRACT_PID $SNIFF_PID 2>/dev/null; rm -rf "$T"' EXIT
-# the server is up once it answers (a generous bound on a loaded machine)
-answers() {
-        python3 -c 'import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect("\0" + sys.argv[1])
-assert s.recv(64).startswith(b"HOST-ABSTRACT")' "$ABSTRACT" 2>/dev/null
-}
-for _ in $(seq 600); do answers && break; sleep 0.1; done
-answers || fail "the host's abstract socket does not answer on the host"
+wait_host_abstract_socket
 
 # A python probe run as a build command: one "probe: NAME=RESULT" line per
 # attempt, where RESULT is reached, seen, or why not (the errno's name).
