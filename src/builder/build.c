@@ -51,6 +51,7 @@ static void ctx_release(struct kiln_step_ctx *c)
         builder_abandon_layers(c); /* first: the writers read the build directory */
         kiln_remote_cache_free(c->remote);
         kiln_ref_release(&c->base_ref);
+        kiln_net_ports_release(&c->net_ports);
         free(c->layer_keys);
         kiln_step_entry_release(&c->out);
         for (size_t i = 0; i < c->n_facts; i++)

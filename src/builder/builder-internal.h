@@ -109,6 +109,10 @@ struct kiln_step_ctx {
         struct kiln_platform platform;
         enum kiln_idmap idmap;
         char *build_dir; /* scratch of this build, removed when it ends */
+        /* The host loopback ports every sandboxed step reaches, found when
+         * the first one runs (a lock file may be large: read once). */
+        struct kiln_net_ports net_ports;
+        bool net_ports_known;
 
         /* The running step: names it in messages, directories, entries. */
         const struct kiln_step_kind *kind;

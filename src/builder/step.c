@@ -241,8 +241,10 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
         env[n] = NULL;
         const char *wd = kiln_image_config_string(&c->img, "WorkingDir");
         _cleanup_free_ char *prefix = kiln_xasprintf("%s[%s] ", kiln_log_prefix(), c->kind->name);
-        _cleanup_net_ports_ struct kiln_net_ports ports = {0};
-        builder_net_ports(c->spec, c->o, &ports);
+        if (!c->net_ports_known) {
+                builder_net_ports(c->spec, c->o, &c->net_ports);
+                c->net_ports_known = true;
+        }
         struct kiln_sandbox_opts so = {
             .lowers = c->lowers,
             .n_lowers = c->n_lowers,
@@ -260,7 +262,7 @@ static int sandbox_step(struct kiln_step_ctx *c, const struct sandbox_job *job,
             .label = prefix,
             .idmap = c->idmap,
             .network = c->o->network,
-            .ports = &ports,
+            .ports = &c->net_ports,
             .seccomp_unconfined = c->o->seccomp_unconfined,
         };
         int status = 0;
