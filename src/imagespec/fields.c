@@ -511,7 +511,9 @@ static int read_map(struct kiln_spec *s, const struct spec_field *f,
 }
 
 /* env: NAME: scalar, in YAML order, each value as Python's str() of it
- * (s->env, s->n_env). */
+ * (s->env, s->n_env). flytekit takes any scalar (`DEBUG: 1`, `ON: yes`,
+ * `EMPTY:` is None), hashes its repr and writes str(value) into the
+ * image's ENV ("1", "True", "None"), so kiln does the same. */
 static int read_env(struct kiln_spec *s, const struct spec_field *f,
                     const struct kiln_spec_value *v, struct kiln_err **err)
 {
@@ -529,11 +531,11 @@ static int read_env(struct kiln_spec *s, const struct spec_field *f,
                                                      "'%s' is not a variable name (empty or "
                                                      "contains '=')",
                                                      k->text);
-                if (val->type == KILN_SPEC_NULL || val->type == KILN_SPEC_LIST ||
-                    val->type == KILN_SPEC_MAP)
+                if (val->type == KILN_SPEC_LIST || val->type == KILN_SPEC_MAP)
                         return kiln_spec_field_error(s, val, f->name, err,
-                                                     "%s: value must be a string, not %s", k->text,
-                                                     kiln_spec_value_type_name(val));
+                                                     "%s: value must be a scalar (a string, "
+                                                     "number, boolean or null), not %s",
+                                                     k->text, kiln_spec_value_type_name(val));
                 s->env[s->n_env].key = kiln_xstrdup(k->text);
                 s->env[s->n_env].value = kiln_xstrdup(val->text);
                 s->n_env++;

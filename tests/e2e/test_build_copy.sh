@@ -16,6 +16,11 @@ registry: $KILN_TB_PLAIN/e2e
 base_image: $KILN_TB_PLAIN/testbed/busybox:latest
 env:
   PYTHONPATH: /root/src
+  EMPTY:
+  DEBUG: yes
+  WORKERS: 010
+  RATE: 1.0e-5
+  SCALE: 2.50
 copy:
   - data
   - src/pkg/main.py
@@ -59,6 +64,13 @@ cfg=$("${SKOPEO[@]}" inspect --config "oci:$T/o3:x")
 echo "$cfg" | jq -e '.config.Env | index("PYTHONPATH=/root/src")' >/dev/null || fail "spec PYTHONPATH lost"
 echo "$cfg" | jq -e '.config.Env | index("PYTHONPATH=/root") | not' >/dev/null || fail "default PYTHONPATH beside the spec's"
 pass "copy layout; the spec's PYTHONPATH wins over the default"
+# Non-string env values are written as Python's str() of what YAML made
+# of them, as flytekit's ENV line does.
+for kv in EMPTY=None DEBUG=True WORKERS=8 RATE=1e-05 SCALE=2.5; do
+        echo "$cfg" | jq -e --arg kv "$kv" '.config.Env | index($kv)' >/dev/null ||
+                fail "env $kv not in $(echo "$cfg" | jq -c .config.Env)"
+done
+pass "env scalars rendered as Python's str()"
 
 # A change in a copied file changes the layer and the name.
 n1=$("$KILN" name "$T/one/spec.yaml")

@@ -300,8 +300,9 @@ static const struct {
     {"platform: ~\n", "platform: must be a string, not null"},
     {"source_copy_mode: sometimes\n", "source_copy_mode: 'sometimes' is not one of"},
     {"env: [A=1]\n", "env: must be a mapping of NAME: value, not a list"},
-    {"env: {A: [1]}\n", "env: A: value must be a string, not a list"},
-    {"env: {A: ~}\n", "env: A: value must be a string, not null"},
+    {"env: {A: [1]}\n", "env: A: value must be a scalar (a string, number, boolean or null), "
+                        "not a list"},
+    {"env: {A: {b: 1}}\n", "env: A: value must be a scalar"},
     {"env: {1: x}\n", "env: variable names must be strings, not an integer"},
     {"env: {'A=B': x}\n", "is not a variable name"},
     {"base_image: [x]\n", "base_image: must be an image reference or a nested spec mapping"},
@@ -480,7 +481,7 @@ static void test_typed(void)
         static const char y[] = "name: Trainer\n"
                                 "registry: LOCALHOST:30000\n"
                                 "python_version: 3.10\n"
-                                "env: {B: 1, A: x, C: yes, D: 1.50}\n"
+                                "env: {B: 1, A: x, C: yes, D: 1.50, E: ~, F: 1.0e-5}\n"
                                 "entrypoint: []\n"
                                 "copy: [data, src/main.py]\n"
                                 "requirements: reqs/requirements.txt\n"
@@ -499,13 +500,16 @@ static void test_typed(void)
         CHECK_STR(s->python_version, "3.1");
         CHECK(s->warnings && s->warnings[0] && strstr(s->warnings[0], "python_version"),
               "python_version warning");
-        CHECK(s->n_env == 4, "n_env %zu", s->n_env);
-        if (s->n_env == 4) {
+        /* str() of each value, as flytekit writes it into ENV */
+        CHECK(s->n_env == 6, "n_env %zu", s->n_env);
+        if (s->n_env == 6) {
                 CHECK_STR(s->env[0].key, "B");
                 CHECK_STR(s->env[0].value, "1");
                 CHECK_STR(s->env[1].key, "A");
                 CHECK_STR(s->env[2].value, "True");
                 CHECK_STR(s->env[3].value, "1.5");
+                CHECK_STR(s->env[4].value, "None");
+                CHECK_STR(s->env[5].value, "1e-05");
         }
         CHECK(s->entrypoint && !s->entrypoint[0], "entrypoint [] is an empty list");
         CHECK(s->commands == NULL, "commands unset");
