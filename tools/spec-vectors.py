@@ -29,7 +29,7 @@ FIELDS = [
     "source_copy_mode", "copy", "python_exec", "runtime_packages",
     "builder_options", "builder_config",
 ]
-EXCLUDED = {"pip_secret_mounts", "builder", "runtime_packages", "registry_config"}
+EXCLUDED = {"pip_secret_mounts", "builder", "runtime_packages"}
 
 
 def copy_digest(paths, base):
@@ -71,7 +71,7 @@ def spec_dict(d, base, for_tag):
             out[f] = d.get("platform", "linux/amd64")
             continue
         v = d.get(f)
-        if v is None:
+        if v is None or (f == "registry_config" and for_tag):
             continue
         if f == "registry":
             v = v.lower()

@@ -258,10 +258,14 @@ static void md5_b64(const char *text, size_t len, char out[23])
         b64url_nopad(d, n, out);
 }
 
-static bool excluded(const char *field)
+/* Left out of both texts (ImageSpec.id's parameters_to_exclude); the tag
+ * also drops registry_config ("won't rebuild the image if we change the
+ * registry_config path"), which the id keeps, so a pod's _F_IMG_ID
+ * matches image_spec.id. */
+static bool excluded(const char *field, bool for_tag)
 {
         return !strcmp(field, "builder") || !strcmp(field, "pip_secret_mounts") ||
-               !strcmp(field, "runtime_packages") || !strcmp(field, "registry_config");
+               !strcmp(field, "runtime_packages") || (for_tag && !strcmp(field, "registry_config"));
 }
 
 static int image_name(const struct kiln_spec *s, struct kiln_image_name *out, int depth,
@@ -280,7 +284,7 @@ static int render_dict(const struct kiln_spec *s, bool for_tag, int depth, struc
                 const struct kiln_spec_value *v = kiln_spec_value_get(s->raw, f);
                 bool is_name = !strcmp(f, "name"), is_platform = !strcmp(f, "platform");
 
-                if (excluded(f))
+                if (excluded(f, for_tag))
                         continue;
                 if (!is_name && !is_platform && (!v || v->type == KILN_SPEC_NULL))
                         continue;

@@ -33,6 +33,9 @@ static const struct {
     {"vectors/copyimg/up5-copy.yaml", "ghcr.io/acme/copyimg:9bE3Q0dNR9jvPFcz14M7sg",
      "iCR3Mz9d9Z9jzdqvAMjyUg"},
     {"vectors/up6-float-version.yaml", "pingsutw/flytekit:uwTM8i6IhiglYKQ92S1RAw", NULL},
+    /* registry_config: out of the tag, in the id */
+    {"vectors/up7-registry-config.yaml", "excluded:5ccePazM2COKKHrlFAFhEQ",
+     "9bWfFX5eMqJ455SMWp4_UA"},
 };
 
 static int name_of(const char *rel, struct kiln_image_name *n)
