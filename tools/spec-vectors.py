@@ -13,6 +13,7 @@ image name, id, the str(dict) hashed for the tag, the one hashed for the id.
 repr() never emits raw tabs or newlines, so the TSV needs no quoting.
 """
 import base64
+import enum
 import glob
 import hashlib
 import os
@@ -29,6 +30,15 @@ FIELDS = [
     "source_copy_mode", "copy", "python_exec", "runtime_packages",
     "builder_options", "builder_config",
 ]
+
+
+class CopyFileDetection(enum.Enum):
+    """flytekit.constants.CopyFileDetection: its repr is what hashes."""
+    LOADED_MODULES = 1
+    ALL = 2
+    NO_COPY = 3
+
+
 EXCLUDED = {"pip_secret_mounts", "builder", "runtime_packages"}
 
 
@@ -59,6 +69,24 @@ def copy_digest(paths, base):
     return h.hexdigest()
 
 
+def source_digest(root):
+    # flytekit's ls_files digest for CopyFileDetection.ALL: the files in
+    # sorted path order, each its bytes then its relative path without
+    # separators. Ignore files are not modelled here: refuse them.
+    files = []
+    for top, dirs, names in os.walk(root):
+        dirs[:] = [x for x in dirs if x != ".git"]
+        for n in names:
+            assert n not in (".gitignore", ".dockerignore") and not n.endswith(".pyc"), root
+            files.append(os.path.join(top, n))
+    h = hashlib.md5()
+    for path in sorted(files):
+        with open(path, "rb") as f:
+            h.update(f.read())
+        h.update("".join(os.path.relpath(path, root).split(os.sep)).encode("utf-8"))
+    return h.hexdigest()
+
+
 def spec_dict(d, base, for_tag):
     out = {}
     for f in FIELDS:
@@ -71,10 +99,19 @@ def spec_dict(d, base, for_tag):
             out[f] = d.get("platform", "linux/amd64")
             continue
         v = d.get(f)
+        if f == "source_copy_mode":
+            # the member by its lowercased name; source_root alone means
+            # LOADED_MODULES (ImageSpec.__post_init__)
+            if v is None and d.get("source_root") is not None:
+                v = "loaded_modules"
+            if v is not None:
+                v = CopyFileDetection[v.upper()]
         if v is None or (f == "registry_config" and for_tag):
             continue
         if f == "registry":
             v = v.lower()
+        elif f == "source_root" and for_tag and d.get("source_copy_mode") == "all":
+            v = source_digest(os.path.join(base, v))
         elif f == "copy" and for_tag and v:
             v = copy_digest(v, base)
         elif f == "requirements" and for_tag and v:

@@ -94,8 +94,11 @@ struct kiln_spec {
         char *name;           /* lowercased; default "flytekit" */
         char *python_version; /* NULL: the base image's python */
         char *builder;
-        char *source_root;      /* as given */
-        char *source_copy_mode; /* "loaded_modules", "all" or "no_copy" */
+        char *source_root; /* as given */
+        /* CopyFileDetection by member name: "loaded_modules", "all" or
+         * "no_copy"; "loaded_modules" when source_root is set without one,
+         * as flytekit defaults it. Hashed as the enum's repr. */
+        char *source_copy_mode;
         struct kiln_spec_env *env;
         size_t n_env;   /* in YAML order */
         char *registry; /* lowercased; NULL: no registry part, never pushed */
@@ -217,7 +220,8 @@ const struct kiln_spec_flag *kiln_spec_field_flags(size_t i);
 /* Is source_root copied (and hashed)? As in flytekit: only when
  * source_copy_mode is set and is not no_copy. */
 bool kiln_spec_copies_source(const struct kiln_spec *s);
-/* The files source_root contributes, as flytekit's ls_files lists them:
+/* The files source_root contributes, as flytekit's ls_files lists them
+ * (loaded_modules is refused: only pyflyte knows the modules it loaded):
  * kiln_source_list (ignore files honoured) minus what is not a regular
  * file when followed (symlinks to directories or nowhere, sockets). *root
  * is the absolute source_root; *files NULL when nothing is copied. */

@@ -227,7 +227,8 @@ static int check_requirements(struct kiln_spec *s, const struct spec_field *f,
         return 0;
 }
 
-/* source_copy_mode: one of flytekit's CopyFileDetection values. */
+/* source_copy_mode: one of flytekit's CopyFileDetection values, by the
+ * lowercased member name (hash.c hashes the enum's repr). */
 static int check_copy_mode(struct kiln_spec *s, const struct spec_field *f,
                            const struct kiln_spec_value *v, struct kiln_err **err)
 {
@@ -740,10 +741,11 @@ static int check_spec(struct kiln_spec *s, struct kiln_err **err)
                                              "'%s' copies source_root, which is not set",
                                              s->source_copy_mode);
         }
-        if (s->source_copy_mode && !strcmp(s->source_copy_mode, "loaded_modules"))
-                warn(s, "source_copy_mode: loaded_modules copies the modules pyflyte imported, "
-                        "which only pyflyte knows; kiln copies (and hashes) every file that is "
-                        "not ignored, as 'all' does");
+        /* flytekit's __post_init__: a source_root without a mode means
+         * CopyFileDetection.LOADED_MODULES, which then hashes (as its enum
+         * repr) and decides what is copied */
+        if (s->source_root && !s->source_copy_mode)
+                s->source_copy_mode = kiln_xstrdup("loaded_modules");
         if (s->requirements_lock && s->packages) {
                 const struct kiln_spec_value *pv = kiln_spec_value_get(raw, "packages");
                 return kiln_spec_field_error(

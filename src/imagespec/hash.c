@@ -271,6 +271,17 @@ static bool excluded(const char *field, bool for_tag)
 static int image_name(const struct kiln_spec *s, struct kiln_image_name *out, int depth,
                       struct kiln_err **err);
 
+/* repr() of flytekit's CopyFileDetection member that the typed mode (set,
+ * or defaulted by source_root) names: an Enum's repr, not a string. */
+static const char *copy_mode_repr(const char *mode)
+{
+        if (!strcmp(mode, "loaded_modules"))
+                return "<CopyFileDetection.LOADED_MODULES: 1>";
+        if (!strcmp(mode, "all"))
+                return "<CopyFileDetection.ALL: 2>";
+        return "<CopyFileDetection.NO_COPY: 3>";
+}
+
 /* str(asdict(spec)) with None fields left out; for_tag replaces copy,
  * requirements and a nested base spec by their digests / image name. */
 static int render_dict(const struct kiln_spec *s, bool for_tag, int depth, struct kiln_buf *b,
@@ -284,9 +295,12 @@ static int render_dict(const struct kiln_spec *s, bool for_tag, int depth, struc
                 const struct kiln_spec_value *v = kiln_spec_value_get(s->raw, f);
                 bool is_name = !strcmp(f, "name"), is_platform = !strcmp(f, "platform");
 
+                bool is_mode = !strcmp(f, "source_copy_mode");
+
                 if (excluded(f, for_tag))
                         continue;
-                if (!is_name && !is_platform && (!v || v->type == KILN_SPEC_NULL))
+                if (is_mode ? !s->source_copy_mode
+                            : !is_name && !is_platform && (!v || v->type == KILN_SPEC_NULL))
                         continue;
                 if (!first)
                         kiln_buf_puts(b, ", ");
@@ -296,6 +310,8 @@ static int render_dict(const struct kiln_spec *s, bool for_tag, int depth, struc
 
                 if (is_name) {
                         kiln_spec_str_repr(b, s->name, strlen(s->name));
+                } else if (is_mode) {
+                        kiln_buf_puts(b, copy_mode_repr(s->source_copy_mode));
                 } else if (is_platform && !v) {
                         kiln_buf_puts(b, "'" KILN_SPEC_DEFAULT_PLATFORM "'");
                 } else if (!strcmp(f, "registry")) {

@@ -232,6 +232,27 @@ int kiln_spec_source_files(const struct kiln_spec *s, char **root, char ***files
         *files = NULL;
         if (!kiln_spec_copies_source(s))
                 return 0;
+        /* loaded_modules copies the files of the modules pyflyte imported
+         * from source_root: a list only the pyflyte process has. Copying
+         * every file instead would build an image under a name flytekit
+         * never computes (its tag hashes those files only), which flytekit
+         * then never finds; so without the list kiln refuses and says how
+         * to choose. */
+        if (!strcmp(s->source_copy_mode, "loaded_modules")) {
+                const struct kiln_spec_value *mode =
+                    kiln_spec_value_get(s->raw, "source_copy_mode");
+                if (mode && mode->type != KILN_SPEC_NULL)
+                        return kiln_spec_field_error(
+                            s, mode, "source_copy_mode", err,
+                            "loaded_modules copies the Python modules pyflyte imported from "
+                            "source_root, which only pyflyte knows; set source_copy_mode to all "
+                            "(every file not ignored) or no_copy (none)");
+                return kiln_spec_field_error(
+                    s, kiln_spec_value_get(s->raw, "source_root"), "source_root", err,
+                    "without source_copy_mode flytekit copies the Python modules pyflyte "
+                    "imported from it (loaded_modules), which only pyflyte knows; set "
+                    "source_copy_mode to all (every file not ignored) or no_copy (none)");
+        }
         _cleanup_free_ char *r = kiln_spec_path(s, s->source_root);
         _cleanup_strv_ char **all = NULL;
         if (kiln_source_list(r, &all, err) < 0)

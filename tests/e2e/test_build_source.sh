@@ -64,11 +64,25 @@ echo '# more' >>"$p/pkg/main.py"
 [ "$("$KILN" name "$T/spec.yaml")" != "$before" ] || fail "a kept file's change did not change the tag"
 pass "tag follows the copied files only"
 
-# source_copy_mode unset: nothing copied, the path hashed as given.
+# source_copy_mode unset: flytekit's default is loaded_modules, the files
+# of the modules pyflyte imported, which only pyflyte knows: refused, with
+# the choice named, by name and build alike, and nothing written.
 sed -i '/source_copy_mode/d' "$T/spec.yaml"
-assert_contains "$("$KILN" name --explain "$T/spec.yaml" | sed -n 2p)" "'source_root': 'proj'" "path hashed without a copy mode"
+for cmd in "name" "build -o oci:$T/lm:x"; do
+        expect_exit 8 $cmd "$T/spec.yaml"
+        assert_contains "$(cat "$T/err")" "spec.yaml:3:14: source_root: without source_copy_mode flytekit copies the Python modules pyflyte imported from it (loaded_modules), which only pyflyte knows; set source_copy_mode to all" "$cmd with flytekit's default mode"
+done
+[ ! -e "$T/lm" ] || fail "output written for a refused loaded_modules build"
+echo 'source_copy_mode: loaded_modules' >>"$T/spec.yaml"
+expect_exit 8 name "$T/spec.yaml"
+assert_contains "$(cat "$T/err")" "spec.yaml:4:19: source_copy_mode: loaded_modules copies the Python modules pyflyte imported" "loaded_modules set"
+# no_copy: nothing copied, the path and the enum's repr hashed.
+sed -i 's/loaded_modules/no_copy/' "$T/spec.yaml"
+got_dict=$("$KILN" name --explain "$T/spec.yaml" | sed -n 2p)
+assert_contains "$got_dict" "'source_root': 'proj'" "path hashed with no_copy"
+assert_contains "$got_dict" "'source_copy_mode': <CopyFileDetection.NO_COPY: 3>" "mode hashed as flytekit's enum"
 expect_exit 0 build --dry-run "$T/spec.yaml"
-grep -q "^[0-9]*\. source:" "$T/out" && fail "source_root copied without source_copy_mode"
+grep -q "^[0-9]*\. source:" "$T/out" && fail "source_root copied with no_copy"
 printf 'source_copy_mode: all\n' >"$T/bad.yaml"
 expect_exit 8 name "$T/bad.yaml"
 assert_contains "$(cat "$T/err")" "bad.yaml:1:19: source_copy_mode: 'all' copies source_root, which is not set" "mode without root"

@@ -36,6 +36,11 @@ static const struct {
     /* registry_config: out of the tag, in the id */
     {"vectors/up7-registry-config.yaml", "excluded:5ccePazM2COKKHrlFAFhEQ",
      "9bWfFX5eMqJ455SMWp4_UA"},
+    /* source_copy_mode hashes as CopyFileDetection's repr */
+    {"vectors/copyimg/up8-source-all.yaml", "ghcr.io/acme/srcroot:835gQI1m1xTk_B46ugiVaw",
+     "Dtgq1ksHA8ovTsA9bH9Ltg"},
+    {"vectors/copyimg/up9-source-no-copy.yaml", "ghcr.io/acme/srcroot:PmifnoMgMdx6qiYqLhit_g",
+     "PmifnoMgMdx6qiYqLhit_g"},
 };
 
 static int name_of(const char *rel, struct kiln_image_name *n)
@@ -628,6 +633,16 @@ static void test_hash_errors(void)
         } rows[] = {
             {"copy: [does-not-exist]\n", "copy: 'does-not-exist'"},
             {"requirements: nope.txt\n", "requirements"},
+            /* loaded_modules, set or flytekit's default for a source_root:
+             * only pyflyte knows the modules it loaded */
+            {"source_root: src\n",
+             "t.yaml:1:14: source_root: without source_copy_mode flytekit copies the Python "
+             "modules pyflyte imported from it (loaded_modules), which only pyflyte knows; set "
+             "source_copy_mode to all (every file not ignored) or no_copy (none)"},
+            {"source_root: src\nsource_copy_mode: ~\n", "source_root: without source_copy_mode"},
+            {"source_root: src\nsource_copy_mode: loaded_modules\n",
+             "t.yaml:2:19: source_copy_mode: loaded_modules copies the Python modules pyflyte "
+             "imported"},
         };
         for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
                 _cleanup_err_ struct kiln_err *err = NULL;
