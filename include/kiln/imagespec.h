@@ -114,7 +114,7 @@ struct kiln_spec {
         char *cudnn;
         char *base_image;            /* a reference; NULL when unset or base_spec */
         struct kiln_spec *base_spec; /* base_image given as a nested spec mapping */
-        char *platform;              /* as given; default "linux/amd64" */
+        char *platform;              /* as given; default kiln_spec_default_platform's */
         char **platforms;            /* platform split at ',' (each os/arch[/variant]) */
         char *pip_index;
         char **pip_extra_index_url;
@@ -141,6 +141,13 @@ struct kiln_spec {
         struct kiln_spec_value **pool;
         size_t n_pool, cap_pool;
 };
+
+/* flytekit's default platform for a spec without one: "linux/arm64" when
+ * the registry is a localhost:PORT one and the machine (uname's, as
+ * Python's platform.machine()) is arm64 or aarch64, else
+ * KILN_SPEC_DEFAULT_PLATFORM. registry may be NULL; the spec loader
+ * passes this host's machine. */
+const char *kiln_spec_default_platform(const char *registry, const char *machine);
 
 /* Loads a spec file; path "-" reads stdin (relative paths then resolve
  * against the working directory). */

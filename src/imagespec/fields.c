@@ -6,7 +6,9 @@
 #include <regex.h>
 #include <stddef.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kiln/oci.h"
 #include "kiln/imagespec.h"
@@ -723,6 +725,17 @@ static int unknown_field(struct kiln_spec *s, const struct kiln_spec_value *k,
         return kiln_spec_field_error(s, k, k->text, err, "unknown field");
 }
 
+const char *kiln_spec_default_platform(const char *registry, const char *machine)
+{
+        /* ImageSpec.__post_init__: only a local registry on an arm64 client
+         * gets arm64 (images pushed there run on that machine); the
+         * registry is lowercased already, machine compared lowercased */
+        if (registry && !strncmp(registry, "localhost:", 10) &&
+            (!strcasecmp(machine, "arm64") || !strcasecmp(machine, "aarch64")))
+                return "linux/arm64";
+        return KILN_SPEC_DEFAULT_PLATFORM;
+}
+
 /* Checks between fields, and the defaults, once every field is read. */
 static int check_spec(struct kiln_spec *s, struct kiln_err **err)
 {
@@ -731,9 +744,12 @@ static int check_spec(struct kiln_spec *s, struct kiln_err **err)
         if (!s->name)
                 s->name = kiln_xstrdup(KILN_SPEC_DEFAULT_NAME);
         if (!s->platform) {
-                s->platform = kiln_xstrdup(KILN_SPEC_DEFAULT_PLATFORM);
+                struct utsname u;
+                const char *p =
+                    kiln_spec_default_platform(s->registry, uname(&u) == 0 ? u.machine : "");
+                s->platform = kiln_xstrdup(p);
                 s->platforms = kiln_xcalloc(2, sizeof(char *));
-                s->platforms[0] = kiln_xstrdup(KILN_SPEC_DEFAULT_PLATFORM);
+                s->platforms[0] = kiln_xstrdup(p);
         }
         if (s->source_copy_mode && strcmp(s->source_copy_mode, "no_copy") && !s->source_root) {
                 const struct kiln_spec_value *mv = kiln_spec_value_get(raw, "source_copy_mode");

@@ -313,7 +313,7 @@ static int render_dict(const struct kiln_spec *s, bool for_tag, int depth, struc
                 } else if (is_mode) {
                         kiln_buf_puts(b, copy_mode_repr(s->source_copy_mode));
                 } else if (is_platform && !v) {
-                        kiln_buf_puts(b, "'" KILN_SPEC_DEFAULT_PLATFORM "'");
+                        kiln_spec_str_repr(b, s->platform, strlen(s->platform));
                 } else if (!strcmp(f, "registry")) {
                         const char *r = s->registry ? s->registry : "";
                         kiln_spec_str_repr(b, r, strlen(r));

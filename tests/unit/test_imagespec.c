@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "kiln/imagespec.h"
@@ -626,6 +627,62 @@ static void test_builder(void)
 }
 
 /* Hashing errors: missing copy / requirements files. */
+/* flytekit's default platform: arm64 only for a localhost registry on an
+ * arm64 machine; the names are flytekit 1.16.24's with platform.machine()
+ * reporting aarch64 and x86_64. */
+static void test_default_platform(void)
+{
+        static const struct {
+                const char *registry, *machine, *want;
+        } rows[] = {
+            {"localhost:30000", "aarch64", "linux/arm64"},
+            {"localhost:30000", "arm64", "linux/arm64"},
+            {"localhost:30000", "ARM64", "linux/arm64"},
+            {"localhost:5000/x", "AArch64", "linux/arm64"},
+            {"localhost:30000", "x86_64", "linux/amd64"},
+            {"localhost:30000", "armv7l", "linux/amd64"},
+            {"localhost:30000", "", "linux/amd64"},
+            {"localhost", "aarch64", "linux/amd64"},
+            {"localhostx:1", "aarch64", "linux/amd64"},
+            {"ghcr.io/a", "aarch64", "linux/amd64"},
+            {"127.0.0.1:5000", "aarch64", "linux/amd64"},
+            {NULL, "aarch64", "linux/amd64"},
+        };
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+                CHECK(!strcmp(kiln_spec_default_platform(rows[i].registry, rows[i].machine),
+                              rows[i].want),
+                      "%s on %s: %s, want %s", rows[i].registry ? rows[i].registry : "(none)",
+                      rows[i].machine,
+                      kiln_spec_default_platform(rows[i].registry, rows[i].machine), rows[i].want);
+
+        /* the default hashes as if written: flytekit on aarch64 names the
+         * spec without platform as kiln names it with linux/arm64 */
+        static const char arm[] = "name: lh\nregistry: localhost:30000\nplatform: linux/arm64\n";
+        static const char unset[] = "name: lh\nregistry: LOCALHOST:30000\n";
+        struct utsname u;
+        CHECK(uname(&u) == 0, "uname");
+        bool host_arm =
+            !strcmp(kiln_spec_default_platform("localhost:1", u.machine), "linux/arm64");
+        const struct {
+                const char *yaml, *want;
+        } names[] = {
+            {arm, "localhost:30000/lh:D711GIxdKFDhptL9asP8rw"},
+            {unset, host_arm ? "localhost:30000/lh:D711GIxdKFDhptL9asP8rw"
+                             : "localhost:30000/lh:raMJ0KlFqNt1sBSm6zUMwQ"},
+        };
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                _cleanup_err_ struct kiln_err *err = NULL;
+                _cleanup_spec_ struct kiln_spec *s = NULL;
+                _cleanup_image_name_ struct kiln_image_name n = {0};
+                CHECK(kiln_spec_load_string(names[i].yaml, strlen(names[i].yaml), "t.yaml", NULL,
+                                            &s, &err) == 0 &&
+                          kiln_spec_image_name(s, &n, &err) == 0,
+                      "%s", err ? err->msg : "");
+                if (n.full)
+                        CHECK_STR(n.full, names[i].want);
+        }
+}
+
 static void test_hash_errors(void)
 {
         static const struct {
@@ -802,6 +859,7 @@ int main(void)
         printf("%d bad spec files\n", nbad);
         test_typed();
         test_builder();
+        test_default_platform();
         test_hash_errors();
         test_stdin();
         test_missing_file();
