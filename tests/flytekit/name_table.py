@@ -10,7 +10,8 @@ this file, so that kiln is checked against them on every machine:
 
     name_table.py generate > tests/flytekit/name_table.tsv   (needs flytekit)
     KILN=build/kiln name_table.py check-kiln      (kiln vs the table; python3 + PyYAML)
-    KILN=build/kiln name_table.py check-flytekit  (table vs flytekit now, then kiln)
+    KILN=build/kiln name_table.py check-flytekit  (table vs flytekit now, then kiln,
+                                                   plus rows with absolute paths, live)
 
 flytekit is imported from an installed flytekit, else from the runtime
 in $KILN_FLYTEKIT_RUNTIME, else from the shared one beside the checkout
@@ -72,6 +73,8 @@ TREE = {
     "proj/build/out.txt": "ignored dir\n",
     "proj/secret.env": "ignored by .dockerignore\n",
     "proj/README.md": "# proj\n",
+    "proj/.cache/x": "ignored by flytekit's standard ignores\n",
+    "proj/app/stale.pyc": "bytecode",
     "lib/mod/__init__.py": "",
     "lib/mod/a.py": "A = 1\n",
     "lib/mod/__pycache__/a.cpython-311.pyc": "bytecode",
@@ -169,6 +172,20 @@ SPECS = [
     }),
 ]
 
+
+
+def live_specs(top):
+    """Rows whose YAML holds the temporary directory's path, so they are
+    checked against flytekit live (check-flytekit), not kept in the table:
+    an absolute source_root, where flytekit applies the ignore files."""
+    proj = os.path.join(top, "proj")
+    return [
+        ("live-source-all-absolute", {"name": "src", "source_root": proj,
+                                      "source_copy_mode": Mode("ALL")}),
+        ("live-everything-absolute", dict(SPECS[-1][1], source_root=proj)),
+    ]
+
+
 # Rows whose name depends on the machine flytekit runs on.
 MACHINE_ROWS = {"localhost-default-platform"}
 
@@ -205,7 +222,7 @@ def write_tree(top):
             f.write(content)
     env = dict(os.environ, GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_NOSYSTEM="1")
     subprocess.run(["git", "init", "-q", top], check=True, env=env)
-    for row, kw in SPECS:
+    for row, kw in SPECS + live_specs(top):
         with open(os.path.join(top, row + ".yaml"), "w", encoding="utf-8") as f:
             f.write(spec_yaml(kw))
 
@@ -230,7 +247,7 @@ def import_flytekit():
     return None
 
 
-def flytekit_rows(top):
+def flytekit_rows(top, specs):
     """(row, name, tag, id) from the real ImageSpec, or 'refused' rows."""
     import platform
 
@@ -256,7 +273,7 @@ def flytekit_rows(top):
     os.chdir(top)
     try:
         out = []
-        for row, kw in SPECS:
+        for row, kw in specs:
             spec = ImageSpec(**to_py(copymod.deepcopy(kw)))
             name, tag, ident = spec.image_name(), spec.tag, spec.id
             # loaded_modules: the digest covers the modules this process
@@ -334,7 +351,7 @@ def main():
             return 1
         import flytekit
 
-        rows = flytekit_rows(top)
+        rows = flytekit_rows(top, SPECS)
         if cmd == "generate":
             print(f"# made by tests/flytekit/name_table.py generate with flytekit "
                   f"{flytekit.__version__}; row, name, tag, id ('refused': kiln must refuse)")
@@ -352,7 +369,7 @@ def main():
             return 1
         print(f"ok: name_table.tsv is what flytekit {flytekit.__version__} ({where}) computes "
               f"for {len(rows)} specs")
-        return check_kiln(top, rows)
+        return check_kiln(top, rows + flytekit_rows(top, live_specs(top)))
 
 
 if __name__ == "__main__":
