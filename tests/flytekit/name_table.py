@@ -17,8 +17,9 @@ flytekit is imported from an installed flytekit, else from the runtime
 in $KILN_FLYTEKIT_RUNTIME, else from the shared one beside the checkout
 (../shared/flytekit-runtime; its README: the Debian packages it lists
 must be installed, which tools/install-deps does when it finds it).
-check-flytekit fails when none is there, saying so; KILN_NO_FLYTEKIT=1
-turns that into a skip (exit 77), for machines that cannot have it.
+check-flytekit skips (exit 77, saying so) when none is there — a clone
+on its own has no ../shared — and fails instead with
+KILN_REQUIRE_FLYTEKIT=1.
 
 The specs' files (copy entries, requirements, a source tree with ignore
 files) are written into a fresh git work tree in a temporary directory:
@@ -344,10 +345,10 @@ def main():
             msg = ("flytekit is not importable: no installed flytekit, no $KILN_FLYTEKIT_RUNTIME, "
                    f"no {os.path.join(os.path.dirname(SRC), 'shared', 'flytekit-runtime')}; "
                    "kiln's names were NOT checked against the real ImageSpec")
-            if os.environ.get("KILN_NO_FLYTEKIT") == "1" and cmd == "check-flytekit":
-                print("SKIP: " + msg)
+            if os.environ.get("KILN_REQUIRE_FLYTEKIT") != "1" and cmd == "check-flytekit":
+                print("SKIP: " + msg + " (KILN_REQUIRE_FLYTEKIT=1 makes this a failure)")
                 return 77
-            print("FAIL: " + msg + " (KILN_NO_FLYTEKIT=1 makes this a skip)")
+            print("FAIL: " + msg)
             return 1
         import flytekit
 
