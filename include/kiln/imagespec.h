@@ -132,6 +132,11 @@ struct kiln_spec {
         const struct kiln_spec_value *builder_options; /* MAP inside raw, or NULL */
         const struct kiln_spec_value *builder_config;  /* MAP inside raw, or NULL */
 
+        /* The module files pyflyte loaded (kiln_spec_set_loaded_modules),
+         * as given: what source_copy_mode loaded_modules copies and hashes
+         * from source_root. NULL: not known, and loaded_modules is refused. */
+        char **loaded_modules;
+
         /* Things flytekit accepts but that probably are not what the author
          * meant (python_version: 3.10 reads as 3.1). The CLI prints them. */
         char **warnings;
@@ -224,14 +229,24 @@ const struct kiln_spec_flag *kiln_spec_field_flags(size_t i);
 
 /* ---------- source_root ---------- */
 
+/* Gives s, and the base specs nested in it, the list of module files
+ * pyflyte loaded (flytekit's list_imported_modules_as_files, which the
+ * flytekit plugin writes): FILE holds one absolute path per line. With it,
+ * source_copy_mode loaded_modules copies and hashes, from each spec's
+ * source_root, the listed files that flytekit counts as inside it.
+ * KILN_ERR_USAGE naming FILE and the line for a path that is not absolute
+ * or a file too large. */
+int kiln_spec_set_loaded_modules(struct kiln_spec *s, const char *file, struct kiln_err **err);
+
 /* Is source_root copied (and hashed)? As in flytekit: only when
  * source_copy_mode is set and is not no_copy. */
 bool kiln_spec_copies_source(const struct kiln_spec *s);
-/* The files source_root contributes, as flytekit's ls_files lists them
- * (loaded_modules is refused: only pyflyte knows the modules it loaded):
- * kiln_source_list (ignore files honoured) minus what is not a regular
- * file when followed (symlinks to directories or nowhere, sockets). *root
- * is the absolute source_root; *files NULL when nothing is copied. */
+/* The files source_root contributes, as flytekit's ls_files lists them:
+ * for all, kiln_source_list (ignore files honoured) minus what is not a
+ * regular file when followed (symlinks to directories or nowhere,
+ * sockets); for loaded_modules, the listed module files inside it (refused
+ * when the spec has no list: only pyflyte knows the modules it loaded).
+ * *root is the absolute source_root; *files NULL when nothing is copied. */
 int kiln_spec_source_files(const struct kiln_spec *s, char **root, char ***files,
                            struct kiln_err **err);
 

@@ -72,6 +72,9 @@ int cli_registry_open(const struct cli_common *c, const struct kiln_ref *ref,
 /* getopt returns OPT_SPEC_FIRST + field index * KILN_SPEC_FIELD_FLAGS +
  * the flag's index within its field for a spec flag (spec_flags.c). */
 enum { OPT_SPEC_FIRST = 1100 };
+/* --loaded-modules, taken wherever spec flags are (below the spec flags'
+ * range, above every command's own options). */
+enum { OPT_LOADED_MODULES = 1090 };
 
 /* Prints the spec flags for a command's help. */
 void cli_spec_help(FILE *out);
@@ -82,6 +85,7 @@ struct cli_spec_flags {
                 const char *arg;
         } * v;
         size_t n;
+        const char *loaded_modules; /* --loaded-modules FILE */
 };
 /* The spec flags followed by own (NULL-terminated); caller frees. */
 struct option *cli_spec_longopts(const struct option *own);

@@ -74,7 +74,7 @@ struct option *cli_spec_longopts(const struct option *own)
         while (own[n_own].name)
                 n_own++;
         _cleanup_free_ struct spec_flag *flags = spec_flags_sorted(by_opt_place, &n);
-        struct option *all = kiln_xcalloc(n + n_own + 1, sizeof(*all));
+        struct option *all = kiln_xcalloc(n + n_own + 2, sizeof(*all));
         /* Spec flags first: getopt_long takes the first exact match, so
          * --platform is the spec's field, not the pull-style selector. */
         for (size_t i = 0; i < n; i++)
@@ -82,6 +82,7 @@ struct option *cli_spec_longopts(const struct option *own)
                     flags[i].flag->name,
                     flags[i].flag->op == KILN_SPEC_FLAG_EMPTY ? no_argument : required_argument,
                     NULL, OPT_SPEC_FIRST + flags[i].id};
+        all[n++] = (struct option){"loaded-modules", required_argument, NULL, OPT_LOADED_MODULES};
         memcpy(all + n, own, n_own * sizeof(*own));
         return all;
 }
@@ -106,11 +107,20 @@ void cli_spec_help(FILE *out)
                 col += strlen(item);
         }
         fputs("\n", out);
+        fputs("  --loaded-modules FILE     the module files pyflyte imported, one absolute path\n"
+              "                            per line: what source_copy_mode loaded_modules (the\n"
+              "                            default with source_root) copies and hashes; the\n"
+              "                            flytekit plugin writes it\n",
+              out);
 }
 
 bool cli_spec_flag(struct cli_spec_flags *f, int opt, const char *arg)
 {
         struct spec_flag sf;
+        if (opt == OPT_LOADED_MODULES) {
+                f->loaded_modules = arg;
+                return true;
+        }
         if (!spec_flag_by_id(opt - OPT_SPEC_FIRST, &sf))
                 return false;
         f->v = kiln_xrealloc(f->v, (f->n + 1) * sizeof(*f->v));
@@ -165,7 +175,7 @@ int cli_spec_load(const char *file, const struct cli_spec_flags *f, struct kiln_
         if (file) {
                 if (kiln_spec_load_file(file, &s, err) < 0)
                         return -1;
-        } else if (f->n) {
+        } else if (f->n || f->loaded_modules) {
                 s = kiln_spec_new(NULL);
         } else {
                 return kiln_err_set(err, KILN_ERR_USAGE, 0,
@@ -175,6 +185,8 @@ int cli_spec_load(const char *file, const struct cli_spec_flags *f, struct kiln_
         for (size_t i = 0; i < f->n; i++)
                 if (apply(s, f->v[i].opt, f->v[i].arg, err) < 0)
                         return -1;
+        if (f->loaded_modules && kiln_spec_set_loaded_modules(s, f->loaded_modules, err) < 0)
+                return -1;
         *out = steal_pointer(&s);
         return 0;
 }

@@ -84,6 +84,17 @@ kiln_spec_field_error(const struct kiln_spec *s, const struct kiln_spec_value *a
                       const char *field, struct kiln_err **err, const char *fmt, ...);
 /* rel resolved against the spec's directory (an absolute rel as it is). */
 char *kiln_spec_path(const struct kiln_spec *s, const char *rel);
+/* "/a/./b/../c" -> "/a/c" (abs absolute): the path the kernel would walk
+ * if no component were a symlink, as os.path.normpath writes it. */
+char *kiln_spec_lexical_path(const char *abs);
+/* qsort comparator for an array of strings. */
+int kiln_spec_str_cmp(const void *a, const void *b);
+/* kiln_spec_source_files for loaded_modules with a module list
+ * (loaded_modules.c). */
+int kiln_spec_loaded_files(const struct kiln_spec *s, char **root, char ***files,
+                           struct kiln_err **err);
+/* After s's base specs are (re)built: they take s's module list. */
+void kiln_spec_pass_loaded_modules(struct kiln_spec *s);
 /* tag_format.format(spec_hash=hash) for a checked tag_format. */
 char *kiln_spec_apply_tag_format(const char *fmt, const char *hash);
 

@@ -96,7 +96,7 @@ static void walk_push(struct walk *w, const char *rel)
         w->v[w->n] = NULL;
 }
 
-static int str_cmp(const void *a, const void *b)
+int kiln_spec_str_cmp(const void *a, const void *b)
 {
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -177,7 +177,7 @@ static int walk_dir(struct walk *w, int dirfd, const char *rel, unsigned depth,
         size_t n = 0;
         if (kiln_dir_names(dirfd, shown, &names, &n, err) < 0)
                 return -1;
-        qsort(names, n, sizeof(char *), str_cmp);
+        qsort(names, n, sizeof(char *), kiln_spec_str_cmp);
         for (size_t i = 0; i < n; i++)
                 if (strcmp(names[i], ".git") != 0 && /* never copied, at any depth */
                     walk_entry(w, dirfd, rel, names[i], depth, err) < 0)
@@ -213,7 +213,7 @@ int kiln_source_list(const char *root, char ***paths, struct kiln_err **err)
                 return -1;
         if (!w.v)
                 w.v = kiln_xcalloc(1, sizeof(char *));
-        qsort(w.v, w.n, sizeof(char *), str_cmp);
+        qsort(w.v, w.n, sizeof(char *), kiln_spec_str_cmp);
         *paths = steal_pointer(&w.v);
         return 0;
 }
@@ -233,25 +233,29 @@ int kiln_spec_source_files(const struct kiln_spec *s, char **root, char ***files
         if (!kiln_spec_copies_source(s))
                 return 0;
         /* loaded_modules copies the files of the modules pyflyte imported
-         * from source_root: a list only the pyflyte process has. Copying
-         * every file instead would build an image under a name flytekit
-         * never computes (its tag hashes those files only), which flytekit
-         * then never finds; so without the list kiln refuses and says how
-         * to choose. */
+         * from source_root: a list only the pyflyte process has (the
+         * flytekit plugin passes it). Copying every file instead would
+         * build an image under a name flytekit never computes (its tag
+         * hashes those files only), which flytekit then never finds; so
+         * without the list kiln refuses and says how to choose. */
         if (!strcmp(s->source_copy_mode, "loaded_modules")) {
+                if (s->loaded_modules)
+                        return kiln_spec_loaded_files(s, root, files, err);
                 const struct kiln_spec_value *mode =
                     kiln_spec_value_get(s->raw, "source_copy_mode");
                 if (mode && mode->type != KILN_SPEC_NULL)
                         return kiln_spec_field_error(
                             s, mode, "source_copy_mode", err,
                             "loaded_modules copies the Python modules pyflyte imported from "
-                            "source_root, which only pyflyte knows; set source_copy_mode to all "
-                            "(every file not ignored) or no_copy (none)");
+                            "source_root, which only pyflyte knows (the flytekit plugin passes "
+                            "them with --loaded-modules); set source_copy_mode to all (every "
+                            "file not ignored) or no_copy (none)");
                 return kiln_spec_field_error(
                     s, kiln_spec_value_get(s->raw, "source_root"), "source_root", err,
                     "without source_copy_mode flytekit copies the Python modules pyflyte "
-                    "imported from it (loaded_modules), which only pyflyte knows; set "
-                    "source_copy_mode to all (every file not ignored) or no_copy (none)");
+                    "imported from it (loaded_modules), which only pyflyte knows (the flytekit "
+                    "plugin passes them with --loaded-modules); set source_copy_mode to all "
+                    "(every file not ignored) or no_copy (none)");
         }
         _cleanup_free_ char *r = kiln_spec_path(s, s->source_root);
         _cleanup_strv_ char **all = NULL;

@@ -24,6 +24,9 @@ int kiln_spec_refresh(struct kiln_spec *s, struct kiln_spec_value *new_raw, stru
         s->pool = old.pool;
         s->n_pool = old.n_pool;
         s->cap_pool = old.cap_pool;
+        s->loaded_modules = old.loaded_modules;
+        old.loaded_modules = NULL;
+        kiln_spec_pass_loaded_modules(s);
         next = old;
         return 0;
 }
@@ -155,6 +158,7 @@ void kiln_spec_free(struct kiln_spec *s)
                 return;
         kiln_spec_typed_release(s);
         kiln_spec_pool_release(s);
+        kiln_strv_free(s->loaded_modules);
         free(s->path);
         free(s->dir);
         free(s->errname);

@@ -9,6 +9,7 @@
  * (--follow-external-symlinks). Links that stay inside keep their
  * behaviour, and nothing here changes what the tag hashes. */
 #include "kiln/imagespec.h"
+#include "imagespec-internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,31 +28,6 @@ static bool inside(const char *tree, const char *path)
         if (!strcmp(tree, "/"))
                 return true;
         return !strncmp(path, tree, n) && (path[n] == '/' || path[n] == '\0');
-}
-
-/* "/a/./b/../c" -> "/a/c", the way the kernel would walk it if no
- * component were a symlink. */
-static char *lexical(const char *abs)
-{
-        _cleanup_free_ char *copy = kiln_xstrdup(abs);
-        struct kiln_buf out = {0};
-        char *save = NULL;
-        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-                if (!strcmp(c, "."))
-                        continue;
-                if (!strcmp(c, "..")) {
-                        char *slash = out.data ? strrchr(out.data, '/') : NULL;
-                        if (slash) {
-                                out.len = (size_t)(slash - out.data);
-                                out.data[out.len] = '\0';
-                        }
-                        continue;
-                }
-                kiln_buf_printf(&out, "/%s", c);
-        }
-        if (!out.len)
-                kiln_buf_puts(&out, "/");
-        return kiln_buf_steal(&out);
 }
 
 struct found {
@@ -76,7 +52,7 @@ static int check_link(struct found *f, const char *path, const char *what, struc
                 *slash = '\0';
                 _cleanup_free_ char *joined =
                     target[0] == '/' ? kiln_xstrdup(target) : kiln_xasprintf("%s/%s", dir, target);
-                dest = lexical(joined);
+                dest = kiln_spec_lexical_path(joined);
         }
         if (inside(f->tree, dest))
                 return 0;

@@ -70,12 +70,38 @@ pass "tag follows the copied files only"
 sed -i '/source_copy_mode/d' "$T/spec.yaml"
 for cmd in "name" "build -o oci:$T/lm:x"; do
         expect_exit 8 $cmd "$T/spec.yaml"
-        assert_contains "$(cat "$T/err")" "spec.yaml:3:14: source_root: without source_copy_mode flytekit copies the Python modules pyflyte imported from it (loaded_modules), which only pyflyte knows; set source_copy_mode to all" "$cmd with flytekit's default mode"
+        assert_contains "$(cat "$T/err")" "spec.yaml:3:14: source_root: without source_copy_mode flytekit copies the Python modules pyflyte imported from it (loaded_modules), which only pyflyte knows (the flytekit plugin passes them with --loaded-modules); set source_copy_mode to all" "$cmd with flytekit's default mode"
 done
 [ ! -e "$T/lm" ] || fail "output written for a refused loaded_modules build"
 echo 'source_copy_mode: loaded_modules' >>"$T/spec.yaml"
 expect_exit 8 name "$T/spec.yaml"
 assert_contains "$(cat "$T/err")" "spec.yaml:4:19: source_copy_mode: loaded_modules copies the Python modules pyflyte imported" "loaded_modules set"
+# With pyflyte's module list (--loaded-modules, which the flytekit plugin
+# writes): exactly the listed files inside source_root are copied and
+# hashed; a module outside it, or listed twice, changes nothing.
+printf '%s\n' "$p/pkg/main.py" "$p/pkg/__init__.py" "$T/elsewhere.py" "$p/pkg/main.py" >"$T/modules"
+sed -i "s|^source_root: proj|source_root: $p|" "$T/spec.yaml"
+want_digest=$(cd "$p" && python3 -c '
+import hashlib
+h = hashlib.md5()
+for rel in ["pkg/__init__.py", "pkg/main.py"]:
+    h.update(open(rel, "rb").read())
+    h.update(rel.replace("/", "").encode())
+print(h.hexdigest())')
+got_dict=$("$KILN" name --explain --loaded-modules "$T/modules" "$T/spec.yaml" | sed -n 2p)
+assert_contains "$got_dict" "'source_root': '$want_digest'" "loaded modules hashed as ls_files does"
+assert_contains "$got_dict" "'source_copy_mode': <CopyFileDetection.LOADED_MODULES: 1>" "mode hashed as flytekit's enum"
+expect_exit 0 build --loaded-modules "$T/modules" "$T/spec.yaml" -o "oci:$T/lm:x"
+umoci unpack --image "$T/lm:x" "$T/lmb" >/dev/null
+(cd "$T/lmb/rootfs/root" && find . -type f) | sed 's|^\./||' | grep -v '^\.bashrc$\|^\.profile$' | sort >"$T/got"
+assert_eq "$(cat "$T/got")" "pkg/__init__.py
+pkg/main.py" "the loaded modules, and only they, copied"
+printf 'pkg/main.py\n' >"$T/modules"
+expect_exit 2 name --loaded-modules "$T/modules" "$T/spec.yaml"
+assert_contains "$(cat "$T/err")" "--loaded-modules $T/modules:1: \"pkg/main.py\" is not an absolute path" "relative module path"
+sed -i "s|^source_root: .*|source_root: proj|" "$T/spec.yaml"
+pass "loaded_modules with pyflyte's module list"
+
 # no_copy: nothing copied, the path and the enum's repr hashed.
 sed -i 's/loaded_modules/no_copy/' "$T/spec.yaml"
 got_dict=$("$KILN" name --explain "$T/spec.yaml" | sed -n 2p)

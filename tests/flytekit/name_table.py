@@ -178,13 +178,44 @@ SPECS = [
 def live_specs(top):
     """Rows whose YAML holds the temporary directory's path, so they are
     checked against flytekit live (check-flytekit), not kept in the table:
-    an absolute source_root, where flytekit applies the ignore files."""
+    an absolute source_root, where flytekit applies the ignore files, and
+    loaded_modules, whose digest covers the modules this process imported
+    (kiln is given them with --loaded-modules, as the plugin gives them)."""
     proj = os.path.join(top, "proj")
+    lib = os.path.join(top, "lib")
     return [
         ("live-source-all-absolute", {"name": "src", "source_root": proj,
                                       "source_copy_mode": Mode("ALL")}),
         ("live-everything-absolute", dict(SPECS[-1][1], source_root=proj)),
+        ("live-loaded-default", {"name": "src", "source_root": proj}),
+        ("live-loaded-explicit", {"name": "src", "source_root": lib,
+                                  "source_copy_mode": Mode("LOADED_MODULES")}),
+        # flytekit compares source_root as written: with a trailing '/' no
+        # module file is inside it
+        ("live-loaded-slash", {"source_root": proj + "/"}),
+        ("live-loaded-relative", {"source_root": "proj"}),
+        ("live-loaded-nested", {"name": "top", "source_root": proj,
+                                "base_image": Base(name="b", source_root=lib)}),
     ]
+
+
+def import_tree_modules(top):
+    """Imports modules of the tree (proj/app, lib/mod) into this process,
+    as pyflyte imports a project's, and writes the module files flytekit
+    sees (every root: kiln keeps those inside each spec's source_root) to
+    top/loaded-modules.txt."""
+    from flytekit.tools.script_mode import list_imported_modules_as_files
+
+    for d in ("proj", "lib"):
+        sys.path.insert(0, os.path.join(top, d))
+    import importlib
+    importlib.import_module("app.core")
+    importlib.import_module("mod.a")
+    files = list_imported_modules_as_files("/", list(sys.modules.values()))
+    path = os.path.join(top, "loaded-modules.txt")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("".join(p + "\n" for p in files))
+    return path
 
 
 # Rows whose name depends on the machine flytekit runs on.
@@ -248,7 +279,7 @@ def import_flytekit():
     return None
 
 
-def flytekit_rows(top, specs):
+def flytekit_rows(top, specs, live=False):
     """(row, name, tag, id) from the real ImageSpec, or 'refused' rows."""
     import platform
 
@@ -277,9 +308,10 @@ def flytekit_rows(top, specs):
         for row, kw in specs:
             spec = ImageSpec(**to_py(copymod.deepcopy(kw)))
             name, tag, ident = spec.image_name(), spec.tag, spec.id
-            # loaded_modules: the digest covers the modules this process
-            # imported from source_root, which kiln cannot know
-            if spec.source_copy_mode == CopyFileDetection.LOADED_MODULES:
+            # loaded_modules without a module list (the table's rows):
+            # the digest covers the modules this process imported from
+            # source_root, which kiln cannot know
+            if spec.source_copy_mode == CopyFileDetection.LOADED_MODULES and not live:
                 name = tag = "refused"
             out.append((row, name, tag, ident))
         return out
@@ -297,7 +329,7 @@ def read_table():
     return rows
 
 
-def check_kiln(top, rows):
+def check_kiln(top, rows, extra=()):
     kiln = os.environ["KILN"]
     arm = os.uname().machine in ("arm64", "aarch64")
     bad = 0
@@ -306,7 +338,7 @@ def check_kiln(top, rows):
         if arm and row in MACHINE_ROWS:
             print(f"NOTE: {row} left out: the table is amd64's and this host is arm64")
             continue
-        p = subprocess.run([kiln, "name", "--json", os.path.join(top, row + ".yaml")],
+        p = subprocess.run([kiln, "name", "--json", os.path.join(top, row + ".yaml"), *extra],
                            capture_output=True, text=True)
         checked += 1
         if name == "refused":
@@ -370,7 +402,11 @@ def main():
             return 1
         print(f"ok: name_table.tsv is what flytekit {flytekit.__version__} ({where}) computes "
               f"for {len(rows)} specs")
-        return check_kiln(top, rows + flytekit_rows(top, live_specs(top)))
+        if check_kiln(top, rows):
+            return 1
+        loaded = import_tree_modules(top)
+        return check_kiln(top, flytekit_rows(top, live_specs(top), live=True),
+                          ["--loaded-modules", loaded])
 
 
 if __name__ == "__main__":

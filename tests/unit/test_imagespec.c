@@ -694,8 +694,9 @@ static void test_hash_errors(void)
              * only pyflyte knows the modules it loaded */
             {"source_root: src\n",
              "t.yaml:1:14: source_root: without source_copy_mode flytekit copies the Python "
-             "modules pyflyte imported from it (loaded_modules), which only pyflyte knows; set "
-             "source_copy_mode to all (every file not ignored) or no_copy (none)"},
+             "modules pyflyte imported from it (loaded_modules), which only pyflyte knows (the "
+             "flytekit plugin passes them with --loaded-modules); set source_copy_mode to all "
+             "(every file not ignored) or no_copy (none)"},
             {"source_root: src\nsource_copy_mode: ~\n", "source_root: without source_copy_mode"},
             {"source_root: src\nsource_copy_mode: loaded_modules\n",
              "t.yaml:2:19: source_copy_mode: loaded_modules copies the Python modules pyflyte "
@@ -843,6 +844,103 @@ static void test_symlinks(void)
         CHECK(kiln_rm_rf(dir, NULL) == 0, "cleanup");
 }
 
+static char *tag_dict_of(const char *yaml, const char *dir, const char *list, struct kiln_err **err)
+{
+        _cleanup_spec_ struct kiln_spec *s = NULL;
+        struct kiln_image_name n = {0};
+        if (kiln_spec_load_string(yaml, strlen(yaml), "t.yaml", dir, &s, err) < 0)
+                return NULL;
+        if (list && kiln_spec_set_loaded_modules(s, list, err) < 0)
+                return NULL;
+        if (kiln_spec_image_name(s, &n, err) < 0)
+                return NULL;
+        char *d = kiln_xstrdup(n.tag_dict);
+        kiln_image_name_release(&n);
+        return d;
+}
+
+static void write_list(const char *path, const char *text)
+{
+        CHECK(kiln_write_file_atomic(path, text, strlen(text), 0644, NULL) == 0, "write %s", path);
+}
+
+/* loaded_modules with pyflyte's module list: the digest is ls_files' over
+ * the listed files inside source_root (so, listing every file, the one
+ * 'all' gives), judged by flytekit's commonpath rule; bad lists are
+ * refused naming the file and line. */
+static void test_loaded_modules(void)
+{
+        char dir[] = "/tmp/kiln-loaded-XXXXXX";
+        CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+        static const char *const files[] = {"src/a.py", "src/pkg/__init__.py", "src/pkg/b.py",
+                                            "lib/c.py"};
+        _cleanup_free_ char *pkg = kiln_xasprintf("%s/src/pkg", dir);
+        _cleanup_free_ char *lib = kiln_xasprintf("%s/lib", dir);
+        CHECK(kiln_mkdir_p(pkg, 0755, NULL) == 0 && kiln_mkdir_p(lib, 0755, NULL) == 0, "mkdir");
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+                _cleanup_free_ char *p = kiln_xasprintf("%s/%s", dir, files[i]);
+                write_list(p, files[i]);
+        }
+        _cleanup_free_ char *every = kiln_xasprintf(
+            "%s/src/pkg/b.py\n%s/src/a.py\n%s/lib/c.py\n\n%s/src/pkg/__init__.py\n%s/src/a.py\n",
+            dir, dir, dir, dir, dir);
+        _cleanup_free_ char *list = kiln_xasprintf("%s/list", dir);
+        write_list(list, every);
+        _cleanup_free_ char *y_all =
+            kiln_xasprintf("source_root: %s/src\nsource_copy_mode: all\n", dir);
+        _cleanup_free_ char *y_loaded = kiln_xasprintf("source_root: %s/src\n", dir);
+        _cleanup_err_ struct kiln_err *err = NULL;
+        _cleanup_free_ char *d_all = tag_dict_of(y_all, dir, NULL, &err);
+        _cleanup_free_ char *d_loaded = tag_dict_of(y_loaded, dir, list, &err);
+        CHECK(d_all && d_loaded, "hashed: %s", err ? err->msg : "");
+        if (d_all && d_loaded) {
+                /* the same digest; only the mode's repr differs */
+                const char *ma = strstr(d_all, "<CopyFileDetection.ALL: 2>");
+                const char *ml = strstr(d_loaded, "<CopyFileDetection.LOADED_MODULES: 1>");
+                CHECK(ma && ml && (size_t)(ma - d_all) == (size_t)(ml - d_loaded) &&
+                          !strncmp(d_all, d_loaded, (size_t)(ma - d_all)),
+                      "listing every file hashes as all:\n%s\n%s", d_all, d_loaded);
+        }
+        /* a subset: another digest */
+        _cleanup_free_ char *some = kiln_xasprintf("%s/src/a.py\n", dir);
+        write_list(list, some);
+        _cleanup_free_ char *d_some = tag_dict_of(y_loaded, dir, list, &err);
+        CHECK(d_some && d_loaded && strcmp(d_some, d_loaded), "a subset hashes differently");
+        /* flytekit compares source_root as written: a trailing '/' or a
+         * relative root holds no module (md5 of nothing) */
+        _cleanup_free_ char *y_slash = kiln_xasprintf("source_root: %s/src/\n", dir);
+        static const char *const empty_roots[] = {NULL, "source_root: src\n"};
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_free_ char *d =
+                    tag_dict_of(empty_roots[i] ? empty_roots[i] : y_slash, dir, list, &err);
+                CHECK(d && strstr(d, "'source_root': 'd41d8cd98f00b204e9800998ecf8427e'"),
+                      "no module inside: %s", d ? d : err->msg);
+        }
+        /* a nested base takes the list too */
+        _cleanup_free_ char *y_nested =
+            kiln_xasprintf("name: top\nbase_image:\n  name: b\n  source_root: %s/src\n", dir);
+        _cleanup_free_ char *d_nested = tag_dict_of(y_nested, dir, list, &err);
+        CHECK(d_nested != NULL, "nested base with the list: %s", err ? err->msg : "");
+        /* refused: a listed module missing, a relative line, no file */
+        _cleanup_free_ char *gone = kiln_xasprintf("%s/src/a.py\n%s/src/gone.py\n", dir, dir);
+        write_list(list, gone);
+        kiln_err_clear(&err);
+        CHECK(!tag_dict_of(y_loaded, dir, list, &err) && err && strstr(err->msg, "src/gone.py"),
+              "a missing module is refused: %s", err ? err->msg : "");
+        write_list(list, "/abs/ok.py\nrel/x.py\n");
+        kiln_err_clear(&err);
+        _cleanup_free_ char *at =
+            kiln_xasprintf("%s:2: \"rel/x.py\" is not an absolute path", list);
+        CHECK(!tag_dict_of(y_loaded, dir, list, &err) && err && err->domain == KILN_ERR_USAGE &&
+                  strstr(err->msg, at),
+              "a relative line is refused: %s", err ? err->msg : "");
+        kiln_err_clear(&err);
+        _cleanup_free_ char *nofile = kiln_xasprintf("%s/no-such-list", dir);
+        CHECK(!tag_dict_of(y_loaded, dir, nofile, &err) && err && strstr(err->msg, nofile),
+              "a missing list is refused: %s", err ? err->msg : "");
+        CHECK(kiln_rm_rf(dir, NULL) == 0, "cleanup");
+}
+
 int main(void)
 {
         int rows, nbad;
@@ -865,5 +963,6 @@ int main(void)
         test_missing_file();
         test_large_file();
         test_symlinks();
+        test_loaded_modules();
         TEST_DONE();
 }
