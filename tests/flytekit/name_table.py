@@ -218,6 +218,9 @@ def import_tree_modules(top):
     return path
 
 
+# (row, ImageSpec) of every spec flytekit_rows made, for check_plugin_yaml.
+SPEC_OBJECTS = []
+
 # Rows whose name depends on the machine flytekit runs on.
 MACHINE_ROWS = {"localhost-default-platform"}
 
@@ -307,6 +310,7 @@ def flytekit_rows(top, specs, live=False):
         out = []
         for row, kw in specs:
             spec = ImageSpec(**to_py(copymod.deepcopy(kw)))
+            SPEC_OBJECTS.append((row, spec))
             name, tag, ident = spec.image_name(), spec.tag, spec.id
             # loaded_modules without a module list (the table's rows):
             # the digest covers the modules this process imported from
@@ -317,6 +321,34 @@ def flytekit_rows(top, specs, live=False):
         return out
     finally:
         os.chdir(old)
+
+
+def check_plugin_yaml(top, specs, loaded):
+    """The plugin's ImageSpec -> YAML (plugins/flytekitplugins-kiln), fed
+    to kiln on stdin from the tree as the plugin feeds it: kiln's name and
+    id must be flytekit's for every spec object."""
+    sys.path.insert(0, os.path.join(SRC, "plugins", "flytekitplugins-kiln"))
+    from flytekitplugins.kiln import spec as plugin_spec
+
+    kiln = os.environ["KILN"]
+    bad = 0
+    for row, spec in specs:
+        p = subprocess.run([kiln, "name", "--json", "-f", "-", "--loaded-modules", loaded],
+                           input=plugin_spec.to_yaml(spec), capture_output=True, text=True,
+                           cwd=top)
+        if p.returncode != 0:
+            print(f"FAIL: plugin YAML of {row}: kiln name exited {p.returncode}: {p.stderr}")
+            bad += 1
+            continue
+        got = json.loads(p.stdout)
+        for key, want in (("name", spec.image_name()), ("id", spec.id)):
+            if got[key] != want:
+                print(f"FAIL: plugin YAML of {row}: {key} {got[key]}, flytekit {want}")
+                bad += 1
+    if bad:
+        return 1
+    print(f"ok: the plugin's YAML names {len(specs)} ImageSpec objects as flytekit does")
+    return 0
 
 
 def read_table():
@@ -405,8 +437,10 @@ def main():
         if check_kiln(top, rows):
             return 1
         loaded = import_tree_modules(top)
-        return check_kiln(top, flytekit_rows(top, live_specs(top), live=True),
-                          ["--loaded-modules", loaded])
+        if check_kiln(top, flytekit_rows(top, live_specs(top), live=True),
+                      ["--loaded-modules", loaded]):
+            return 1
+        return check_plugin_yaml(top, SPEC_OBJECTS, loaded)
 
 
 if __name__ == "__main__":
