@@ -81,16 +81,13 @@ base_b = ImageSpec(
 img_b = ImageSpec(name="task-b", registry=REG, builder="kiln", base_image=base_b,
                   source_root=HERE)
 
-with img_a.is_container():
-    import kiln_hello
-with img_b.is_container():
-    import kiln_data
-
 from app import helpers
 
 
 @task(container_image=img_a)
 def ta(x: int) -> str:
+    import kiln_hello  # in the image only: kiln installed it
+
     with open("/opt/marker") as f:
         marker = f.read().strip()
     with open("/root/data/table.csv") as f:
@@ -101,6 +98,8 @@ def ta(x: int) -> str:
 
 @task(container_image=img_b)
 def tb(x: int) -> str:
+    import kiln_data
+
     return f"{helpers.shout('rows')}|{kiln_data.rows()}|{x}|{img_b.is_container()}"
 
 
