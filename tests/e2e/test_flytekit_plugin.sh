@@ -156,6 +156,9 @@ for t in ta tb; do
         umoci unpack --image "$T/oci-$t:x" "$T/bundle-$t" >/dev/null
         w="$T/bundle-$t/rootfs/work"
         mkdir -p "$w"
+        # what the kubelet gives a pod: flytekit's statsd client resolves
+        # localhost
+        printf '127.0.0.1 localhost\n' >"$T/bundle-$t/rootfs/etc/hosts"
         cmd=$(in_venv prepare "$T/pkg1.tgz" "app.wf.$t" "$w" /work x=7)
         uid=$(jq -r .process.user.uid "$T/bundle-$t/config.json")
         chown -R "$uid" "$w"
