@@ -60,7 +60,10 @@ import os
 
 from flytekit import ImageSpec, task, workflow
 
-HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# source_root as a literal: the pod imports this file from /root, and its
+# ImageSpec must be the one built (is_container compares ids, which hash
+# the path as written)
+HERE = "$p"
 REG = "$reg"
 INDEX = "$KILN_TB_PYINDEX/"
 
