@@ -155,7 +155,7 @@ pass "FLYTE_FORCE_PUSH_IMAGE_SPEC=true rebuilds to the same digests"
 # Each task in its image, as Flyte runs it.
 for t in ta tb; do
         eval "img=\$img_$t"
-        "${SKOPEO[@]}" copy -q "${NOTLS[@]}" "docker://$img" "oci:$T/oci-$t:x" >/dev/null
+        "${SKOPEO[@]}" copy -q --src-tls-verify=false "docker://$img" "oci:$T/oci-$t:x" >/dev/null
         umoci unpack --image "$T/oci-$t:x" "$T/bundle-$t" >/dev/null
         w="$T/bundle-$t/rootfs/work"
         mkdir -p "$w"
