@@ -24,9 +24,11 @@ static const char lock_script[] = {
 #include "lock_requirements.inc"
 };
 
+/* With --flytekit-requirement the step runs even for a spec with no
+ * packages, as flytekit's default builder always installs flytekit. */
 static bool wanted(const struct kiln_spec *s)
 {
-        return (s->packages && s->packages[0]) || s->requirements;
+        return (s->packages && s->packages[0]) || s->requirements || s->flytekit_requirement;
 }
 
 /* uv.lock, poetry.lock, or a bare pyproject.toml: turned into pinned,
@@ -40,6 +42,62 @@ static const char *base_name(const char *path)
 {
         const char *b = strrchr(path, '/');
         return b ? b + 1 : path;
+}
+
+/* flytekit's _is_flytekit: the requirement's leading `[\w-]+` is exactly
+ * "flytekit" (flytekit==1.2, flytekit[extra]; not flytekit-foo nor
+ * Flytekit). A byte past ASCII counts as a word character, as most of
+ * what Python's \w matches there are letters. */
+static bool is_flytekit(const char *req, size_t len)
+{
+        static const char name[] = "flytekit";
+        size_t n = sizeof(name) - 1;
+        if (len < n || memcmp(req, name, n) != 0)
+                return false;
+        if (len == n)
+                return true;
+        unsigned char c = (unsigned char)req[n];
+        return !(c >= 0x80 || c == '_' || c == '-' || (c >= '0' && c <= '9') ||
+                 (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
+}
+
+/* Does a requirements file name flytekit? flytekit strips each line. */
+static int file_names_flytekit(const char *path, bool *found, struct kiln_err **err)
+{
+        *found = false;
+        _cleanup_buf_ struct kiln_buf reqs = {0};
+        if (kiln_read_file(path, KILN_SPEC_REQUIREMENTS_MAX, &reqs, err) < 0)
+                return kiln_err_prefix(err, "requirements");
+        for (const char *line = reqs.data; line && *line && !*found;) {
+                const char *end = strchr(line, '\n');
+                size_t len = end ? (size_t)(end - line) : strlen(line);
+                size_t lead = strspn(line, " \t\r\f\v");
+                *found = lead < len && is_flytekit(line + lead, len - lead);
+                line = end ? end + 1 : NULL;
+        }
+        return 0;
+}
+
+/* What --flytekit-requirement adds, as flytekit's default builder adds
+ * its own version: nothing when a lock file decides what is installed
+ * (flytekit adds nothing to uv.lock or poetry.lock either) or when
+ * packages or the requirements file already name flytekit. A bare
+ * pyproject.toml's dependencies are known only inside the sandbox, where
+ * the same test is made (run). */
+static int flytekit_added(const struct kiln_spec *s, const char **out, struct kiln_err **err)
+{
+        *out = NULL;
+        if (!s->flytekit_requirement || s->requirements_lock)
+                return 0;
+        for (size_t i = 0; s->packages && s->packages[i]; i++)
+                if (is_flytekit(s->packages[i], strlen(s->packages[i])))
+                        return 0;
+        bool found = false;
+        if (s->requirements && !s->requirements_pyproject &&
+            file_names_flytekit(s->requirements_path, &found, err) < 0)
+                return -1;
+        *out = found ? NULL : s->flytekit_requirement;
+        return 0;
 }
 
 /* "https://user:pass@host/simple" -> "https://host/simple". Caller frees. */
@@ -75,6 +133,13 @@ static char *describe(const struct kiln_spec *s)
         kiln_buf_puts(&b, "pip install");
         for (size_t i = 0; s->packages && s->packages[i]; i++)
                 kiln_buf_printf(&b, " %s", s->packages[i]);
+        /* an unreadable requirements file is the key's error to report */
+        _cleanup_err_ struct kiln_err *ferr = NULL;
+        const char *fk = NULL;
+        if (flytekit_added(s, &fk, &ferr) == 0 && fk)
+                kiln_buf_printf(&b, " %s%s", fk,
+                                s->requirements_pyproject ? " (unless the project names flytekit)"
+                                                          : "");
         if (s->requirements_lock)
                 kiln_buf_printf(&b, " --require-hashes --no-deps -r %s (locked)", s->requirements);
         else if (s->requirements_pyproject)
@@ -163,6 +228,14 @@ static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **
         for (size_t i = 0; s->packages && s->packages[i]; i++) {
                 kiln_buf_puts(b, "package ");
                 kiln_buf_shell_quote(b, s->packages[i]);
+                kiln_buf_puts(b, "\n");
+        }
+        const char *fk = NULL;
+        if (flytekit_added(s, &fk, err) < 0)
+                return -1;
+        if (fk) {
+                kiln_buf_puts(b, "flytekit requirement ");
+                kiln_buf_shell_quote(b, fk);
                 kiln_buf_puts(b, "\n");
         }
         if (s->requirements) {
@@ -304,11 +377,28 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                                 "set -- \"$@\" -r " LOCK_IN_SANDBOX "/requirements.txt\n",
                                 project_target, s->pip_index ? " --no-index-lines" : "",
                                 LOCK_FAILED);
+                /* flytekit's _is_flytekit over a bare pyproject.toml's
+                 * dependencies (only then is KILN_FLYTEKIT_REQ set) */
+                kiln_buf_puts(&cmd, "if [ -n \"${KILN_FLYTEKIT_REQ:-}\" ] && ! grep -Eq "
+                                    "'^flytekit([^[:alnum:]_-]|$)' " LOCK_IN_SANDBOX
+                                    "/requirements.txt; then\n"
+                                    "  set -- \"$@\" \"$KILN_FLYTEKIT_REQ\"\n"
+                                    "fi\n");
         }
         kiln_buf_puts(&cmd, "exec \"$@\" --no-input --disable-pip-version-check");
         for (size_t i = 0; s->packages && s->packages[i]; i++) {
                 kiln_buf_puts(&cmd, " ");
                 kiln_buf_shell_quote(&cmd, s->packages[i]);
+        }
+        const char *fk = NULL;
+        if (flytekit_added(s, &fk, err) < 0)
+                return -1;
+        _cleanup_free_ char *fkenv = NULL;
+        if (fk && s->requirements_pyproject) {
+                fkenv = kiln_xasprintf("KILN_FLYTEKIT_REQ=%s", fk);
+        } else if (fk) {
+                kiln_buf_puts(&cmd, " ");
+                kiln_buf_shell_quote(&cmd, fk);
         }
         if (s->requirements && !from_project(s)) {
                 kiln_buf_puts(&cmd, " -r " REQS_IN_SANDBOX);
@@ -341,9 +431,11 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         if (from_project(s) && !s->pip_index)
                 kiln_buf_printf(&trusted, "%s127.0.0.1 localhost",
                                 trusted.len ? " " : "PIP_TRUSTED_HOST=");
-        char *env[7];
+        char *env[8];
         size_t ne = 0;
         env[ne++] = pyenv;
+        if (fkenv)
+                env[ne++] = fkenv;
         env[ne++] = "PIP_CACHE_DIR=" CACHE_IN_SANDBOX;
         env[ne++] = "PIP_ROOT_USER_ACTION=ignore";
         if (index)

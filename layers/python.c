@@ -17,7 +17,7 @@
 static bool wanted(const struct kiln_spec *s)
 {
         return s->python_exec || s->python_version || (s->packages && s->packages[0]) ||
-               s->requirements || s->conda_packages || s->conda_channels;
+               s->requirements || s->conda_packages || s->conda_channels || s->flytekit_requirement;
 }
 
 char *kiln_python_interpreter(const struct kiln_spec *s)

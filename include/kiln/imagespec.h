@@ -131,6 +131,11 @@ struct kiln_spec {
         char **runtime_packages;
         const struct kiln_spec_value *builder_options; /* MAP inside raw, or NULL */
         const struct kiln_spec_value *builder_config;  /* MAP inside raw, or NULL */
+        /* Not an ImageSpec field (never in the name, tag or id): kiln build
+         * --flytekit-requirement, the requirement the pip step adds as
+         * flytekit's default builder adds flytekit==<its version>. Borrowed;
+         * NULL: none. */
+        const char *flytekit_requirement;
 
         /* The module files pyflyte loaded (kiln_spec_set_loaded_modules),
          * as given: what source_copy_mode loaded_modules copies and hashes

@@ -50,7 +50,14 @@ static const char build_usage[] =
     "                            127.0.0.0/8, [::1] or localhost; repeatable)\n"
     "  --security-opt seccomp=unconfined\n"
     "                            run steps without the system call filter (Docker's\n"
-    "                            default profile); capabilities stay bounded\n";
+    "                            default profile); capabilities stay bounded\n"
+    "  --flytekit-requirement REQ|none\n"
+    "                            add the pip requirement REQ (flytekit==1.16.24) to the\n"
+    "                            python packages unless packages or requirements name\n"
+    "                            flytekit, as flytekit's default builder adds its own\n"
+    "                            version (not for uv.lock/poetry.lock); never part of\n"
+    "                            the image name. Default none: kiln cannot know the\n"
+    "                            client's flytekit (the flytekit plugin passes it)\n";
 /* after the spec flags (cli_spec_help) */
 static const char build_usage_registry[] =
     "Registry options:\n"
@@ -70,6 +77,7 @@ enum {
         OPT_NETWORK,
         OPT_ALLOW_HOST,
         OPT_SECURITY_OPT,
+        OPT_FLYTEKIT_REQ,
 };
 
 static json_t *result_json(const struct kiln_build_result *r, const struct kiln_build_opts *bo)
@@ -124,6 +132,38 @@ static int print_result(const struct cli_common *c, const struct kiln_build_resu
                         return kiln_err_prefix(err, "--digest-file");
         }
         return 0;
+}
+
+/* REQ reaches pip as one argument of its own: one starting with '-' would
+ * be read as an option (-e, --index-url), and a line break or a blank one
+ * is no requirement. */
+static int parse_flytekit_requirement(const char *arg, const char **out, struct kiln_err **err)
+{
+        *out = NULL;
+        if (!strcmp(arg, "none"))
+                return 0;
+        if (!arg[strspn(arg, " \t")])
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "--flytekit-requirement: empty; want a pip requirement "
+                                    "(flytekit==1.16.24) or none");
+        if (strpbrk(arg, "\n\r"))
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "--flytekit-requirement: a line break in the requirement");
+        if (arg[0] == '-')
+                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                    "--flytekit-requirement %s: a requirement, not a pip option, "
+                                    "is wanted",
+                                    arg);
+        *out = arg;
+        return 0;
+}
+
+/* The requirement goes to a nested base spec too: flytekit's builder
+ * builds it the same way. */
+static void set_flytekit_requirement(struct kiln_spec *s, const char *req)
+{
+        for (; s; s = s->base_spec)
+                s->flytekit_requirement = req;
 }
 
 /* Several specs: results in argument order; every failure in one error. */
@@ -195,7 +235,7 @@ static void image_locs_release(struct image_locs *l)
 
 static int build_many(const struct cli_common *c, const struct kiln_build_opts *bo,
                       char *const *files, size_t n, const struct cli_spec_flags *flags, int jobs_n,
-                      struct kiln_err **err)
+                      const char *flytekit_req, struct kiln_err **err)
 {
         for (size_t i = 0; i < bo->n_outputs; i++)
                 if (bo->outputs[i].transport != KILN_TRANSPORT_OCI || bo->outputs[i].tag)
@@ -211,6 +251,7 @@ static int build_many(const struct cli_common *c, const struct kiln_build_opts *
                 jobs.v[i].label = files[i];
                 if (r < 0)
                         return kiln_err_prefix(err, "build");
+                set_flytekit_requirement(s, flytekit_req);
         }
         if (bo->dry_run) {
                 /* The plans, one after another: nothing runs. */
@@ -244,6 +285,7 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
             {"network", required_argument, NULL, OPT_NETWORK},
             {"allow-host", required_argument, NULL, OPT_ALLOW_HOST},
             {"security-opt", required_argument, NULL, OPT_SECURITY_OPT},
+            {"flytekit-requirement", required_argument, NULL, OPT_FLYTEKIT_REQ},
             {"help", no_argument, NULL, 'h'},
             CLI_COMMON_LONGOPTS,
             {NULL, 0, NULL, 0},
@@ -255,6 +297,7 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
         _cleanup_(cli_spec_flags_release) struct cli_spec_flags flags = {0};
         _cleanup_free_ struct option *all = cli_spec_longopts(longopts);
         const char *digest_file = NULL;
+        const char *flytekit_req = NULL;
         _cleanup_strv_ char **files = NULL;
         size_t n_files = 0;
         int jobs_n = 0;
@@ -342,6 +385,10 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                                                     optarg);
                         bo.seccomp_unconfined = true;
                         break;
+                case OPT_FLYTEKIT_REQ:
+                        if (parse_flytekit_requirement(optarg, &flytekit_req, err) < 0)
+                                return -1;
+                        break;
                 case 'h':
                         fputs(build_usage, stdout);
                         cli_spec_help(stdout);
@@ -379,11 +426,12 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                         return kiln_err_set(err, KILN_ERR_USAGE, 0,
                                             "--digest-file takes one spec; with several, --json "
                                             "gives every digest");
-                return build_many(&c, &bo, files, n_files, &flags, jobs_n, err);
+                return build_many(&c, &bo, files, n_files, &flags, jobs_n, flytekit_req, err);
         }
         _cleanup_spec_ struct kiln_spec *spec = NULL;
         if (cli_spec_load(n_files ? files[0] : NULL, &flags, &spec, err) < 0)
                 return kiln_err_prefix(err, "build");
+        set_flytekit_requirement(spec, flytekit_req);
         _cleanup_build_result_ struct kiln_build_result res = {0};
         if (kiln_build(spec, &bo, &res, err) < 0)
                 return -1;
