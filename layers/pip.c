@@ -23,6 +23,11 @@
 static const char lock_script[] = {
 #include "lock_requirements.inc"
 };
+/* layers/venv_scripts.py: a base's flytekit's console scripts into the
+ * venv, run after pip */
+static const char venv_scripts[] = {
+#include "venv_scripts.inc"
+};
 
 /* With --flytekit-requirement the step runs even for a spec with no
  * packages, as flytekit's default builder always installs flytekit. */
@@ -161,7 +166,7 @@ static char *describe(const struct kiln_spec *s)
 
 /* Bump when the install command changes what it installs for the same
  * inputs. */
-#define PIP_STEP_VERSION 1
+#define PIP_STEP_VERSION 2
 
 static int file_digest(struct kiln_buf *b, const char *what, const char *path,
                        struct kiln_err **err)
@@ -224,7 +229,9 @@ static int cache_sources(const struct kiln_spec *s, struct kiln_buf *b, struct k
 static int key(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
 {
         _cleanup_free_ char *py = kiln_python_interpreter(s);
-        kiln_buf_printf(b, "pip step %d\npython %s\n", PIP_STEP_VERSION, py);
+        char vs[KILN_DIGEST_MAX];
+        kiln_sha256_digest(venv_scripts, sizeof(venv_scripts) - 1, vs);
+        kiln_buf_printf(b, "pip step %d\npython %s\nvenv scripts %s\n", PIP_STEP_VERSION, py, vs);
         for (size_t i = 0; s->packages && s->packages[i]; i++) {
                 kiln_buf_puts(b, "package ");
                 kiln_buf_shell_quote(b, s->packages[i]);
@@ -385,7 +392,7 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
                                     "  set -- \"$@\" \"$KILN_FLYTEKIT_REQ\"\n"
                                     "fi\n");
         }
-        kiln_buf_puts(&cmd, "exec \"$@\" --no-input --disable-pip-version-check");
+        kiln_buf_puts(&cmd, "\"$@\" --no-input --disable-pip-version-check");
         for (size_t i = 0; s->packages && s->packages[i]; i++) {
                 kiln_buf_puts(&cmd, " ");
                 kiln_buf_shell_quote(&cmd, s->packages[i]);
@@ -412,9 +419,11 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         /* Appended verbatim, as flytekit does. */
         if (s->pip_extra_args)
                 kiln_buf_printf(&cmd, " %s", s->pip_extra_args);
+        kiln_buf_puts(&cmd, "\n/root/.venv/bin/python -B -c \"$KILN_VENV_SCRIPTS\"\n");
 
         _cleanup_free_ char *py = kiln_python_interpreter(s);
         _cleanup_free_ char *pyenv = kiln_xasprintf("KILN_PY=%s", py);
+        _cleanup_free_ char *scripts_env = kiln_xasprintf("KILN_VENV_SCRIPTS=%s", venv_scripts);
         _cleanup_(wipe_str) char *index =
             s->pip_index ? kiln_xasprintf("PIP_INDEX_URL=%s", s->pip_index) : NULL;
         _cleanup_(wipe_buf) struct kiln_buf extra = {0};
@@ -431,9 +440,10 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         if (from_project(s) && !s->pip_index)
                 kiln_buf_printf(&trusted, "%s127.0.0.1 localhost",
                                 trusted.len ? " " : "PIP_TRUSTED_HOST=");
-        char *env[8];
+        char *env[9];
         size_t ne = 0;
         env[ne++] = pyenv;
+        env[ne++] = scripts_env;
         if (fkenv)
                 env[ne++] = fkenv;
         env[ne++] = "PIP_CACHE_DIR=" CACHE_IN_SANDBOX;
