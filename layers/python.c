@@ -14,7 +14,7 @@
 #define CONDA_FORGE_URL "https://conda.anaconda.org/conda-forge/noarch/repodata.json"
 #define MICROMAMBA_URL  "https://micro.mamba.pm/api/micromamba/linux-64/latest"
 
-static bool wanted(const struct kiln_spec *s)
+bool kiln_python_venv_wanted(const struct kiln_spec *s)
 {
         return s->python_exec || s->python_version || (s->packages && s->packages[0]) ||
                s->requirements || s->conda_packages || s->conda_channels || s->flytekit_requirement;
@@ -139,9 +139,8 @@ static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
 {
         (void)err;
         const char *path = kiln_step_get_env(ctx, "PATH");
-        _cleanup_free_ char *newpath = kiln_xasprintf(
-            "%s/bin:%s", KILN_VENV,
-            path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        _cleanup_free_ char *newpath =
+            kiln_xasprintf("%s/bin:%s", KILN_VENV, path ? path : KILN_DEFAULT_PATH);
         kiln_step_set_env(ctx, "PATH", newpath);
         _cleanup_free_ char *h = kiln_xasprintf("ENV PATH=%s", newpath);
         kiln_step_add_history(ctx, h);
@@ -150,7 +149,7 @@ static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
 
 const struct kiln_step_kind kiln_step_python = {
     .name = "python",
-    .wanted = wanted,
+    .wanted = kiln_python_venv_wanted,
     .describe = describe,
     .key = key,
     .run = run,

@@ -22,8 +22,9 @@ static const struct kiln_step_kind *const step_kinds[] = {
     &kiln_step_cacerts,     /* the host's CA bundle where the base has none */
     &kiln_step_user,        /* the flytekit user owning /root */
     &kiln_step_python,      /* /root/.venv */
+    &kiln_step_env,         /* UV_*, SSL_CERT_DIR, PYTHONPATH, the spec's env */
     &kiln_step_pip,         /* packages, requirements, lock files */
-    &kiln_step_env,         /* PATH, PYTHONPATH, the spec's env, entrypoint */
+    &kiln_step_runtime_env, /* the GPU paths, entrypoint */
     &kiln_step_source,      /* source_root into /root */
     &kiln_step_copy,        /* copy into /root */
     &kiln_step_commands,    /* commands, as root */

@@ -37,7 +37,8 @@ ran() { grep -E '^step [0-9]+: ' "$T/log.$1" | grep -v '(cached)$' | sed -E 's/^
 layer_steps="apt ca-certs user python pip copy commands"
 
 build first --debug
-assert_eq "$(ran first)" "apt ca-certs user python pip env copy commands user-config" "first build runs every step"
+assert_eq "$(ran first)" "apt ca-certs user python env pip runtime-env copy commands user-config" \
+        "first build runs every step"
 # --debug says where the time went: in all = the installers' + kiln's own,
 # and the layers were written (behind later steps, mostly).
 read -r all sandboxed own waited written < <(sed -n 's/^kiln: debug: time: \([0-9.]*\) s in all, \([0-9.]*\) s in sandboxed programs, \([0-9.]*\) s of it kiln.s own (\([0-9.]*\) s waiting for layers, written in \([0-9.]*\) s .*/\1 \2 \3 \4 \5/p' "$T/log.first")
@@ -55,7 +56,8 @@ pass "unchanged spec: nothing runs, same image"
 
 echo "changed" >"$T/p/tree/a.txt"
 build copy
-assert_eq "$(ran copy)" "env copy commands user-config" "copy change re-runs copy and what follows only"
+assert_eq "$(ran copy)" "env runtime-env copy commands user-config" \
+        "copy change re-runs copy and what follows only"
 umoci unpack --image "$T/out-copy:x" "$T/b-copy" >/dev/null
 assert_eq "$(cat "$T/b-copy/rootfs/root/tree/a.txt")" "changed" "the new copy is in the image"
 assert_eq "$(run_image "$T/b-copy" 'kiln-hello && python -c "import kiln_data; print(kiln_data.rows())" && jq --version')" \
@@ -66,12 +68,15 @@ pass "copy change: apt and pip not run again"
 
 printf 'kiln-data==2.0.0\nkiln-dep==0.1.0\n' >"$T/p/requirements.txt"
 build reqs
-assert_eq "$(ran reqs)" "pip env copy commands user-config" "requirements change re-runs pip and what follows"
+assert_eq "$(ran reqs)" "env pip runtime-env copy commands user-config" \
+        "requirements change re-runs pip and what follows"
 pass "requirements change: apt not run again"
 
 sed -i 's/MODE: one/MODE: two/' "$T/p/spec.yaml"
 build env
-assert_eq "$(ran env)" "env copy commands user-config" "env change re-runs the steps that see it"
+# pip sees the spec's env, as in flytekit's template (ENV before the install)
+assert_eq "$(ran env)" "env pip runtime-env copy commands user-config" \
+        "env change re-runs the steps that see it"
 umoci unpack --image "$T/out-env:x" "$T/b-env" >/dev/null
 assert_eq "$(cat "$T/b-env/rootfs/root/mode")" "two" "commands saw the new env"
 pass "env change"
@@ -130,7 +135,8 @@ pass "cache verify"
 
 # --no-cache runs every step (and the cache stays usable).
 build nocache --no-cache
-assert_eq "$(ran nocache)" "apt ca-certs user python pip env copy commands user-config" "--no-cache runs all"
+assert_eq "$(ran nocache)" "apt ca-certs user python env pip runtime-env copy commands user-config" \
+        "--no-cache runs all"
 pass "--no-cache"
 
 # Two concurrent builds sharing one (empty) cache: both succeed, one image.
@@ -168,12 +174,13 @@ printf 'name: fails\nbase_image: %s\npackages: [kiln-hello==1.1.0]\npip_index: %
         "$KILN_TB_PLAIN/testbed/python:bookworm" "$KILN_TB_PYINDEX" >"$T/fail/spec.yaml"
 (cd "$T/fail" && KILN_CACHE="$T/cache6" "$KILN" build spec.yaml -o "oci:$T/fail-out:x" >/dev/null 2>"$T/log.fail1") &&
         fail "a failing command built an image"
-assert_contains "$(cat "$T/log.fail1")" "step 6 (commands) failed" "the failing step named"
+assert_contains "$(cat "$T/log.fail1")" "step 7 (commands) failed" "the failing step named"
 sed -i 's/exit 3/true/' "$T/fail/spec.yaml"
 (cd "$T/fail" && KILN_CACHE="$T/cache6" "$KILN" build spec.yaml -o "oci:$T/fail-out:x" >/dev/null 2>"$T/log.fail2") ||
         { cat "$T/log.fail2"; fail "build after fixing the command"; }
-assert_eq "$(ran fail2)" "env commands user-config" "only the fixed step (and config) ran"
-assert_contains "$(cat "$T/log.fail2")" "step 6 (commands) changed nothing: no layer" "an empty step said so"
+assert_eq "$(ran fail2)" "env runtime-env commands user-config" \
+        "only the fixed step, what follows it (and config) ran"
+assert_contains "$(cat "$T/log.fail2")" "step 7 (commands) changed nothing: no layer" "an empty step said so"
 cfg=$(skopeo inspect --config "oci:$T/fail-out:x")
 assert_eq "$(jq -c '[.history[] | select(.created_by == "RUN /bin/sh -c true") | .empty_layer]' <<<"$cfg")" \
         "[true]" "the empty step's history entry is empty_layer"
@@ -190,7 +197,8 @@ expect_exit 0 cache prune --keep-bytes 0
 assert_contains "$(cat "$T/out")" "kept 0 B" "prune to 0 bytes"
 assert_eq "$("$KILN" cache ls --json | jq '.steps | length')" "0" "no cached steps after pruning everything"
 build pruned
-assert_eq "$(ran pruned)" "apt ca-certs user python pip env copy commands user-config" "after prune every step runs"
+assert_eq "$(ran pruned)" "apt ca-certs user python env pip runtime-env copy commands user-config" \
+        "after prune every step runs"
 expect_exit 0 cache prune --older-than 1h
 assert_contains "$(cat "$T/out")" "removed 0 B" "nothing older than an hour"
 expect_exit 2 cache prune
