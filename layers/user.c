@@ -9,6 +9,7 @@
  * image's useradd: busybox and distroless bases have none, and a spec for
  * another architecture that only copies files then needs no emulation. */
 #include "kiln/step.h"
+#include "python-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -436,7 +437,7 @@ const struct kiln_step_kind kiln_step_user = {
 static char *describe_config(const struct kiln_spec *s)
 {
         (void)s;
-        return kiln_xstrdup("WORKDIR /root; USER " FLYTEKIT_USER);
+        return kiln_xstrdup("WORKDIR /root; SHELL [\"/bin/bash\",\"-c\"]; USER " FLYTEKIT_USER);
 }
 
 static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
@@ -444,6 +445,9 @@ static int config(struct kiln_step_ctx *ctx, struct kiln_err **err)
         (void)err;
         kiln_step_set_string(ctx, "WorkingDir", "/root");
         kiln_step_add_history(ctx, "WORKDIR /root");
+        char *shell[] = {"/bin/bash", "-c", NULL};
+        kiln_step_set_shell(ctx, shell);
+        kiln_step_add_history(ctx, "SHELL [\"/bin/bash\",\"-c\"]");
         kiln_step_set_string(ctx, "User", FLYTEKIT_USER);
         kiln_step_add_history(ctx, "USER " FLYTEKIT_USER);
         return 0;
@@ -454,4 +458,108 @@ const struct kiln_step_kind kiln_step_user_config = {
     .wanted = wanted,
     .describe = describe_config,
     .config = config,
+};
+
+/* ---------- the template's last RUN, as the flytekit user ---------- */
+
+/* `mkdir -p $HOME && echo "export PATH=$PATH" >> $HOME/.profile`, so that
+ * a login shell of the flytekit user finds what the image's PATH finds. */
+
+#define PROFILE_STEP "mkdir -p $HOME && echo \"export PATH=$PATH\" >> $HOME/.profile"
+
+struct profile_job {
+        const char *line; /* "export PATH=..." */
+        const char *home; /* the image's HOME, or NULL: the user's from passwd */
+};
+
+/* The flytekit line of /etc/passwd: its ids and home. */
+static int passwd_home(const char *text, unsigned long *uid, unsigned long *gid, char **home,
+                       struct kiln_err **err)
+{
+        for (const char *line = text; line && *line;) {
+                const char *eol = strchr(line, '\n');
+                size_t len = eol ? (size_t)(eol - line) : strlen(line);
+                _cleanup_free_ char *l = kiln_xstrndup(line, len);
+                line = eol ? eol + 1 : NULL;
+                char *f[7] = {0};
+                char *cur = l;
+                size_t n = 0;
+                for (; n < 7 && cur; n++)
+                        f[n] = strsep(&cur, ":");
+                if (n < 6 || strcmp(f[0], FLYTEKIT_USER) != 0)
+                        continue;
+                *uid = strtoul(f[2], NULL, 10);
+                *gid = strtoul(f[3], NULL, 10);
+                if (f[5][0] != '/')
+                        return kiln_err_set(err, KILN_ERR_BUILD, 0,
+                                            "/etc/passwd: %s's home \"%s\" is not absolute",
+                                            FLYTEKIT_USER, f[5]);
+                *home = kiln_xstrdup(f[5]);
+                return 0;
+        }
+        return kiln_err_set(err, KILN_ERR_BUILD, 0, "/etc/passwd has no %s", FLYTEKIT_USER);
+}
+
+static int profile_in_sandbox(void *arg, struct kiln_err **err)
+{
+        const struct profile_job *job = arg;
+        _cleanup_buf_ struct kiln_buf passwd = {0};
+        bool exists = false;
+        if (read_db("/etc/passwd", &passwd, &exists, err) < 0)
+                return -1;
+        unsigned long uid = 0, gid = 0;
+        _cleanup_free_ char *home = NULL;
+        if (passwd_home(passwd.data ? passwd.data : "", &uid, &gid, &home, err) < 0)
+                return -1;
+        const char *dir = job->home ? job->home : home;
+        struct stat st;
+        if (stat(dir, &st) < 0) {
+                /* mkdir -p as the user: what it creates is the user's */
+                if (kiln_mkdir_p(dir, 0755, err) < 0)
+                        return kiln_err_prefix(err, "mkdir -p %s", dir);
+                if (chown(dir, (uid_t)uid, (gid_t)gid) < 0)
+                        return kiln_err_sys(err, "chown %s", dir);
+        }
+        _cleanup_free_ char *profile = kiln_xasprintf("%s/.profile", dir);
+        bool created = lstat(profile, &st) < 0;
+        if (append_line(profile, job->line, 0644, err) < 0)
+                return -1;
+        if (created && chown(profile, (uid_t)uid, (gid_t)gid) < 0)
+                return kiln_err_sys(err, "chown %s", profile);
+        return 0;
+}
+
+static int run_profile(struct kiln_step_ctx *ctx, struct kiln_err **err)
+{
+        const char *path = kiln_step_get_env(ctx, "PATH");
+        _cleanup_free_ char *line =
+            kiln_xasprintf("export PATH=%s", path ? path : KILN_DEFAULT_PATH);
+        /* a HOME the image's env sets is the one the RUN would see */
+        const char *home = kiln_step_get_env(ctx, "HOME");
+        struct profile_job job = {.line = line, .home = home && home[0] == '/' ? home : NULL};
+        return kiln_step_sandbox_fn(ctx, profile_in_sandbox, &job, NULL, 0, "RUN " PROFILE_STEP,
+                                    err);
+}
+
+static char *describe_profile(const struct kiln_spec *s)
+{
+        (void)s;
+        return kiln_xstrdup(PROFILE_STEP);
+}
+
+static int key_profile(const struct kiln_spec *s, struct kiln_buf *b, struct kiln_err **err)
+{
+        (void)s;
+        (void)err;
+        /* the PATH it writes comes from the steps before, in the chain */
+        kiln_buf_puts(b, PROFILE_STEP "\nkiln profile 1\n");
+        return 0;
+}
+
+const struct kiln_step_kind kiln_step_profile = {
+    .name = "profile",
+    .wanted = wanted,
+    .describe = describe_profile,
+    .key = key_profile,
+    .run = run_profile,
 };

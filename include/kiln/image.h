@@ -48,6 +48,7 @@ const char *kiln_image_get_env(const struct kiln_image *img, const char *key);
 /* argv NULL-terminated; an empty argv ([]) clears the field. */
 void kiln_image_set_entrypoint(struct kiln_image *img, char *const *argv);
 void kiln_image_set_cmd(struct kiln_image *img, char *const *argv);
+void kiln_image_set_shell(struct kiln_image *img, char *const *argv);
 void kiln_image_set_string(struct kiln_image *img, const char *field, const char *value);
 void kiln_image_set_label(struct kiln_image *img, const char *key, const char *value);
 /* Env of the config as a NULL-terminated array (for the sandbox). */

@@ -50,6 +50,7 @@ extern const struct kiln_step_kind kiln_step_source;
 extern const struct kiln_step_kind kiln_step_copy;
 extern const struct kiln_step_kind kiln_step_commands;
 extern const struct kiln_step_kind kiln_step_user_config;
+extern const struct kiln_step_kind kiln_step_profile;
 
 const struct kiln_spec *kiln_step_spec(const struct kiln_step_ctx *ctx);
 /* The spec's platform (what the image runs on). */
@@ -147,5 +148,6 @@ void kiln_step_set_string(struct kiln_step_ctx *ctx, const char *field, const ch
 /* argv NULL-terminated; an empty argv ([]) clears the field. */
 void kiln_step_set_entrypoint(struct kiln_step_ctx *ctx, char *const *argv);
 void kiln_step_set_cmd(struct kiln_step_ctx *ctx, char *const *argv);
+void kiln_step_set_shell(struct kiln_step_ctx *ctx, char *const *argv);
 
 #endif

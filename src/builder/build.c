@@ -28,7 +28,8 @@ static const struct kiln_step_kind *const step_kinds[] = {
     &kiln_step_source,      /* source_root into /root */
     &kiln_step_copy,        /* copy into /root */
     &kiln_step_commands,    /* commands, as root */
-    &kiln_step_user_config, /* WORKDIR /root, USER flytekit */
+    &kiln_step_user_config, /* WORKDIR /root, SHELL, USER flytekit */
+    &kiln_step_profile,     /* PATH into the flytekit user's ~/.profile */
 };
 
 void kiln_build_result_release(struct kiln_build_result *r)

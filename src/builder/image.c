@@ -265,6 +265,12 @@ void kiln_image_set_cmd(struct kiln_image *img, char *const *argv)
         set_argv(img, "Cmd", argv);
 }
 
+/* Docker's SHELL, which BuildKit's image config carries too. */
+void kiln_image_set_shell(struct kiln_image *img, char *const *argv)
+{
+        set_argv(img, "Shell", argv);
+}
+
 void kiln_image_set_string(struct kiln_image *img, const char *field, const char *value)
 {
         json_object_set_new(container_config(img), field, json_string(value));

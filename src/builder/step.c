@@ -51,6 +51,11 @@ void kiln_step_set_cmd(struct kiln_step_ctx *ctx, char *const *argv)
         kiln_image_set_cmd(&ctx->img, argv);
 }
 
+void kiln_step_set_shell(struct kiln_step_ctx *ctx, char *const *argv)
+{
+        kiln_image_set_shell(&ctx->img, argv);
+}
+
 /* ---------- the layer part ---------- */
 
 static char *step_dir(struct kiln_step_ctx *c, const char *what, struct kiln_err **err)

@@ -28,7 +28,8 @@ SPEC
         [ ! -e "$r/etc/apt/apt.conf.d/zz-kiln-cache" ] || fail "$user: kiln's apt setting in the image"
         [ -e "$r/etc/apt/apt.conf.d/docker-clean" ] || fail "$user: the base's apt settings are gone"
         layers=$("${SKOPEO[@]}" inspect "oci:$dir/out:x" | jq '.Layers | length')
-        assert_eq "$layers" "4" "$user: base layer, one apt layer, CA certificates (minbase has none), the flytekit user"
+        assert_eq "$layers" "5" \
+                "$user: base layer, one apt layer, CA certificates (minbase has none), the flytekit user, ~/.profile"
         assert_eq "$("${SKOPEO[@]}" inspect --config "oci:$dir/out:x" | jq -r '.history[1].created_by')" \
                 "RUN apt-get install -y --no-install-recommends jq tree" "$user: apt is the first step"
 

@@ -34,10 +34,10 @@ build() { # tag; log in $T/log.TAG, json in $T/json.TAG
 }
 # The steps that ran (not from the cache), in order.
 ran() { grep -E '^step [0-9]+: ' "$T/log.$1" | grep -v '(cached)$' | sed -E 's/^step [0-9]+: ([a-z-]+):.*/\1/' | tr '\n' ' ' | sed 's/ $//'; }
-layer_steps="apt ca-certs user python pip copy commands"
+layer_steps="apt ca-certs user python pip copy commands profile"
 
 build first --debug
-assert_eq "$(ran first)" "apt ca-certs user python env pip runtime-env copy commands user-config" \
+assert_eq "$(ran first)" "apt ca-certs user python env pip runtime-env copy commands user-config profile" \
         "first build runs every step"
 # --debug says where the time went: in all = the installers' + kiln's own,
 # and the layers were written (behind later steps, mostly).
@@ -51,12 +51,12 @@ build same
 assert_eq "$(ran same)" "" "an unchanged rebuild runs no step: the image cache answers"
 grep -q '^\[\(apt\|pip\|commands\)\]' "$T/log.same" && fail "an installer ran on an unchanged rebuild"
 assert_eq "$(jq -r .digest "$T/json.same")" "$(jq -r .digest "$T/json.first")" "unchanged rebuild: same manifest"
-assert_eq "$(jq -r .cachedSteps "$T/json.same")" "7" "seven layer steps from the cache"
+assert_eq "$(jq -r .cachedSteps "$T/json.same")" "8" "eight layer steps from the cache"
 pass "unchanged spec: nothing runs, same image"
 
 echo "changed" >"$T/p/tree/a.txt"
 build copy
-assert_eq "$(ran copy)" "env runtime-env copy commands user-config" \
+assert_eq "$(ran copy)" "env runtime-env copy commands user-config profile" \
         "copy change re-runs copy and what follows only"
 umoci unpack --image "$T/out-copy:x" "$T/b-copy" >/dev/null
 assert_eq "$(cat "$T/b-copy/rootfs/root/tree/a.txt")" "changed" "the new copy is in the image"
@@ -68,14 +68,14 @@ pass "copy change: apt and pip not run again"
 
 printf 'kiln-data==2.0.0\nkiln-dep==0.1.0\n' >"$T/p/requirements.txt"
 build reqs
-assert_eq "$(ran reqs)" "env pip runtime-env copy commands user-config" \
+assert_eq "$(ran reqs)" "env pip runtime-env copy commands user-config profile" \
         "requirements change re-runs pip and what follows"
 pass "requirements change: apt not run again"
 
 sed -i 's/MODE: one/MODE: two/' "$T/p/spec.yaml"
 build env
 # pip sees the spec's env, as in flytekit's template (ENV before the install)
-assert_eq "$(ran env)" "env pip runtime-env copy commands user-config" \
+assert_eq "$(ran env)" "env pip runtime-env copy commands user-config profile" \
         "env change re-runs the steps that see it"
 umoci unpack --image "$T/out-env:x" "$T/b-env" >/dev/null
 assert_eq "$(cat "$T/b-env/rootfs/root/mode")" "two" "commands saw the new env"
@@ -83,13 +83,14 @@ pass "env change"
 
 # --dry-run says what will run.
 (cd "$T/p" && "$KILN" build --dry-run spec.yaml) >"$T/dry1"
-assert_eq "$(grep -c '\[cached\]' "$T/dry1")" "7" "dry run of a built spec: every layer step cached"
+assert_eq "$(grep -c '\[cached\]' "$T/dry1")" "8" "dry run of a built spec: every layer step cached"
 grep -q '\[runs\]' "$T/dry1" && fail "dry run of a built spec says something runs"
 assert_eq "$(sed -n 's/^cached image: \(sha256:[0-9a-f]*\) (no step runs)$/\1/p' "$T/dry1")" \
         "$(jq -r .digest "$T/json.env")" "dry run of a built spec names the cached image"
 sed -i 's/> \/root\/mode/> \/root\/mode2/' "$T/p/spec.yaml"
 (cd "$T/p" && "$KILN" build --dry-run spec.yaml) >"$T/dry2"
-assert_eq "$(grep '\[runs\]' "$T/dry2" | sed -E 's/^[0-9]+\. ([a-z-]+):.*/\1/')" "commands" "dry run: only commands will run"
+assert_eq "$(grep '\[runs\]' "$T/dry2" | sed -E 's/^[0-9]+\. ([a-z-]+):.*/\1/' | tr '\n' ' ')" "commands profile " \
+        "dry run: only commands and what follows will run"
 grep -q '^cached image:' "$T/dry2" && fail "dry run of a changed spec says the image is cached"
 sed -i 's/> \/root\/mode2/> \/root\/mode/' "$T/p/spec.yaml"
 pass "dry run tells hits from misses"
@@ -135,7 +136,7 @@ pass "cache verify"
 
 # --no-cache runs every step (and the cache stays usable).
 build nocache --no-cache
-assert_eq "$(ran nocache)" "apt ca-certs user python env pip runtime-env copy commands user-config" \
+assert_eq "$(ran nocache)" "apt ca-certs user python env pip runtime-env copy commands user-config profile" \
         "--no-cache runs all"
 pass "--no-cache"
 
@@ -178,7 +179,7 @@ assert_contains "$(cat "$T/log.fail1")" "step 7 (commands) failed" "the failing 
 sed -i 's/exit 3/true/' "$T/fail/spec.yaml"
 (cd "$T/fail" && KILN_CACHE="$T/cache6" "$KILN" build spec.yaml -o "oci:$T/fail-out:x" >/dev/null 2>"$T/log.fail2") ||
         { cat "$T/log.fail2"; fail "build after fixing the command"; }
-assert_eq "$(ran fail2)" "env runtime-env commands user-config" \
+assert_eq "$(ran fail2)" "env runtime-env commands user-config profile" \
         "only the fixed step, what follows it (and config) ran"
 assert_contains "$(cat "$T/log.fail2")" "step 7 (commands) changed nothing: no layer" "an empty step said so"
 cfg=$(skopeo inspect --config "oci:$T/fail-out:x")
@@ -197,7 +198,7 @@ expect_exit 0 cache prune --keep-bytes 0
 assert_contains "$(cat "$T/out")" "kept 0 B" "prune to 0 bytes"
 assert_eq "$("$KILN" cache ls --json | jq '.steps | length')" "0" "no cached steps after pruning everything"
 build pruned
-assert_eq "$(ran pruned)" "apt ca-certs user python env pip runtime-env copy commands user-config" \
+assert_eq "$(ran pruned)" "apt ca-certs user python env pip runtime-env copy commands user-config profile" \
         "after prune every step runs"
 expect_exit 0 cache prune --older-than 1h
 assert_contains "$(cat "$T/out")" "removed 0 B" "nothing older than an hour"

@@ -56,8 +56,8 @@ check_image() { # user
                 fail "$user: _F_IMG_ID is not the last Env entry"
         assert_eq "$(jq -c .config.Entrypoint "$dir/config.json")" '["/usr/bin/jq"]' "$user: entrypoint"
         assert_eq "$(jq '.rootfs.diff_ids | length' "$dir/config.json")" \
-                "$(( $("${SKOPEO[@]}" inspect "${NOTLS[@]}" --config "docker://$KILN_TB_PLAIN/testbed/debian:bookworm" | jq '.rootfs.diff_ids | length') + 4 ))" \
-                "$user: one layer each for CA certificates (minbase has none), the flytekit user, copy and commands"
+                "$(( $("${SKOPEO[@]}" inspect "${NOTLS[@]}" --config "docker://$KILN_TB_PLAIN/testbed/debian:bookworm" | jq '.rootfs.diff_ids | length') + 5 ))" \
+                "$user: one layer each for CA certificates (minbase has none), the flytekit user, copy, commands and ~/.profile"
         assert_eq "$(jq -r '.config.User + " " + .config.WorkingDir' "$dir/config.json")" "flytekit /root" \
                 "$user: USER and WORKDIR as flytekit's builder sets them"
 

@@ -35,7 +35,7 @@ grep -q "warning" "$T/a.log" && { cat "$T/a.log" >&2; fail "the first builder wa
 # A fresh disk, the cache from the environment.
 KILN_CACHE_REPO="$repo" builder b -o "oci:$T/b-img:x"
 assert_eq "$(installers b)" "0" "a builder served by the registry cache runs no installer"
-assert_eq "$(jq -r .remoteHits "$T/b.json")" "7" "every layer step came from the registry"
+assert_eq "$(jq -r .remoteHits "$T/b.json")" "8" "every layer step came from the registry"
 assert_eq "$(jq -r .digest "$T/b.json")" "$(jq -r .digest "$T/a.json")" "the same image as the first builder"
 umoci unpack --image "$T/b-img:x" "$T/bb" >/dev/null
 assert_eq "$(run_image "$T/bb" 'cat /root/greeting; jq --version; kiln-hello')" "hello from kiln-hello 1.1.0
