@@ -166,7 +166,7 @@ static char *describe(const struct kiln_spec *s)
 
 /* Bump when the install command changes what it installs for the same
  * inputs. */
-#define PIP_STEP_VERSION 2
+#define PIP_STEP_VERSION 3
 
 static int file_digest(struct kiln_buf *b, const char *what, const char *path,
                        struct kiln_err **err)
@@ -420,6 +420,10 @@ static int run(struct kiln_step_ctx *ctx, struct kiln_err **err)
         if (s->pip_extra_args)
                 kiln_buf_printf(&cmd, " %s", s->pip_extra_args);
         kiln_buf_puts(&cmd, "\n/root/.venv/bin/python -B -c \"$KILN_VENV_SCRIPTS\"\n");
+        /* What pip wrote goes to the task's user, as the venv itself (the
+         * python step); files it already owns are left alone, so the layer
+         * holds no copy of the venv's unchanged files. */
+        kiln_buf_puts(&cmd, "find " KILN_VENV " ! -user flytekit -exec chown -h flytekit {} +\n");
 
         _cleanup_free_ char *py = kiln_python_interpreter(s);
         _cleanup_free_ char *pyenv = kiln_xasprintf("KILN_PY=%s", py);

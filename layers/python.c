@@ -59,7 +59,11 @@ static const char script[] =
     "  \"$KILN_PY\" -m venv --system-site-packages --without-pip " KILN_VENV "\n"
     "else\n"
     "  \"$KILN_PY\" -m venv --system-site-packages " KILN_VENV "\n"
-    "fi\n";
+    "fi\n"
+    /* flytekit's builder gives the environment to the task's user (chown
+     * -R flytekit): runtime_packages, and a task's own pip install, write
+     * into it as that user */
+    "chown -R flytekit " KILN_VENV "\n";
 /* The script's exit status when neither the base nor its distribution has
  * the python asked for. */
 #define NO_DISTRO_PYTHON 3

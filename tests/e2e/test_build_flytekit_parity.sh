@@ -182,3 +182,25 @@ assert_eq "$(tail -n 1 "$r$home/.profile")" "export PATH=$want_path" "~/.profile
 assert_eq "$(stat -c %u "$r$home/.profile")" "$uid" "~/.profile belongs to the flytekit user"
 assert_eq "$(run_image "$T/b-a" 'cd && tail -n 1 .profile')" "export PATH=$want_path" "the user's own ~/.profile"
 pass "ENV, SHELL, USER, WORKDIR and ~/.profile as flytekit's template"
+
+# ------------------------------------------------ the venv is the user's
+
+# flytekit's template chowns the environment to flytekit: runtime_packages
+# (flytekit's entrypoint runs `python -m pip install` as the task's user)
+# and a task's own installs write into it.
+find "$r/root/.venv" ! -user "$uid" >"$T/not-flytekit"
+assert_eq "$(wc -l <"$T/not-flytekit")" 0 "every file of the venv belongs to flytekit (pip's too)"
+wheel=$(ls "$KILN_TB_STATE"/wheels/kiln_data-*.whl | head -n 1)
+mkdir -p "$r/work" && cp "$wheel" "$r/work/" && chown -R "$uid" "$r/work"
+assert_eq "$(run_image "$T/b-a" 'id -un; python -m pip install -q --no-index --no-deps /work/*.whl 2>&1 >/dev/null | grep -v "WARNING: Running pip as" ; python -c "import kiln_data, sys; print(kiln_data.__file__.startswith(sys.prefix))"')" \
+        "flytekit
+True" "the task's user installs into the venv at run time, as runtime_packages does"
+# the pip layer holds no second copy of what the python step made
+manifest=$(jq -r '.manifests[0].digest' "$T/out-a/index.json" | cut -d: -f2)
+pip_layer_files=0
+for l in $(jq -r '.layers[].digest' "$T/out-a/blobs/sha256/$manifest" | cut -d: -f2); do
+        n=$(tar -tzf "$T/out-a/blobs/sha256/$l" | grep -c '^root/.venv/pyvenv.cfg$' || true)
+        pip_layer_files=$((pip_layer_files + n))
+done
+assert_eq "$pip_layer_files" 1 "pyvenv.cfg is in one layer only (the chown after pip copies nothing up)"
+pass "the venv belongs to the flytekit user"
