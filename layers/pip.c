@@ -136,15 +136,21 @@ static char *describe(const struct kiln_spec *s)
 {
         struct kiln_buf b = {0};
         kiln_buf_puts(&b, "pip install");
-        for (size_t i = 0; s->packages && s->packages[i]; i++)
-                kiln_buf_printf(&b, " %s", s->packages[i]);
+        /* a package may be a URL with credentials (name @ https://u:p@...):
+         * this text is the step's log line and the image's history */
+        for (size_t i = 0; s->packages && s->packages[i]; i++) {
+                kiln_buf_puts(&b, " ");
+                kiln_buf_put_redacted(&b, s->packages[i], strlen(s->packages[i]));
+        }
         /* an unreadable requirements file is the key's error to report */
         _cleanup_err_ struct kiln_err *ferr = NULL;
         const char *fk = NULL;
-        if (flytekit_added(s, &fk, &ferr) == 0 && fk)
-                kiln_buf_printf(&b, " %s%s", fk,
-                                s->requirements_pyproject ? " (unless the project names flytekit)"
-                                                          : "");
+        if (flytekit_added(s, &fk, &ferr) == 0 && fk) {
+                kiln_buf_puts(&b, " ");
+                kiln_buf_put_redacted(&b, fk, strlen(fk));
+                if (s->requirements_pyproject)
+                        kiln_buf_puts(&b, " (unless the project names flytekit)");
+        }
         if (s->requirements_lock)
                 kiln_buf_printf(&b, " --require-hashes --no-deps -r %s (locked)", s->requirements);
         else if (s->requirements_pyproject)
@@ -159,8 +165,10 @@ static char *describe(const struct kiln_spec *s)
                 _cleanup_free_ char *u = without_credentials(s->pip_extra_index_url[i]);
                 kiln_buf_printf(&b, " --extra-index-url %s", u);
         }
-        if (s->pip_extra_args)
-                kiln_buf_printf(&b, " %s", s->pip_extra_args);
+        if (s->pip_extra_args) {
+                kiln_buf_puts(&b, " ");
+                kiln_buf_put_redacted(&b, s->pip_extra_args, strlen(s->pip_extra_args));
+        }
         return kiln_buf_steal(&b);
 }
 

@@ -118,6 +118,11 @@ struct kiln_buf {
 };
 void kiln_buf_append(struct kiln_buf *b, const void *p, size_t n);
 void kiln_buf_puts(struct kiln_buf *b, const char *s);
+/* Appends p[0..n) with the user information of every URL in it
+ * (scheme://USER:PASSWORD@host) replaced by "***": a requirement, an
+ * index URL or a program's output may carry credentials, which must not
+ * reach a log line or an image's history. */
+void kiln_buf_put_redacted(struct kiln_buf *b, const char *p, size_t n);
 __attribute__((format(printf, 2, 3))) void kiln_buf_printf(struct kiln_buf *b, const char *fmt,
                                                            ...);
 /* Appends s single-quoted for /bin/sh ('it'\''s'). */

@@ -759,7 +759,8 @@ static void sink_emit(struct line_sink *s, const char *p, size_t n)
 {
         _cleanup_buf_ struct kiln_buf line = {0};
         kiln_buf_puts(&line, s->label);
-        kiln_buf_append(&line, p, n);
+        /* pip prints a requirement's URL as given, password and all */
+        kiln_buf_put_redacted(&line, p, n);
         kiln_buf_puts(&line, "\n");
         kiln_write_all(2, line.data, line.len); /* one write per line */
 }

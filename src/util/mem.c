@@ -168,6 +168,37 @@ void kiln_buf_append(struct kiln_buf *b, const void *p, size_t n)
         b->data[b->len] = '\0';
 }
 
+/* Where a URL's authority ends: RFC 3986's delimiters, and what ends a
+ * URL in running text (space, quotes, brackets). */
+static bool authority_end(char c)
+{
+        return c == '/' || c == '?' || c == '#' || c == '"' || c == '\'' || c == '<' || c == '>' ||
+               c == '(' || c == ')' || c == '[' || c == ']' || c == ' ' || c == '\t' || c == '\n' ||
+               c == '\r' || c == '\0';
+}
+
+void kiln_buf_put_redacted(struct kiln_buf *b, const char *p, size_t n)
+{
+        size_t done = 0;
+        for (size_t i = 0; i + 3 <= n; i++) {
+                if (memcmp(p + i, "://", 3))
+                        continue;
+                size_t host = i + 3, end = host, at = 0;
+                while (end < n && !authority_end(p[end])) {
+                        if (p[end] == '@')
+                                at = end;
+                        end++;
+                }
+                if (!at)
+                        continue;
+                kiln_buf_append(b, p + done, host - done);
+                kiln_buf_puts(b, "***");
+                done = at;
+                i = end - 1;
+        }
+        kiln_buf_append(b, p + done, n - done);
+}
+
 void kiln_buf_puts(struct kiln_buf *b, const char *s)
 {
         kiln_buf_append(b, s, strlen(s));

@@ -57,6 +57,29 @@ done
 [ "$leak" = 0 ] || fail "credentials or secrets leaked"
 pass "no credential or secret in any byte of the image or the output"
 
+# A package given as a URL with credentials (PEP 508 direct reference):
+# pip prints the URL as given, and the step's log line and the image's
+# history name the package; the password must reach none of them.
+host=${KILN_TB_PYINDEX_AUTH_URL#*://}
+host=${host%%/*}
+cat >direct.yaml <<SPEC
+name: py-direct
+base_image: $KILN_TB_PLAIN/testbed/python:bookworm
+packages: ["kiln-data @ http://$KILN_TB_PYINDEX_USER:$KILN_TB_PYINDEX_PASS@$host/files/kiln_data-2.0.0-py3-none-any.whl"]
+SPEC
+"$KILN" build direct.yaml -o "oci:$T/direct:x" >"$T/direct.out" 2>"$T/direct.err" ||
+        { cat "$T/direct.err"; fail "build with a direct URL package"; }
+grep -q "^\[pip\] .*http://\*\*\*@$host/files/kiln_data" "$T/direct.err" ||
+        fail "pip's own line about the URL is not there, redacted"
+for blob in "$T"/direct/blobs/sha256/*; do
+        if gzip -t "$blob" 2>/dev/null; then zcat "$blob"; else cat "$blob"; fi >"$T/bytes"
+        grep -aq -- "$KILN_TB_PYINDEX_PASS" "$T/bytes" && fail "the URL's password is in blob $(basename "$blob")"
+done
+grep -aq -- "$KILN_TB_PYINDEX_PASS" "$T/direct.out" "$T/direct.err" && fail "the URL's password is in kiln's output"
+assert_contains "$(skopeo inspect --config "oci:$T/direct:x" | jq -r '.history[].created_by')" \
+        "pip install kiln-data @ http://***@$host/files/" "the history names the package, redacted"
+pass "a package URL's credentials reach no log line, history or layer"
+
 # A rebuild downloads no wheel again (--no-cache: pip runs, from its own
 # cache, instead of the step coming from kiln's).
 echo "  REBUILD: '1'" >>spec.yaml
