@@ -236,33 +236,31 @@ static void test_open_in_root_races(void)
         CHECK(kiln_rm_rf(root, NULL) == 0, "cleanup");
 }
 
+static void redacts(const char *in, const char *want)
+{
+        _cleanup_buf_ struct kiln_buf b = {0};
+        kiln_buf_put_redacted(&b, in, strlen(in));
+        const char *got = b.data ? b.data : "";
+        CHECK(!strcmp(got, want), "%s -> %s, want %s", in, got, want);
+}
+
 /* URL credentials are replaced wherever a URL sits in the text; nothing
  * else changes. */
 static void test_redact(void)
 {
-        static const struct {
-                const char *in, *want;
-        } rows[] = {
-            {"pkg @ https://user:pa55@host/x.whl", "pkg @ https://***@host/x.whl"},
-            {"https://tok@github.com/o/r", "https://***@github.com/o/r"},
-            {"git+https://u:p@h:8443/r.git@v1.0#egg=x", "git+https://***@h:8443/r.git@v1.0#egg=x"},
-            {"a http://u:p@h b http://h2/ c ftp://x:y@z",
-             "a http://***@h b http://h2/ c ftp://***@z"},
-            {"'http://u:p@h'", "'http://***@h'"},
-            {"p@ss http://h/p@ath?q=a@b", "p@ss http://h/p@ath?q=a@b"}, /* @ after the host */
-            {"user:pass@host no scheme", "user:pass@host no scheme"},
-            {"http://u:p@h", "http://***@h"},
-            {"http://a@b@h/x", "http://***@h/x"}, /* the last @ ends it */
-            {"trailing ://", "trailing ://"},
-            {"", ""},
-        };
-        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-                _cleanup_buf_ struct kiln_buf b = {0};
-                kiln_buf_put_redacted(&b, rows[i].in, strlen(rows[i].in));
-                const char *got = b.data ? b.data : "";
-                CHECK(!strcmp(got, rows[i].want), "%s -> %s, want %s", rows[i].in, got,
-                      rows[i].want);
-        }
+        redacts("pkg @ https://user:pa55@host/x.whl", "pkg @ https://***@host/x.whl");
+        redacts("https://tok@github.com/o/r", "https://***@github.com/o/r");
+        redacts("git+https://u:p@h:8443/r.git@v1.0#egg=x",
+                "git+https://***@h:8443/r.git@v1.0#egg=x");
+        redacts("a http://u:p@h b http://h2/ c ftp://x:y@z",
+                "a http://***@h b http://h2/ c ftp://***@z");
+        redacts("'http://u:p@h'", "'http://***@h'");
+        redacts("p@ss http://h/p@ath?q=a@b", "p@ss http://h/p@ath?q=a@b"); /* @ after the host */
+        redacts("user:pass@host no scheme", "user:pass@host no scheme");
+        redacts("http://u:p@h", "http://***@h");
+        redacts("http://a@b@h/x", "http://***@h/x"); /* the last @ ends it */
+        redacts("trailing ://", "trailing ://");
+        redacts("", "");
 }
 
 int main(void)
