@@ -15,6 +15,11 @@ commands:
   - uname -m > /root/arch
 SPEC
 
+# The handler is the kernel's, one for every test suite on the machine:
+# another run of this test (a second checkout's tools/test) removing it
+# mid-way made runc fail with ENOEXEC. One run at a time holds it.
+exec 7>"${TMPDIR:-/tmp}/kiln-e2e-binfmt.lock"
+flock -w 600 7 || fail "timed out waiting for ${TMPDIR:-/tmp}/kiln-e2e-binfmt.lock"
 registered_here=0
 if [ "$(id -u)" = 0 ] && [ ! -e "$handler" ] && [ -f "$conf" ]; then
         [ -e /proc/sys/fs/binfmt_misc/register ] ||
