@@ -48,6 +48,11 @@ struct kiln_sbom {
         size_t n_pkgs;
         char *os_id;         /* etc/os-release ID ("debian"), NULL if none */
         char *os_version_id; /* VERSION_ID ("12"), NULL if none */
+        /* The apt sources the image's final etc/apt/sources.list and
+         * sources.list.d (one-line and deb822) name, one "URI SUITE
+         * COMPONENTS..." per entry, credentials removed; NULL-terminated,
+         * NULL if none. */
+        char **apt_sources;
 };
 void kiln_sbom_release(struct kiln_sbom *s);
 #define _cleanup_sbom_ _cleanup_(kiln_sbom_release)
