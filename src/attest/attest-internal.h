@@ -99,4 +99,34 @@ const char *kiln_sbom_spdx_id(const char *name);
  * when X names exactly one license, else NULL. */
 const char *kiln_sbom_classifier_id(const char *classifier);
 
+/* ---------- documents (sbom_doc.c, sbom_spdx.c, sbom_cyclonedx.c) ---------- */
+
+/* What the documents say about the image itself. */
+struct kiln_sbom_image {
+        const char *name, *digest, *created, *tool_version, *platform;
+        char *repo;             /* name without tag or digest: registry/path */
+        char *tag;              /* NULL when the name has none */
+        char *arch;             /* from platform ("amd64"), NULL if none */
+        char *created_buf;      /* created, when it had to be rewritten */
+        char *purl;             /* pkg:oci/NAME@DIGEST?arch=..&repository_url=..&tag=.. */
+        char hex[KILN_HEX_MAX]; /* the manifest digest's */
+};
+int kiln_sbom_image_init(const struct kiln_attest_subject *subj, struct kiln_sbom_image *out,
+                         struct kiln_err **err);
+void kiln_sbom_image_release(struct kiln_sbom_image *im);
+#define _cleanup_sbom_image_ _cleanup_(kiln_sbom_image_release)
+
+/* 16 hex digits naming a package within a document (its purl and where it
+ * was read: the same purl may be in two virtual environments). */
+void kiln_sbom_pkg_ref(const struct kiln_sbom_pkg *p, char out[17]);
+/* The license as an SPDX license expression: the id it stands for, an
+ * expression of known ids, or else a LicenseRef- naming the whole text
+ * (*ref set to it then, the caller declares it). */
+char *kiln_sbom_license_expression(const char *license, char **ref);
+
+int kiln_sbom_spdx(const struct kiln_sbom *s, const struct kiln_sbom_image *im,
+                   const struct kiln_sbom_layer *layers, size_t n_layers, json_t **out);
+int kiln_sbom_cyclonedx(const struct kiln_sbom *s, const struct kiln_sbom_image *im,
+                        const struct kiln_sbom_layer *layers, size_t n_layers, json_t **out);
+
 #endif

@@ -3,7 +3,8 @@
  * a removal, python metadata in a venv and pip's dist-packages, licenses
  * in each form, os-release through a symlink, apt sources in both formats,
  * whiteouts and opaque directories, hostile layers, and the per-layer
- * cache. */
+ * cache. `test_sbom --documents DIR` writes the SPDX and CycloneDX
+ * documents for tests/unit/sbom_schema.sh to validate. */
 #include "attest/attest-internal.h"
 #include "test.h"
 
@@ -364,6 +365,35 @@ static void test_parts(void)
                 CHECK_STR(b.data, enc[i].want);
         }
         static const struct {
+                const char *in, *want, *ref;
+        } lic[] = {
+            {"MIT", "MIT", NULL},
+            {"Expat", "MIT", NULL},
+            {"GPL-2+", "GPL-2.0-or-later", NULL},
+            {"Apache 2.0", "Apache-2.0", NULL},
+            {"GPL-2+ or LGPL-2.1", "GPL-2.0-or-later OR LGPL-2.1-only", NULL},
+            {"(MIT AND BSD-3-clause)", "(MIT AND BSD-3-Clause)", NULL},
+            {"GPL-2+ with Autoconf-exception-2.0", "GPL-2.0-or-later WITH Autoconf-exception-2.0",
+             NULL},
+            {"GPL-2+ or Artistic", "LicenseRef-GPL-2-or-Artistic-",
+             "LicenseRef-GPL-2-or-Artistic-"},
+            {"ZPL 2.1", "LicenseRef-ZPL-2.1-", "LicenseRef-ZPL-2.1-"},
+            {"Custom-1.0", "LicenseRef-Custom-1.0", "LicenseRef-Custom-1.0"},
+            {"MIT or", "LicenseRef-MIT-or-", "LicenseRef-MIT-or-"},
+            {"(MIT", "LicenseRef-MIT-", "LicenseRef-MIT-"},
+        };
+        for (size_t i = 0; i < sizeof(lic) / sizeof(lic[0]); i++) {
+                _cleanup_free_ char *ref = NULL;
+                _cleanup_free_ char *e = kiln_sbom_license_expression(lic[i].in, &ref);
+                if (lic[i].ref) {
+                        CHECK(e && kiln_str_has_prefix(e, lic[i].want), "%s: %s", lic[i].in, e);
+                        CHECK(ref && !strcmp(ref, e), "%s: the ref is declared", lic[i].in);
+                } else {
+                        CHECK_STR(e, lic[i].want);
+                        CHECK(!ref, "%s: no ref", lic[i].in);
+                }
+        }
+        static const struct {
                 const char *in, *want;
         } creds[] = {{"http://u:p@h.example/x", "http://h.example/x"},
                      {"https://tok@h.example:8443/a@b", "https://h.example:8443/a@b"},
@@ -421,8 +451,115 @@ static void test_parts(void)
         free(p);
 }
 
-int main(void)
+/* ---------- documents ---------- */
+
+static const struct kiln_attest_subject subject = {
+    .name = "localhost:5000/team/Hello-App:abc123",
+    .manifest_digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    .platform = "linux/amd64",
+    .created = "2026-12-03T10:11:12.5Z",
+    .tool_version = "0.1.0",
+};
+
+static json_t *document(const struct kiln_sbom *s, enum kiln_sbom_format f, struct kiln_buf *out)
 {
+        struct kiln_err *err = NULL;
+        CHECK(kiln_sbom_document(s, f, &subject, layers, N_LAYERS, out, &err) == 0, "document: %s",
+              err ? err->msg : "");
+        kiln_err_clear(&err);
+        _cleanup_buf_ struct kiln_buf again = {0};
+        kiln_sbom_document(s, f, &subject, layers, N_LAYERS, &again, &err);
+        CHECK(again.len == out->len && !memcmp(again.data, out->data, out->len),
+              "same bytes twice");
+        CHECK(!strstr(out->data, "s3cr3t"), "no credential in the document");
+        return json_loadb(out->data, out->len, 0, NULL);
+}
+
+static void test_documents(const char *dir)
+{
+        struct kiln_err *err = NULL;
+        _cleanup_sbom_ struct kiln_sbom s = {0};
+        CHECK(kiln_sbom_collect(store, layers, N_LAYERS, &s, &err) == 0, "collect");
+        kiln_err_clear(&err);
+        _cleanup_buf_ struct kiln_buf spdx = {0}, cdx = {0};
+        _cleanup_json_ json_t *sd = document(&s, KILN_SBOM_SPDX, &spdx);
+        _cleanup_json_ json_t *cd = document(&s, KILN_SBOM_CYCLONEDX, &cdx);
+        const char *want_purl =
+            "pkg:oci/hello-app@sha256:0123456789abcdef0123456789abcdef0123456789"
+            "abcdef0123456789abcdef?arch=amd64&repository_url=localhost:5000/team/"
+            "Hello-App&tag=abc123";
+        json_t *pk = json_object_get(sd, "packages");
+        json_t *img = json_array_get(pk, 0);
+        CHECK_STR(json_string_value(json_object_get(img, "SPDXID")), "SPDXRef-image");
+        CHECK_STR(json_string_value(json_object_get(
+                      json_array_get(json_object_get(img, "externalRefs"), 0), "referenceLocator")),
+                  want_purl);
+        CHECK_STR(
+            json_string_value(json_object_get(json_object_get(sd, "creationInfo"), "created")),
+            "2026-12-03T10:11:12Z");
+        /* image + OS + every package; each contained by the image */
+        CHECK(json_array_size(pk) == s.n_pkgs + 2, "%zu SPDX packages", json_array_size(pk));
+        CHECK(json_array_size(json_object_get(sd, "relationships")) == s.n_pkgs + 2,
+              "relationships");
+        size_t jq = 0;
+        for (size_t i = 0; i < json_array_size(pk); i++)
+                if (!strcmp(json_string_value(json_object_get(json_array_get(pk, i), "name")),
+                            "jq"))
+                        jq = i;
+        json_t *j = json_array_get(pk, jq);
+        const char *decl = json_string_value(json_object_get(j, "licenseDeclared"));
+        CHECK(decl && kiln_str_has_prefix(decl, "LicenseRef-MIT-and-CC-BY-3.0-"), "jq: %s", decl);
+        json_t *ex = json_object_get(sd, "hasExtractedLicensingInfos");
+        bool declared = false;
+        for (size_t i = 0; decl && i < json_array_size(ex); i++)
+                declared |= !strcmp(
+                    json_string_value(json_object_get(json_array_get(ex, i), "licenseId")), decl);
+        CHECK(declared, "%s is declared", decl);
+        _cleanup_free_ char *want_ann = kiln_xasprintf("LayerDigest: %s", digests[3]);
+        CHECK_STR(json_string_value(json_object_get(
+                      json_array_get(json_object_get(j, "annotations"), 0), "comment")),
+                  want_ann);
+        CHECK(strstr(json_string_value(json_object_get(j, "sourceInfo")), "layer 3 (commands)"),
+              "sourceInfo names the layer");
+        /* CycloneDX: the image, the OS, the packages with their layer */
+        json_t *comps = json_object_get(cd, "components");
+        CHECK(json_array_size(comps) == s.n_pkgs + 1, "%zu CycloneDX components",
+              json_array_size(comps));
+        CHECK_STR(json_string_value(json_object_get(
+                      json_object_get(json_object_get(cd, "metadata"), "component"), "purl")),
+                  want_purl);
+        bool hello = false;
+        for (size_t i = 0; i < json_array_size(comps); i++) {
+                json_t *c = json_array_get(comps, i);
+                if (strcmp(json_string_value(json_object_get(c, "name")), "Hello_Img"))
+                        continue;
+                hello = true;
+                CHECK_STR(json_string_value(json_object_get(c, "purl")), "pkg:pypi/hello-img@1.0");
+                json_t *props = json_object_get(c, "properties");
+                CHECK_STR(json_string_value(json_object_get(json_array_get(props, 0), "value")),
+                          digests[2]);
+                CHECK_STR(json_string_value(json_object_get(json_array_get(props, 3), "value")),
+                          "pip");
+                CHECK_STR(json_string_value(json_object_get(
+                              json_object_get(json_array_get(json_object_get(c, "licenses"), 0),
+                                              "license"),
+                              "id")),
+                          "MIT");
+        }
+        CHECK(hello, "hello-img is a component");
+        if (!dir)
+                return;
+        _cleanup_free_ char *a = kiln_xasprintf("%s/sbom.spdx.json", dir);
+        _cleanup_free_ char *b = kiln_xasprintf("%s/sbom.cdx.json", dir);
+        CHECK(kiln_write_file_atomic(a, spdx.data, spdx.len, 0644, &err) == 0 &&
+                  kiln_write_file_atomic(b, cdx.data, cdx.len, 0644, &err) == 0,
+              "write the documents");
+        kiln_err_clear(&err);
+}
+
+int main(int argc, char **argv)
+{
+        const char *docs = argc == 3 && !strcmp(argv[1], "--documents") ? argv[2] : NULL;
         char dir[] = "/tmp/kiln-test-sbom-XXXXXX";
         struct kiln_err *err = NULL;
         if (!mkdtemp(dir) || kiln_store_open(dir, &store, &err) < 0) {
@@ -433,6 +570,7 @@ int main(void)
         test_parts();
         test_collect();
         test_oversized();
+        test_documents(docs);
         kiln_store_free(store);
         kiln_rm_rf(dir, NULL);
         TEST_DONE();
