@@ -152,7 +152,8 @@ static const struct file upgrade[] = {
                                 PKG("libc6", "2.36-9+deb12u4", "install ok installed")
                                     PKG("held", "1.0-1", "hold ok installed")
                                         PKG("jq", "1.6-2.1+deb12u1", "install ok installed")
-                                            PKG("libonig5", "1:6.9.8-1", "install ok installed")},
+                                            PKG("libonig5", "1:6.9.8-1", "install ok installed")
+                                                PKG("gone", "0.1-1", "deinstall ok config-files")},
     {SP "requests-2.31.0.dist-info/METADATA",
      "Name: requests\nVersion: 2.31.0\nLicense: Apache 2.0\n"},
     {SP ".wh.old_pkg-0.9.dist-info", ""},
