@@ -216,12 +216,17 @@ static void apply(struct state *st, const struct kiln_sbom_scan *sc, size_t i, c
         st->n_pkgs = m;
 }
 
+static int cmp_slot_path(const void *key, const void *slot)
+{
+        return strcmp(key, ((const struct slot *)slot)->rec->path);
+}
+
+/* The record at path: the slots are sorted by path. */
 static const struct kiln_sbom_rec *lookup(const struct state *st, const char *path)
 {
-        for (size_t k = 0; k < st->n; k++)
-                if (!strcmp(st->v[k].rec->path, path))
-                        return st->v[k].rec;
-        return NULL;
+        const struct slot *s =
+            st->n ? bsearch(path, st->v, st->n, sizeof(*st->v), cmp_slot_path) : NULL;
+        return s ? s->rec : NULL;
 }
 
 /* etc/os-release as os-release(5) finds it: a symlink is followed once

@@ -546,11 +546,11 @@ bool kiln_sbom_path_may_matter(const char *path)
         size_t r = python_root(path);
         if (r) {
                 const char *rel = path + r, *slash = strchr(rel, '/');
-                const char *top = slash ? kiln_xstrndup(rel, (size_t)(slash - rel)) : NULL;
-                bool meta = !slash || kiln_str_has_suffix(top, ".dist-info") ||
-                            kiln_str_has_suffix(top, ".egg-info");
-                free((char *)top);
-                return meta;
+                if (!slash)
+                        return true;
+                _cleanup_free_ char *top = kiln_xstrndup(rel, (size_t)(slash - rel));
+                return kiln_str_has_suffix(top, ".dist-info") ||
+                       kiln_str_has_suffix(top, ".egg-info");
         }
         if (kiln_str_has_prefix(path, "usr/share/doc/")) {
                 const char *pkg = path + strlen("usr/share/doc/"), *slash = strchr(pkg, '/');

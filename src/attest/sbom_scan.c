@@ -251,10 +251,9 @@ static int entry(struct scan_ctx *c, struct archive *a, struct archive_entry *e,
         return rc;
 }
 
-static int open_layer(struct kiln_store *store, const struct kiln_sbom_layer *l, struct archive *a,
-                      int fd, struct kiln_err **err)
+static int open_layer(const struct kiln_sbom_layer *l, struct archive *a, int fd,
+                      struct kiln_err **err)
 {
-        (void)store;
         const char *mt = l->media_type ? l->media_type : "";
         int filter = ARCHIVE_FILTER_NONE;
         if (kiln_str_has_suffix(mt, "gzip")) {
@@ -287,7 +286,7 @@ int kiln_sbom_scan_layer(struct kiln_store *store, const struct kiln_sbom_layer 
         if (kiln_store_open_blob(store, layer->digest, &fd, NULL, err) < 0)
                 return kiln_err_prefix(err, "layer %s", layer->digest);
         __attribute__((cleanup(archive_freep))) struct archive *a = archive_read_new();
-        if (open_layer(store, layer, a, fd, err) < 0)
+        if (open_layer(layer, a, fd, err) < 0)
                 return -1;
         _cleanup_sbom_scan_ struct kiln_sbom_scan s = {0};
         struct scan_ctx c = {.layer = layer->digest, .out = &s};
