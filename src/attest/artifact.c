@@ -3,7 +3,7 @@
  * document, and whose subject is the image. artifactType says what the
  * document is, as the image-spec asks when the config is the empty one
  * (manifest.md, "Guidelines for Artifact Usage"). */
-#include "attest-internal.h"
+#include "json-internal.h"
 
 #include <string.h>
 

@@ -1,5 +1,5 @@
-/* JSON building helpers of the attest module (attest-internal.h). */
-#include "attest-internal.h"
+/* JSON building helpers of the attest module (json-internal.h). */
+#include "json-internal.h"
 
 #include <stdlib.h>
 

@@ -4,7 +4,7 @@
  * SOURCE_DATE_EPOCH the caller passes it as both times, and the
  * invocation id is derived from what the document is about, so a
  * reproducible build gets reproducible attestations too. */
-#include "attest-internal.h"
+#include "json-internal.h"
 
 #include <string.h>
 #include <time.h>

@@ -1,7 +1,7 @@
 /* Private to the attest module: building JSON documents with jansson,
  * which fails only on out-of-memory (kiln aborts there, as kiln_x* do). */
-#ifndef KILN_ATTEST_INTERNAL_H
-#define KILN_ATTEST_INTERNAL_H
+#ifndef KILN_ATTEST_JSON_INTERNAL_H
+#define KILN_ATTEST_JSON_INTERNAL_H
 
 #include "kiln/attest.h"
 
