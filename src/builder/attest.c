@@ -1,0 +1,180 @@
+/* The builder's attestation step: after the image is committed, the
+ * provenance (and the SBOM) as OCI 1.1 artifacts whose subject is the
+ * image, pushed before the image's tag and written into -o layouts.
+ *
+ * An image that came from the cache gets them too: they are made from
+ * the image's manifest and config as stored, and from the steps' keys,
+ * which are known whether the steps ran or not. */
+#include "builder-internal.h"
+
+#include "kiln/attest.h"
+
+#include <string.h>
+#include <time.h>
+
+void builder_referrers_release(struct builder_referrers *r)
+{
+        for (size_t i = 0; i < r->n; i++)
+                kiln_descriptor_release(&r->v[i]);
+        free(r->v);
+        memset(r, 0, sizeof(*r));
+}
+
+void builder_attest_release(struct kiln_step_ctx *c)
+{
+        free(c->notes);
+        free(c->base_digest);
+        c->notes = NULL;
+        c->n_notes = 0;
+        c->base_digest = NULL;
+}
+
+void builder_note_step(struct kiln_step_ctx *c, const struct kiln_step_kind *kind, const char *key)
+{
+        c->notes = kiln_xrealloc(c->notes, (c->n_notes + 1) * sizeof(*c->notes));
+        struct builder_step_note *n = &c->notes[c->n_notes++];
+        n->kind = kind;
+        snprintf(n->key, sizeof(n->key), "%s", key);
+        n->ran = false;
+}
+
+void builder_note_step_ran(struct kiln_step_ctx *c, const char *key)
+{
+        for (size_t i = 0; i < c->n_notes; i++)
+                if (!strcmp(c->notes[i].key, key))
+                        c->notes[i].ran = true;
+}
+
+void builder_note_base(struct kiln_step_ctx *c, const struct kiln_descriptor *base)
+{
+        free(c->base_digest);
+        c->base_digest = base && base->digest ? kiln_xstrdup(base->digest) : NULL;
+        if (!c->started_at)
+                c->started_at = (int64_t)time(NULL);
+}
+
+static void add_referrer(struct builder_referrers *out, struct kiln_descriptor *d)
+{
+        out->v = kiln_xrealloc(out->v, (out->n + 1) * sizeof(*out->v));
+        out->v[out->n++] = *d;
+        *d = (struct kiln_descriptor){0};
+}
+
+static void strv_add(char ***v, size_t *n, char *s)
+{
+        *v = kiln_xrealloc(*v, (*n + 2) * sizeof(**v));
+        (*v)[(*n)++] = s;
+        (*v)[*n] = NULL;
+}
+
+/* The indexes pip was told to use, credentials removed. */
+static char **python_indexes(const struct kiln_spec *s)
+{
+        char **v = NULL;
+        size_t n = 0;
+        if (s->pip_index)
+                strv_add(&v, &n, kiln_spec_strip_credentials(s->pip_index));
+        for (size_t i = 0; s->pip_extra_index_url && s->pip_extra_index_url[i]; i++)
+                strv_add(&v, &n, kiln_spec_strip_credentials(s->pip_extra_index_url[i]));
+        return v;
+}
+
+static int provenance_doc(struct kiln_step_ctx *c, const struct kiln_attest_subject *subj,
+                          struct kiln_buf *out, struct kiln_err **err)
+{
+        const struct kiln_spec *s = c->spec;
+        _cleanup_json_ json_t *fields = kiln_spec_to_json(s);
+        _cleanup_free_ char *canon = json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS);
+        char spec_digest[KILN_DIGEST_MAX] = "";
+        if (canon)
+                kiln_sha256_digest(canon, strlen(canon), spec_digest);
+        _cleanup_free_ struct kiln_prov_step *steps =
+            kiln_xcalloc(c->n_notes ? c->n_notes : 1, sizeof(*steps));
+        _cleanup_strv_ char **descs = kiln_xcalloc(c->n_notes + 1, sizeof(*descs));
+        /* A step without a layer part is "cached" when nothing of the
+         * build ran: its config change then came with the cached image. */
+        bool any_ran = false;
+        for (size_t i = 0; i < c->n_notes; i++)
+                any_ran |= c->notes[i].ran;
+        for (size_t i = 0; i < c->n_notes; i++) {
+                const struct builder_step_note *n = &c->notes[i];
+                descs[i] = n->kind->describe(s);
+                steps[i] = (struct kiln_prov_step){
+                    .kind = n->kind->name,
+                    .key = n->key,
+                    .describe = descs[i],
+                    .cached = n->kind->run ? !n->ran : !any_ran,
+                };
+        }
+        _cleanup_strv_ char **indexes = python_indexes(s);
+        _cleanup_free_ char *base_name = c->base_ref.path ? kiln_ref_string(&c->base_ref) : NULL;
+        int64_t sde = c->lopts.source_date_epoch;
+        struct kiln_provenance p = {
+            .subject = *subj,
+            .spec_digest = spec_digest[0] ? spec_digest : NULL,
+            .spec_fields = fields,
+            .base_name = base_name,
+            .base_digest = c->base_digest,
+            .steps = steps,
+            .n_steps = c->n_notes,
+            .apt_sources = NULL,
+            .python_indexes = indexes,
+            /* SOURCE_DATE_EPOCH stands for every time of the build, so the
+             * same inputs give the same attestation bytes and digests. */
+            .started = sde >= 0 ? sde : c->started_at,
+            .finished = sde >= 0 ? sde : (int64_t)time(NULL),
+            .compression = c->lopts.compression == KILN_COMP_ZSTD ? "zstd" : "gzip",
+        };
+        if (p.started > p.finished)
+                p.started = p.finished;
+        return kiln_provenance_document(&p, out, err);
+}
+
+int builder_attest(struct kiln_step_ctx *c, const struct kiln_descriptor *image, const char *name,
+                   struct builder_referrers *out, struct kiln_err **err)
+{
+        memset(out, 0, sizeof(*out));
+        const struct kiln_build_opts *o = c->o;
+        if (o->no_provenance)
+                return 0;
+        _cleanup_buf_ struct kiln_buf mb = {0};
+        _cleanup_buf_ struct kiln_buf cb = {0};
+        _cleanup_manifest_ struct kiln_manifest m = {0};
+        _cleanup_config_summary_ struct kiln_config_summary cfg = {0};
+        if (kiln_store_read(c->store, image->digest, KILN_MANIFEST_MAX, &mb, err) < 0 ||
+            kiln_manifest_parse(mb.data, mb.len, image->media_type, &m, err) < 0 ||
+            kiln_store_read(c->store, m.config.digest, KILN_CONFIG_MAX, &cb, err) < 0 ||
+            kiln_config_summary_parse(cb.data, cb.len, &cfg, err) < 0)
+                return kiln_err_prefix(err, "attest %s", image->digest);
+        _cleanup_free_ char *platform = kiln_platform_string(&c->platform);
+        struct kiln_attest_subject subj = {
+            .name = name,
+            .manifest_digest = image->digest,
+            .platform = platform,
+            .created = cfg.created,
+            .tool_version = KILN_VERSION,
+        };
+        _cleanup_(builder_referrers_release) struct builder_referrers refs = {0};
+        _cleanup_buf_ struct kiln_buf doc = {0};
+        if (provenance_doc(c, &subj, &doc, err) < 0)
+                return kiln_err_prefix(err, "provenance of %s", name);
+        _cleanup_descriptor_ struct kiln_descriptor art = {0};
+        if (kiln_attest_artifact(c->store, image, KILN_MT_INTOTO_JSON, KILN_MT_INTOTO_JSON,
+                                 doc.data, doc.len, cfg.created, &art, err) < 0)
+                return -1;
+        kiln_debug("provenance of %s: %s", image->digest, art.digest);
+        add_referrer(&refs, &art);
+        *out = refs;
+        refs = (struct builder_referrers){0};
+        return 0;
+}
+
+int builder_attest_push(struct kiln_registry *reg, const char *repo,
+                        const struct kiln_descriptor *image, const struct builder_referrers *refs,
+                        struct kiln_store *store, struct kiln_err **err)
+{
+        for (size_t i = 0; i < refs->n; i++)
+                if (kiln_registry_push_referrer(reg, repo, image, &refs->v[i], store, err) < 0)
+                        return -1;
+        return 0;
+}
