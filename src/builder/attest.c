@@ -130,6 +130,76 @@ static int provenance_doc(struct kiln_step_ctx *c, const struct kiln_attest_subj
         return kiln_provenance_document(&p, out, err);
 }
 
+/* The attestations of an image are kept as a step entry keyed by what
+ * they depend on: a rebuild that finds the image in the cache attaches the
+ * same documents (those of the build that made it) instead of piling a new
+ * provenance onto the registry's referrers at every run. */
+static void attest_key(struct kiln_step_ctx *c, const char *image, const char *name,
+                       char key[KILN_HEX_MAX])
+{
+        _cleanup_free_ char *text =
+            kiln_xasprintf("kiln-attest-v1\n%s\n%s\nprovenance=%d\nsbom=%d/%d\n", image, name,
+                           !c->o->no_provenance, !c->o->no_sbom, (int)c->o->sbom_format);
+        char d[KILN_DIGEST_MAX];
+        kiln_sha256_digest(text, strlen(text), d);
+        snprintf(key, KILN_HEX_MAX, "%s", d + 7);
+}
+
+/* The referrers a cached entry names, when every one is whole in the store. */
+static bool attest_cached(struct kiln_step_ctx *c, const char *key, struct builder_referrers *out)
+{
+        _cleanup_step_entry_ struct kiln_step_entry e = {0};
+        bool found = false;
+        _cleanup_err_ struct kiln_err *err = NULL;
+        if (kiln_store_step_get(c->store, key, &e, &found, &err) < 0 || !found)
+                return false;
+        _cleanup_(builder_referrers_release) struct builder_referrers refs = {0};
+        for (size_t i = 0; e.facts && e.facts[i]; i++) {
+                if (!kiln_str_has_prefix(e.facts[i], "referrer="))
+                        continue;
+                const char *digest = e.facts[i] + strlen("referrer=");
+                _cleanup_buf_ struct kiln_buf mb = {0};
+                _cleanup_manifest_ struct kiln_manifest m = {0};
+                _cleanup_err_ struct kiln_err *rerr = NULL;
+                if (kiln_store_read(c->store, digest, KILN_MANIFEST_MAX, &mb, &rerr) < 0 ||
+                    kiln_manifest_parse(mb.data, mb.len, KILN_MT_OCI_MANIFEST, &m, &rerr) < 0 ||
+                    m.n_layers != 1 || !kiln_store_has(c->store, m.config.digest, m.config.size) ||
+                    !kiln_store_has(c->store, m.layers[0].digest, m.layers[0].size))
+                        return false;
+                _cleanup_json_ json_t *j = json_loadb(mb.data, mb.len, 0, NULL);
+                const char *at = json_string_value(json_object_get(j, "artifactType"));
+                if (!at)
+                        return false;
+                struct kiln_descriptor d = {
+                    .media_type = kiln_xstrdup(KILN_MT_OCI_MANIFEST),
+                    .digest = kiln_xstrdup(digest),
+                    .size = (int64_t)mb.len,
+                    .artifact_type = kiln_xstrdup(at),
+                    .annotations = m.annotations ? json_deep_copy(m.annotations) : NULL,
+                };
+                add_referrer(&refs, &d);
+        }
+        kiln_store_step_touch(c->store, key);
+        *out = refs;
+        refs = (struct builder_referrers){0};
+        return true;
+}
+
+static void attest_remember(struct kiln_step_ctx *c, const char *key,
+                            const struct builder_referrers *refs)
+{
+        _cleanup_step_entry_ struct kiln_step_entry e = {0};
+        snprintf(e.key, sizeof(e.key), "%s", key);
+        e.kind = kiln_xstrdup("attest");
+        e.created_by = kiln_xstrdup("");
+        e.facts = kiln_xcalloc(refs->n + 1, sizeof(char *));
+        for (size_t i = 0; i < refs->n; i++)
+                e.facts[i] = kiln_xasprintf("referrer=%s", refs->v[i].digest);
+        _cleanup_err_ struct kiln_err *err = NULL;
+        if (kiln_store_step_put(c->store, &e, &err) < 0)
+                kiln_debug("attestations not cached: %s", err->msg);
+}
+
 int builder_attest(struct kiln_step_ctx *c, const struct kiln_descriptor *image, const char *name,
                    struct builder_referrers *out, struct kiln_err **err)
 {
@@ -137,6 +207,12 @@ int builder_attest(struct kiln_step_ctx *c, const struct kiln_descriptor *image,
         const struct kiln_build_opts *o = c->o;
         if (o->no_provenance)
                 return 0;
+        char key[KILN_HEX_MAX];
+        attest_key(c, image->digest, name, key);
+        if (!o->no_cache && attest_cached(c, key, out)) {
+                kiln_debug("attestations of %s: cached (%zu)", image->digest, out->n);
+                return 0;
+        }
         _cleanup_buf_ struct kiln_buf mb = {0};
         _cleanup_buf_ struct kiln_buf cb = {0};
         _cleanup_manifest_ struct kiln_manifest m = {0};
@@ -164,6 +240,7 @@ int builder_attest(struct kiln_step_ctx *c, const struct kiln_descriptor *image,
                 return -1;
         kiln_debug("provenance of %s: %s", image->digest, art.digest);
         add_referrer(&refs, &art);
+        attest_remember(c, key, &refs);
         *out = refs;
         refs = (struct builder_referrers){0};
         return 0;
