@@ -6,7 +6,7 @@
  * Nothing here runs anything in the image: the SBOM is read from the layer
  * blobs in the store (dpkg's status, python dist-info/egg-info metadata),
  * with whiteouts applied in layer order, so each package is attributed to
- * the layer (step) that last put it there. */
+ * the layer (step) where that name and version appeared and stayed. */
 #ifndef KILN_ATTEST_H
 #define KILN_ATTEST_H
 

@@ -44,6 +44,13 @@ struct kiln_build_opts {
         /* --security-opt seccomp=unconfined: steps run without the system
          * call filter (the capability bound and namespaces stay). */
         bool seccomp_unconfined;
+        /* The one platform this build makes ("linux/arm64"), one of a
+         * multi-platform build's; NULL: the spec's (all of them). */
+        const char *platform;
+        /* One platform of a multi-platform build: write nothing under a
+         * name (a push goes by digest; with outputs, every blob is fetched
+         * into the store and the caller writes the index). */
+        bool untagged;
         /* Attestations attached to the image as OCI 1.1 referrers (pushed
          * before its tag, kept in -o oci: layouts): --sbom=false and
          * --provenance=false turn them off; --sbom-format picks SPDX (the
@@ -63,6 +70,11 @@ struct kiln_build_result {
         /* Where the image was written (kiln_output_location of each -o),
          * NULL-terminated; NULL when it was written nowhere. */
         char **outputs;
+        /* Several platforms: manifest is their index, and these are its
+         * entries (each platform's image manifest, platform set) in the
+         * spec's order. */
+        struct kiln_descriptor *platform_manifests;
+        size_t n_platform_manifests;
 };
 void kiln_build_result_release(struct kiln_build_result *r);
 #define _cleanup_build_result_ _cleanup_(kiln_build_result_release)
@@ -76,8 +88,10 @@ int kiln_build_exists(const struct kiln_spec *spec, const struct kiln_image_name
 /* Builds spec: pulls the base, runs the steps (installers in the sandbox,
  * copies straight from the host), assembles the image and writes it to
  * every output and, with push, to the registry under the flytekit name.
- * Nothing is tagged unless every step succeeded. Call before any thread
- * is started (it may enter a user namespace). */
+ * A spec naming several platforms builds each (side by side, as
+ * kiln_build_many builds specs) and writes an OCI index of them. Nothing
+ * is tagged unless every step of every platform succeeded. Call before
+ * any thread is started (it may enter a user namespace). */
 int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                struct kiln_build_result *res, struct kiln_err **err);
 
@@ -85,7 +99,8 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
 
 struct kiln_build_job {
         const struct kiln_spec *spec;
-        const char *label; /* names the spec in log lines and errors (its file) */
+        const char *label;    /* names the spec in log lines and errors (its file) */
+        const char *platform; /* the platform to build (NULL: the spec's) */
         struct kiln_build_result res;
         struct kiln_err *err; /* set when this spec did not build */
 };
@@ -94,7 +109,7 @@ struct kiln_build_job {
  * - each distinct base is resolved once before any build starts, its
  *   layers downloaded once and unpacked once when a build first needs
  *   them (the others wait for that one and share it);
- * - specs with the same image name are built once;
+ * - specs with the same image name (and platform) are built once;
  * - a spec whose base_image is another spec of the run waits for it;
  * - up to `parallel` builds run at once (0: one per CPU), each in a
  *   process of its own whose log lines start with its label; the step

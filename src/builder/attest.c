@@ -134,24 +134,25 @@ static int provenance_doc(struct kiln_step_ctx *c, const struct kiln_attest_subj
  * they depend on: a rebuild that finds the image in the cache attaches the
  * same documents (those of the build that made it) instead of piling a new
  * provenance onto the registry's referrers at every run. */
-static void attest_key(struct kiln_step_ctx *c, const char *image, const char *name,
+static void attest_key(const struct kiln_build_opts *o, const char *image, const char *name,
                        char key[KILN_HEX_MAX])
 {
         _cleanup_free_ char *text =
             kiln_xasprintf("kiln-attest-v1\n%s\n%s\nprovenance=%d\nsbom=%d/%d\n", image, name,
-                           !c->o->no_provenance, !c->o->no_sbom, (int)c->o->sbom_format);
+                           !o->no_provenance, !o->no_sbom, (int)o->sbom_format);
         char d[KILN_DIGEST_MAX];
         kiln_sha256_digest(text, strlen(text), d);
         snprintf(key, KILN_HEX_MAX, "%s", d + 7);
 }
 
-/* The referrers a cached entry names, when every one is whole in the store. */
-static bool attest_cached(struct kiln_step_ctx *c, const char *key, struct builder_referrers *out)
+/* The referrers a cached entry names, added to out when every one is
+ * whole in the store. */
+static bool attest_cached(struct kiln_store *store, const char *key, struct builder_referrers *out)
 {
         _cleanup_step_entry_ struct kiln_step_entry e = {0};
         bool found = false;
         _cleanup_err_ struct kiln_err *err = NULL;
-        if (kiln_store_step_get(c->store, key, &e, &found, &err) < 0 || !found)
+        if (kiln_store_step_get(store, key, &e, &found, &err) < 0 || !found)
                 return false;
         _cleanup_(builder_referrers_release) struct builder_referrers refs = {0};
         for (size_t i = 0; e.facts && e.facts[i]; i++) {
@@ -161,10 +162,10 @@ static bool attest_cached(struct kiln_step_ctx *c, const char *key, struct build
                 _cleanup_buf_ struct kiln_buf mb = {0};
                 _cleanup_manifest_ struct kiln_manifest m = {0};
                 _cleanup_err_ struct kiln_err *rerr = NULL;
-                if (kiln_store_read(c->store, digest, KILN_MANIFEST_MAX, &mb, &rerr) < 0 ||
+                if (kiln_store_read(store, digest, KILN_MANIFEST_MAX, &mb, &rerr) < 0 ||
                     kiln_manifest_parse(mb.data, mb.len, KILN_MT_OCI_MANIFEST, &m, &rerr) < 0 ||
-                    m.n_layers != 1 || !kiln_store_has(c->store, m.config.digest, m.config.size) ||
-                    !kiln_store_has(c->store, m.layers[0].digest, m.layers[0].size))
+                    m.n_layers != 1 || !kiln_store_has(store, m.config.digest, m.config.size) ||
+                    !kiln_store_has(store, m.layers[0].digest, m.layers[0].size))
                         return false;
                 _cleanup_json_ json_t *j = json_loadb(mb.data, mb.len, 0, NULL);
                 const char *at = json_string_value(json_object_get(j, "artifactType"));
@@ -179,10 +180,19 @@ static bool attest_cached(struct kiln_step_ctx *c, const char *key, struct build
                 };
                 add_referrer(&refs, &d);
         }
-        kiln_store_step_touch(c->store, key);
-        *out = refs;
-        refs = (struct builder_referrers){0};
+        kiln_store_step_touch(store, key);
+        for (size_t i = 0; i < refs.n; i++)
+                add_referrer(out, &refs.v[i]);
         return true;
+}
+
+void builder_attest_find(struct kiln_store *store, const struct kiln_build_opts *o,
+                         const char *image, const char *name, struct builder_referrers *out)
+{
+        char key[KILN_HEX_MAX];
+        attest_key(o, image, name, key);
+        if (!attest_cached(store, key, out))
+                kiln_debug("no attestations of %s in the cache", image);
 }
 
 static void attest_remember(struct kiln_step_ctx *c, const char *key,
@@ -208,8 +218,8 @@ int builder_attest(struct kiln_step_ctx *c, const struct kiln_descriptor *image,
         if (o->no_provenance)
                 return 0;
         char key[KILN_HEX_MAX];
-        attest_key(c, image->digest, name, key);
-        if (!o->no_cache && attest_cached(c, key, out)) {
+        attest_key(o, image->digest, name, key);
+        if (!o->no_cache && attest_cached(c->store, key, out)) {
                 kiln_debug("attestations of %s: cached (%zu)", image->digest, out->n);
                 return 0;
         }

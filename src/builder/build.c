@@ -32,10 +32,25 @@ static const struct kiln_step_kind *const step_kinds[] = {
     &kiln_step_profile,     /* PATH into the flytekit user's ~/.profile */
 };
 
+const char *builder_platform(const struct kiln_spec *spec, const struct kiln_build_opts *o)
+{
+        if (o->platform)
+                return o->platform;
+        return spec->platforms ? spec->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM;
+}
+
+bool builder_several_platforms(const struct kiln_spec *spec, const struct kiln_build_opts *o)
+{
+        return !o->platform && kiln_strv_len(spec->platforms) > 1;
+}
+
 void kiln_build_result_release(struct kiln_build_result *r)
 {
         kiln_image_name_release(&r->name);
         kiln_descriptor_release(&r->manifest);
+        for (size_t i = 0; i < r->n_platform_manifests; i++)
+                kiln_descriptor_release(&r->platform_manifests[i]);
+        free(r->platform_manifests);
         kiln_strv_free(r->outputs);
         memset(r, 0, sizeof(*r));
 }
@@ -202,8 +217,8 @@ int kiln_build_resolve_base(const struct kiln_build_opts *o, const char *base,
  * would use; why says what keeps it from being known (the plan then
  * checks no cache). */
 static int plan_base_key(const struct kiln_spec *spec, const struct kiln_build_opts *o,
-                         const char *base, struct kiln_store **store, char key[KILN_HEX_MAX],
-                         struct kiln_err **why)
+                         const char *base, const char *platform_name, struct kiln_store **store,
+                         char key[KILN_HEX_MAX], struct kiln_err **why)
 {
         if (spec->base_spec)
                 return kiln_err_set(why, KILN_ERR_BUILD, 0, "the base spec is not built yet");
@@ -211,8 +226,7 @@ static int plan_base_key(const struct kiln_spec *spec, const struct kiln_build_o
         enum kiln_idmap idmap = KILN_IDMAP_HOST;
         struct kiln_archive_opts lo;
         char digest[KILN_DIGEST_MAX];
-        if (kiln_platform_parse(spec->platforms ? spec->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM,
-                                &platform, why) < 0 ||
+        if (kiln_platform_parse(platform_name, &platform, why) < 0 ||
             kiln_userns_enter(&idmap, why) < 0 || kiln_store_open(o->cache_dir, store, why) < 0 ||
             kiln_archive_opts_init(&lo, why) < 0 ||
             kiln_build_resolve_base(o, base, &platform, *store, digest, why) < 0)
@@ -238,15 +252,13 @@ static void print_network(const struct kiln_spec *spec, const struct kiln_build_
 }
 
 static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts *o,
-                      const char *base, const struct kiln_image_name *name, struct kiln_err **err)
+                      const char *base, const char *platform, const struct kiln_image_name *name,
+                      struct kiln_err **err)
 {
-        printf("image: %s\n", name->full);
-        printf("base:  %s\n", base);
-        print_network(spec, o);
         char key[KILN_HEX_MAX] = "";
         _cleanup_store_ struct kiln_store *store = NULL;
         _cleanup_err_ struct kiln_err *why = NULL;
-        if (plan_base_key(spec, o, base, &store, key, &why) < 0)
+        if (plan_base_key(spec, o, base, platform, &store, key, &why) < 0)
                 printf("cache: not checked (%s)\n", why->msg);
         size_t k = 1;
         for (size_t i = 0; i < sizeof(step_kinds) / sizeof(step_kinds[0]); i++) {
@@ -283,6 +295,24 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
         return 0;
 }
 
+int builder_write_image(const struct kiln_build_opts *o, struct kiln_store *store,
+                        struct kiln_build_result *res, const struct kiln_descriptor *refs,
+                        size_t n_refs, struct kiln_ref *dest, struct kiln_registry **reg,
+                        struct kiln_err **err)
+{
+        for (size_t i = 0; i < o->n_outputs && !o->untagged; i++) {
+                if (kiln_output_write_referrers(&o->outputs[i], store, &res->manifest,
+                                                res->name.full, refs, n_refs, err) < 0)
+                        return -1;
+                builder_result_add_output(res, &o->outputs[i]);
+        }
+        if (!o->push)
+                return 0;
+        if (kiln_ref_parse(res->name.full, dest, err) < 0)
+                return kiln_err_prefix(err, "image name");
+        return kiln_registry_new(dest->domain, &o->reg, reg, err);
+}
+
 static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *o,
                          struct kiln_build_result *res, struct kiln_err **err)
 {
@@ -292,20 +322,14 @@ static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *
         _cleanup_(builder_referrers_release) struct builder_referrers refs = {0};
         if (builder_attest(c, &res->manifest, res->name.full, &refs, err) < 0)
                 return -1;
-        for (size_t i = 0; i < o->n_outputs; i++) {
-                if (kiln_output_write_referrers(&o->outputs[i], c->store, &res->manifest,
-                                                res->name.full, refs.v, refs.n, err) < 0)
-                        return -1;
-                builder_result_add_output(res, &o->outputs[i]);
-        }
-        if (!o->push)
-                return 0;
         _cleanup_ref_ struct kiln_ref dest = {0};
-        if (kiln_ref_parse(res->name.full, &dest, err) < 0)
-                return kiln_err_prefix(err, "image name");
         _cleanup_registry_ struct kiln_registry *reg = NULL;
-        if (kiln_registry_new(dest.domain, &o->reg, &reg, err) < 0)
+        if (builder_write_image(o, c->store, res, refs.v, refs.n, &dest, &reg, err) < 0)
                 return -1;
+        if (!reg)
+                return 0;
+        if (o->untagged) /* the index takes the tag once every platform is there */
+                free(steal_pointer(&dest.tag));
         /* The base's blobs need not travel again when the destination is
          * on the same registry: mount them from the base's repository. */
         const char *mount_from =
@@ -313,13 +337,14 @@ static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *
         _cleanup_progress_ struct kiln_progress *p = kiln_progress_new("push", o->reg.quiet);
         /* The attestations go first, the tag last: the name is never seen
          * without them. */
-        struct kiln_ref untagged = dest;
-        untagged.tag = NULL;
-        if (refs.n &&
-            (push_lazily(c, reg, &untagged, &res->manifest, mount_from, p, err) < 0 ||
-             builder_attest_push(reg, dest.path, &res->manifest, &refs, c->store, err) < 0))
+        if (!refs.n)
+                return push_lazily(c, reg, &dest, &res->manifest, mount_from, p, err);
+        struct kiln_ref by_digest = dest; /* shares dest's strings */
+        by_digest.tag = NULL;
+        if (push_lazily(c, reg, &by_digest, &res->manifest, mount_from, p, err) < 0 ||
+            builder_attest_push(reg, dest.path, &res->manifest, &refs, c->store, err) < 0)
                 return -1;
-        return push_lazily(c, reg, &dest, &res->manifest, mount_from, p, err);
+        return dest.tag ? push_lazily(c, reg, &dest, &res->manifest, mount_from, p, err) : 0;
 }
 
 static bool is_full_version(const char *v)
@@ -434,8 +459,7 @@ static int prepare(struct kiln_step_ctx *c, const char *base, bool base_built,
 {
         const struct kiln_spec *spec = c->spec;
         const struct kiln_build_opts *o = c->o;
-        if (kiln_platform_parse(spec->platforms ? spec->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM,
-                                &c->platform, err) < 0)
+        if (kiln_platform_parse(builder_platform(spec, o), &c->platform, err) < 0)
                 return -1;
         /* The user namespace first: it cannot be entered once threads exist. */
         if (kiln_userns_enter(&c->idmap, err) < 0 ||
@@ -456,6 +480,25 @@ static int prepare(struct kiln_step_ctx *c, const char *base, bool base_built,
                 return -1;
         kiln_image_set_created(&c->img, c->lopts.source_date_epoch);
         return make_build_dir(c, err);
+}
+
+/* A cached image's descriptor names its platform as a built one's does
+ * (an index entry needs it): the config's. */
+static int set_image_platform(struct kiln_store *store, struct kiln_descriptor *image,
+                              struct kiln_err **err)
+{
+        _cleanup_buf_ struct kiln_buf body = {0};
+        _cleanup_manifest_ struct kiln_manifest m = {0};
+        _cleanup_buf_ struct kiln_buf config = {0};
+        _cleanup_config_summary_ struct kiln_config_summary cfg = {0};
+        if (kiln_store_read(store, image->digest, KILN_MANIFEST_MAX, &body, err) < 0 ||
+            kiln_manifest_parse(body.data, body.len, image->media_type, &m, err) < 0 ||
+            kiln_store_read(store, m.config.digest, KILN_CONFIG_MAX, &config, err) < 0 ||
+            kiln_config_summary_parse(config.data, config.len, &cfg, err) < 0)
+                return kiln_err_prefix(err, "cached image %s", image->digest);
+        image->platform = kiln_xcalloc(1, sizeof(*image->platform));
+        kiln_platform_copy(image->platform, &cfg.platform);
+        return 0;
 }
 
 /* The image in the store: the image cache's, or the steps' (then cached
@@ -485,6 +528,9 @@ static int assemble(struct kiln_step_ctx *c, const char *base, bool base_built,
             builder_image_get(c, image_key, res->name.id, &res->manifest, &image_hit, err) < 0)
                 return -1;
         if (image_hit) {
+                if (!res->manifest.platform &&
+                    set_image_platform(c->store, &res->manifest, err) < 0)
+                        return -1;
                 report_cached_steps(c);
                 c->n_cached = c->n_layer_keys;
                 c->n_remote_hits = c->image_remote ? c->n_layer_keys : 0;
@@ -547,7 +593,19 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                                 return kiln_err_prefix(err, "base_image");
                         printf("\n");
                 }
-                return print_plan(spec, o, base, &res->name, err);
+                printf("image: %s\n", res->name.full);
+                printf("base:  %s\n", base);
+                print_network(spec, o);
+                if (!builder_several_platforms(spec, o))
+                        return print_plan(spec, o, base, builder_platform(spec, o), &res->name,
+                                          err);
+                /* Each platform has its own keys and cache entries. */
+                for (size_t i = 0; spec->platforms[i]; i++) {
+                        printf("\nplatform %s:\n", spec->platforms[i]);
+                        if (print_plan(spec, o, base, spec->platforms[i], &res->name, err) < 0)
+                                return -1;
+                }
+                return 0;
         }
         if (o->push && !spec->registry)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0,
@@ -568,11 +626,8 @@ int kiln_build(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                         return 0;
                 }
         }
-        if (kiln_strv_len(spec->platforms) > 1)
-                return kiln_err_set(err, KILN_ERR_SPEC, 0,
-                                    "platform: building several platforms at once (%s) is not "
-                                    "supported yet",
-                                    spec->platform);
+        if (builder_several_platforms(spec, o))
+                return builder_build_platforms(spec, o, res, err);
 
         uint64_t start_ns = kiln_now_ns();
         _cleanup_descriptor_ struct kiln_descriptor top = {0};

@@ -32,6 +32,22 @@ int kiln_build_resolve_base(const struct kiln_build_opts *o, const char *base,
                             char digest[KILN_DIGEST_MAX], struct kiln_err **err);
 /* --force or FLYTE_FORCE_PUSH_IMAGE_SPEC: build even when the image exists. */
 bool kiln_build_forced(const struct kiln_build_opts *o);
+/* The platform a build makes: the one of a multi-platform build's child,
+ * else the spec's first (or the default). */
+const char *builder_platform(const struct kiln_spec *spec, const struct kiln_build_opts *o);
+/* Does this build make an index over several platforms? */
+bool builder_several_platforms(const struct kiln_spec *spec, const struct kiln_build_opts *o);
+/* platforms.c: each platform built (side by side), an index of them
+ * written and pushed like one image. */
+int builder_build_platforms(const struct kiln_spec *spec, const struct kiln_build_opts *o,
+                            struct kiln_build_result *res, struct kiln_err **err);
+/* Writes res->manifest with its referrers refs to every -o destination (none
+ * when untagged), recording each in res; with push, opens the registry the
+ * image name goes to (*reg stays NULL without push). */
+int builder_write_image(const struct kiln_build_opts *o, struct kiln_store *store,
+                        struct kiln_build_result *res, const struct kiln_descriptor *refs,
+                        size_t n_refs, struct kiln_ref *dest, struct kiln_registry **reg,
+                        struct kiln_err **err);
 /* Records in res that the image was written to dest. */
 void builder_result_add_output(struct kiln_build_result *res, const struct kiln_image_loc *dest);
 
@@ -260,6 +276,10 @@ void builder_attest_release(struct kiln_step_ctx *c);
  * full name. */
 int builder_attest(struct kiln_step_ctx *c, const struct kiln_descriptor *image, const char *name,
                    struct builder_referrers *out, struct kiln_err **err);
+/* The attestations builder_attest made for image (in another process, a
+ * platform's build) added to out, when the store still has them. */
+void builder_attest_find(struct kiln_store *store, const struct kiln_build_opts *o,
+                         const char *image, const char *name, struct builder_referrers *out);
 /* Pushes them to repo (the image's manifest must be there, or follow
  * before its tag). */
 int builder_attest_push(struct kiln_registry *reg, const char *repo,

@@ -37,7 +37,19 @@ static void job_fail(struct kiln_build_job *j, const struct kiln_err *cause, con
                      cause->msg);
 }
 
-/* Same image name: built once. A spec whose base chain names the image of
+static bool same_platform(const char *a, const char *b)
+{
+        return a == b || (a && b && !strcmp(a, b));
+}
+
+static const char *job_platform(const struct kiln_build_job *j)
+{
+        if (j->platform)
+                return j->platform;
+        return j->spec->platforms ? j->spec->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM;
+}
+
+/* Same image name (and platform): built once. A spec whose base chain names the image of
  * another job waits for that job. */
 static void plan_jobs(struct kiln_build_job *jobs, struct slot *slots, size_t n)
 {
@@ -45,7 +57,8 @@ static void plan_jobs(struct kiln_build_job *jobs, struct slot *slots, size_t n)
                 slots[i].same_as = i;
                 for (size_t k = 0; k < i && !jobs[i].err; k++)
                         if (!jobs[k].err && slots[k].same_as == k &&
-                            !strcmp(jobs[k].res.name.full, jobs[i].res.name.full)) {
+                            !strcmp(jobs[k].res.name.full, jobs[i].res.name.full) &&
+                            same_platform(jobs[k].platform, jobs[i].platform)) {
                                 slots[i].same_as = k;
                                 break;
                         }
@@ -99,13 +112,12 @@ static void check_existing(struct kiln_build_job *jobs, struct slot *slots, size
  * starts). The layers are fetched by the first build that needs them; the
  * store's fetch lock makes the others wait for that download. A base spec
  * is built by its dependant. */
-static int resolve_job_base(const struct kiln_build_opts *o, const struct kiln_spec *s,
+static int resolve_job_base(const struct kiln_build_opts *o, const struct kiln_build_job *j,
                             const char *base, struct kiln_store *store, struct kiln_err **err)
 {
         _cleanup_platform_ struct kiln_platform platform = {0};
         char digest[KILN_DIGEST_MAX];
-        if (kiln_platform_parse(s->platforms ? s->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM,
-                                &platform, err) < 0)
+        if (kiln_platform_parse(job_platform(j), &platform, err) < 0)
                 return -1;
         return kiln_build_resolve_base(o, base, &platform, store, digest, err);
 }
@@ -122,16 +134,14 @@ static void pull_bases(struct kiln_build_job *jobs, struct slot *slots, size_t n
                 if (slots[i].state != JOB_WAITING || slots[i].same_as != i || s->base_spec ||
                     kiln_build_base_name(s, &base[i], &e) < 0)
                         continue; /* the build reports it */
-                what[i] =
-                    kiln_xasprintf("%s (%s)", base[i],
-                                   s->platforms ? s->platforms[0] : KILN_SPEC_DEFAULT_PLATFORM);
+                what[i] = kiln_xasprintf("%s (%s)", base[i], job_platform(&jobs[i]));
         }
         for (size_t i = 0; i < n; i++) {
                 bool seen = !what[i];
                 for (size_t k = 0; k < i && !seen; k++)
                         seen = what[k] && !strcmp(what[k], what[i]);
                 _cleanup_err_ struct kiln_err *e = NULL;
-                if (seen || resolve_job_base(o, jobs[i].spec, base[i], store, &e) == 0)
+                if (seen || resolve_job_base(o, &jobs[i], base[i], store, &e) == 0)
                         continue;
                 /* Every build on this base would fail the same way. */
                 for (size_t k = i; k < n; k++)
@@ -163,7 +173,18 @@ static json_t *report_of(const struct kiln_build_result *r, const struct kiln_er
                 json_object_set_new(o, "digest", json_string(r->manifest.digest));
         if (r->manifest.media_type)
                 json_object_set_new(o, "mediaType", json_string(r->manifest.media_type));
+        if (r->manifest.platform) {
+                _cleanup_free_ char *p = kiln_platform_string(r->manifest.platform);
+                json_object_set_new(o, "platform", json_string(p));
+        }
         json_object_set_new(o, "size", json_integer(r->manifest.size));
+        if (r->n_platform_manifests) {
+                json_t *ps = json_array();
+                for (size_t i = 0; i < r->n_platform_manifests; i++)
+                        json_array_append_new(ps,
+                                              kiln_descriptor_to_json(&r->platform_manifests[i]));
+                json_object_set_new(o, "platforms", ps);
+        }
         return o;
 }
 
@@ -173,9 +194,12 @@ static __attribute__((noreturn)) void child_build(const struct kiln_build_job *j
         _cleanup_free_ char *prefix = kiln_xasprintf("%s: ", j->label);
         kiln_log_set_prefix(prefix);
         struct kiln_build_opts bo = *o;
-        bo.outputs = NULL; /* the parent writes them, all builds done */
-        bo.n_outputs = 0;
-        bo.local_only = !o->push;
+        if (!o->untagged) {
+                bo.outputs = NULL; /* the parent writes them, all builds done */
+                bo.n_outputs = 0;
+                bo.local_only = !o->push;
+        }
+        bo.platform = j->platform;
         struct kiln_build_result r = {0};
         struct kiln_err *e = NULL;
         kiln_build(j->spec, &bo, &r, &e);
@@ -208,6 +232,23 @@ static int start_job(const struct kiln_build_job *jobs, struct slot *slots, size
         slots[i].fd = p[0];
         slots[i].state = JOB_RUNNING;
         return 0;
+}
+
+/* A child that built several platforms: their manifests, as it reported
+ * them (a malformed entry is dropped: the index it pushed is the truth). */
+static void read_platform_manifests(json_t *list, struct kiln_build_result *r)
+{
+        size_t n = json_array_size(list);
+        if (!n)
+                return;
+        r->platform_manifests = kiln_xcalloc(n, sizeof(*r->platform_manifests));
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_err_ struct kiln_err *ignored = NULL;
+                if (kiln_descriptor_from_json(json_array_get(list, i), "platforms",
+                                              &r->platform_manifests[r->n_platform_manifests],
+                                              &ignored) == 0)
+                        r->n_platform_manifests++;
+        }
 }
 
 static void finish_job(struct kiln_build_job *j, struct slot *sl, int status)
@@ -246,6 +287,14 @@ static void finish_job(struct kiln_build_job *j, struct slot *sl, int status)
                 r->manifest.digest = d ? kiln_xstrdup(d) : NULL;
                 r->manifest.media_type = mt ? kiln_xstrdup(mt) : NULL;
                 r->manifest.size = json_integer_value(json_object_get(rep, "size"));
+                read_platform_manifests(json_object_get(rep, "platforms"), r);
+                const char *p = json_string_value(json_object_get(rep, "platform"));
+                _cleanup_err_ struct kiln_err *ignored = NULL;
+                if (p) {
+                        r->manifest.platform = kiln_xcalloc(1, sizeof(*r->manifest.platform));
+                        if (kiln_platform_parse(p, r->manifest.platform, &ignored) < 0)
+                                free(steal_pointer(&r->manifest.platform));
+                }
         }
 }
 
@@ -352,6 +401,10 @@ static void write_outputs(struct kiln_build_job *jobs, struct slot *slots, size_
                  * grammar of layout refs refuses it (one tag in 32 starts
                  * with '_'): then the ref the rule makes of it, said. */
                 _cleanup_free_ char *ref = kiln_oci_ref_name_for(j->res.name.tag);
+                _cleanup_(builder_referrers_release) struct builder_referrers refs = {0};
+                if (o->n_outputs)
+                        builder_attest_find(store, o, j->res.manifest.digest, j->res.name.full,
+                                            &refs);
                 for (size_t k = 0; k < o->n_outputs && !j->err; k++) {
                         struct kiln_image_loc dest = o->outputs[k];
                         if (!dest.tag)
@@ -361,8 +414,8 @@ static void write_outputs(struct kiln_build_job *jobs, struct slot *slots, size_
                                           "the layout",
                                           j->label, j->res.name.tag, ref);
                         _cleanup_err_ struct kiln_err *e = NULL;
-                        if (kiln_output_write(&dest, store, &j->res.manifest, j->res.name.full,
-                                              &e) < 0)
+                        if (kiln_output_write_referrers(&dest, store, &j->res.manifest,
+                                                        j->res.name.full, refs.v, refs.n, &e) < 0)
                                 job_fail(j, e, "write output");
                         else
                                 builder_result_add_output(&j->res, &dest);
@@ -383,7 +436,8 @@ static int run_jobs(struct kiln_build_job *jobs, struct slot *slots, size_t n,
         if (schedule(jobs, slots, n, o, parallel > 0 ? (size_t)parallel : (size_t)kiln_cpu_count(),
                      err) < 0)
                 return -1;
-        write_outputs(jobs, slots, n, o, store);
+        if (!o->untagged)
+                write_outputs(jobs, slots, n, o, store);
         return 0;
 }
 

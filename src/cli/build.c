@@ -116,6 +116,13 @@ static json_t *result_json(const struct kiln_build_result *r, const struct kiln_
                 for (size_t i = 0; r->outputs && r->outputs[i]; i++)
                         json_array_append_new(outs, json_string(r->outputs[i]));
                 json_object_set_new(o, "outputs", outs);
+                if (r->n_platform_manifests) {
+                        json_t *ps = json_array();
+                        for (size_t i = 0; i < r->n_platform_manifests; i++)
+                                json_array_append_new(
+                                    ps, kiln_descriptor_to_json(&r->platform_manifests[i]));
+                        json_object_set_new(o, "platforms", ps);
+                }
         }
         return o;
 }
@@ -127,6 +134,10 @@ static void print_text(const struct kiln_build_result *r)
                        r->name.full);
         else
                 printf("%s\n  digest: %s\n", r->name.full, r->manifest.digest);
+        for (size_t i = 0; !r->skipped && i < r->n_platform_manifests; i++) {
+                _cleanup_free_ char *p = kiln_platform_string(r->platform_manifests[i].platform);
+                printf("  %s: %s\n", p, r->platform_manifests[i].digest);
+        }
         for (size_t i = 0; !r->skipped && r->outputs && r->outputs[i]; i++)
                 printf("  written: %s\n", r->outputs[i]);
 }

@@ -119,6 +119,12 @@ SPECS = [
                                                              registry_config="reg.json")}),
     ("platform-arm", {"platform": "linux/arm64"}),
     ("platform-multi", {"platform": "linux/amd64,linux/arm64"}),
+    # the order of the platforms is part of the name; a build for both
+    ("platform-multi-reversed", {"platform": "linux/arm64,linux/amd64"}),
+    ("platform-multi-build", {"name": "multi", "registry": "127.0.0.1:5000/e2e",
+                              "apt_packages": ["jq"], "packages": ["kiln-hello==1.1.0"],
+                              "commands": ["uname -m > /root/arch"],
+                              "platform": "linux/amd64,linux/arm64"}),
     ("localhost-default-platform", {"name": "lh", "registry": "localhost:30000"}),
     ("localhost-platform-set", {"name": "lh", "registry": "localhost:30000",
                                 "platform": "linux/amd64"}),
