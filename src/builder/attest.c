@@ -79,8 +79,60 @@ static char **python_indexes(const struct kiln_spec *s)
         return v;
 }
 
+/* The step that made each layer of the image: "base" for the base's, else
+ * the kind whose cache entry names the layer's blob. */
+static const char *layer_step(struct kiln_step_ctx *c, size_t i, const char *digest)
+{
+        if (i < c->n_base)
+                return "base";
+        for (size_t k = 0; k < c->n_notes; k++) {
+                if (!c->notes[k].kind->run)
+                        continue;
+                _cleanup_step_entry_ struct kiln_step_entry e = {0};
+                bool found = false;
+                _cleanup_err_ struct kiln_err *err = NULL;
+                if (kiln_store_step_get(c->store, c->notes[k].key, &e, &found, &err) == 0 &&
+                    found && e.has_layer && !strcmp(e.digest, digest))
+                        return c->notes[k].kind->name;
+        }
+        return "kiln";
+}
+
+/* The image's packages, from its layer blobs (fetched when the build did
+ * not need them: a copy-only build leaves the base's layers remote). */
+static int collect_sbom(struct kiln_step_ctx *c, const struct kiln_descriptor *image,
+                        const struct kiln_manifest *m, const struct kiln_config_summary *cfg,
+                        struct kiln_sbom_layer **layers, struct kiln_sbom *out,
+                        struct kiln_err **err)
+{
+        size_t n = m->n_layers;
+        if (kiln_strv_len(cfg->diff_ids) != n)
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0,
+                                    "image %s: %zu layers but %zu diff_ids", image->digest, n,
+                                    kiln_strv_len(cfg->diff_ids));
+        if (builder_fetch_for(c, image, NULL, err) < 0)
+                return -1;
+        *layers = kiln_xcalloc(n ? n : 1, sizeof(**layers));
+        for (size_t i = 0; i < n; i++)
+                (*layers)[i] = (struct kiln_sbom_layer){
+                    .digest = m->layers[i].digest,
+                    .media_type = m->layers[i].media_type,
+                    .diff_id = cfg->diff_ids[i],
+                    .step = layer_step(c, i, m->layers[i].digest),
+                };
+        return kiln_sbom_collect(c->store, *layers, n, out, err);
+}
+
+static bool wants_apt(const struct kiln_step_ctx *c)
+{
+        for (size_t i = 0; i < c->n_notes; i++)
+                if (c->notes[i].kind == &kiln_step_apt)
+                        return true;
+        return false;
+}
+
 static int provenance_doc(struct kiln_step_ctx *c, const struct kiln_attest_subject *subj,
-                          struct kiln_buf *out, struct kiln_err **err)
+                          char *const *apt_sources, struct kiln_buf *out, struct kiln_err **err)
 {
         const struct kiln_spec *s = c->spec;
         _cleanup_json_ json_t *fields = kiln_spec_to_json(s);
@@ -117,7 +169,7 @@ static int provenance_doc(struct kiln_step_ctx *c, const struct kiln_attest_subj
             .base_digest = c->base_digest,
             .steps = steps,
             .n_steps = c->n_notes,
-            .apt_sources = NULL,
+            .apt_sources = apt_sources,
             .python_indexes = indexes,
             /* SOURCE_DATE_EPOCH stands for every time of the build, so the
              * same inputs give the same attestation bytes and digests. */
@@ -215,7 +267,7 @@ int builder_attest(struct kiln_step_ctx *c, const struct kiln_descriptor *image,
 {
         memset(out, 0, sizeof(*out));
         const struct kiln_build_opts *o = c->o;
-        if (o->no_provenance)
+        if (o->no_provenance && o->no_sbom)
                 return 0;
         char key[KILN_HEX_MAX];
         attest_key(o, image->digest, name, key);
@@ -241,15 +293,37 @@ int builder_attest(struct kiln_step_ctx *c, const struct kiln_descriptor *image,
             .tool_version = KILN_VERSION,
         };
         _cleanup_(builder_referrers_release) struct builder_referrers refs = {0};
-        _cleanup_buf_ struct kiln_buf doc = {0};
-        if (provenance_doc(c, &subj, &doc, err) < 0)
-                return kiln_err_prefix(err, "provenance of %s", name);
-        _cleanup_descriptor_ struct kiln_descriptor art = {0};
-        if (kiln_attest_artifact(c->store, image, KILN_MT_INTOTO_JSON, KILN_MT_INTOTO_JSON,
-                                 doc.data, doc.len, cfg.created, &art, err) < 0)
-                return -1;
-        kiln_debug("provenance of %s: %s", image->digest, art.digest);
-        add_referrer(&refs, &art);
+        _cleanup_sbom_ struct kiln_sbom sbom = {0};
+        _cleanup_free_ struct kiln_sbom_layer *layers = NULL;
+        /* the provenance's apt sources are the image's, which the SBOM reads */
+        bool collect = !o->no_sbom || (!o->no_provenance && wants_apt(c));
+        if (collect && collect_sbom(c, image, &m, &cfg, &layers, &sbom, err) < 0)
+                return kiln_err_prefix(err, "SBOM of %s", name);
+        if (!o->no_sbom) {
+                bool cdx = o->sbom_format == KILN_SBOM_CYCLONEDX;
+                const char *mt = cdx ? KILN_MT_CYCLONEDX_JSON : KILN_MT_SPDX_JSON;
+                _cleanup_buf_ struct kiln_buf doc = {0};
+                _cleanup_descriptor_ struct kiln_descriptor art = {0};
+                if (kiln_sbom_document(&sbom, o->sbom_format, &subj, layers, m.n_layers, &doc,
+                                       err) < 0)
+                        return kiln_err_prefix(err, "SBOM of %s", name);
+                if (kiln_attest_artifact(c->store, image, mt, mt, doc.data, doc.len, cfg.created,
+                                         &art, err) < 0)
+                        return -1;
+                kiln_debug("SBOM of %s: %s (%zu packages)", image->digest, art.digest, sbom.n_pkgs);
+                add_referrer(&refs, &art);
+        }
+        if (!o->no_provenance) {
+                _cleanup_buf_ struct kiln_buf doc = {0};
+                _cleanup_descriptor_ struct kiln_descriptor art = {0};
+                if (provenance_doc(c, &subj, sbom.apt_sources, &doc, err) < 0)
+                        return kiln_err_prefix(err, "provenance of %s", name);
+                if (kiln_attest_artifact(c->store, image, KILN_MT_INTOTO_JSON, KILN_MT_INTOTO_JSON,
+                                         doc.data, doc.len, cfg.created, &art, err) < 0)
+                        return -1;
+                kiln_debug("provenance of %s: %s", image->digest, art.digest);
+                add_referrer(&refs, &art);
+        }
         attest_remember(c, key, &refs);
         *out = refs;
         refs = (struct builder_referrers){0};
