@@ -208,9 +208,10 @@ static bool attest_cached(struct kiln_store *store, const char *key, struct buil
                 return false;
         _cleanup_(builder_referrers_release) struct builder_referrers refs = {0};
         for (size_t i = 0; e.facts && e.facts[i]; i++) {
-                if (!kiln_str_has_prefix(e.facts[i], "referrer="))
+                const char *eq = strchr(e.facts[i], '=');
+                if (!kiln_str_has_prefix(e.facts[i], "referrer") || !eq)
                         continue;
-                const char *digest = e.facts[i] + strlen("referrer=");
+                const char *digest = eq + 1;
                 _cleanup_buf_ struct kiln_buf mb = {0};
                 _cleanup_manifest_ struct kiln_manifest m = {0};
                 _cleanup_err_ struct kiln_err *rerr = NULL;
@@ -256,7 +257,8 @@ static void attest_remember(struct kiln_step_ctx *c, const char *key,
         e.created_by = kiln_xstrdup("");
         e.facts = kiln_xcalloc(refs->n + 1, sizeof(char *));
         for (size_t i = 0; i < refs->n; i++)
-                e.facts[i] = kiln_xasprintf("referrer=%s", refs->v[i].digest);
+                /* distinct names: an entry keeps one value per name */
+                e.facts[i] = kiln_xasprintf("referrer%zu=%s", i, refs->v[i].digest);
         _cleanup_err_ struct kiln_err *err = NULL;
         if (kiln_store_step_put(c->store, &e, &err) < 0)
                 kiln_debug("attestations not cached: %s", err->msg);

@@ -102,6 +102,46 @@ assert_eq "$("${SKOPEO[@]}" inspect --raw "oci:$T/copy2:x" | sha256sum | cut -d'
         "${DIGEST#sha256:}" "skopeo copies the image itself"
 pass "skopeo still copies the image, from the registry and the layout"
 
+# --- a rebuild from the cache attaches the same documents, not new ones ---
+(cd "$T/p" && "$KILN" build -q --json --push --force spec.yaml -o "oci:$T/again:v1") \
+        >"$T/b2.json" 2>/dev/null || fail "rebuild"
+assert_eq "$(jq -r .newLayers "$T/b2.json")" "0" "the rebuild came from the cache"
+"${SKOPEO[@]}" inspect "${NOTLS[@]}" --raw "docker://$REPO:sha256-${DIGEST#sha256:}" >"$T/refs2.json"
+assert_eq "$(jq -c '[.manifests[].digest] | sort' "$T/refs2.json")" \
+        "$(jq -c '[.manifests[].digest] | sort' "$T/refs.json")" "referrers after the rebuild"
+assert_eq "$(jq -c '[.manifests[] | select(.artifactType) | .digest] | sort' "$T/again/index.json")" \
+        "$(jq -c '[.manifests[].digest] | sort' "$T/refs.json")" "referrers in the rebuild's layout"
+pass "a cached image keeps its attestations: none added, both in a new layout"
+
+# --- several platforms: each platform's image has its own ---
+mkdir -p "$T/mp"
+cp "$T/p/f.txt" "$T/mp/f.txt"
+cat >"$T/mp/spec.yaml" <<SPEC
+name: attest-mp
+registry: $KILN_TB_PLAIN/e2e
+base_image: $KILN_TB_PLAIN/$KILN_TB_IMG_BUSYBOX_MULTI
+platform: linux/amd64,linux/arm64
+copy: [f.txt]
+SPEC
+(cd "$T/mp" && "$KILN" build -q --json --push spec.yaml -o "oci:$T/mplay:v1") >"$T/mp.json" \
+        2>"$T/mp.err" || { cat "$T/mp.err" >&2; fail "two-platform build"; }
+assert_eq "$(jq '[.manifests[] | select(.artifactType)] | length' "$T/mplay/index.json")" "4" \
+        "two referrers per platform in the layout"
+for p in amd64 arm64; do
+        want=$(jq -r --arg a "$p" '.platforms[] | select(.platform.architecture == $a) | .digest' \
+                "$T/mp.json")
+        "$KILN" provenance --platform "linux/$p" "docker://$(jq -r .image "$T/mp.json")" \
+                >"$T/mprov.json" || fail "provenance of linux/$p"
+        assert_eq "sha256:$(jq -r '.subject[0].digest.sha256' "$T/mprov.json")" "$want" \
+                "provenance subject of linux/$p"
+        assert_eq "$(jq -r .predicate.buildDefinition.internalParameters.platform "$T/mprov.json")" \
+                "linux/$p" "provenance platform"
+        "$KILN" sbom --platform "linux/$p" "oci:$T/mplay:v1" >"$T/msbom.json" ||
+                fail "SBOM of linux/$p from the layout"
+        "${VALIDATE[@]}" spdx-2.3.schema.json "$T/msbom.json" >/dev/null || fail "SPDX of linux/$p"
+done
+pass "each platform of an index has its own attestations"
+
 # --- CycloneDX, and turning them off ---
 (cd "$T/p" && "$KILN" build -q --sbom-format cyclonedx --provenance=false spec.yaml \
         -o "oci:$T/cdx:v1") >/dev/null 2>&1 || fail "build with --sbom-format cyclonedx"
