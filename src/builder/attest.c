@@ -248,6 +248,50 @@ void builder_attest_find(struct kiln_store *store, const struct kiln_build_opts 
                 kiln_debug("no attestations of %s in the cache", image);
 }
 
+/* The registry cache (--cache-repo) keeps them too, so a builder on a
+ * fresh disk that gets the image from there needs no layer's bytes for
+ * its attestations either. Failures only warn, as the cache's do. */
+static void remote_attest_get(struct kiln_step_ctx *c, const char *key)
+{
+        if (!c->remote || c->remote_read_failed)
+                return;
+        _cleanup_step_entry_ struct kiln_step_entry e = {0};
+        bool found = false;
+        _cleanup_err_ struct kiln_err *err = NULL;
+        if (kiln_remote_cache_get(c->remote, c->store, key, &e, &found, &err) < 0) {
+                kiln_warn("%s; the attestations are made here", err->msg);
+                return;
+        }
+        if (!found || !e.kind || strcmp(e.kind, "attest"))
+                return;
+        for (size_t i = 0; e.facts && e.facts[i]; i++) {
+                const char *eq = strchr(e.facts[i], '=');
+                if (!kiln_str_has_prefix(e.facts[i], "referrer") || !eq)
+                        continue;
+                if (kiln_remote_cache_get_manifest(c->remote, c->store, eq + 1, &err) < 0) {
+                        kiln_warn("%s; the attestations are made here", err->msg);
+                        return;
+                }
+        }
+        if (kiln_store_step_put(c->store, &e, &err) < 0)
+                kiln_debug("attestations not cached: %s", err->msg);
+}
+
+static void remote_attest_put(struct kiln_step_ctx *c, const struct kiln_step_entry *e,
+                              const struct builder_referrers *refs)
+{
+        if (!c->remote || c->remote_write_failed)
+                return;
+        _cleanup_err_ struct kiln_err *err = NULL;
+        for (size_t i = 0; i < refs->n; i++)
+                if (kiln_remote_cache_put_manifest(c->remote, c->store, &refs->v[i], &err) < 0) {
+                        kiln_warn("the attestations were not stored in the cache: %s", err->msg);
+                        return;
+                }
+        if (kiln_remote_cache_put(c->remote, c->store, e, NULL, &err) < 0)
+                kiln_warn("the attestations were not stored in the cache: %s", err->msg);
+}
+
 static void attest_remember(struct kiln_step_ctx *c, const char *key,
                             const struct builder_referrers *refs)
 {
@@ -262,6 +306,7 @@ static void attest_remember(struct kiln_step_ctx *c, const char *key,
         _cleanup_err_ struct kiln_err *err = NULL;
         if (kiln_store_step_put(c->store, &e, &err) < 0)
                 kiln_debug("attestations not cached: %s", err->msg);
+        remote_attest_put(c, &e, refs);
 }
 
 int builder_attest(struct kiln_step_ctx *c, const struct kiln_descriptor *image, const char *name,
@@ -273,7 +318,12 @@ int builder_attest(struct kiln_step_ctx *c, const struct kiln_descriptor *image,
                 return 0;
         char key[KILN_HEX_MAX];
         attest_key(o, image->digest, name, key);
-        if (!o->no_cache && attest_cached(c->store, key, out)) {
+        bool hit = !o->no_cache && attest_cached(c->store, key, out);
+        if (!hit && !o->no_cache) {
+                remote_attest_get(c, key);
+                hit = attest_cached(c->store, key, out);
+        }
+        if (hit) {
                 kiln_debug("attestations of %s: cached (%zu)", image->digest, out->n);
                 return 0;
         }

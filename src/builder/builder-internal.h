@@ -87,6 +87,12 @@ int kiln_remote_cache_fetch(struct kiln_remote_cache *rc, struct kiln_store *sto
 int kiln_remote_cache_put_image(struct kiln_remote_cache *rc, struct kiln_store *store,
                                 const char *key, const struct kiln_descriptor *image,
                                 const char *mount_from, struct kiln_err **err);
+/* A manifest (an attestation) and its blobs, stored by digest, and
+ * fetched back into store. */
+int kiln_remote_cache_put_manifest(struct kiln_remote_cache *rc, struct kiln_store *store,
+                                   const struct kiln_descriptor *m, struct kiln_err **err);
+int kiln_remote_cache_get_manifest(struct kiln_remote_cache *rc, struct kiln_store *store,
+                                   const char *digest, struct kiln_err **err);
 
 /* ---------- the build of one spec, which the files below share ---------- */
 
