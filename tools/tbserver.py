@@ -296,11 +296,26 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate",
 PATH_RE = re.compile(r"^/v2/(.+)/(blobs|manifests)/([^/]+)$")
 
 
+REFERRERS_RE = re.compile(r"^/v2/(.+)/referrers/(sha256:[0-9a-f]{64})$")
+MANIFEST_MAX = 4 << 20
+
+
 class FaultState:
     def __init__(self):
         self.lock = threading.Lock()
         self.blob_gets = {}
         self.manifest_seen = set()
+        # the referrers API of repositories under referrers/: (name, subject
+        # digest) -> {artifact digest: descriptor}
+        self.referrers = {}
+
+    def add_referrer(self, name, subject, desc):
+        with self.lock:
+            self.referrers.setdefault((name, subject), {})[desc["digest"]] = desc
+
+    def list_referrers(self, name, subject):
+        with self.lock:
+            return list(self.referrers.get((name, subject), {}).values())
 
     def next_blob_get(self, digest):
         with self.lock:
@@ -319,6 +334,7 @@ class FaultState:
         with self.lock:
             self.blob_gets.clear()
             self.manifest_seen.clear()
+            self.referrers.clear()
 
 
 class ProxyHandler(BaseHandler):
@@ -512,8 +528,87 @@ class ProxyHandler(BaseHandler):
                            "WWW-Authenticate":
                            'Bearer realm="%s",service="kiln-crlf"' % realm})
 
+    def _referrers_put(self, name):
+        """A manifest PUT under referrers/: forwarded; one with a subject is
+        indexed and answered with OCI-Subject, as a registry with the OCI
+        1.1 referrers API does (distribution 2.8 has none)."""
+        n = int(self.headers.get("Content-Length") or 0)
+        if n > MANIFEST_MAX:
+            self.send_body(413, "manifest too large\n")
+            return "referrers-too-large"
+        body = self.rfile.read(n)
+        host, port = self.cfg.upstream.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=120)
+        headers = {k: v for k, v in self.headers.items()
+                   if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"}
+        headers["Host"] = self.cfg.upstream
+        conn.request("PUT", self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        extra = {k: v for k, v in resp.getheaders()
+                 if k.lower() in ("location", "docker-content-digest", "www-authenticate")}
+        if "Location" in extra:
+            extra["Location"] = self._rewrite_location(extra["Location"])
+        tag = "referrers-put-%d" % resp.status
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        subject = doc.get("subject") if isinstance(doc, dict) else None
+        if resp.status == 201 and isinstance(subject, dict) and "digest" in subject:
+            desc = {"mediaType": doc.get("mediaType") or self.headers.get("Content-Type"),
+                    "digest": "sha256:" + hashlib.sha256(body).hexdigest(),
+                    "size": len(body)}
+            at = doc.get("artifactType") or (doc.get("config") or {}).get("mediaType")
+            if at:
+                desc["artifactType"] = at
+            if isinstance(doc.get("annotations"), dict):
+                desc["annotations"] = doc["annotations"]
+            self.cfg.faults.add_referrer(name, subject["digest"], desc)
+            extra["OCI-Subject"] = subject["digest"]
+            tag = "referrers-indexed"
+        self.send_body(resp.status, data, resp.getheader("Content-Type") or
+                       "application/json", extra)
+        return tag
+
+    def _referrers_get(self, name, subject):
+        """GET /v2/NAME/referrers/DIGEST: the upstream decides access (a
+        HEAD of the subject with the caller's credentials)."""
+        conn, resp = self._upstream("HEAD")
+        resp.read()
+        conn.close()
+        if resp.status in (401, 403):
+            self._relay_status(resp)
+            return "referrers-get-%d" % resp.status
+        want = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get(
+            "artifactType", [None])[0]
+        found = self.cfg.faults.list_referrers(name, subject)
+        extra = {}
+        if want:
+            found = [d for d in found if d.get("artifactType") == want]
+            extra["OCI-Filters-Applied"] = "artifactType"
+        idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+               "manifests": found}
+        self.send_body(200, json.dumps(idx), "application/vnd.oci.image.index.v1+json",
+                       extra)
+        return "referrers-get-%d" % len(found)
+
     def _handle(self):
         path = urllib.parse.urlsplit(self.path).path
+        rm = REFERRERS_RE.match(path)
+        if rm and rm.group(1).startswith("referrers/") and self.command == "GET":
+            # HEAD of the subject manifest, under the caller's credentials
+            self.path = "/v2/%s/manifests/%s" % rm.groups()
+            tag = self._referrers_get(*rm.groups())
+            self.cfg.log.write("GET %s fault=%s", path, tag)
+            return
+        pm = PATH_RE.match(path)
+        if pm and pm.group(1).startswith("referrers/") and pm.group(2) == "manifests" \
+                and self.command == "PUT":
+            tag = self._referrers_put(pm.group(1))
+            self.cfg.log.write("PUT %s fault=%s", path, tag)
+            return
         if path == "/_testbed/crlf-token":
             self.cfg.log.write("%s %s crlf token issued", self.command, path)
             self.send_body(200, json.dumps({

@@ -101,6 +101,7 @@ struct kiln_provenance {
         char *const *apt_sources;    /* NULL-terminated or NULL */
         char *const *python_indexes; /* credentials removed; NULL-terminated or NULL */
         int64_t started, finished;   /* unix seconds (SOURCE_DATE_EPOCH when set) */
+        const char *compression;     /* of the new layers ("gzip"), NULL: not said */
 };
 
 /* An in-toto Statement v1 with a SLSA provenance v1 predicate. */
@@ -112,8 +113,8 @@ int kiln_provenance_document(const struct kiln_provenance *p, struct kiln_buf *o
 /* Stores doc as a blob and an artifact manifest whose subject is subject
  * (the OCI 1.1 empty config, one layer of doc_media_type, artifactType
  * artifact_type, an org.opencontainers.image.created annotation = created);
- * out describes the manifest (its artifactType in out->annotations is not
- * set: the caller knows it). */
+ * out describes the manifest as an index or referrers list names it:
+ * artifactType and the manifest's annotations set. */
 int kiln_attest_artifact(struct kiln_store *store, const struct kiln_descriptor *subject,
                          const char *artifact_type, const char *doc_media_type, const void *doc,
                          size_t len, const char *created, struct kiln_descriptor *out,

@@ -4,6 +4,7 @@
 #ifndef KILN_BUILDER_H
 #define KILN_BUILDER_H
 
+#include "kiln/attest.h"
 #include "kiln/imagespec.h"
 #include "kiln/oci.h"
 #include "kiln/ref.h"
@@ -50,6 +51,13 @@ struct kiln_build_opts {
          * name (a push goes by digest; with outputs, every blob is fetched
          * into the store and the caller writes the index). */
         bool untagged;
+        /* Attestations attached to the image as OCI 1.1 referrers (pushed
+         * before its tag, kept in -o oci: layouts): --sbom=false and
+         * --provenance=false turn them off; --sbom-format picks SPDX (the
+         * zero value) or CycloneDX. */
+        bool no_sbom;
+        bool no_provenance;
+        enum kiln_sbom_format sbom_format;
 };
 
 struct kiln_build_result {

@@ -17,6 +17,8 @@
 
 #include "kiln/util.h"
 
+#include <jansson.h>
+
 #define KILN_SPEC_MAX_BYTES        (1024 * 1024) /* a spec file */
 #define KILN_SPEC_MAX_DEPTH        64            /* nested lists/mappings */
 #define KILN_SPEC_DEFAULT_NAME     "flytekit"
@@ -169,6 +171,14 @@ int kiln_spec_load_string(const char *yaml, size_t len, const char *name_for_err
 void kiln_spec_free(struct kiln_spec *s);
 void kiln_spec_freep(struct kiln_spec **s);
 #define _cleanup_spec_ _cleanup_(kiln_spec_freep)
+
+/* The spec's fields as JSON (keys in the spec's order; a nested base_image
+ * spec as an object) for provenance: every string with the credentials of
+ * its URLs removed ("https://user:pw@host/" -> "https://host/"), and
+ * pip_secret_mounts as their destinations only. Caller json_decrefs. */
+json_t *kiln_spec_to_json(const struct kiln_spec *s);
+/* s with the user:password@ of every URL in it removed. Caller frees. */
+char *kiln_spec_strip_credentials(const char *s);
 
 /* ---------- building a spec from command-line flags ----------
  *

@@ -83,6 +83,7 @@ struct kiln_descriptor {
         struct kiln_platform *platform; /* NULL unless given (index entries) */
         json_t *annotations;            /* NULL or object; owned */
         char **urls;                    /* NULL or NULL-terminated */
+        char *artifact_type;            /* NULL unless given (OCI 1.1 referrers) */
 };
 void kiln_descriptor_release(struct kiln_descriptor *d);
 #define _cleanup_descriptor_ _cleanup_(kiln_descriptor_release)

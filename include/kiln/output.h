@@ -35,6 +35,16 @@ char *kiln_output_location(const struct kiln_image_loc *dest);
 int kiln_output_write(const struct kiln_image_loc *dest, struct kiln_store *store,
                       const struct kiln_descriptor *top, const char *source_name,
                       struct kiln_err **err);
+/* The same, with the image's referrers (OCI 1.1 artifact manifests in the
+ * store whose subject is top, e.g. kiln_attest_artifact's): OCI layouts
+ * and oci-archives list each in index.json without a ref name, with its
+ * artifactType and annotations, as the image-spec and ORAS do, so a tool
+ * that reads the image by tag sees the image alone. docker-archive has no
+ * place for them and leaves them out. */
+int kiln_output_write_referrers(const struct kiln_image_loc *dest, struct kiln_store *store,
+                                const struct kiln_descriptor *top, const char *source_name,
+                                const struct kiln_descriptor *referrers, size_t n_referrers,
+                                struct kiln_err **err);
 
 /* A local image opened for reading (kiln inspect oci:DIR, oci-archive:FILE,
  * and later builds from local bases). Blobs are read from the layout itself,
@@ -55,6 +65,13 @@ void kiln_local_image_release(struct kiln_local_image *img);
  * digest. */
 int kiln_local_image_read_blob(const struct kiln_local_image *img, const char *digest, size_t max,
                                struct kiln_buf *out, struct kiln_err **err);
+/* The layout's referrers of subject (a manifest digest): index.json
+ * entries with an artifactType (artifact_type's only, when not NULL) whose
+ * manifest's subject is subject. *out (caller releases each and frees)
+ * may be empty. */
+int kiln_local_image_referrers(const struct kiln_local_image *img, const char *subject,
+                               const char *artifact_type, struct kiln_descriptor **out, size_t *n,
+                               struct kiln_err **err);
 /* Path of a blob inside the layout. Caller frees. */
 char *kiln_local_image_blob_path(const struct kiln_local_image *img, const char *digest);
 

@@ -178,6 +178,26 @@ int kiln_push(struct kiln_registry *r, const struct kiln_ref *dest,
               const struct kiln_descriptor *top, struct kiln_store *store, const char *mount_from,
               struct kiln_progress *progress, struct kiln_err **err);
 
+/* ---------- referrers (OCI 1.1) ---------- */
+
+/* Pushes an artifact manifest whose blobs are in the store (blobs, then
+ * the manifest by digest). When the registry's answer has no OCI-Subject
+ * header (no referrers API), artifact is added to the referrers tag
+ * schema's index, sha256-<hex of subject>, which is read back until it
+ * lists artifact (another writer may race; see referrers.c). artifact's
+ * artifactType and annotations go into that index. */
+int kiln_registry_push_referrer(struct kiln_registry *r, const char *repo,
+                                const struct kiln_descriptor *subject,
+                                const struct kiln_descriptor *artifact, struct kiln_store *store,
+                                struct kiln_err **err);
+/* The referrers of digest in repo as an index (out->manifests; none is an
+ * empty list, not an error): GET /v2/REPO/referrers/DIGEST, and the tag
+ * schema when the registry has no such API. artifact_type (may be NULL)
+ * keeps only those of that type. */
+int kiln_registry_referrers(struct kiln_registry *r, const char *repo, const char *digest,
+                            const char *artifact_type, struct kiln_manifest *out,
+                            struct kiln_err **err);
+
 /* ---------- pull ---------- */
 
 struct kiln_pull_opts {

@@ -83,6 +83,7 @@ static void ctx_release(struct kiln_step_ctx *c)
                         kiln_warn("could not remove the build directory: %s", e->msg);
                 free(c->build_dir);
         }
+        builder_attest_release(c);
         kiln_store_free(c->store); /* after the writers, which write into it */
 }
 
@@ -119,6 +120,7 @@ static int chain_image_key(struct kiln_step_ctx *c, const char *id, char out[KIL
                         continue;
                 if (builder_step_key(step_kinds[i], c->spec, key, err) < 0)
                         return -1;
+                builder_note_step(c, step_kinds[i], key);
                 if (step_kinds[i]->run)
                         snprintf(c->layer_keys[c->n_layer_keys++], KILN_HEX_MAX, "%s", key);
         }
@@ -294,12 +296,13 @@ static int print_plan(const struct kiln_spec *spec, const struct kiln_build_opts
 }
 
 int builder_write_image(const struct kiln_build_opts *o, struct kiln_store *store,
-                        struct kiln_build_result *res, struct kiln_ref *dest,
-                        struct kiln_registry **reg, struct kiln_err **err)
+                        struct kiln_build_result *res, const struct kiln_descriptor *refs,
+                        size_t n_refs, struct kiln_ref *dest, struct kiln_registry **reg,
+                        struct kiln_err **err)
 {
         for (size_t i = 0; i < o->n_outputs && !o->untagged; i++) {
-                if (kiln_output_write(&o->outputs[i], store, &res->manifest, res->name.full, err) <
-                    0)
+                if (kiln_output_write_referrers(&o->outputs[i], store, &res->manifest,
+                                                res->name.full, refs, n_refs, err) < 0)
                         return -1;
                 builder_result_add_output(res, &o->outputs[i]);
         }
@@ -316,9 +319,12 @@ static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *
         const struct kiln_ref *base_ref = &c->base_ref;
         if (o->n_outputs && builder_fetch_for(c, &res->manifest, NULL, err) < 0)
                 return -1;
+        _cleanup_(builder_referrers_release) struct builder_referrers refs = {0};
+        if (builder_attest(c, &res->manifest, res->name.full, &refs, err) < 0)
+                return -1;
         _cleanup_ref_ struct kiln_ref dest = {0};
         _cleanup_registry_ struct kiln_registry *reg = NULL;
-        if (builder_write_image(o, c->store, res, &dest, &reg, err) < 0)
+        if (builder_write_image(o, c->store, res, refs.v, refs.n, &dest, &reg, err) < 0)
                 return -1;
         if (!reg)
                 return 0;
@@ -328,10 +334,17 @@ static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *
          * on the same registry: mount them from the base's repository. */
         const char *mount_from =
             base_ref->domain && !strcmp(base_ref->domain, dest.domain) ? base_ref->path : NULL;
-        struct kiln_progress *p = kiln_progress_new("push", o->reg.quiet);
-        int rc = push_lazily(c, reg, &dest, &res->manifest, mount_from, p, err);
-        kiln_progress_free(p);
-        return rc;
+        _cleanup_progress_ struct kiln_progress *p = kiln_progress_new("push", o->reg.quiet);
+        /* The attestations go first, the tag last: the name is never seen
+         * without them. */
+        if (!refs.n)
+                return push_lazily(c, reg, &dest, &res->manifest, mount_from, p, err);
+        struct kiln_ref by_digest = dest; /* shares dest's strings */
+        by_digest.tag = NULL;
+        if (push_lazily(c, reg, &by_digest, &res->manifest, mount_from, p, err) < 0 ||
+            builder_attest_push(reg, dest.path, &res->manifest, &refs, c->store, err) < 0)
+                return -1;
+        return dest.tag ? push_lazily(c, reg, &dest, &res->manifest, mount_from, p, err) : 0;
 }
 
 static bool is_full_version(const char *v)
@@ -494,10 +507,12 @@ static int assemble(struct kiln_step_ctx *c, const char *base, bool base_built,
                     struct kiln_descriptor *top, struct kiln_build_result *res,
                     struct kiln_err **err)
 {
+        builder_note_base(c, NULL); /* the clock starts */
         int prepared = prepare(c, base, base_built, top, err);
         kiln_debug("user namespace: %s", kiln_idmap_name(c->idmap));
         if (prepared < 0)
                 return -1;
+        builder_note_base(c, top);
         builder_base_key(&c->platform, c->idmap, &c->lopts, top->digest, c->key);
         const char *cache_repo = c->o->cache_repo ? c->o->cache_repo : getenv("KILN_CACHE_REPO");
         if (cache_repo && *cache_repo) {

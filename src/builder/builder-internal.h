@@ -41,12 +41,13 @@ bool builder_several_platforms(const struct kiln_spec *spec, const struct kiln_b
  * written and pushed like one image. */
 int builder_build_platforms(const struct kiln_spec *spec, const struct kiln_build_opts *o,
                             struct kiln_build_result *res, struct kiln_err **err);
-/* Writes res->manifest to every -o destination (none when untagged),
- * recording each in res; with push, opens the registry the image name
- * goes to (*reg stays NULL without push). */
+/* Writes res->manifest with its referrers refs to every -o destination (none
+ * when untagged), recording each in res; with push, opens the registry the
+ * image name goes to (*reg stays NULL without push). */
 int builder_write_image(const struct kiln_build_opts *o, struct kiln_store *store,
-                        struct kiln_build_result *res, struct kiln_ref *dest,
-                        struct kiln_registry **reg, struct kiln_err **err);
+                        struct kiln_build_result *res, const struct kiln_descriptor *refs,
+                        size_t n_refs, struct kiln_ref *dest, struct kiln_registry **reg,
+                        struct kiln_err **err);
 /* Records in res that the image was written to dest. */
 void builder_result_add_output(struct kiln_build_result *res, const struct kiln_image_loc *dest);
 
@@ -86,6 +87,12 @@ int kiln_remote_cache_fetch(struct kiln_remote_cache *rc, struct kiln_store *sto
 int kiln_remote_cache_put_image(struct kiln_remote_cache *rc, struct kiln_store *store,
                                 const char *key, const struct kiln_descriptor *image,
                                 const char *mount_from, struct kiln_err **err);
+/* A manifest (an attestation) and its blobs, stored by digest, and
+ * fetched back into store. */
+int kiln_remote_cache_put_manifest(struct kiln_remote_cache *rc, struct kiln_store *store,
+                                   const struct kiln_descriptor *m, struct kiln_err **err);
+int kiln_remote_cache_get_manifest(struct kiln_remote_cache *rc, struct kiln_store *store,
+                                   const char *digest, struct kiln_err **err);
 
 /* ---------- the build of one spec, which the files below share ---------- */
 
@@ -113,6 +120,12 @@ struct builder_bg_layer {
 
 /* What the builder keeps for one spec's build. Step kinds get a pointer
  * and reach it only through kiln/step.h; the fields are the builder's. */
+struct builder_step_note {
+        const struct kiln_step_kind *kind;
+        char key[KILN_HEX_MAX];
+        bool ran; /* its layer part ran in this build (not from the cache) */
+};
+
 struct kiln_step_ctx {
         /* The build as a whole. img is assembled here, never by a step
          * kind: a kind's config changes go through the step API. */
@@ -179,6 +192,13 @@ struct kiln_step_ctx {
         struct builder_bg_layer bg[BUILDER_BG_MAX];
         size_t n_bg;
 
+        /* For the provenance (attest.c): every step's key as chained, the
+         * base's manifest digest, when the build started (unix seconds). */
+        struct builder_step_note *notes;
+        size_t n_notes;
+        char *base_digest;
+        int64_t started_at;
+
         /* For the result, and for the debug line on where the time went. */
         size_t n_new_layers;
         size_t n_cached;
@@ -242,5 +262,34 @@ int builder_image_get(struct kiln_step_ctx *c, const char *key, const char *id,
                       struct kiln_descriptor *out, bool *hit, struct kiln_err **err);
 void builder_image_put(struct kiln_step_ctx *c, const char *key, const char *id,
                        const struct kiln_descriptor *image);
+
+/* ---------- attest.c: provenance (and SBOM) attached as OCI 1.1 referrers ---------- */
+
+/* Artifact manifests in the store whose subject is the image. */
+struct builder_referrers {
+        struct kiln_descriptor *v;
+        size_t n;
+};
+void builder_referrers_release(struct builder_referrers *r);
+/* A step's key as chained (every wanted step, before any runs), that its
+ * layer part ran, and the base (also starts the build's clock). */
+void builder_note_step(struct kiln_step_ctx *c, const struct kiln_step_kind *kind, const char *key);
+void builder_note_step_ran(struct kiln_step_ctx *c, const char *key);
+void builder_note_base(struct kiln_step_ctx *c, const struct kiln_descriptor *base);
+void builder_attest_release(struct kiln_step_ctx *c);
+/* The attestations the options ask for, made after the image is committed
+ * (or found in the cache): stored, described in out. name is the image's
+ * full name. */
+int builder_attest(struct kiln_step_ctx *c, const struct kiln_descriptor *image, const char *name,
+                   struct builder_referrers *out, struct kiln_err **err);
+/* The attestations builder_attest made for image (in another process, a
+ * platform's build) added to out, when the store still has them. */
+void builder_attest_find(struct kiln_store *store, const struct kiln_build_opts *o,
+                         const char *image, const char *name, struct builder_referrers *out);
+/* Pushes them to repo (the image's manifest must be there, or follow
+ * before its tag). */
+int builder_attest_push(struct kiln_registry *reg, const char *repo,
+                        const struct kiln_descriptor *image, const struct builder_referrers *refs,
+                        struct kiln_store *store, struct kiln_err **err);
 
 #endif

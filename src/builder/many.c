@@ -401,6 +401,10 @@ static void write_outputs(struct kiln_build_job *jobs, struct slot *slots, size_
                  * grammar of layout refs refuses it (one tag in 32 starts
                  * with '_'): then the ref the rule makes of it, said. */
                 _cleanup_free_ char *ref = kiln_oci_ref_name_for(j->res.name.tag);
+                _cleanup_(builder_referrers_release) struct builder_referrers refs = {0};
+                if (o->n_outputs)
+                        builder_attest_find(store, o, j->res.manifest.digest, j->res.name.full,
+                                            &refs);
                 for (size_t k = 0; k < o->n_outputs && !j->err; k++) {
                         struct kiln_image_loc dest = o->outputs[k];
                         if (!dest.tag)
@@ -410,8 +414,8 @@ static void write_outputs(struct kiln_build_job *jobs, struct slot *slots, size_
                                           "the layout",
                                           j->label, j->res.name.tag, ref);
                         _cleanup_err_ struct kiln_err *e = NULL;
-                        if (kiln_output_write(&dest, store, &j->res.manifest, j->res.name.full,
-                                              &e) < 0)
+                        if (kiln_output_write_referrers(&dest, store, &j->res.manifest,
+                                                        j->res.name.full, refs.v, refs.n, &e) < 0)
                                 job_fail(j, e, "write output");
                         else
                                 builder_result_add_output(&j->res, &dest);

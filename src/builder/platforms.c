@@ -82,7 +82,12 @@ static int write_index(const struct kiln_build_opts *o, struct kiln_store *store
 {
         _cleanup_ref_ struct kiln_ref dest = {0};
         _cleanup_registry_ struct kiln_registry *reg = NULL;
-        if (builder_write_image(o, store, res, &dest, &reg, err) < 0)
+        /* each platform's attestations, made (and pushed) by its build */
+        _cleanup_(builder_referrers_release) struct builder_referrers refs = {0};
+        for (size_t i = 0; i < res->n_platform_manifests; i++)
+                builder_attest_find(store, o, res->platform_manifests[i].digest, res->name.full,
+                                    &refs);
+        if (builder_write_image(o, store, res, refs.v, refs.n, &dest, &reg, err) < 0)
                 return -1;
         if (!reg)
                 return 0;

@@ -251,3 +251,39 @@ int kiln_remote_cache_put_image(struct kiln_remote_cache *rc, struct kiln_store 
                 return kiln_err_prefix(err, "cache %s", rc->name);
         return 0;
 }
+
+int kiln_remote_cache_put_manifest(struct kiln_remote_cache *rc, struct kiln_store *store,
+                                   const struct kiln_descriptor *m, struct kiln_err **err)
+{
+        kiln_registry_restart_clock(rc->reg);
+        _cleanup_ref_ struct kiln_ref dest = {0};
+        tagged_ref(rc, NULL, &dest); /* no tag: by digest */
+        if (kiln_push(rc->reg, &dest, m, store, NULL, NULL, err) < 0)
+                return kiln_err_prefix(err, "cache %s", rc->name);
+        return 0;
+}
+
+int kiln_remote_cache_get_manifest(struct kiln_remote_cache *rc, struct kiln_store *store,
+                                   const char *digest, struct kiln_err **err)
+{
+        kiln_registry_restart_clock(rc->reg);
+        _cleanup_buf_ struct kiln_buf body = {0};
+        _cleanup_free_ char *mt = NULL;
+        char got[KILN_DIGEST_MAX];
+        _cleanup_manifest_ struct kiln_manifest m = {0};
+        if (kiln_registry_get_manifest(rc->reg, rc->ref.path, digest, &body, &mt, got, err) < 0 ||
+            kiln_manifest_parse(body.data, body.len, mt, &m, err) < 0 ||
+            kiln_store_put(store, body.data, body.len, NULL, err) < 0)
+                return kiln_err_prefix(err, "cache %s", rc->name);
+        if (m.is_index)
+                return kiln_err_set(err, KILN_ERR_FORMAT, 0, "cache %s: %s is an index", rc->name,
+                                    digest);
+        size_t n = m.n_layers + 1;
+        _cleanup_free_ struct kiln_descriptor *blobs = kiln_xcalloc(n, sizeof(*blobs));
+        blobs[0] = m.config; /* shallow: m owns the strings */
+        for (size_t i = 0; i < m.n_layers; i++)
+                blobs[i + 1] = m.layers[i];
+        if (kiln_registry_fetch_blobs(rc->reg, rc->ref.path, blobs, n, store, NULL, err) < 0)
+                return kiln_err_prefix(err, "cache %s", rc->name);
+        return 0;
+}

@@ -201,6 +201,7 @@ int builder_layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc
                 return 0;
         }
         kiln_info("step %zu: %s: %s", c->step_no, c->kind->name, desc);
+        builder_note_step_ran(c, c->key);
         kiln_step_entry_release(&c->out);
         snprintf(c->out.key, sizeof(c->out.key), "%s", c->key);
         c->out.kind = kiln_xstrdup(c->kind->name);

@@ -38,6 +38,10 @@ static const char build_usage[] =
     "                            builders that share the registry share results\n"
     "  --digest-file FILE        write the manifest digest to FILE (one spec)\n"
     "  --compression gzip|zstd   for new layers (default gzip)\n"
+    "  --provenance[=true|false] attach SLSA v1 provenance to the image as an OCI 1.1\n"
+    "                            referrer (default true; kiln provenance IMAGE reads it)\n"
+    "  --sbom[=true|false]       attach an SBOM likewise (default true; kiln sbom IMAGE)\n"
+    "  --sbom-format spdx|cyclonedx  SPDX 2.3 (default) or CycloneDX 1.5 JSON\n"
     "  --network private|host|none\n"
     "                            the network of build steps (default private): private\n"
     "                            is a namespace of its own that reaches the outside\n"
@@ -78,7 +82,22 @@ enum {
         OPT_ALLOW_HOST,
         OPT_SECURITY_OPT,
         OPT_FLYTEKIT_REQ,
+        OPT_SBOM,
+        OPT_SBOM_FORMAT,
+        OPT_PROVENANCE,
 };
+
+/* --sbom / --provenance: no value or true turns it on, false off. */
+static int bool_flag(const char *name, const char *v, bool *off, struct kiln_err **err)
+{
+        if (!v || !strcmp(v, "true"))
+                *off = false;
+        else if (!strcmp(v, "false"))
+                *off = true;
+        else
+                return kiln_err_set(err, KILN_ERR_USAGE, 0, "--%s=%s: want true or false", name, v);
+        return 0;
+}
 
 static json_t *result_json(const struct kiln_build_result *r, const struct kiln_build_opts *bo)
 {
@@ -297,6 +316,9 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
             {"allow-host", required_argument, NULL, OPT_ALLOW_HOST},
             {"security-opt", required_argument, NULL, OPT_SECURITY_OPT},
             {"flytekit-requirement", required_argument, NULL, OPT_FLYTEKIT_REQ},
+            {"sbom", optional_argument, NULL, OPT_SBOM},
+            {"sbom-format", required_argument, NULL, OPT_SBOM_FORMAT},
+            {"provenance", optional_argument, NULL, OPT_PROVENANCE},
             {"help", no_argument, NULL, 'h'},
             CLI_COMMON_LONGOPTS,
             {NULL, 0, NULL, 0},
@@ -379,6 +401,24 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                         else
                                 return kiln_err_set(err, KILN_ERR_USAGE, 0,
                                                     "--compression %s: want gzip or zstd", optarg);
+                        break;
+                case OPT_SBOM:
+                        if (bool_flag("sbom", optarg, &bo.no_sbom, err) < 0)
+                                return -1;
+                        break;
+                case OPT_PROVENANCE:
+                        if (bool_flag("provenance", optarg, &bo.no_provenance, err) < 0)
+                                return -1;
+                        break;
+                case OPT_SBOM_FORMAT:
+                        if (!strcmp(optarg, "spdx"))
+                                bo.sbom_format = KILN_SBOM_SPDX;
+                        else if (!strcmp(optarg, "cyclonedx"))
+                                bo.sbom_format = KILN_SBOM_CYCLONEDX;
+                        else
+                                return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                                    "--sbom-format %s: want spdx or cyclonedx",
+                                                    optarg);
                         break;
                 case OPT_NETWORK:
                         if (kiln_network_parse(optarg, &bo.network, err) < 0)

@@ -60,7 +60,15 @@ enum {
 /* Handles a shared option; returns 1 if opt was one, 0 if not, -1 on error. */
 int cli_common_option(struct cli_common *c, int opt, const char *arg, struct kiln_err **err);
 void cli_common_release(struct cli_common *c);
+/* getopt_long (short options q and h) handling the common options itself:
+ * the next other option (its value in optarg), -1 at the end, -2 when a
+ * common option was bad (err set). */
+int cli_getopt(int argc, char **argv, const struct option *longopts, struct cli_common *c,
+               struct kiln_err **err);
 #define _cleanup_cli_common_ _cleanup_(cli_common_release)
+/* The entry of index idx for --platform (default this host). */
+int cli_select_platform(const struct cli_common *c, const struct kiln_manifest *idx,
+                        const struct kiln_descriptor **pick, struct kiln_err **err);
 /* Opens a registry session for ref's domain with the common options. */
 int cli_registry_open(const struct cli_common *c, const struct kiln_ref *ref,
                       struct kiln_registry **out, struct kiln_err **err);
@@ -102,6 +110,8 @@ int cmd_inspect(int argc, char **argv, struct kiln_err **err);
 int cmd_build(int argc, char **argv, struct kiln_err **err);
 int cmd_name(int argc, char **argv, struct kiln_err **err);
 int cmd_cache(int argc, char **argv, struct kiln_err **err);
+int cmd_sbom(int argc, char **argv, struct kiln_err **err);
+int cmd_provenance(int argc, char **argv, struct kiln_err **err);
 
 /* Prints a JSON value to stdout, indented, with a final newline. */
 void cli_print_json(json_t *v);

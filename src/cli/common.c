@@ -79,3 +79,29 @@ void cli_print_json(json_t *v)
                 free(s);
         }
 }
+
+int cli_getopt(int argc, char **argv, const struct option *longopts, struct cli_common *c,
+               struct kiln_err **err)
+{
+        for (;;) {
+                int opt = getopt_long(argc, argv, "qh", longopts, NULL);
+                if (opt == -1)
+                        return -1;
+                int r = cli_common_option(c, opt, optarg, err);
+                if (r < 0)
+                        return -2;
+                if (r == 0)
+                        return opt;
+        }
+}
+
+int cli_select_platform(const struct cli_common *c, const struct kiln_manifest *idx,
+                        const struct kiln_descriptor **pick, struct kiln_err **err)
+{
+        _cleanup_platform_ struct kiln_platform want = {0};
+        if (c->platform.os)
+                kiln_platform_copy(&want, &c->platform);
+        else
+                kiln_platform_host(&want);
+        return kiln_index_select(idx, &want, pick, err);
+}

@@ -180,13 +180,8 @@ static json_t *image_json(const char *name, const char *digest, const struct kil
 static int resolve_index(struct source *s, const struct cli_common *c, struct kiln_manifest *m,
                          struct kiln_buf *body, char digest[KILN_DIGEST_MAX], struct kiln_err **err)
 {
-        _cleanup_platform_ struct kiln_platform want = {0};
-        if (c->platform.os)
-                kiln_platform_copy(&want, &c->platform);
-        else
-                kiln_platform_host(&want);
         const struct kiln_descriptor *pick = NULL;
-        if (kiln_index_select(m, &want, &pick, err) < 0)
+        if (cli_select_platform(c, m, &pick, err) < 0)
                 return -1;
         _cleanup_free_ char *child = kiln_xstrdup(pick->digest);
         _cleanup_free_ char *child_mt = kiln_xstrdup(pick->media_type);

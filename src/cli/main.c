@@ -13,6 +13,8 @@ static const char usage[] =
     "  pull SOURCE -o DEST   copy an image from a registry to a layout or archive\n"
     "  inspect IMAGE         show an image's digest, platform, layers and config\n"
     "  cache ls|prune|verify the local cache: cached build steps, sizes, upkeep\n"
+    "  sbom IMAGE            print the SBOM attached to an image (SPDX or CycloneDX)\n"
+    "  provenance IMAGE      print the SLSA provenance attached to an image\n"
     "  version               print the version\n"
     "  help [COMMAND]        this text, or a command's options\n"
     "\n"
@@ -47,8 +49,9 @@ static const struct {
         const char *name;
         int (*fn)(int argc, char **argv, struct kiln_err **err);
 } commands[] = {
-    {"build", cmd_build},     {"name", cmd_name},   {"pull", cmd_pull},
-    {"inspect", cmd_inspect}, {"cache", cmd_cache},
+    {"build", cmd_build},           {"name", cmd_name},   {"pull", cmd_pull},
+    {"inspect", cmd_inspect},       {"cache", cmd_cache}, {"sbom", cmd_sbom},
+    {"provenance", cmd_provenance},
 };
 
 static int find_command(const char *name)

@@ -91,6 +91,7 @@ void kiln_descriptor_release(struct kiln_descriptor *d)
         if (d->annotations)
                 json_decref(d->annotations);
         kiln_strv_free(d->urls);
+        free(d->artifact_type);
         *d = (struct kiln_descriptor){0};
 }
 
@@ -110,6 +111,7 @@ void kiln_descriptor_copy(struct kiln_descriptor *dst, const struct kiln_descrip
                         abort();
         }
         dst->urls = kiln_oci_strv_copy(src->urls);
+        dst->artifact_type = kiln_oci_strdup0(src->artifact_type);
 }
 
 static int descriptor_parse(json_t *obj, const char *what, struct kiln_descriptor *d,
@@ -145,7 +147,8 @@ static int descriptor_parse(json_t *obj, const char *what, struct kiln_descripto
         d->size = (int64_t)json_integer_value(sz);
 
         if (kiln_oci_get_opt_strv(obj, "urls", &d->urls, err) < 0 ||
-            kiln_oci_get_opt_string_map(obj, "annotations", &d->annotations, err) < 0)
+            kiln_oci_get_opt_string_map(obj, "annotations", &d->annotations, err) < 0 ||
+            kiln_oci_get_opt_string(obj, "artifactType", &d->artifact_type, err) < 0)
                 return kiln_err_prefix(err, "%s", what);
 
         json_t *pl = json_object_get(obj, "platform");
@@ -191,6 +194,8 @@ json_t *kiln_descriptor_to_json(const struct kiln_descriptor *d)
         if (d->digest)
                 set_new(o, "digest", json_string(d->digest));
         set_new(o, "size", json_integer((json_int_t)d->size));
+        if (d->artifact_type)
+                set_new(o, "artifactType", json_string(d->artifact_type));
         if (d->urls) {
                 json_t *a = json_array();
                 if (!a)

@@ -284,14 +284,27 @@ static int open_layout(const char *dir, const char *tag, const char *shown,
                         return kiln_err_set(err, KILN_ERR_NOT_FOUND, 0,
                                             "%s: no image tagged %s (%s)", shown, tag, tags);
                 }
-        } else if (n == 1) {
-                chosen = json_array_get(manifests, 0);
-        } else if (n == 0) {
-                return kiln_err_set(err, KILN_ERR_NOT_FOUND, 0, "%s holds no images", shown);
         } else {
-                _cleanup_free_ char *tags = tag_list(manifests);
-                return kiln_err_set(err, KILN_ERR_USAGE, 0,
-                                    "%s holds %zu images; name one with :TAG (%s)", shown, n, tags);
+                /* Referrers (entries with an artifactType, as kiln and ORAS
+                 * write attestations) are not images to choose from. */
+                size_t images = 0;
+                for (size_t i = 0; i < n; i++) {
+                        json_t *e = json_array_get(manifests, i);
+                        if (json_object_get(e, "artifactType"))
+                                continue;
+                        images++;
+                        chosen = e;
+                        chosen_i = i;
+                }
+                if (images == 0)
+                        return kiln_err_set(err, KILN_ERR_NOT_FOUND, 0, "%s holds no images",
+                                            shown);
+                if (images > 1) {
+                        _cleanup_free_ char *tags = tag_list(manifests);
+                        return kiln_err_set(err, KILN_ERR_USAGE, 0,
+                                            "%s holds %zu images; name one with :TAG (%s)", shown,
+                                            images, tags);
+                }
         }
         _cleanup_free_ char *what =
             kiln_xasprintf("%s: index.json manifests[%zu]", shown, chosen_i);
@@ -366,5 +379,47 @@ int kiln_local_image_read_blob(const struct kiln_local_image *img, const char *d
                                     "blob %s in %s is corrupt (content hashes to %s)", digest,
                                     img->dir, got);
         kiln_buf_append(out, buf.data, buf.len);
+        return 0;
+}
+
+int kiln_local_image_referrers(const struct kiln_local_image *img, const char *subject,
+                               const char *artifact_type, struct kiln_descriptor **out, size_t *n,
+                               struct kiln_err **err)
+{
+        *out = NULL;
+        *n = 0;
+        _cleanup_free_ char *ipath = kiln_xasprintf("%s/index.json", img->dir);
+        _cleanup_buf_ struct kiln_buf ib = {0};
+        if (kiln_read_file(ipath, KILN_MANIFEST_MAX, &ib, err) < 0)
+                return -1;
+        json_error_t jerr;
+        _cleanup_json_ json_t *idx = json_loadb(ib.data, ib.len, 0, &jerr);
+        json_t *manifests = json_object_get(idx, "manifests");
+        size_t i;
+        json_t *e;
+        json_array_foreach(manifests, i, e)
+        {
+                const char *at = json_string_value(json_object_get(e, "artifactType"));
+                if (!at || (artifact_type && strcmp(at, artifact_type)))
+                        continue;
+                _cleanup_free_ char *what = kiln_xasprintf("%s manifests[%zu]", ipath, i);
+                _cleanup_descriptor_ struct kiln_descriptor d = {0};
+                if (fill_top(e, what, &d, err) < 0)
+                        return -1;
+                /* The entry's word is not enough: the manifest names its
+                 * subject, and only that makes it this image's referrer. */
+                _cleanup_buf_ struct kiln_buf mb = {0};
+                if (kiln_local_image_read_blob(img, d.digest, KILN_MANIFEST_MAX, &mb, err) < 0)
+                        return kiln_err_prefix(err, "%s", what);
+                _cleanup_json_ json_t *m = json_loadb(mb.data, mb.len, 0, &jerr);
+                const char *sd =
+                    json_string_value(json_object_get(json_object_get(m, "subject"), "digest"));
+                if (!sd || strcmp(sd, subject))
+                        continue;
+                d.artifact_type = kiln_xstrdup(at);
+                *out = kiln_xrealloc(*out, (*n + 1) * sizeof(**out));
+                (*out)[(*n)++] = d;
+                d = (struct kiln_descriptor){0};
+        }
         return 0;
 }

@@ -11,19 +11,24 @@ static int cmp_blob(const void *a, const void *b)
 /* Entries in byte order of their names (blobs/, blobs/sha256/, the blobs,
  * index.json, oci-layout), so the same image always gives the same bytes. */
 int kiln_output_write_oci_archive(const struct kiln_image_loc *dest, struct kiln_store *store,
-                                  const struct kiln_descriptor *top, struct kiln_err **err)
+                                  const struct kiln_descriptor *top,
+                                  const struct kiln_descriptor *refs, size_t n_refs,
+                                  struct kiln_err **err)
 {
         if (!dest->path || !*dest->path)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0, "no file given");
         const char *tag = dest->tag ? dest->tag : KILN_OUTPUT_DEFAULT_TAG;
         _cleanup_output_blobs_ struct kiln_output_blobs blobs = {0};
-        if (kiln_output_collect(store, top, &blobs, err) < 0)
+        if (kiln_output_collect(store, top, &blobs, err) < 0 ||
+            kiln_output_collect_referrers(store, refs, n_refs, &blobs, err) < 0)
                 return -1;
         qsort(blobs.v, blobs.n, sizeof(*blobs.v), cmp_blob);
 
         _cleanup_json_ json_t *list = json_array();
         json_array_append_new(
             list, kiln_output_index_entry(top, blobs.top_media_type, blobs.top_size, tag));
+        _cleanup_json_ json_t *rl = kiln_output_referrers_entries(refs, n_refs);
+        json_array_extend(list, rl);
         _cleanup_free_ char *index = kiln_output_index_dump(list);
         static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
 

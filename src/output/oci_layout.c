@@ -167,9 +167,23 @@ static int write_blob(struct kiln_store *store, const char *dir, const struct ki
         return copy_blob(store, b->digest, dst, err);
 }
 
-/* Existing entries are kept in order, minus any with the same ref name. */
-static int merged_manifests(const char *dir, const char *tag, json_t *entry, json_t **out,
-                            struct kiln_err **err)
+static bool listed(json_t *entries, const char *digest)
+{
+        size_t i;
+        json_t *e;
+        json_array_foreach(entries, i, e)
+        {
+                const char *d = json_string_value(json_object_get(e, "digest"));
+                if (d && digest && !strcmp(d, digest))
+                        return true;
+        }
+        return false;
+}
+
+/* Existing entries are kept in order, minus any with the same ref name,
+ * and minus referrers written again (refs: the same digest). */
+static int merged_manifests(const char *dir, const char *tag, json_t *entry, json_t *refs,
+                            json_t **out, struct kiln_err **err)
 {
         _cleanup_free_ char *path = kiln_xasprintf("%s/index.json", dir);
         _cleanup_buf_ struct kiln_buf buf = {0};
@@ -199,23 +213,28 @@ static int merged_manifests(const char *dir, const char *tag, json_t *entry, jso
                                                               "org.opencontainers.image.ref.name"));
                         if (name && !strcmp(name, tag))
                                 continue;
+                        if (!name && listed(refs, json_string_value(json_object_get(e, "digest"))))
+                                continue;
                         json_array_append(list, e);
                 }
         }
         json_array_append(list, entry);
+        json_array_extend(list, refs);
         *out = steal_pointer(&list);
         return 0;
 }
 
 int kiln_output_write_oci(const struct kiln_image_loc *dest, struct kiln_store *store,
-                          const struct kiln_descriptor *top, struct kiln_err **err)
+                          const struct kiln_descriptor *top, const struct kiln_descriptor *refs,
+                          size_t n_refs, struct kiln_err **err)
 {
         const char *dir = dest->path;
         const char *tag = dest->tag ? dest->tag : KILN_OUTPUT_DEFAULT_TAG;
         if (!dir || !*dir)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0, "no directory given");
         _cleanup_output_blobs_ struct kiln_output_blobs blobs = {0};
-        if (kiln_output_collect(store, top, &blobs, err) < 0)
+        if (kiln_output_collect(store, top, &blobs, err) < 0 ||
+            kiln_output_collect_referrers(store, refs, n_refs, &blobs, err) < 0)
                 return -1;
         if (prepare_dir(dir, err) < 0)
                 return -1;
@@ -237,8 +256,9 @@ int kiln_output_write_oci(const struct kiln_image_loc *dest, struct kiln_store *
                 return kiln_err_sys(err, "lock %s", dir);
         _cleanup_json_ json_t *entry =
             kiln_output_index_entry(top, blobs.top_media_type, blobs.top_size, tag);
+        _cleanup_json_ json_t *rl = kiln_output_referrers_entries(refs, n_refs);
         _cleanup_json_ json_t *list = NULL;
-        if (merged_manifests(dir, tag, entry, &list, err) < 0)
+        if (merged_manifests(dir, tag, entry, rl, &list, err) < 0)
                 return -1;
         _cleanup_free_ char *text = kiln_output_index_dump(list);
         _cleanup_free_ char *path = kiln_xasprintf("%s/index.json", dir);

@@ -59,6 +59,12 @@ int kiln_output_collect(struct kiln_store *store, const struct kiln_descriptor *
 void kiln_output_blobs_release(struct kiln_output_blobs *b);
 #define _cleanup_output_blobs_ _cleanup_(kiln_output_blobs_release)
 
+/* Adds the blobs of each referrer (artifact manifests) to out. */
+int kiln_output_collect_referrers(struct kiln_store *store, const struct kiln_descriptor *refs,
+                                  size_t n, struct kiln_output_blobs *out, struct kiln_err **err);
+/* index.json entries for referrers: no ref name, their artifactType and
+ * annotations. */
+json_t *kiln_output_referrers_entries(const struct kiln_descriptor *refs, size_t n);
 /* An index.json entry for top with the ref.name annotation set to tag. */
 json_t *kiln_output_index_entry(const struct kiln_descriptor *top, const char *media_type,
                                 int64_t size, const char *tag);
@@ -101,9 +107,12 @@ static inline void kiln_output_archive_read_freep(struct archive **a)
 #define _cleanup_archive_read_ _cleanup_(kiln_output_archive_read_freep)
 
 int kiln_output_write_oci(const struct kiln_image_loc *dest, struct kiln_store *store,
-                          const struct kiln_descriptor *top, struct kiln_err **err);
+                          const struct kiln_descriptor *top, const struct kiln_descriptor *refs,
+                          size_t n_refs, struct kiln_err **err);
 int kiln_output_write_oci_archive(const struct kiln_image_loc *dest, struct kiln_store *store,
-                                  const struct kiln_descriptor *top, struct kiln_err **err);
+                                  const struct kiln_descriptor *top,
+                                  const struct kiln_descriptor *refs, size_t n_refs,
+                                  struct kiln_err **err);
 int kiln_output_write_docker_archive(const struct kiln_image_loc *dest, struct kiln_store *store,
                                      const struct kiln_descriptor *top, const char *source_name,
                                      struct kiln_err **err);

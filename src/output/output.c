@@ -264,6 +264,28 @@ int kiln_output_collect(struct kiln_store *store, const struct kiln_descriptor *
         return 0;
 }
 
+int kiln_output_collect_referrers(struct kiln_store *store, const struct kiln_descriptor *refs,
+                                  size_t n, struct kiln_output_blobs *out, struct kiln_err **err)
+{
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *owner = kiln_xasprintf("referrer %s", refs[i].digest);
+                /* depth 1: the top stays the image's */
+                if (walk(store, refs[i].media_type, refs[i].digest, refs[i].size, owner, 1, out,
+                         err) < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+json_t *kiln_output_referrers_entries(const struct kiln_descriptor *refs, size_t n)
+{
+        json_t *list = json_array();
+        for (size_t i = 0; i < n; i++)
+                json_array_append_new(list, kiln_output_index_entry(&refs[i], refs[i].media_type,
+                                                                    refs[i].size, NULL));
+        return list;
+}
+
 json_t *kiln_output_index_entry(const struct kiln_descriptor *top, const char *media_type,
                                 int64_t size, const char *tag)
 {
@@ -271,6 +293,8 @@ json_t *kiln_output_index_entry(const struct kiln_descriptor *top, const char *m
         json_object_set_new(e, "mediaType", json_string(media_type));
         json_object_set_new(e, "digest", json_string(top->digest));
         json_object_set_new(e, "size", json_integer(size));
+        if (top->artifact_type)
+                json_object_set_new(e, "artifactType", json_string(top->artifact_type));
         const struct kiln_platform *p = top->platform;
         if (p && p->os && p->architecture) {
                 json_t *pj = json_object();
@@ -515,16 +539,28 @@ int kiln_output_write(const struct kiln_image_loc *dest, struct kiln_store *stor
                       const struct kiln_descriptor *top, const char *source_name,
                       struct kiln_err **err)
 {
+        return kiln_output_write_referrers(dest, store, top, source_name, NULL, 0, err);
+}
+
+int kiln_output_write_referrers(const struct kiln_image_loc *dest, struct kiln_store *store,
+                                const struct kiln_descriptor *top, const char *source_name,
+                                const struct kiln_descriptor *refs, size_t n_refs,
+                                struct kiln_err **err)
+{
         switch (dest->transport) {
         case KILN_TRANSPORT_OCI:
-                if (kiln_output_write_oci(dest, store, top, err) < 0)
+                if (kiln_output_write_oci(dest, store, top, refs, n_refs, err) < 0)
                         return kiln_err_prefix(err, "write oci:%s", dest->path);
                 return 0;
         case KILN_TRANSPORT_OCI_ARCHIVE:
-                if (kiln_output_write_oci_archive(dest, store, top, err) < 0)
+                if (kiln_output_write_oci_archive(dest, store, top, refs, n_refs, err) < 0)
                         return kiln_err_prefix(err, "write oci-archive:%s", dest->path);
                 return 0;
         case KILN_TRANSPORT_DOCKER_ARCHIVE:
+                if (n_refs)
+                        kiln_debug("docker-archive:%s has no place for referrers: %zu "
+                                   "attestation(s) left out",
+                                   dest->path, n_refs);
                 if (kiln_output_write_docker_archive(dest, store, top, source_name, err) < 0)
                         return kiln_err_prefix(err, "write docker-archive:%s", dest->path);
                 return 0;

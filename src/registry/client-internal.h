@@ -51,6 +51,12 @@ int registry_request(struct kiln_registry *r, CURL *h, const char *scope, struct
 typedef int (*registry_item_fn)(void *ctx, CURL *h, size_t k, struct kiln_err **err);
 int registry_parallel(struct kiln_registry *r, size_t n, registry_item_fn fn, void *ctx,
                       volatile int *cancel, struct kiln_err **err);
+/* PUTs a manifest (kiln_registry_put_manifest without the error's
+ * prefix); *indexed (may be NULL) tells whether the answer carried
+ * OCI-Subject, i.e. the registry keeps the referrers API itself. */
+int registry_put_manifest(struct kiln_registry *r, const char *repo, const char *reference,
+                          const char *media_type, const void *data, size_t len, bool *indexed,
+                          struct kiln_err **err);
 /* "repository:<repo>:<actions>". Caller frees. */
 char *registry_scope(const char *repo, const char *actions);
 

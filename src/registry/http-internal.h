@@ -55,7 +55,9 @@ struct http_resp {
         char *www_authenticate;
         char *location;
         char *range;
-        long retry_after; /* seconds, -1 if absent */
+        char *oci_subject;     /* OCI-Subject: the registry indexed the manifest's subject */
+        char *filters_applied; /* OCI-Filters-Applied of a referrers answer */
+        long retry_after;      /* seconds, -1 if absent */
         int64_t content_length;
         struct kiln_buf error_body; /* first bytes of a non-2xx body, for messages */
 };

@@ -63,6 +63,8 @@ void http_resp_release(struct http_resp *r)
         free(r->www_authenticate);
         free(r->location);
         free(r->range);
+        free(r->oci_subject);
+        free(r->filters_applied);
         kiln_buf_release(&r->error_body);
         memset(r, 0, sizeof(*r));
 }
@@ -166,6 +168,12 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
         } else if ((v = header_value(buf, len, "Location"))) {
                 free(r->location);
                 r->location = v;
+        } else if ((v = header_value(buf, len, "OCI-Subject"))) {
+                free(r->oci_subject);
+                r->oci_subject = v;
+        } else if ((v = header_value(buf, len, "OCI-Filters-Applied"))) {
+                free(r->filters_applied);
+                r->filters_applied = v;
         } else if ((v = header_value(buf, len, "Range"))) {
                 free(r->range);
                 r->range = v;

@@ -239,8 +239,9 @@ int kiln_registry_push_blobs(struct kiln_registry *r, const char *repo,
         return 0;
 }
 
-static int put_manifest(struct kiln_registry *r, const char *repo, const char *reference,
-                        const char *media_type, const void *data, size_t len, struct kiln_err **err)
+int registry_put_manifest(struct kiln_registry *r, const char *repo, const char *reference,
+                          const char *media_type, const void *data, size_t len, bool *indexed,
+                          struct kiln_err **err)
 {
         char digest[KILN_DIGEST_MAX];
         kiln_sha256_digest(data, len, digest);
@@ -264,6 +265,8 @@ static int put_manifest(struct kiln_registry *r, const char *repo, const char *r
                 return kiln_err_set(err, KILN_ERR_DIGEST, 0,
                                     "the registry stored manifest %s as %s", digest,
                                     resp.docker_digest);
+        if (indexed)
+                *indexed = resp.oci_subject != NULL;
         return 0;
 }
 
@@ -271,7 +274,7 @@ int kiln_registry_put_manifest(struct kiln_registry *r, const char *repo, const 
                                const char *media_type, const void *data, size_t len,
                                struct kiln_err **err)
 {
-        if (put_manifest(r, repo, reference, media_type, data, len, err) < 0)
+        if (registry_put_manifest(r, repo, reference, media_type, data, len, NULL, err) < 0)
                 return kiln_err_prefix(err, "push %s/%s:%s", r->domain, repo, reference);
         return 0;
 }

@@ -314,7 +314,7 @@ static void test_descriptor_roundtrip(void)
             "\"annotations\":{\"k\":\"v\",\"a\":\"b\"},"
             "\"urls\":[\"https://a/1\",\"https://b/2\"],\"size\":42,"
             "\"digest\":\"" DG "\",\"mediaType\":\"" KILN_MT_OCI_MANIFEST "\","
-            "\"artifactType\":\"ignored\"}";
+            "\"artifactType\":\"application/spdx+json\"}";
         json_t *j = json_loads(in, 0, NULL);
         struct kiln_descriptor d = {0};
         _cleanup_err_ struct kiln_err *err = NULL;
@@ -332,17 +332,20 @@ static void test_descriptor_roundtrip(void)
         CHECK(kiln_strv_len(d.urls) == 2, "urls");
         CHECK_STR(d.urls ? d.urls[1] : NULL, "https://b/2");
         CHECK_STR(json_string_value(json_object_get(d.annotations, "k")), "v");
+        CHECK_STR(d.artifact_type, "application/spdx+json");
 
         struct kiln_descriptor c = {0};
         kiln_descriptor_copy(&c, &d);
         kiln_descriptor_release(&d);
-        CHECK(!d.digest && !d.platform && !d.annotations && !d.urls, "release zeroes");
+        CHECK(!d.digest && !d.platform && !d.annotations && !d.urls && !d.artifact_type,
+              "release zeroes");
         kiln_descriptor_release(&d);
 
         json_t *out = kiln_descriptor_to_json(&c);
         _cleanup_free_ char *s = json_dumps(out, JSON_COMPACT);
         CHECK_STR(s, "{\"mediaType\":\"" KILN_MT_OCI_MANIFEST "\",\"digest\":\"" DG
-                     "\",\"size\":42,\"urls\":[\"https://a/1\",\"https://b/2\"],"
+                     "\",\"size\":42,\"artifactType\":\"application/spdx+json\",\"urls\":[\"https:/"
+                     "/a/1\",\"https://b/2\"],"
                      "\"annotations\":{\"k\":\"v\",\"a\":\"b\"},\"platform\":{\"architecture\":"
                      "\"arm64\",\"os\":\"linux\",\"os.version\":\"6.1\",\"variant\":\"v8\"}}");
         json_decref(out);

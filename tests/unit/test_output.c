@@ -1,6 +1,7 @@
 /* Output writers and local image reader, checked against a synthetic image
  * built here (real gzip/zstd layer tarballs) and, when installed, against
  * skopeo and umoci as independent judges. */
+#include "kiln/attest.h"
 #include "kiln/output.h"
 #include "test.h"
 
@@ -846,6 +847,80 @@ static void test_docker_archive(void)
         CHECK(!exists(bad), "no destination file");
 }
 
+/* Referrers go into index.json without a ref name, with their
+ * artifactType; a reader by tag (skopeo, kiln) still sees the image. */
+static void test_oci_referrers(void)
+{
+        _cleanup_err_ struct kiln_err *err = NULL;
+        struct kiln_descriptor top =
+            desc(KILN_MT_OCI_MANIFEST, img_amd64.manifest, img_amd64.manifest_len);
+        static const char doc[] = "{\"_type\":\"https://in-toto.io/Statement/v1\"}";
+        _cleanup_descriptor_ struct kiln_descriptor art = {0};
+        CHECK(kiln_attest_artifact(store, &top, KILN_MT_INTOTO_JSON, KILN_MT_INTOTO_JSON, doc,
+                                   strlen(doc), "2024-01-01T00:00:00Z", &art, &err) == 0,
+              "artifact: %s", err ? err->msg : "");
+        _cleanup_free_ char *dir = kiln_xasprintf("%s/refs-layout", root);
+        _cleanup_free_ char *file = kiln_xasprintf("%s/refs.tar", root);
+        for (int pass = 0; pass < 2; pass++) { /* twice: no duplicate entry */
+                struct kiln_image_loc d = loc(KILN_TRANSPORT_OCI, dir, "v1");
+                CHECK(kiln_output_write_referrers(&d, store, &top, NULL, &art, 1, &err) == 0,
+                      "write: %s", err ? err->msg : "");
+        }
+        struct kiln_image_loc a = loc(KILN_TRANSPORT_OCI_ARCHIVE, file, "v1");
+        CHECK(kiln_output_write_referrers(&a, store, &top, NULL, &art, 1, &err) == 0,
+              "write archive: %s", err ? err->msg : "");
+        _cleanup_free_ char *ipath = kiln_xasprintf("%s/index.json", dir);
+        _cleanup_json_ json_t *idx = load_json(ipath);
+        json_t *ms = json_object_get(idx, "manifests");
+        CHECK(json_array_size(ms) == 2, "image and referrer: %zu entries", json_array_size(ms));
+        json_t *r = json_array_get(ms, 1);
+        CHECK_STR(json_string_value(json_object_get(r, "digest")), art.digest);
+        CHECK_STR(json_string_value(json_object_get(r, "artifactType")), KILN_MT_INTOTO_JSON);
+        CHECK(!entry_ref(r), "a referrer has no ref name");
+        CHECK_STR(entry_ref(json_array_get(ms, 0)), "v1");
+        check_blob_file(dir, art.digest);
+        check_blob_file(dir, KILN_EMPTY_DIGEST);
+
+        const struct kiln_image_loc srcs[] = {loc(KILN_TRANSPORT_OCI, dir, NULL),
+                                              loc(KILN_TRANSPORT_OCI_ARCHIVE, file, NULL)};
+        for (size_t i = 0; i < 2; i++) {
+                _cleanup_local_image_ struct kiln_local_image img = {0};
+                _cleanup_err_ struct kiln_err *e = NULL;
+                CHECK(kiln_local_image_open(&srcs[i], &img, &e) == 0, "open without a tag: %s",
+                      e ? e->msg : "");
+                CHECK_STR(img.top.digest, img_amd64.manifest);
+                struct kiln_descriptor *found = NULL;
+                size_t n = 0;
+                CHECK(kiln_local_image_referrers(&img, img_amd64.manifest, KILN_MT_INTOTO_JSON,
+                                                 &found, &n, &e) == 0,
+                      "referrers: %s", e ? e->msg : "");
+                CHECK(n == 1 && !strcmp(found[0].digest, art.digest), "found %zu", n);
+                for (size_t k = 0; k < n; k++)
+                        kiln_descriptor_release(&found[k]);
+                free(found);
+                found = NULL;
+                CHECK(kiln_local_image_referrers(&img, img_amd64.manifest, KILN_MT_SPDX_JSON,
+                                                 &found, &n, &e) == 0 &&
+                          n == 0,
+                      "no SPDX referrer: %zu", n);
+                free(found);
+                found = NULL;
+                CHECK(kiln_local_image_referrers(&img, img_arm64.manifest, NULL, &found, &n, &e) ==
+                              0 &&
+                          n == 0,
+                      "no referrer of another image: %zu", n);
+                free(found);
+        }
+        if (!have_tools)
+                return;
+        _cleanup_free_ char *c1 =
+            kiln_xasprintf("skopeo inspect --raw oci:%s:v1 | grep -q '%s'", dir, img_amd64.config);
+        CHECK(run(c1) == 0, "skopeo reads the image by tag");
+        _cleanup_free_ char *c2 = kiln_xasprintf(
+            "skopeo inspect --raw oci-archive:%s:v1 | grep -q '%s'", file, img_amd64.config);
+        CHECK(run(c2) == 0, "skopeo reads the archive by tag");
+}
+
 int main(void)
 {
         if (!mkdtemp(root)) {
@@ -865,6 +940,7 @@ int main(void)
         test_oci_layout_copy();
         test_oci_refuses();
         test_oci_archive();
+        test_oci_referrers();
         test_archive_refuses();
         test_docker_archive();
         kiln_store_free(store);
