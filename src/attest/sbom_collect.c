@@ -210,7 +210,8 @@ static void apply(struct state *st, const struct kiln_sbom_scan *sc, size_t i, c
                         m++;
                 }
         }
-        qsort(cur, m, sizeof(*cur), cmp_view);
+        if (m)
+                qsort(cur, m, sizeof(*cur), cmp_view);
         free(st->pkgs);
         st->pkgs = cur;
         st->n_pkgs = m;
@@ -326,7 +327,8 @@ static void finish(const struct state *st, struct kiln_sbom *out)
                 p->license = lic ? kiln_xstrdup(lic) : NULL;
                 p->purl = purl(p, out->os_id, out->os_version_id);
         }
-        qsort(out->pkgs, out->n_pkgs, sizeof(*out->pkgs), cmp_pkg);
+        if (out->n_pkgs)
+                qsort(out->pkgs, out->n_pkgs, sizeof(*out->pkgs), cmp_pkg);
         size_t n = 0;
         for (size_t k = 0; k < st->n; k++) {
                 const struct kiln_sbom_rec *r = st->v[k].rec;

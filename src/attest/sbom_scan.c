@@ -301,7 +301,8 @@ int kiln_sbom_scan_layer(struct kiln_store *store, const struct kiln_sbom_layer 
                 if (entry(&c, a, e, err) < 0)
                         return -1;
         }
-        qsort(s.recs, s.n_recs, sizeof(*s.recs), cmp_rec);
+        if (s.n_recs) /* qsort takes no NULL, even for none */
+                qsort(s.recs, s.n_recs, sizeof(*s.recs), cmp_rec);
         sort_unique(s.whiteouts, &s.n_whiteouts);
         sort_unique(s.opaques, &s.n_opaques);
         *out = s;
