@@ -113,6 +113,28 @@ data $token" "the arm64 image runs (through qemu-user)"
 od -An -tx1 -j18 -N2 "$T/b-arm64/rootfs/usr/bin/jq" | tr -d ' \n' | grep -qx b700 ||
         fail "the arm64 image's jq is not an aarch64 ELF"
 
+# Each platform's SBOM: valid SPDX 2.3, jq and kiln-hello at the versions
+# dpkg and pip report inside that image, attributed to the apt and pip
+# layers; the provenance names that platform's base manifest.
+for arch in amd64 arm64; do
+        expect_exit 0 sbom --platform "linux/$arch" "docker://$name"
+        cp "$T/out" "$T/sbom-$arch.json"
+        "$KILN_SRC/tests/schemas/validate.py" spdx-2.3.schema.json "$T/sbom-$arch.json" ||
+                fail "$arch: the SBOM is not valid SPDX 2.3"
+        inside=$(run_image "$T/b-$arch" "dpkg-query -W -f='\${Version}' jq; echo; /root/.venv/bin/python -m pip show kiln-hello | sed -n 's/^Version: //p'")
+        pkg() { jq -c --arg n "$1" '[.packages[] | select(.name == $n) | [.versionInfo, (.annotations[].comment | select(startswith("Step: ")))]]' "$T/sbom-$arch.json"; }
+        assert_eq "$(pkg jq)" "[[\"$(sed -n 1p <<<"$inside")\",\"Step: apt\"]]" "$arch: jq in the SBOM"
+        assert_eq "$(pkg kiln-hello)" "[[\"$(sed -n 2p <<<"$inside")\",\"Step: pip\"]]" "$arch: kiln-hello in the SBOM"
+        purl=$(jq -r '.packages[] | select(.name == "jq") | .externalRefs[0].referenceLocator' "$T/sbom-$arch.json")
+        assert_contains "$purl" "?arch=$arch" "$arch: the jq purl names the architecture"
+        expect_exit 0 provenance --platform "linux/$arch" "docker://$name"
+        base=$("${SKOPEO[@]}" inspect "${NOTLS[@]}" --raw "docker://$KILN_TB_PLAIN/$KILN_TB_IMG_PYTHON_MULTI" |
+                jq -r --arg a "$arch" '.manifests[] | select(.platform.architecture == $a) | .digest')
+        assert_eq "sha256:$(jq -r '.predicate.buildDefinition.resolvedDependencies[] | select(.name == "base") | .digest.sha256' "$T/out")" \
+                "$base" "$arch: the provenance names the base's $arch manifest"
+done
+pass "each platform's SBOM and provenance say what is inside"
+
 # the layout holds the same index
 assert_eq "$("${SKOPEO[@]}" inspect --raw "oci:$T/layout:latest" | sha256sum | cut -d' ' -f1)" \
         "${index_digest#sha256:}" "the oci: layout holds the index"
