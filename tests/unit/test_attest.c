@@ -131,7 +131,7 @@ static void test_provenance(void)
         json_t *sub = json_array_get(json_object_get(j, "subject"), 0);
         CHECK_STR(json_string_value(json_object_get(sub, "name")), "localhost:5000/attest:t1");
         CHECK_STR(json_string_value(json_object_get(json_object_get(sub, "digest"), "sha256")),
-                  MDIG + 7);
+                  &MDIG[7]);
         json_t *pred = json_object_get(j, "predicate");
         json_t *bd = json_object_get(pred, "buildDefinition");
         CHECK(json_string_value(json_object_get(bd, "buildType")) != NULL, "buildType");
@@ -149,7 +149,7 @@ static void test_provenance(void)
         CHECK_STR(json_string_value(json_object_get(base, "uri")),
                   "localhost:5000/debian:bookworm-slim");
         CHECK_STR(json_string_value(json_object_get(json_object_get(base, "digest"), "sha256")),
-                  BDIG + 7);
+                  &BDIG[7]);
         CHECK_STR(json_string_value(json_object_get(json_array_get(deps, 1), "uri")), apt[0]);
         CHECK_STR(json_string_value(json_object_get(json_array_get(deps, 2), "uri")), idx[0]);
         json_t *rd = json_object_get(pred, "runDetails");

@@ -105,7 +105,7 @@ static const struct file base[] = {
     /* dpkg owns these: already deb entries */
     {"usr/lib/python3/dist-packages/dpkgowned-1.0.dist-info/METADATA",
      "Name: dpkgowned\nVersion: 1.0\n"},
-    {NULL},
+    {NULL, NULL},
 };
 
 static const struct file apt[] = {
@@ -115,7 +115,7 @@ static const struct file apt[] = {
     {"etc/apt/sources.list",
      "deb [signed-by=/x.gpg arch=amd64] http://user:s3cr3t@mirror.example/debian bookworm main "
      "contrib # c\n# deb http://commented.example/ x main\ndeb-src http://src.example/ x main\n"},
-    {NULL},
+    {NULL, NULL},
 };
 
 #define SP "opt/venv/lib/python3.11/site-packages/"
@@ -142,7 +142,7 @@ static const struct file venv[] = {
     {DP "pipdeb-2.0.dist-info/METADATA", "Name: pipdeb\nVersion: 2.0\nLicense: GPL-3+\n"},
     {"usr/local/lib/python3.11/site-packages/zope.interface-6.0.dist-info/METADATA",
      "Name: zope.interface\nVersion: 6.0\nLicense: ZPL 2.1\n"},
-    {NULL},
+    {NULL, NULL},
 };
 
 /* an upgrade (jq), a removal (bash), a rewrite that changes nothing
@@ -161,7 +161,7 @@ static const struct file upgrade[] = {
     {SP "six-1.17.0.dist-info/METADATA", "Name: six\nVersion: 1.17.0\nLicense: MIT\n"},
     {DP ".wh..wh..opq", ""},
     {SP "numpy/.wh.core.py", ""},
-    {NULL},
+    {NULL, NULL},
 };
 
 /* what a hostile image may hold: names that climb, absolute names, a huge
@@ -318,7 +318,7 @@ static void test_oversized(void)
 {
         static const struct file huge[] = {
             {"var/lib/dpkg/status", PKG("a", "1", "install ok installed")},
-            {NULL},
+            {NULL, NULL},
         };
         char d[KILN_DIGEST_MAX];
         make_layer(huge, KILN_MT_OCI_LAYER_GZIP, KILN_SBOM_STATUS_MAX + 1, d);
@@ -331,7 +331,7 @@ static void test_oversized(void)
               "an oversized status is refused by name: %s", err ? err->msg : "no error");
         kiln_err_clear(&err);
         /* a blob that is not what its media type says */
-        static const struct file plain[] = {{"a", "b"}, {NULL}};
+        static const struct file plain[] = {{"a", "b"}, {NULL, NULL}};
         make_layer(plain, KILN_MT_OCI_LAYER, 0, d);
         l.media_type = KILN_MT_OCI_LAYER_ZSTD;
         CHECK(kiln_sbom_collect(store, &l, 1, &s, &err) < 0 && err && strstr(err->msg, d),
