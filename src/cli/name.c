@@ -3,7 +3,7 @@
 #include "kiln/imagespec.h"
 
 static const char name_usage[] =
-    "Usage: kiln name [--json] [--explain] [SPEC.yaml] [SPEC FLAGS]\n"
+    "Usage: kiln name [--json] [--explain] [-f SPEC | SPEC.yaml] [SPEC FLAGS]\n"
     "\n"
     "Prints the image name flytekit gives the spec (registry/name:tag); --json adds\n"
     "the tag and the id baked in as _F_IMG_ID; --explain prints the text hashed.\n"

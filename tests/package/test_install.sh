@@ -85,6 +85,11 @@ for c in "${commands[@]}"; do
 		[[ $got == *" $o "* ]] || fail "bash: \"kiln $c --<TAB>\" lacks $o (in kiln help $c)"
 	done
 done
+# options a help names only in its Usage line ([--json], [-f SPEC | ...])
+got=" $(bash_complete 'kiln name -')"
+for o in -f --json --explain --name --registry; do
+	[[ $got == *" $o "* ]] || fail "bash: \"kiln name -<TAB>\" lacks $o: $got"
+done
 echo "bash: commands, options, transports and spec files complete"
 
 # zsh: an interactive zsh on a pty (zpty), compinit finding _kiln in the
