@@ -6,6 +6,7 @@
 # completions from their standard places and complete what the help names.
 #   test_install.sh BUILD_DIR VERSION
 set -euo pipefail
+export LC_ALL=C # sort and compgen order
 build=$1 version=$2
 tmp=$(mktemp -d /tmp/kiln-install-test.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
