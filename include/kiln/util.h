@@ -211,4 +211,49 @@ int kiln_cpu_count(void);
 void kiln_log_set_prefix(const char *prefix);
 const char *kiln_log_prefix(void);
 
+/* ---------- progress events ---------- */
+
+/* What a build reports as it goes. Without a sink (the default, and what
+ * scripts and tests read) each event's text is printed as it always was;
+ * `kiln build --progress` sets a sink that renders them (src/cli/progress*.c).
+ * A sink is called from any thread and from forked builds: it must be
+ * thread-safe and write whole lines. */
+enum kiln_event_kind {
+        KILN_EVENT_LOG,          /* a kiln_info/kiln_warn/kiln_debug line: text, level */
+        KILN_EVENT_OUTPUT,       /* a line the running step's program printed: text */
+        KILN_EVENT_BUILD,        /* a build starts: image, platform */
+        KILN_EVENT_STEP_START,   /* step, step_kind, desc, key, cached, cached_in */
+        KILN_EVENT_STEP_END,     /* step, step_kind, cached, duration_ns, status, error */
+        KILN_EVENT_TRANSFER,     /* verb, digest, done, total, elapsed_ns */
+        KILN_EVENT_TRANSFER_END, /* ... and state: done, cached, pushed, exists, mounted, failed */
+};
+
+struct kiln_event {
+        enum kiln_event_kind kind;
+        const char *text;  /* the line as printed without a sink (no newline); may be NULL */
+        const char *label; /* OUTPUT: what goes before text ("[apt] ", a build's prefix) */
+        const char *level; /* LOG: "info", "warning" or "debug" */
+        const char *image, *platform;
+        size_t step; /* 1-based within its build */
+        const char *step_kind, *desc, *key;
+        bool cached;
+        const char *cached_in; /* a registry cache's name, or NULL */
+        uint64_t duration_ns;
+        int status; /* STEP_END: 0, a program's exit status, or -1 (kiln's own failure) */
+        const char *error;
+        const char *verb, *digest, *state;
+        uint64_t done;
+        int64_t total; /* -1: unknown */
+        uint64_t elapsed_ns;
+};
+
+typedef void (*kiln_event_fn)(const struct kiln_event *ev, void *arg);
+/* fn NULL: back to printing each event's text. */
+void kiln_event_set_sink(kiln_event_fn fn, void *arg);
+bool kiln_event_has_sink(void);
+void kiln_event_emit(const struct kiln_event *ev);
+/* A line of a step's program (label "[apt] ", text without newline): to
+ * the sink, or straight to stderr with the label. */
+void kiln_event_output(const char *label, const char *text, size_t n);
+
 #endif

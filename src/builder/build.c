@@ -136,8 +136,9 @@ static void report_cached_steps(struct kiln_step_ctx *c)
                 if (!step_kinds[i]->wanted(c->spec))
                         continue;
                 _cleanup_free_ char *d = step_kinds[i]->describe(c->spec);
-                kiln_info("step %zu: %s: %s (cached%s%s)", ++k, step_kinds[i]->name, d,
-                          from ? " in " : "", from ? from : "");
+                const char *key = k < c->n_notes ? c->notes[k].key : NULL;
+                k++;
+                builder_event_step(c, k, step_kinds[i], key, d, true, from);
         }
 }
 
@@ -149,9 +150,10 @@ static int run_step(struct kiln_step_ctx *c, struct kiln_err **err)
         if (c->kind->run && builder_layer_part(c, !c->o->no_cache, d, err) < 0)
                 return -1;
         if (!c->kind->run)
-                kiln_info("step %zu: %s: %s", c->step_no, c->kind->name, d);
+                builder_event_step(c, c->step_no, c->kind, c->key, d, false, NULL);
         if (c->kind->config && c->kind->config(c, err) < 0)
                 return -1;
+        builder_event_step_end(c, NULL);
         return 0;
 }
 
@@ -163,6 +165,7 @@ static int run_steps(struct kiln_step_ctx *c, struct kiln_err **err)
                 c->kind = step_kinds[i];
                 c->step_no++;
                 if (run_step(c, err) < 0) {
+                        builder_event_step_end(c, *err);
                         /* the steps before the failing one stay cached */
                         _cleanup_err_ struct kiln_err *e = NULL;
                         if (builder_settle_layers(c, &e) < 0)
@@ -555,6 +558,7 @@ static int build_image(const struct kiln_spec *spec, const struct kiln_build_opt
                        uint64_t start_ns, struct kiln_build_result *res, struct kiln_err **err)
 {
         _cleanup_(ctx_release) struct kiln_step_ctx c = {.spec = spec, .o = o};
+        builder_event_build(res, builder_platform(spec, o));
         int rc = assemble(&c, base, base_built, top, res, err);
         /* Where the time went: what is not the installers' is kiln's. */
         uint64_t total_ns = kiln_now_ns() - start_ns;

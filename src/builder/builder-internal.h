@@ -145,6 +145,8 @@ struct kiln_step_ctx {
         /* The running step: names it in messages, directories, entries. */
         const struct kiln_step_kind *kind;
         size_t step_no;
+        uint64_t step_start_ns; /* for its end event's duration */
+        bool step_open;         /* started, not cached, no end event yet */
 
         /* The base. Its layers are fetched on first need (a sandboxed
          * step, an output, a push that cannot mount them), so the
@@ -291,5 +293,15 @@ void builder_attest_find(struct kiln_store *store, const struct kiln_build_opts 
 int builder_attest_push(struct kiln_registry *reg, const char *repo,
                         const struct kiln_descriptor *image, const struct builder_referrers *refs,
                         struct kiln_store *store, struct kiln_err **err);
+
+/* ---------- progress events (events.c) ---------- */
+
+void builder_event_build(const struct kiln_build_result *res, const char *platform);
+/* A step starts (its line); a cached one ends at once. */
+void builder_event_step(struct kiln_step_ctx *c, size_t no, const struct kiln_step_kind *kind,
+                        const char *key, const char *desc, bool cached, const char *cached_in);
+/* The running step (c->step_no) ends, if it is open; e its error, NULL
+ * when it succeeded. */
+void builder_event_step_end(struct kiln_step_ctx *c, const struct kiln_err *e);
 
 #endif

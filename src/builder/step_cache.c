@@ -194,13 +194,12 @@ int builder_layer_part(struct kiln_step_ctx *c, bool use_cache, const char *desc
                 from = kiln_remote_cache_name(c->remote);
         }
         if (hit) {
-                kiln_info("step %zu: %s: %s (cached%s%s)", c->step_no, c->kind->name, desc,
-                          *from ? " in " : "", from);
+                builder_event_step(c, c->step_no, c->kind, c->key, desc, true, *from ? from : NULL);
                 apply_entry(c, &e);
                 c->n_cached++;
                 return 0;
         }
-        kiln_info("step %zu: %s: %s", c->step_no, c->kind->name, desc);
+        builder_event_step(c, c->step_no, c->kind, c->key, desc, false, NULL);
         builder_note_step_ran(c, c->key);
         kiln_step_entry_release(&c->out);
         snprintf(c->out.key, sizeof(c->out.key), "%s", c->key);

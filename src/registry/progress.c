@@ -1,5 +1,7 @@
 /* Transfer progress: a live block of per-blob lines on a terminal, one line
- * per finished blob otherwise (CI logs), nothing with -q. */
+ * per finished blob otherwise (CI logs), nothing with -q. With an event
+ * sink (kiln build --progress) it draws nothing itself: it reports each
+ * blob's progress (at most every REDRAW_NS per blob) and its end. */
 #include "kiln/registry.h"
 
 #include <pthread.h>
@@ -13,7 +15,9 @@ struct slot {
         uint64_t done;
         uint64_t start_ns;
         uint64_t end_ns;
+        uint64_t emit_ns;  /* last event sent */
         const char *state; /* NULL while running */
+        char digest[80];
 };
 
 struct kiln_progress {
@@ -87,6 +91,7 @@ int kiln_progress_add(struct kiln_progress *p, const char *label, int64_t total)
         memset(s, 0, sizeof(*s));
         /* "sha256:" plus 12 hex digits identifies a blob to a human. */
         snprintf(s->label, sizeof(s->label), "%.19s", label);
+        snprintf(s->digest, sizeof(s->digest), "%s", label);
         s->total = total;
         s->start_ns = kiln_now_ns();
         int slot = (int)p->n++;
@@ -94,13 +99,35 @@ int kiln_progress_add(struct kiln_progress *p, const char *label, int64_t total)
         return slot;
 }
 
+static void emit(const struct kiln_progress *p, const struct slot *s, uint64_t now)
+{
+        char text[160];
+        format_line(s, p->verb, now, text, sizeof(text));
+        kiln_event_emit(&(struct kiln_event){
+            .kind = s->state ? KILN_EVENT_TRANSFER_END : KILN_EVENT_TRANSFER,
+            .text = text,
+            .verb = p->verb,
+            .digest = s->digest,
+            .state = s->state,
+            .done = s->done,
+            .total = s->total,
+            .elapsed_ns = now - s->start_ns,
+        });
+}
+
 void kiln_progress_update(struct kiln_progress *p, int slot, uint64_t done)
 {
         if (!p || slot < 0)
                 return;
         pthread_mutex_lock(&p->lock);
-        p->slots[slot].done = done;
-        if (!p->quiet && p->tty && kiln_now_ns() - p->last_draw_ns > REDRAW_NS)
+        struct slot *s = &p->slots[slot];
+        s->done = done;
+        uint64_t now = kiln_now_ns();
+        if (!p->quiet && kiln_event_has_sink() && now - s->emit_ns > REDRAW_NS) {
+                s->emit_ns = now;
+                emit(p, s, now);
+        } else if (!p->quiet && !kiln_event_has_sink() && p->tty &&
+                   now - p->last_draw_ns > REDRAW_NS)
                 redraw_locked(p);
         pthread_mutex_unlock(&p->lock);
 }
@@ -114,7 +141,9 @@ void kiln_progress_finish(struct kiln_progress *p, int slot, const char *state)
         s->state = state;
         s->end_ns = kiln_now_ns();
         if (!p->quiet) {
-                if (p->tty) {
+                if (kiln_event_has_sink()) {
+                        emit(p, s, s->end_ns);
+                } else if (p->tty) {
                         redraw_locked(p);
                 } else {
                         char line[160];

@@ -758,11 +758,9 @@ static void line_sink_release(struct line_sink *s)
 static void sink_emit(struct line_sink *s, const char *p, size_t n)
 {
         _cleanup_buf_ struct kiln_buf line = {0};
-        kiln_buf_puts(&line, s->label);
         /* pip prints a requirement's URL as given, password and all */
         kiln_buf_put_redacted(&line, p, n);
-        kiln_buf_puts(&line, "\n");
-        kiln_write_all(2, line.data, line.len); /* one write per line */
+        kiln_event_output(s->label, line.data ? line.data : "", line.len);
 }
 
 static void sink_feed(struct line_sink *s, const char *p, size_t n)

@@ -6,6 +6,39 @@
 
 static enum kiln_log_level level = KILN_LOG_INFO;
 static char *line_prefix;
+static kiln_event_fn sink;
+static void *sink_arg;
+
+void kiln_event_set_sink(kiln_event_fn fn, void *arg)
+{
+        sink = fn;
+        sink_arg = arg;
+}
+
+bool kiln_event_has_sink(void)
+{
+        return sink != NULL;
+}
+
+void kiln_event_emit(const struct kiln_event *ev)
+{
+        if (sink)
+                sink(ev, sink_arg);
+        else if (ev->text)
+                kiln_info("%s", ev->text);
+}
+
+void kiln_event_output(const char *label, const char *text, size_t n)
+{
+        if (sink) {
+                _cleanup_free_ char *t = kiln_xstrndup(text, n);
+                sink(&(struct kiln_event){.kind = KILN_EVENT_OUTPUT, .label = label, .text = t},
+                     sink_arg);
+                return;
+        }
+        _cleanup_free_ char *line = kiln_xasprintf("%s%.*s\n", label, (int)n, text);
+        kiln_write_all(2, line, strlen(line)); /* one write per line */
+}
 
 void kiln_log_set_prefix(const char *prefix)
 {
@@ -28,10 +61,17 @@ enum kiln_log_level kiln_log_get_level(void)
         return level;
 }
 
-static void vlog(const char *prefix, const char *fmt, va_list ap)
+static void vlog(const char *lvl, const char *prefix, const char *fmt, va_list ap)
 {
         /* One write per line so concurrent workers never interleave mid-line. */
         _cleanup_free_ char *line = kiln_xvasprintf(fmt, ap);
+        if (sink) {
+                _cleanup_free_ char *text =
+                    kiln_xasprintf("%s%s%s", kiln_log_prefix(), prefix, line);
+                sink(&(struct kiln_event){.kind = KILN_EVENT_LOG, .text = text, .level = lvl},
+                     sink_arg);
+                return;
+        }
         _cleanup_free_ char *full = kiln_xasprintf("%s%s%s\n", kiln_log_prefix(), prefix, line);
         fputs(full, stderr);
         fflush(stderr);
@@ -43,7 +83,7 @@ void kiln_info(const char *fmt, ...)
                 return;
         va_list ap;
         va_start(ap, fmt);
-        vlog("", fmt, ap);
+        vlog("info", "", fmt, ap);
         va_end(ap);
 }
 
@@ -51,7 +91,7 @@ void kiln_warn(const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
-        vlog("kiln: warning: ", fmt, ap);
+        vlog("warning", "kiln: warning: ", fmt, ap);
         va_end(ap);
 }
 
@@ -61,7 +101,7 @@ void kiln_debug(const char *fmt, ...)
                 return;
         va_list ap;
         va_start(ap, fmt);
-        vlog("kiln: debug: ", fmt, ap);
+        vlog("debug", "kiln: debug: ", fmt, ap);
         va_end(ap);
 }
 
