@@ -37,6 +37,13 @@ static const char build_usage[] =
     "                            look there on a local miss (default $KILN_CACHE_REPO):\n"
     "                            builders that share the registry share results\n"
     "  --digest-file FILE        write the manifest digest to FILE (one spec)\n"
+    "  --progress auto|tty|plain|json\n"
+    "                            how progress goes to stderr: tty is a live view (a line\n"
+    "                            per step, a bar per transfer, a summary), plain the log\n"
+    "                            lines with each step's number, json one event per line\n"
+    "                            (docs/progress-json.md); auto: tty on a terminal, else\n"
+    "                            the log lines unprefixed. -q: only the image name on\n"
+    "                            stdout (one line of JSON with --json)\n"
     "  --compression gzip|zstd   for new layers (default gzip)\n"
     "  --provenance[=true|false] attach SLSA v1 provenance to the image as an OCI 1.1\n"
     "                            referrer (default true; kiln provenance IMAGE reads it)\n"
@@ -85,6 +92,7 @@ enum {
         OPT_SBOM,
         OPT_SBOM_FORMAT,
         OPT_PROVENANCE,
+        OPT_PROGRESS,
 };
 
 /* --sbom / --provenance: no value or true turns it on, false off. */
@@ -127,8 +135,12 @@ static json_t *result_json(const struct kiln_build_result *r, const struct kiln_
         return o;
 }
 
-static void print_text(const struct kiln_build_result *r)
+static void print_text(const struct kiln_build_result *r, bool quiet)
 {
+        if (quiet) {
+                printf("%s\n", r->name.full);
+                return;
+        }
         if (r->skipped)
                 printf("%s\n  exists in the registry: nothing to build (--force rebuilds)\n",
                        r->name.full);
@@ -142,6 +154,18 @@ static void print_text(const struct kiln_build_result *r)
                 printf("  written: %s\n", r->outputs[i]);
 }
 
+/* -q: one line, as docker build -q prints one id */
+static void print_json(const struct cli_common *c, json_t *o)
+{
+        if (!c->reg.quiet) {
+                cli_print_json(o);
+                return;
+        }
+        _cleanup_free_ char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (s)
+                puts(s);
+}
+
 static int print_result(const struct cli_common *c, const struct kiln_build_result *r,
                         const struct kiln_build_opts *bo, const char *digest_file,
                         struct kiln_err **err)
@@ -151,10 +175,10 @@ static int print_result(const struct cli_common *c, const struct kiln_build_resu
                 return 0;
         if (c->json) {
                 json_t *o = result_json(r, bo);
-                cli_print_json(o);
+                print_json(c, o);
                 json_decref(o);
         } else {
-                print_text(r);
+                print_text(r, c->reg.quiet);
         }
         if (digest_file && !dry_run && r->manifest.digest) {
                 _cleanup_free_ char *line = kiln_xasprintf("%s\n", r->manifest.digest);
@@ -218,11 +242,13 @@ static int print_many(const struct cli_common *c, const struct kiln_build_opts *
                                 json_object_set_new(o, "error", json_string(jobs[i].err->msg));
                         json_array_append_new(all, o);
                 } else if (!jobs[i].err) {
-                        print_text(&jobs[i].res);
+                        print_text(&jobs[i].res, c->reg.quiet);
                 }
+                if (!jobs[i].err)
+                        cli_progress_result(&jobs[i].res);
         }
         if (all)
-                cli_print_json(all);
+                print_json(c, all);
         if (failed)
                 return kiln_err_set(err, first->domain, first->code, "%zu of %zu specs failed:%s",
                                     failed, n, why.data);
@@ -298,6 +324,12 @@ static int build_many(const struct cli_common *c, const struct kiln_build_opts *
         return print_many(c, bo, jobs.v, n, err);
 }
 
+static void progress_stop(bool *started)
+{
+        if (*started)
+                cli_progress_stop();
+}
+
 int cmd_build(int argc, char **argv, struct kiln_err **err)
 {
         static const struct option longopts[] = {
@@ -319,6 +351,7 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
             {"sbom", optional_argument, NULL, OPT_SBOM},
             {"sbom-format", required_argument, NULL, OPT_SBOM_FORMAT},
             {"provenance", optional_argument, NULL, OPT_PROVENANCE},
+            {"progress", required_argument, NULL, OPT_PROGRESS},
             {"help", no_argument, NULL, 'h'},
             CLI_COMMON_LONGOPTS,
             {NULL, 0, NULL, 0},
@@ -334,6 +367,7 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
         _cleanup_strv_ char **files = NULL;
         size_t n_files = 0;
         int jobs_n = 0;
+        enum cli_progress_mode progress = CLI_PROGRESS_AUTO;
         int opt;
         optind = 1;
         while ((opt = getopt_long(argc, argv, "f:j:o:qh", all, NULL)) != -1) {
@@ -436,6 +470,10 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
                                                     optarg);
                         bo.seccomp_unconfined = true;
                         break;
+                case OPT_PROGRESS:
+                        if (cli_progress_parse(optarg, &progress, err) < 0)
+                                return -1;
+                        break;
                 case OPT_FLYTEKIT_REQ:
                         if (parse_flytekit_requirement(optarg, &flytekit_req, err) < 0)
                                 return -1;
@@ -461,6 +499,10 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
         if (stdin_uses > 1)
                 return kiln_err_set(err, KILN_ERR_USAGE, 0,
                                     "build: stdin (-) can give only one spec");
+        /* a dry run prints its plan on stdout and runs nothing */
+        _cleanup_(progress_stop) bool started = !bo.dry_run;
+        if (started)
+                cli_progress_start(progress, c.reg.quiet, n_files > 1);
         if (bo.seccomp_unconfined)
                 kiln_warn("--security-opt seccomp=unconfined: build steps run without the "
                           "system call filter");
@@ -486,5 +528,7 @@ int cmd_build(int argc, char **argv, struct kiln_err **err)
         _cleanup_build_result_ struct kiln_build_result res = {0};
         if (kiln_build(spec, &bo, &res, err) < 0)
                 return -1;
+        if (!bo.dry_run)
+                cli_progress_result(&res);
         return print_result(&c, &res, &bo, digest_file, err);
 }

@@ -116,4 +116,24 @@ int cmd_provenance(int argc, char **argv, struct kiln_err **err);
 /* Prints a JSON value to stdout, indented, with a final newline. */
 void cli_print_json(json_t *v);
 
+/* ---------- kiln build --progress and -q (progress.c) ---------- */
+
+struct kiln_build_result;
+enum cli_progress_mode {
+        CLI_PROGRESS_AUTO,
+        CLI_PROGRESS_TTY,
+        CLI_PROGRESS_PLAIN,
+        CLI_PROGRESS_JSON
+};
+int cli_progress_parse(const char *arg, enum cli_progress_mode *mode, struct kiln_err **err);
+/* Sets the event sink for mode (auto: tty on a terminal, else kiln's lines
+ * as they always were); quiet (-q) wins over every mode. several: builds
+ * run side by side (tty falls back to plain). */
+void cli_progress_start(enum cli_progress_mode mode, bool quiet, bool several);
+/* json: a result event; tty: the summary. */
+void cli_progress_result(const struct kiln_build_result *r);
+void cli_progress_stop(void);
+/* main's error line, or an error event with --progress json. */
+void cli_print_error(const struct kiln_err *err);
+
 #endif

@@ -92,6 +92,6 @@ int main(int argc, char **argv)
          * prints them. */
         if (commands[k].fn(argc - 1, argv + 1, &err) == 0)
                 return 0;
-        fprintf(stderr, "kiln: error: %s\n", err ? err->msg : "unknown failure");
+        cli_print_error(err);
         return err ? kiln_err_exit_code(err) : 1;
 }
