@@ -55,6 +55,15 @@ static void put_line(struct kiln_buf *b, const char *s, size_t w)
         kiln_buf_puts(b, "\033[K\n");
 }
 
+/* A step's title cut so that its state (suffix) stays on the line. */
+static char *titled(const char *title, const char *suffix, size_t w)
+{
+        size_t room = w - 1 > strlen(suffix) ? w - 1 - strlen(suffix) : 0;
+        if (strlen(title) > room)
+                return kiln_xasprintf("%.*s...%s", (int)(room > 3 ? room - 3 : 0), title, suffix);
+        return kiln_xasprintf("%s%s", title, suffix);
+}
+
 static void fmt_bar(const struct bar *r, size_t w, char *out, size_t n)
 {
         char done[32], total[32], rate[32], eta[32] = "";
@@ -99,8 +108,10 @@ static void redraw(bool force)
         tty.committed.len = 0;
         size_t lines = 0;
         if (tty.title) {
-                _cleanup_free_ char *l = kiln_xasprintf("%s  running %.1fs", tty.title,
-                                                        (double)(now - tty.step_start_ns) / 1e9);
+                char state[48];
+                snprintf(state, sizeof(state), "  running %.1fs",
+                         (double)(now - tty.step_start_ns) / 1e9);
+                _cleanup_free_ char *l = titled(tty.title, state, w);
                 put_line(&b, l, w);
                 lines++;
                 for (size_t i = 0; i < TAIL_LINES; i++) {
@@ -168,7 +179,7 @@ static void on_step(const struct kiln_event *ev)
                 _cleanup_free_ char *title =
                     kiln_xasprintf("#%zu %s: %s", ev->step, ev->step_kind, ev->desc);
                 if (ev->cached) {
-                        _cleanup_free_ char *l = kiln_xasprintf("%s  CACHED", title);
+                        _cleanup_free_ char *l = titled(title, "  CACHED", width());
                         commit(l);
                         return;
                 }
@@ -183,10 +194,13 @@ static void on_step(const struct kiln_event *ev)
         if (ev->cached || !tty.title)
                 return;
         double secs = (double)ev->duration_ns / 1e9;
-        _cleanup_free_ char *l =
-            ev->status == 0
-                ? kiln_xasprintf("%s  DONE %.1fs", tty.title, secs)
-                : kiln_xasprintf("%s  FAILED after %.1fs (status %d)", tty.title, secs, ev->status);
+        char state[64];
+        if (ev->status == 0)
+                snprintf(state, sizeof(state), "  DONE %.1fs", secs);
+        else
+                snprintf(state, sizeof(state), "  FAILED after %.1fs (status %d)", secs,
+                         ev->status);
+        _cleanup_free_ char *l = titled(tty.title, state, width());
         commit(l);
         if (ev->status != 0) {
                 /* the whole output, not the last lines: the cause is often earlier */
