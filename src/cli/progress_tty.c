@@ -100,9 +100,12 @@ static void redraw(bool force)
         tty.last_draw_ns = now;
         size_t w = width();
         _cleanup_buf_ struct kiln_buf b = {0};
+        /* with no block on screen the cursor is at the start of a line:
+         * no escapes then, so a line printed next (main's "kiln: error:")
+         * starts with its text for whoever reads the stream by lines (the
+         * flytekit plugin does) */
         if (tty.drawn)
-                kiln_buf_printf(&b, "\033[%zuA", tty.drawn);
-        kiln_buf_puts(&b, "\r\033[J");
+                kiln_buf_printf(&b, "\033[%zuA\r\033[J", tty.drawn);
         if (tty.committed.len)
                 kiln_buf_append(&b, tty.committed.data, tty.committed.len);
         tty.committed.len = 0;
@@ -129,7 +132,8 @@ static void redraw(bool force)
                 lines++;
         }
         tty.drawn = lines;
-        kiln_write_all(2, b.data, b.len);
+        if (b.len)
+                kiln_write_all(2, b.data, b.len);
 }
 
 static void commit(const char *s)
@@ -294,7 +298,10 @@ void cli_progress_tty_stop(void)
         tty.title = NULL;
         clear_tail();
         tty.n_bars = 0;
+        bool bare = tty.drawn && !tty.committed.len;
         redraw(true);
+        if (bare) /* the erased block left the cursor after escapes */
+                kiln_write_all(2, "\n", 1);
         kiln_buf_release(&tty.committed);
         pthread_mutex_unlock(&cli_progress.lock);
 }

@@ -24,13 +24,14 @@ wait_for() {
         done
 }
 capture() { tmux -S "$TMUX_SOCK" capture-pane -p -J -S - -t kiln >"$1"; }
-# Runs kiln build ARGS in a fresh 150x50 pane; its exit code goes to $T/rc.
+# Runs kiln build ARGS in a fresh 150x50 pane; its exit code goes to
+# $T/rc, the bytes it wrote to the terminal to $T/raw (script(1)).
 run_in_pane() {
-        rm -f "$T/rc"
+        rm -f "$T/rc" "$T/raw"
         tmux -S "$TMUX_SOCK" kill-server 2>/dev/null || true
-        printf '%q ' "$KILN" build "$@" >"$T/cmd"
+        printf '%q ' "$KILN" build "$@" >"$T/run.sh"
         tmux -S "$TMUX_SOCK" new-session -d -s kiln -x 150 -y 50 \
-                "cd $T/s; $(cat "$T/cmd") >$T/stdout; echo \$? >$T/rc; sleep 600"
+                "cd $T/s; script -q -e -c 'bash $T/run.sh' $T/raw; echo \$? >$T/rc; sleep 600"
 }
 
 /usr/bin/python3 -u -m http.server --bind 127.0.0.1 0 --directory "$T/srv" >"$T/srv.log" 2>&1 &
@@ -93,4 +94,8 @@ assert_eq "$(grep -cE '^\[commands\] line-([1-9]|1[0-2])-[0-9]+$' "$T/failure")"
         "every line of the failing step is shown"
 grep -qE '^#[0-9]+ commands: .*  FAILED after [0-9.]+s \(status 7\)$' "$T/failure" || fail "no FAILED step line"
 grep -q '^kiln: error: .*status 7' "$T/failure" || fail "no error line"
+# read as a stream of lines (the flytekit plugin does), the error line
+# starts with its text, not after the live view's escapes
+tr -d '\r' <"$T/raw" | grep -aq '^kiln: error: .*status 7' ||
+        fail "the error line does not start a line of the stream: $(tr -d '\r' <"$T/raw" | grep -a 'kiln: error' | cat -v)"
 pass "tty: a failure shows the step's whole output"
