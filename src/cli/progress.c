@@ -77,19 +77,19 @@ static void plain_sink(const struct kiln_event *ev, void *arg)
         switch (ev->kind) {
         case KILN_EVENT_STEP_START:
                 cli_progress.step = ev->step;
-                line = kiln_xasprintf("%s#%zu %s\n", kiln_log_prefix(), ev->step, ev->text);
+                line = kiln_xasprintf("#%zu %s%s\n", ev->step, kiln_log_prefix(), ev->text);
                 break;
         case KILN_EVENT_STEP_END:
                 cli_progress.step = 0;
                 if (ev->cached)
                         break;
                 if (ev->status == 0)
-                        line = kiln_xasprintf("%s#%zu done in %.1f s\n", kiln_log_prefix(),
-                                              ev->step, (double)ev->duration_ns / 1e9);
+                        line = kiln_xasprintf("#%zu %sdone in %.1f s\n", ev->step,
+                                              kiln_log_prefix(), (double)ev->duration_ns / 1e9);
                 else
-                        line = kiln_xasprintf("%s#%zu failed after %.1f s (status %d)\n",
-                                              kiln_log_prefix(), ev->step,
-                                              (double)ev->duration_ns / 1e9, ev->status);
+                        line = kiln_xasprintf("#%zu %sfailed after %.1f s (status %d)\n", ev->step,
+                                              kiln_log_prefix(), (double)ev->duration_ns / 1e9,
+                                              ev->status);
                 break;
         case KILN_EVENT_OUTPUT:
                 line = step ? kiln_xasprintf("#%zu %s%s\n", step, ev->label, ev->text)
