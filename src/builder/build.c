@@ -347,7 +347,18 @@ static int write_outputs(struct kiln_step_ctx *c, const struct kiln_build_opts *
         if (push_lazily(c, reg, &by_digest, &res->manifest, mount_from, p, err) < 0 ||
             builder_attest_push(reg, dest.path, &res->manifest, &refs, c->store, err) < 0)
                 return -1;
-        return dest.tag ? push_lazily(c, reg, &dest, &res->manifest, mount_from, p, err) : 0;
+        return dest.tag ? builder_tag_manifest(reg, &dest, &res->manifest, c->store, err) : 0;
+}
+
+int builder_tag_manifest(struct kiln_registry *reg, const struct kiln_ref *dest,
+                         const struct kiln_descriptor *image, struct kiln_store *store,
+                         struct kiln_err **err)
+{
+        _cleanup_buf_ struct kiln_buf body = {0};
+        if (kiln_store_read(store, image->digest, KILN_MANIFEST_MAX, &body, err) < 0)
+                return -1;
+        return kiln_registry_put_manifest(reg, dest->path, dest->tag, image->media_type, body.data,
+                                          body.len, err);
 }
 
 static bool is_full_version(const char *v)

@@ -48,6 +48,11 @@ int builder_write_image(const struct kiln_build_opts *o, struct kiln_store *stor
                         struct kiln_build_result *res, const struct kiln_descriptor *refs,
                         size_t n_refs, struct kiln_ref *dest, struct kiln_registry **reg,
                         struct kiln_err **err);
+/* Puts image (pushed by digest already, with everything it refers to)
+ * under dest's tag: one PUT of its bytes, no blob checked again. */
+int builder_tag_manifest(struct kiln_registry *reg, const struct kiln_ref *dest,
+                         const struct kiln_descriptor *image, struct kiln_store *store,
+                         struct kiln_err **err);
 /* Records in res that the image was written to dest. */
 void builder_result_add_output(struct kiln_build_result *res, const struct kiln_image_loc *dest);
 

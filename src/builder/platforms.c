@@ -93,11 +93,7 @@ static int write_index(const struct kiln_build_opts *o, struct kiln_store *store
                 return 0;
         /* The platforms' blobs and manifests are there already (each
          * build pushed its own by digest): the index takes the tag. */
-        _cleanup_buf_ struct kiln_buf body = {0};
-        if (kiln_store_read(store, res->manifest.digest, KILN_MANIFEST_MAX, &body, err) < 0)
-                return -1;
-        return kiln_registry_put_manifest(reg, dest.path, dest.tag, res->manifest.media_type,
-                                          body.data, body.len, err);
+        return builder_tag_manifest(reg, &dest, &res->manifest, store, err);
 }
 
 int builder_build_platforms(const struct kiln_spec *spec, const struct kiln_build_opts *o,
