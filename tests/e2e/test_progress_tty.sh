@@ -10,8 +10,8 @@ command -v tmux >/dev/null || fail "tmux is missing (tools/install-deps installs
 ART=${KILN_ARTIFACTS:-$(dirname "$KILN")/artifacts}/test_progress_tty
 rm -rf "$ART"
 mkdir -p "$ART" "$T/s" "$T/srv"
-TMUX_SOCK="$T/tmux.sock"
-trap 'tmux -S "$TMUX_SOCK" kill-server 2>/dev/null; [ -z "${SRV:-}" ] || kill "$SRV" 2>/dev/null; rm -rf "$T"' EXIT
+kill_panes() { for s in "$T"/tmux.*.sock; do if [ -S "$s" ]; then tmux -S "$s" kill-server 2>/dev/null || true; fi; done; }
+trap 'kill_panes; [ -z "${SRV:-}" ] || kill "$SRV" 2>/dev/null; rm -rf "$T"' EXIT
 cd "$T/s"
 
 # Polls (0.2 s) until $1 (a command) succeeds; fails after $2 seconds.
@@ -28,7 +28,11 @@ capture() { tmux -S "$TMUX_SOCK" capture-pane -p -J -S - -t kiln >"$1"; }
 # $T/rc, the bytes it wrote to the terminal to $T/raw (script(1)).
 run_in_pane() {
         rm -f "$T/rc" "$T/raw"
-        tmux -S "$TMUX_SOCK" kill-server 2>/dev/null || true
+        # a server of its own per run: a new session started on the socket
+        # of a server still shutting down fails ("server exited unexpectedly")
+        kill_panes
+        PANES=$((${PANES:-0} + 1))
+        TMUX_SOCK="$T/tmux.$PANES.sock"
         printf '%q ' "$KILN" build "$@" >"$T/run.sh"
         tmux -S "$TMUX_SOCK" new-session -d -s kiln -x 150 -y 50 \
                 "cd $T/s; script -q -e -c 'bash $T/run.sh' $T/raw; echo \$? >$T/rc; sleep 600"
